@@ -1,0 +1,39 @@
+"""Wires the intake use cases to real adapters (or to the fakes a test passes in)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from intake_service.catalogue import Catalogue
+from intake_service.services import IntakeServices
+from intake_service.uploads import UploadStore
+from shared.adapters.wakeup import NullWakeUp, WakeUp
+from shared.clock import SystemClock
+from shared.config import Settings
+
+
+def make_wakeup(settings: Settings) -> WakeUp:
+    if settings.wakeup == "celery":
+        try:
+            from shared.adapters.celery_wakeup import CeleryWakeUp
+        except ImportError:  # the worker side is not installed in this build
+            return NullWakeUp()
+        return CeleryWakeUp(settings.redis_url)
+    return NullWakeUp()
+
+
+def build_services(settings: Settings, **overrides: Any) -> IntakeServices:
+    store = overrides.get("store")
+    if store is None:
+        from shared.adapters.sql_store import SqlEventStore
+
+        store = SqlEventStore(settings.intake_db_url, overrides.get("clock") or SystemClock())
+        store.create_schema()
+    return IntakeServices(
+        store=store,
+        catalogue=overrides.get("catalogue") or Catalogue.load(settings.departments_file),
+        clock=overrides.get("clock") or SystemClock(),
+        wakeup=overrides.get("wakeup") or make_wakeup(settings),
+        uploads=UploadStore(settings.upload_dir),
+        max_upload_bytes=settings.max_upload_bytes,
+    )

@@ -1,0 +1,245 @@
+"""The intake API's OpenAPI 3.1 document, generated from the marshmallow schemas."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+
+from intake_service.web import schemas
+
+_PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+def _json_body(schema: str, required: bool = True) -> dict[str, Any]:
+    return {
+        "required": required,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
+def _responses(success: int, schema: str, *errors: int) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        str(success): {
+            "description": "Done",
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+        }
+    }
+    if success == 201:
+        out["200"] = {
+            "description": "Replayed: this Idempotency-Key was already used; the first answer again",
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+        }
+    for status in (*errors, 503):
+        out[str(status)] = {"description": _DESCRIPTIONS[status], "content": _PROBLEM}
+    return out
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request (bad JSON, bad header)",
+    404: "No such student or activity",
+    409: "Version conflict (If-Match) or a rule refuses it in this state",
+    413: "Body too large",
+    415: "Wrong content type",
+    422: "Invalid fields; `errors` names each field",
+    503: "Storage unavailable; nothing was acknowledged, retry with the same Idempotency-Key",
+}
+
+_WRITE_ERRORS = (400, 404, 409, 413, 415, 422)
+
+_HEADERS = [
+    {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
+        "description": "Retry-safe key: the same key stores once and answers the same",
+    },
+]
+_IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "pattern": '^"?[0-9]{1,9}"?$'},
+    "description": "The stream version you expect (from ETag); 409 if it moved on",
+}
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+
+
+@cache
+def build_spec() -> dict[str, Any]:
+    spec = APISpec(
+        title="CIM intake API",
+        version="1.0.0",
+        openapi_version="3.1.0",
+        plugins=[MarshmallowPlugin()],
+        info={"description": "What students state: registration, activities, reports, studies completed."},
+        servers=[{"url": "/"}],
+    )
+    for name in (
+        "RegisterStudentRequest",
+        "ActivityRequest",
+        "WithdrawActivityRequest",
+        "SubmitReportRequest",
+        "CompleteStudiesRequest",
+        "WithdrawRegistrationRequest",
+        "CreatedResponse",
+        "EventResponse",
+        "StreamResponse",
+        "FeedResponse",
+    ):
+        public = name if name == "EventResponse" else name.removesuffix("Response")
+        spec.components.schema(public, schema=getattr(schemas, name))
+    spec.components.schema("Problem", schema=schemas.ProblemResponse)
+    student = _path_param("student_id")
+    activity = _path_param("activity_id")
+    write = [*_HEADERS, _IF_MATCH]
+
+    spec.path(
+        path="/api/v1/students",
+        operations={
+            "post": {
+                "operationId": "registerStudent",
+                "summary": "Register a student for CIM",
+                "parameters": _HEADERS,
+                "requestBody": _json_body("RegisterStudentRequest"),
+                "responses": _responses(201, "Created", 400, 409, 413, 415, 422),
+            }
+        },
+    )
+    spec.path(
+        path="/api/v1/students/{student_id}/activities",
+        operations={
+            "post": {
+                "operationId": "logActivity",
+                "summary": "Log an international activity",
+                "parameters": [student, *write],
+                "requestBody": _json_body("ActivityRequest"),
+                "responses": _responses(201, "Created", *_WRITE_ERRORS),
+            }
+        },
+    )
+    spec.path(
+        path="/api/v1/students/{student_id}/activities/{activity_id}/amendments",
+        operations={
+            "post": {
+                "operationId": "amendActivity",
+                "summary": "Amend a logged activity (the new values replace the old)",
+                "parameters": [student, activity, *write],
+                "requestBody": _json_body("ActivityRequest"),
+                "responses": _responses(200, "Created", *_WRITE_ERRORS),
+            }
+        },
+    )
+    spec.path(
+        path="/api/v1/students/{student_id}/activities/{activity_id}/withdrawal",
+        operations={
+            "post": {
+                "operationId": "withdrawActivity",
+                "summary": "Withdraw a logged activity",
+                "parameters": [student, activity, *write],
+                "requestBody": _json_body("WithdrawActivityRequest", required=False),
+                "responses": _responses(200, "Created", *_WRITE_ERRORS),
+            }
+        },
+    )
+    spec.path(
+        path="/api/v1/students/{student_id}/attachments",
+        operations={
+            "post": {
+                "operationId": "uploadAttachment",
+                "summary": "Upload a PDF for a report (checked: a real PDF, no active content)",
+                "parameters": [student, *write],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                    },
+                },
+                "responses": _responses(201, "Created", *_WRITE_ERRORS),
+            }
+        },
+    )
+    spec.path(
+        path="/api/v1/students/{student_id}/reports",
+        operations={
+            "post": {
+                "operationId": "submitReport",
+                "summary": "Submit the CIM report",
+                "parameters": [student, *write],
+                "requestBody": _json_body("SubmitReportRequest"),
+                "responses": _responses(201, "Created", *_WRITE_ERRORS),
+            }
+        },
+    )
+    spec.path(
+        path="/api/v1/students/{student_id}/studies-completed",
+        operations={
+            "post": {
+                "operationId": "completeStudies",
+                "summary": "Record that the student's studies ended",
+                "parameters": [student, *write],
+                "requestBody": _json_body("CompleteStudiesRequest"),
+                "responses": _responses(200, "Created", *_WRITE_ERRORS),
+            }
+        },
+    )
+    spec.path(
+        path="/api/v1/students/{student_id}/withdrawal",
+        operations={
+            "post": {
+                "operationId": "withdrawRegistration",
+                "summary": "Withdraw from CIM",
+                "parameters": [student, *write],
+                "requestBody": _json_body("WithdrawRegistrationRequest", required=False),
+                "responses": _responses(200, "Created", *_WRITE_ERRORS),
+            }
+        },
+    )
+    spec.path(
+        path="/api/v1/students/{student_id}/events",
+        operations={
+            "get": {
+                "operationId": "studentEvents",
+                "summary": "The student's event stream",
+                "parameters": [student],
+                "responses": {
+                    "200": {
+                        "description": "The stream",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Stream"}}},
+                    },
+                    "404": {"description": _DESCRIPTIONS[404], "content": _PROBLEM},
+                    "503": {"description": _DESCRIPTIONS[503], "content": _PROBLEM},
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/api/v1/events",
+        operations={
+            "get": {
+                "operationId": "eventFeed",
+                "summary": "The global feed in position order (what the workers read)",
+                "parameters": [
+                    {"name": "after", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 0, "maximum": 2**62}},
+                    {"name": "limit", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 5000}},
+                ],
+                "responses": {
+                    "200": {
+                        "description": "A batch of events",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Feed"}}},
+                    },
+                    "422": {"description": _DESCRIPTIONS[422], "content": _PROBLEM},
+                    "503": {"description": _DESCRIPTIONS[503], "content": _PROBLEM},
+                },
+            }
+        },
+    )
+    return spec.to_dict()

@@ -1,0 +1,292 @@
+"""Intake use cases: load the student's stream -> decide -> append (expected version, key) -> wake-up."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from intake_service import domain
+from intake_service.catalogue import Catalogue, Department
+from intake_service.events import REGISTRY, AttachmentUploaded, StudentRegistered
+from intake_service.uploads import UploadStore, check_pdf
+from shared.adapters.wakeup import WakeUp
+from shared.clock import Clock
+from shared.errors import ConcurrencyConflict, NotFound, ValidationFailed
+from shared.events import NewEvent, RecordedEvent
+from shared.store import NO_STREAM, EventStore, request_fingerprint
+from shared.validation import is_uuid
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Who asks, under which correlation id, with which idempotency key and expected version."""
+
+    actor: str
+    correlation_id: str
+    idempotency_key: str | None = None
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a use case answers: the ids it made and the stream version after it."""
+
+    result: dict[str, Any]
+    version: int
+    replayed: bool = False
+
+
+def stream_for(student_id: str) -> str:
+    return f"student-{student_id}"
+
+
+class IntakeServices:
+    def __init__(
+        self,
+        store: EventStore,
+        catalogue: Catalogue,
+        clock: Clock,
+        wakeup: WakeUp,
+        uploads: UploadStore,
+        max_upload_bytes: int,
+    ) -> None:
+        self.store = store
+        self.catalogue = catalogue
+        self.clock = clock
+        self.wakeup = wakeup
+        self.uploads = uploads
+        self.max_upload_bytes = max_upload_bytes
+
+    # -- queries ---------------------------------------------------------------------------
+    def history(self, student_id: str) -> list[RecordedEvent]:
+        """The student's stream, or NotFound (unknown ids and malformed ids answer alike)."""
+        if not is_uuid(student_id):
+            raise NotFound("No such student.")
+        events = self.store.read_stream(stream_for(student_id))
+        if not events:
+            raise NotFound("No such student.")
+        return events
+
+    def state(self, student_id: str) -> tuple[domain.StudentState, int, list[Any]]:
+        recorded = self.history(student_id)
+        decoded = [REGISTRY.decode_recorded(e) for e in recorded]
+        return domain.fold(decoded), len(recorded), decoded
+
+    def registration(self, student_id: str) -> StudentRegistered:
+        _, _, decoded = self.state(student_id)
+        return next(e for e in decoded if isinstance(e, StudentRegistered))
+
+    def department_of(self, student_id: str) -> Department:
+        state, _, _ = self.state(student_id)
+        return self._department(state.department)
+
+    def _department(self, code: str) -> Department:
+        dept = self.catalogue.department(code)
+        if dept is None:
+            raise ValidationFailed("Unknown department.", {"department": ["Not a CIM department."]})
+        return dept
+
+    # -- commands --------------------------------------------------------------------------
+    def register_student(self, cmd: dict[str, Any], ctx: RequestContext) -> Outcome:
+        key = self._scoped_key(ctx, "register")
+        fingerprint = request_fingerprint("register", cmd)
+        if key:
+            replay = self.store.find_idempotent(key, fingerprint)
+            if replay is not None:
+                return Outcome(dict(replay.result), replay.last_version, replayed=True)
+        dept = self._department(cmd["department"])
+        student_id = str(uuid.uuid4())
+        command = domain.RegisterStudent(student_id=student_id, **cmd)
+        events = domain.decide_register(domain.StudentState(), command, dept)
+        appended = self.store.append(
+            stream_for(student_id),
+            self._to_new(events, ctx),
+            expected_version=NO_STREAM,
+            idempotency_key=key,
+            request_hash=fingerprint,
+            result={"student_id": student_id},
+        )
+        self.wakeup.after_commit(ctx.correlation_id)
+        return Outcome(dict(appended.result), appended.last_version, appended.replayed)
+
+    def log_activity(self, student_id: str, details: domain.ActivityDetails, ctx: RequestContext) -> Outcome:
+        activity_id = str(uuid.uuid4())
+        return self._execute(
+            student_id,
+            ctx,
+            ("log_activity", details),
+            lambda state, dept: domain.decide_log_activity(
+                state, domain.LogActivity(activity_id, details), dept, self._today()
+            ),
+            {"activity_id": activity_id},
+        )
+
+    def amend_activity(
+        self, student_id: str, activity_id: str, details: domain.ActivityDetails, ctx: RequestContext
+    ) -> Outcome:
+        return self._execute(
+            student_id,
+            ctx,
+            ("amend_activity", activity_id, details),
+            lambda state, dept: domain.decide_amend_activity(
+                state, domain.AmendActivity(activity_id, details), dept, self._today()
+            ),
+            {"activity_id": activity_id},
+        )
+
+    def withdraw_activity(self, student_id: str, activity_id: str, reason: str, ctx: RequestContext) -> Outcome:
+        return self._execute(
+            student_id,
+            ctx,
+            ("withdraw_activity", activity_id, reason),
+            lambda state, dept: domain.decide_withdraw_activity(
+                state, domain.WithdrawActivity(activity_id, reason)
+            ),
+            {"activity_id": activity_id},
+        )
+
+    def upload_attachment(
+        self, student_id: str, content: bytes, filename: str | None, ctx: RequestContext
+    ) -> Outcome:
+        checked = check_pdf(content, filename, self.max_upload_bytes)
+        attachment_id = str(uuid.uuid4())
+        event = AttachmentUploaded(
+            attachment_id=attachment_id,
+            filename=checked.filename,
+            size=len(checked.content),
+            sha256=checked.sha256,
+            pages=checked.pages,
+        )
+        saved: list[bool] = []
+
+        def decide(state: domain.StudentState, dept: Department) -> list[Any]:
+            events = domain.decide_upload_attachment(state, event)
+            if not saved:
+                # Written before the event: an event never points at a missing file. A file
+                # whose event failed to commit is an orphan that disposal can sweep.
+                self.uploads.save(attachment_id, checked.content)
+                saved.append(True)
+            return events
+
+        return self._execute(
+            student_id,
+            ctx,
+            ("upload", checked.sha256, checked.filename),
+            decide,
+            {"attachment_id": attachment_id, "pages": checked.pages, "size": len(checked.content)},
+        )
+
+    def submit_report(
+        self,
+        student_id: str,
+        answers: dict[str, str],
+        activity_ids: list[str],
+        attachment_id: str | None,
+        ctx: RequestContext,
+    ) -> Outcome:
+        report_id = str(uuid.uuid4())
+        command = domain.SubmitReport(report_id, answers, activity_ids, attachment_id)
+        return self._execute(
+            student_id,
+            ctx,
+            ("submit_report", answers, activity_ids, attachment_id),
+            lambda state, dept: domain.decide_submit_report(state, command, dept),
+            {"report_id": report_id},
+        )
+
+    def complete_studies(self, student_id: str, completed_on: date, term: str, ctx: RequestContext) -> Outcome:
+        return self._execute(
+            student_id,
+            ctx,
+            ("complete_studies", completed_on, term),
+            lambda state, dept: domain.decide_complete_studies(
+                state, domain.CompleteStudies(completed_on, term), self._today()
+            ),
+            {},
+        )
+
+    def withdraw_registration(self, student_id: str, reason: str, ctx: RequestContext) -> Outcome:
+        return self._execute(
+            student_id,
+            ctx,
+            ("withdraw_registration", reason),
+            lambda state, dept: domain.decide_withdraw_registration(
+                state, domain.WithdrawRegistration(reason)
+            ),
+            {},
+        )
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _execute(
+        self,
+        student_id: str,
+        ctx: RequestContext,
+        request: tuple[Any, ...],
+        decide: Callable[[domain.StudentState, Department], list[Any]],
+        result: dict[str, Any],
+    ) -> Outcome:
+        key = self._scoped_key(ctx, f"student:{student_id}")
+        fingerprint = request_fingerprint(student_id, *request)
+        if key:
+            replay = self.store.find_idempotent(key, fingerprint)
+            if replay is not None:
+                return Outcome(dict(replay.result), replay.last_version, replayed=True)
+        # Without If-Match the caller did not read a version: a concurrent write is retried
+        # against the new state. With If-Match, a moved stream is the caller's 409.
+        attempts = 1 if ctx.expected_version is not None else 5
+        for attempt in range(attempts):
+            state, version, _ = self.state(student_id)
+            if ctx.expected_version is not None and ctx.expected_version != version:
+                raise ConcurrencyConflict(stream_for(student_id), ctx.expected_version, version)
+            events = decide(state, self._department(state.department))
+            if not events:
+                return Outcome(result, version)
+            try:
+                appended = self.store.append(
+                    stream_for(student_id),
+                    self._to_new(events, ctx),
+                    expected_version=version,
+                    idempotency_key=key,
+                    request_hash=fingerprint,
+                    result=result,
+                )
+            except ConcurrencyConflict:
+                if attempt == attempts - 1:
+                    raise
+                continue
+            self.wakeup.after_commit(ctx.correlation_id)
+            return Outcome(dict(appended.result), appended.last_version, appended.replayed)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _to_new(self, events: list[Any], ctx: RequestContext) -> list[NewEvent]:
+        now = self.clock.now()
+        out = []
+        for event in events:
+            type_name, version, data = REGISTRY.encode(event)
+            out.append(
+                NewEvent(
+                    type=type_name,
+                    schema_version=version,
+                    data=data,
+                    metadata={
+                        "actor": ctx.actor,
+                        "correlation_id": ctx.correlation_id,
+                        "causation_id": None,
+                    },
+                    occurred_at=now,
+                )
+            )
+        return out
+
+    def _today(self) -> date:
+        return self.clock.now().date()
+
+    @staticmethod
+    def _scoped_key(ctx: RequestContext, scope: str) -> str | None:
+        """Keys are per actor and target, so two clients' keys never collide."""
+        if not ctx.idempotency_key:
+            return None
+        return request_fingerprint(ctx.actor, scope, ctx.idempotency_key)

@@ -1,0 +1,252 @@
+"""The intake JSON API: schema.load -> service -> JSON. Documented at /api/v1/openapi.json."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from marshmallow import Schema, ValidationError
+
+from intake_service import domain
+from intake_service.events import REGISTRY
+from intake_service.identity import current_actor
+from intake_service.services import IntakeServices, Outcome, RequestContext
+from intake_service.web.errors import correlation_id
+from intake_service.web.schemas import (
+    ActivityRequest,
+    CompleteStudiesRequest,
+    FeedQuery,
+    RegisterStudentRequest,
+    SubmitReportRequest,
+    WithdrawActivityRequest,
+    WithdrawRegistrationRequest,
+)
+from shared.errors import CimError, NotFound, ValidationFailed
+from shared.events import RecordedEvent, flatten_errors
+from shared.validation import is_uuid
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+_IF_MATCH = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
+
+
+class BadRequest(CimError):
+    status = 400
+    code = "bad_request"
+
+
+class UnsupportedMediaType(CimError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+def services() -> IntakeServices:
+    return current_app.extensions["cim.intake"]
+
+
+def context() -> RequestContext:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not _KEY.match(key):
+        raise ValidationFailed(
+            "Bad Idempotency-Key header.",
+            {"Idempotency-Key": ["Use 1-200 visible ASCII characters."]},
+        )
+    expected = None
+    if_match = request.headers.get("If-Match")
+    if if_match is not None:
+        match = _IF_MATCH.match(if_match.strip())
+        if not match:
+            raise ValidationFailed(
+                "Bad If-Match header.", {"If-Match": ['Give the stream version, e.g. "3".']}
+            )
+        expected = int(match.group(1))
+    return RequestContext(
+        actor=current_actor(),
+        correlation_id=correlation_id(),
+        idempotency_key=key,
+        expected_version=expected,
+    )
+
+
+def load_json(schema: Schema) -> dict[str, Any]:
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType("Send the body as application/json.")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise BadRequest("The body is not valid JSON.")
+    if not isinstance(body, dict):
+        raise ValidationFailed("The body must be a JSON object.", {"_schema": ["Expected an object."]})
+    try:
+        return schema.load(body)
+    except ValidationError as exc:
+        raise ValidationFailed("The request is not valid.", flatten_errors(exc.messages)) from None
+
+
+def load_empty_or_json(schema: Schema) -> dict[str, Any]:
+    if not request.get_data(cache=True) and request.mimetype in ("", "application/json"):
+        return schema.load({})
+    return load_json(schema)
+
+
+def check_student_id(student_id: str) -> None:
+    if not is_uuid(student_id):
+        raise NotFound("No such student.")
+
+
+def created(outcome: Outcome, location: str | None = None) -> Response:
+    body = dict(outcome.result)
+    body["version"] = outcome.version
+    response = jsonify(body)
+    response.status_code = 200 if outcome.replayed else 201
+    if outcome.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    response.headers["ETag"] = f'"{outcome.version}"'
+    if location:
+        response.headers["Location"] = location
+    return response
+
+
+def ok(outcome: Outcome) -> Response:
+    response = created(outcome)
+    response.status_code = 200
+    return response
+
+
+def event_json(event: RecordedEvent) -> dict[str, Any]:
+    """An event as served: data upcast to the current schema version."""
+    return {
+        "position": event.position,
+        "event_id": event.event_id,
+        "stream_id": event.stream_id,
+        "version": event.version,
+        "type": event.type,
+        "schema_version": REGISTRY.current_version(event.type),
+        "data": REGISTRY.upcast(event.type, event.schema_version, event.data),
+        "metadata": event.metadata,
+        "occurred_at": event.occurred_at.isoformat(),
+        "recorded_at": event.recorded_at.isoformat(),
+    }
+
+
+def _details(data: dict[str, Any]) -> domain.ActivityDetails:
+    return domain.ActivityDetails(**data)
+
+
+@bp.post("/students")
+def register_student() -> Response:
+    ctx = context()
+    data = load_json(RegisterStudentRequest())
+    outcome = services().register_student(data, ctx)
+    sid = outcome.result["student_id"]
+    return created(outcome, url_for("api.student_events", student_id=sid))
+
+
+@bp.post("/students/<student_id>/activities")
+def log_activity(student_id: str) -> Response:
+    check_student_id(student_id)
+    ctx = context()
+    data = load_json(ActivityRequest())
+    return created(services().log_activity(student_id, _details(data), ctx))
+
+
+@bp.post("/students/<student_id>/activities/<activity_id>/amendments")
+def amend_activity(student_id: str, activity_id: str) -> Response:
+    check_student_id(student_id)
+    ctx = context()
+    data = load_json(ActivityRequest())
+    if not is_uuid(activity_id):
+        raise NotFound("No such activity.")
+    return ok(services().amend_activity(student_id, activity_id, _details(data), ctx))
+
+
+@bp.post("/students/<student_id>/activities/<activity_id>/withdrawal")
+def withdraw_activity(student_id: str, activity_id: str) -> Response:
+    check_student_id(student_id)
+    ctx = context()
+    data = load_empty_or_json(WithdrawActivityRequest())
+    if not is_uuid(activity_id):
+        raise NotFound("No such activity.")
+    return ok(services().withdraw_activity(student_id, activity_id, data["reason"], ctx))
+
+
+@bp.post("/students/<student_id>/attachments")
+def upload_attachment(student_id: str) -> Response:
+    check_student_id(student_id)
+    ctx = context()
+    if request.mimetype == "application/pdf":
+        content, filename = request.get_data(), request.headers.get("X-Filename")
+    elif request.mimetype == "multipart/form-data" and "file" in request.files:
+        upload = request.files["file"]
+        content, filename = upload.read(current_app.config["CIM_MAX_UPLOAD_BYTES"] + 1), upload.filename
+    else:
+        raise UnsupportedMediaType("Send the PDF as application/pdf, or as multipart field 'file'.")
+    return created(services().upload_attachment(student_id, content, filename, ctx))
+
+
+@bp.post("/students/<student_id>/reports")
+def submit_report(student_id: str) -> Response:
+    check_student_id(student_id)
+    ctx = context()
+    data = load_json(SubmitReportRequest())
+    outcome = services().submit_report(
+        student_id, data["answers"], data["activity_ids"], data["attachment_id"], ctx
+    )
+    return created(outcome)
+
+
+@bp.post("/students/<student_id>/studies-completed")
+def complete_studies(student_id: str) -> Response:
+    check_student_id(student_id)
+    ctx = context()
+    data = load_json(CompleteStudiesRequest())
+    return ok(services().complete_studies(student_id, data["completed_on"], data["term"], ctx))
+
+
+@bp.post("/students/<student_id>/withdrawal")
+def withdraw_registration(student_id: str) -> Response:
+    check_student_id(student_id)
+    ctx = context()
+    data = load_empty_or_json(WithdrawRegistrationRequest())
+    return ok(services().withdraw_registration(student_id, data["reason"], ctx))
+
+
+@bp.get("/students/<student_id>/events")
+def student_events(student_id: str) -> Response:
+    events = services().history(student_id)
+    response = jsonify(
+        {
+            "student_id": student_id,
+            "version": len(events),
+            "events": [event_json(e) for e in events],
+        }
+    )
+    response.headers["ETag"] = f'"{len(events)}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/events")
+def feed() -> Response:
+    try:
+        query = FeedQuery().load(request.args.to_dict())
+    except ValidationError as exc:
+        raise ValidationFailed("Bad query.", flatten_errors(exc.messages)) from None
+    store = services().store
+    events = store.read_all(after=query["after"], limit=query["limit"])
+    next_after = events[-1].position if events else query["after"]
+    return jsonify(
+        {
+            "events": [event_json(e) for e in events],
+            "next_after": next_after,
+            "head": max(store.head(), next_after),
+        }
+    )
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    from intake_service.openapi import build_spec
+
+    return jsonify(build_spec())

@@ -1,0 +1,1 @@
+"""Adapters to the world outside the domain: event stores, mailer, wake-up sender."""

@@ -1,0 +1,171 @@
+"""The event envelope, and the registry that encodes, validates and upcasts event data by version."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import marshmallow
+
+from shared.errors import UnknownEventType, ValidationFailed
+
+JSON = dict[str, Any]
+Upcaster = Callable[[JSON], JSON]
+
+
+@dataclass(frozen=True, slots=True)
+class Metadata:
+    """Who caused an event and why: carried on every event so a whole history can be shown."""
+
+    actor: str
+    correlation_id: str
+    causation_id: str | None = None
+
+    def as_dict(self) -> JSON:
+        return {
+            "actor": self.actor,
+            "correlation_id": self.correlation_id,
+            "causation_id": self.causation_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event about to be appended: type, versioned data and when it happened (business time)."""
+
+    type: str
+    schema_version: int
+    data: JSON
+    metadata: JSON
+    occurred_at: datetime
+    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """An event as stored: immutable, with its place in its stream and in the global order."""
+
+    position: int
+    event_id: str
+    stream_id: str
+    version: int
+    type: str
+    schema_version: int
+    data: JSON
+    metadata: JSON
+    occurred_at: datetime
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _EventType:
+    name: str
+    cls: type
+    schema: marshmallow.Schema
+    version: int
+    upcasters: Mapping[int, Upcaster]
+
+
+class EventRegistry:
+    """Maps stored type names to dataclasses, their current marshmallow schema and upcasters.
+
+    Writing validates with the current schema; reading upcasts old versions step by step
+    (v1 -> v2 -> ...) and builds the dataclass, so old events stay readable forever.
+    """
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, _EventType] = {}
+        self._by_cls: dict[type, _EventType] = {}
+
+    def register(
+        self,
+        cls: type,
+        schema: marshmallow.Schema,
+        *,
+        version: int = 1,
+        upcasters: Mapping[int, Upcaster] | None = None,
+        name: str | None = None,
+    ) -> None:
+        """Register an event class. `upcasters[n]` turns version n data into version n + 1."""
+        type_name = name or cls.__name__
+        ups = dict(upcasters or {})
+        missing = [n for n in range(1, version) if n not in ups]
+        if missing:
+            raise ValueError(f"{type_name}: no upcaster from version(s) {missing}")
+        entry = _EventType(type_name, cls, schema, version, ups)
+        self._by_name[type_name] = entry
+        self._by_cls[cls] = entry
+
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
+
+    def current_version(self, type_name: str) -> int:
+        return self._entry(type_name).version
+
+    def schema(self, type_name: str) -> marshmallow.Schema:
+        return self._entry(type_name).schema
+
+    def encode(self, event: object) -> tuple[str, int, JSON]:
+        """Validate a domain event with its current schema and return (type, version, data)."""
+        entry = self._by_cls.get(type(event))
+        if entry is None:
+            raise UnknownEventType(f"{type(event).__name__} is not a registered event")
+        raw = entry.schema.dump(event)
+        errors = entry.schema.validate(raw)
+        if errors:
+            raise ValidationFailed(f"{entry.name} is not valid", _flatten(errors))
+        return entry.name, entry.version, raw
+
+    def upcast(self, type_name: str, schema_version: int, data: JSON) -> JSON:
+        """Bring stored data of any known version up to the current version."""
+        entry = self._entry(type_name)
+        if schema_version > entry.version or schema_version < 1:
+            raise UnknownEventType(f"{type_name} v{schema_version} is not known here")
+        for n in range(schema_version, entry.version):
+            data = entry.upcasters[n](dict(data))
+        return data
+
+    def decode(self, type_name: str, schema_version: int, data: JSON) -> Any:
+        """Upcast and load stored data into the event's dataclass."""
+        entry = self._entry(type_name)
+        current = self.upcast(type_name, schema_version, data)
+        try:
+            loaded = entry.schema.load(current)
+        except marshmallow.ValidationError as exc:
+            raise UnknownEventType(f"{type_name} v{schema_version} does not load: {exc}") from exc
+        if dataclasses.is_dataclass(loaded):
+            return loaded
+        return entry.cls(**loaded)
+
+    def decode_recorded(self, event: RecordedEvent) -> Any:
+        return self.decode(event.type, event.schema_version, event.data)
+
+    def _entry(self, type_name: str) -> _EventType:
+        try:
+            return self._by_name[type_name]
+        except KeyError:
+            raise UnknownEventType(f"event type {type_name!r} is not known here") from None
+
+
+def _flatten(errors: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Turn marshmallow's nested error dict into {"a.b": [messages]}."""
+    out: dict[str, list[str]] = {}
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(value, dict):
+                out.update(_flatten(value, name))
+            elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+                out[name] = list(value)
+            else:
+                out[name] = [str(value)]
+    else:
+        out[prefix or "_schema"] = [str(errors)]
+    return out
+
+
+flatten_errors = _flatten
