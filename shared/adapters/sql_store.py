@@ -2,7 +2,8 @@
 
 Guarantees: events are only ever inserted; UNIQUE(stream_id, version) enforces optimistic
 concurrency; idempotency keys are claimed in the same transaction as the events; and readers
-never skip an event (see `_PostgresFeed` for how, without a table lock).
+never skip an event: SQLite serialises writers, and on PostgreSQL appends draw their positions
+under a transaction-scoped advisory lock so they commit in position order.
 """
 
 from __future__ import annotations
@@ -43,9 +44,6 @@ events_table = sa.Table(
     sa.Column("metadata", sa.Text, nullable=False),
     sa.Column("occurred_at", sa.String(40), nullable=False),
     sa.Column("recorded_at", sa.String(40), nullable=False),
-    # PostgreSQL only: the next transaction id when this row was inserted. Readers return the row
-    # only once every transaction below it has ended (see _PostgresFeed).
-    sa.Column("visible_after_xid", sa.BigInteger, nullable=True),
     sa.UniqueConstraint("stream_id", "version", name="uq_events_stream_version"),
 )
 
@@ -71,8 +69,9 @@ _COLUMNS = (
     events_table.c.recorded_at,
 )
 
-_XID_NOW = sa.literal_column("pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
-_XMIN_NOW = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+# Appends on PostgreSQL take this transaction-scoped advisory lock just before they draw positions
+# and hold it to commit, so positions commit in order and a reader never skips one.
+_APPEND_LOCK_KEY = 0x43494D  # "CIM"
 
 
 def _dumps(value: Any) -> str:
@@ -103,11 +102,7 @@ class SqlEventStore:
         self._sqlite = is_sqlite(url)
         self._writer = make_engine(url, immediate=True, pool_size=pool_size)
         self._reader = make_engine(url, pool_size=pool_size) if self._sqlite else self._writer
-        self._insert_events = (
-            events_table.insert()
-            if self._sqlite
-            else events_table.insert().values(visible_after_xid=_XID_NOW)
-        )
+        self._insert_events = events_table.insert()
 
     # -- set-up -----------------------------------------------------------------------------
     def create_schema(self) -> None:
@@ -166,10 +161,6 @@ class SqlEventStore:
     ) -> AppendResult:
         now = self._clock.now().isoformat()
         with self._writer.begin() as conn:
-            if not self._sqlite:
-                # Take a transaction id before any position, so readers can tell when every
-                # transaction that might still commit a lower position has ended.
-                conn.exec_driver_sql("SELECT pg_current_xact_id()")
             current = conn.execute(
                 sa.select(sa.func.coalesce(sa.func.max(events_table.c.version), 0)).where(
                     events_table.c.stream_id == stream_id
@@ -231,13 +222,16 @@ class SqlEventStore:
         return [row["position"] for row in rows]
 
     def _insert_postgres(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> list[int]:
+        # Sequence values are drawn in one order and may commit in another; under this lock
+        # (taken as late as possible, released at commit) they commit in the order drawn. This
+        # is the same price as the peer library's table lock; see docs in the README.
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_APPEND_LOCK_KEY})")
         positions = conn.execute(
             sa.text("SELECT nextval('events_position_seq') FROM generate_series(1, :n)"),
             {"n": len(rows)},
         ).scalars().all()
         for row, position in zip(rows, sorted(positions), strict=True):
             row["position"] = position
-        # A new statement, so its snapshot (and visible_after_xid) is taken after nextval.
         conn.execute(self._insert_events, rows)
         return [row["position"] for row in rows]
 
@@ -278,73 +272,23 @@ class SqlEventStore:
             return int(conn.execute(query).scalar_one())
 
     def read_all(self, after: int = 0, limit: int = 1000) -> list[RecordedEvent]:
-        try:
-            if self._sqlite:
-                return self._read_all_sqlite(after, limit)
-            return self._read_all_postgres(after, limit)
-        except sa.exc.DBAPIError as exc:
-            raise StorageUnavailable(f"the event store could not be read: {_brief(exc)}") from exc
-
-    def _read_all_sqlite(self, after: int, limit: int) -> list[RecordedEvent]:
         query = (
             sa.select(*_COLUMNS)
             .where(events_table.c.position > sa.bindparam("after"))
             .order_by(events_table.c.position)
             .limit(sa.bindparam("limit"))
         )
-        with self._reader.connect() as conn:
-            rows = conn.execute(query, {"after": after, "limit": limit}).all()
+        try:
+            with self._reader.connect() as conn:
+                rows = conn.execute(query, {"after": after, "limit": limit}).all()
+        except sa.exc.DBAPIError as exc:
+            raise StorageUnavailable(f"the event store could not be read: {_brief(exc)}") from exc
         return [_row_to_event(row) for row in rows]
 
-    def _read_all_postgres(self, after: int, limit: int) -> list[RecordedEvent]:
-        """Return rows in position order, stopping before the first row that a transaction still
-        running might precede. A row is safe once every transaction that existed when it was
-        inserted has ended (its visible_after_xid <= the oldest running xid of our snapshot): any
-        invisible row with a lower position belongs to such a transaction, which took its xid
-        before its position, and so before this row's insert snapshot."""
-        query = (
-            sa.select(*_COLUMNS, events_table.c.visible_after_xid)
-            .where(events_table.c.position > sa.bindparam("after"))
-            .order_by(events_table.c.position)
-            .limit(sa.bindparam("limit"))
-        )
-        with self._reader.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
-            with conn.begin():
-                horizon = conn.exec_driver_sql(_XMIN_NOW).scalar_one()
-                rows = conn.execute(query, {"after": after, "limit": limit}).all()
-        out = []
-        for row in rows:
-            if row[10] is not None and row[10] > horizon:
-                break
-            out.append(_row_to_event(row))
-        return out
-
     def head(self) -> int:
-        if self._sqlite:
-            with self._reader.connect() as conn:
-                return int(
-                    conn.execute(
-                        sa.select(sa.func.coalesce(sa.func.max(events_table.c.position), 0))
-                    ).scalar_one()
-                )
-        with self._reader.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
-            with conn.begin():
-                horizon = conn.exec_driver_sql(_XMIN_NOW).scalar_one()
-                unsafe = conn.execute(
-                    sa.select(sa.func.min(events_table.c.position)).where(
-                        events_table.c.position
-                        > sa.select(sa.func.coalesce(sa.func.max(events_table.c.position), 0) - 1000)
-                        .scalar_subquery(),
-                        events_table.c.visible_after_xid > horizon,
-                    )
-                ).scalar_one()
-                if unsafe is not None:
-                    return int(unsafe) - 1
-                return int(
-                    conn.execute(
-                        sa.select(sa.func.coalesce(sa.func.max(events_table.c.position), 0))
-                    ).scalar_one()
-                )
+        query = sa.select(sa.func.coalesce(sa.func.max(events_table.c.position), 0))
+        with self._reader.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def count(self) -> int:
         with self._reader.connect() as conn:
