@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 from functools import cache
 from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from intake_service.catalogue import Catalogue
 from intake_service.web import schemas
+from shared.validation import UUID_PATTERN
 
 _PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
@@ -35,6 +38,11 @@ def _responses(success: int, schema: str, *errors: int) -> dict[str, Any]:
     for status in (*errors, 503):
         out[str(status)] = {"description": _DESCRIPTIONS[status], "content": _PROBLEM}
     return out
+
+
+def _linked(responses: dict[str, Any], links: dict[str, Any]) -> dict[str, Any]:
+    responses["201"]["links"] = links
+    return responses
 
 
 _DESCRIPTIONS = {
@@ -68,11 +76,58 @@ _IF_MATCH = {
 
 
 def _path_param(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "format": "uuid", "pattern": UUID_PATTERN},
+    }
+
+
+def _student_links() -> dict[str, Any]:
+    """OpenAPI links: a registration's student_id feeds every per-student operation, so
+    clients (and schemathesis' stateful phase) can follow the workflow."""
+    ops = ["logActivity", "uploadAttachment", "submitReport", "completeStudies",
+           "withdrawRegistration", "studentEvents"]
+    return {
+        op: {"operationId": op, "parameters": {"student_id": "$response.body#/student_id"}}
+        for op in ops
+    }
+
+
+def _activity_links() -> dict[str, Any]:
+    return {
+        op: {
+            "operationId": op,
+            "parameters": {
+                "student_id": "$request.path.student_id",
+                "activity_id": "$response.body#/activity_id",
+            },
+        }
+        for op in ("amendActivity", "withdrawActivity")
+    }
+
+
+def _with_catalogue(spec: dict[str, Any], catalogue: Catalogue | None) -> dict[str, Any]:
+    """Document the catalogue's codes as enums, so generated requests use real ones."""
+    if catalogue is None:
+        return spec
+    depts = list(catalogue.departments.values())
+    schemas_ = spec["components"]["schemas"]
+    register = schemas_["RegisterStudentRequest"]["properties"]
+    register["department"]["enum"] = sorted(d.code for d in depts)
+    register["programme"]["enum"] = sorted({p.code for d in depts for p in d.programmes})
+    activity = schemas_["ActivityRequest"]["properties"]
+    activity["kind"]["enum"] = sorted({k.code for d in depts for k in d.activity_kinds})
+    return spec
+
+
+def build_spec(catalogue: Catalogue | None = None) -> dict[str, Any]:
+    return _with_catalogue(copy.deepcopy(_base_spec()), catalogue)
 
 
 @cache
-def build_spec() -> dict[str, Any]:
+def _base_spec() -> dict[str, Any]:
     spec = APISpec(
         title="CIM intake API",
         version="1.0.0",
@@ -108,7 +163,7 @@ def build_spec() -> dict[str, Any]:
                 "summary": "Register a student for CIM",
                 "parameters": _HEADERS,
                 "requestBody": _json_body("RegisterStudentRequest"),
-                "responses": _responses(201, "Created", 400, 409, 413, 415, 422),
+                "responses": _linked(_responses(201, "Created", 400, 409, 413, 415, 422), _student_links()),
             }
         },
     )
@@ -120,7 +175,7 @@ def build_spec() -> dict[str, Any]:
                 "summary": "Log an international activity",
                 "parameters": [student, *write],
                 "requestBody": _json_body("ActivityRequest"),
-                "responses": _responses(201, "Created", *_WRITE_ERRORS),
+                "responses": _linked(_responses(201, "Created", *_WRITE_ERRORS), _activity_links()),
             }
         },
     )
@@ -154,11 +209,24 @@ def build_spec() -> dict[str, Any]:
             "post": {
                 "operationId": "uploadAttachment",
                 "summary": "Upload a PDF for a report (checked: a real PDF, no active content)",
-                "parameters": [student, *write],
+                "parameters": [
+                    student,
+                    *write,
+                    {"name": "X-Filename", "in": "header", "required": False,
+                     "schema": {"type": "string", "maxLength": 200},
+                     "description": "The file's name, shown to assessors (application/pdf bodies)"},
+                ],
                 "requestBody": {
                     "required": True,
                     "content": {
                         "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["file"],
+                                "properties": {"file": {"type": "string", "format": "binary"}},
+                            }
+                        },
                     },
                 },
                 "responses": _responses(201, "Created", *_WRITE_ERRORS),

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import re
-import uuid
 from functools import cache
 from typing import Any
 
 from marshmallow import ValidationError, fields, validate
 
 # C0 and C1 control characters, DEL, and bidi overrides that can disguise text; tab and newline
-# are allowed only where a field says multiline.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_CONTROL_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-TERM_PATTERN = re.compile(r"^(HT|VT)(\d{4})$")
+# are allowed only where a field says multiline. The same classes go into the OpenAPI patterns.
+_CTRL_MULTI = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+_CTRL_SINGLE = r"\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(f"[{_CTRL_MULTI}]")
+_CONTROL_SINGLE_LINE = re.compile(f"[{_CTRL_SINGLE}]")
+TERM_PATTERN = re.compile(r"^(HT|VT)(20[0-9]{2}|2100)$")
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+_UUID = re.compile(UUID_PATTERN)
 
 
 class SafeText(fields.String):
@@ -27,6 +30,10 @@ class SafeText(fields.String):
         multiline: bool = False,
         **kwargs: Any,
     ) -> None:
+        ctrl = _CTRL_MULTI if multiline else _CTRL_SINGLE
+        pattern = f"^[^{ctrl}]*$" if min_length == 0 else f"^[^{ctrl}]*[^{ctrl}\\s][^{ctrl}]*$"
+        described = {"maxLength": max_length, "minLength": min_length, "pattern": pattern}
+        kwargs["metadata"] = {**described, **kwargs.get("metadata", {})}
         super().__init__(**kwargs)
         self.max_length = max_length
         self.min_length = min_length
@@ -39,23 +46,26 @@ class SafeText(fields.String):
         pattern = _CONTROL if self.multiline else _CONTROL_SINGLE_LINE
         if pattern.search(text):
             raise ValidationError("Must not contain control characters.")
+        if len(text) > self.max_length:
+            raise ValidationError(f"Must be at most {self.max_length} characters.")
         text = text.strip()
         if len(text) < self.min_length:
             raise ValidationError(
                 "Must not be blank." if self.min_length == 1 else f"Must be at least {self.min_length} characters."
             )
-        if len(text) > self.max_length:
-            raise ValidationError(f"Must be at most {self.max_length} characters.")
         return text
 
 
 class Term(fields.String):
     """An academic term such as 'HT2026' (autumn) or 'VT2027' (spring)."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["metadata"] = {"pattern": TERM_PATTERN.pattern, **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        match = TERM_PATTERN.match(text)
-        if not match or not 2000 <= int(match.group(2)) <= 2100:
+        if not TERM_PATTERN.match(text):
             raise ValidationError("Must be a term such as HT2026 (autumn) or VT2027 (spring).")
         return text
 
@@ -77,25 +87,31 @@ def validate_country(value: str) -> None:
         raise ValidationError("Must be an ISO 3166 two-letter country code such as SE or DE.")
 
 
+class CountryCode(fields.String):
+    """An ISO 3166-1 alpha-2 country code (documented as an enum)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["metadata"] = {"enum": sorted(country_codes()), **kwargs.get("metadata", {})}
+        super().__init__(validate=validate_country, **kwargs)
+
+
 class UUIDString(fields.String):
-    """A canonical UUID string."""
+    """A canonical (lower-case, hyphenated) UUID string."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["metadata"] = {"format": "uuid", "pattern": UUID_PATTERN, **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            parsed = uuid.UUID(text)
-        except ValueError:
-            raise ValidationError("Must be a valid id.") from None
-        if str(parsed) != text.lower():
+        if not is_uuid(text):
             raise ValidationError("Must be a valid id.")
-        return str(parsed)
+        return text
 
 
-def is_uuid(value: str) -> bool:
-    try:
-        return str(uuid.UUID(value)) == value.lower()
-    except (ValueError, AttributeError, TypeError):
-        return False
+def is_uuid(value: object) -> bool:
+    """True for a canonical lower-case UUID string (what this system hands out)."""
+    return isinstance(value, str) and _UUID.match(value) is not None
 
 
 StrictInt = fields.Integer  # strict=True passed at use: "1" is not an integer in JSON

@@ -249,4 +249,4 @@ def feed() -> Response:
 def openapi() -> Response:
     from intake_service.openapi import build_spec
 
-    return jsonify(build_spec())
+    return jsonify(build_spec(services().catalogue))

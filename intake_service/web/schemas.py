@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from shared.validation import SafeText, Term, UUIDString, validate_country
+from shared.validation import CountryCode, SafeText, Term, UUIDString
 
 SETTINGS = ["abroad", "at_home", "digital"]
 
@@ -17,6 +17,7 @@ class RegisterStudentRequest(Schema):
     university_id = SafeText(
         required=True,
         max_length=32,
+        metadata={"pattern": "^[A-Za-z0-9-]{2,32}$"},
         validate=validate.Regexp(r"^[A-Za-z0-9-]{2,32}$", error="Use 2-32 letters, digits or hyphens."),
     )
     department = SafeText(required=True, max_length=20, metadata={"description": "Department code, e.g. SOCSW"})
@@ -29,10 +30,9 @@ class ActivityRequest(Schema):
     title = SafeText(required=True, max_length=200)
     organiser = SafeText(required=True, max_length=200)
     setting = fields.String(required=True, validate=validate.OneOf(SETTINGS))
-    country_code = fields.String(
+    country_code = CountryCode(
         load_default=None,
         allow_none=True,
-        validate=validate_country,
         metadata={"description": "ISO 3166 alpha-2; required abroad, null for online"},
     )
     start_date = fields.Date(required=True)
@@ -53,7 +53,7 @@ class WithdrawActivityRequest(Schema):
 
 class SubmitReportRequest(Schema):
     answers = fields.Dict(
-        keys=fields.String(validate=validate.Length(1, 60)),
+        keys=fields.String(validate=validate.Regexp(r"^[a-z0-9-]{1,60}$")),
         values=SafeText(max_length=8000, multiline=True),
         required=True,
         metadata={"description": "Answer per reflection question code"},

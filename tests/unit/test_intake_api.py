@@ -1,0 +1,281 @@
+"""The intake JSON API on an in-memory store: the happy path, idempotency, concurrency, bad input."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+
+import pytest
+from pypdf import PdfWriter
+
+from intake_service import create_app
+from shared.adapters.memory_store import InMemoryEventStore
+from shared.clock import FixedClock
+from shared.config import Settings
+
+STUDENT = {
+    "name": "Tova Exempel",
+    "email": "tova.exempel@example.org",
+    "university_id": "tx1234ex",
+    "department": "SOCSW",
+    "programme": "SSASK",
+    "expected_end_term": "VT2028",
+}
+ACTIVITY = {
+    "kind": "exchange",
+    "title": "Exchange semester in Berlin",
+    "organiser": "A university in Berlin",
+    "setting": "abroad",
+    "country_code": "DE",
+    "start_date": "2026-01-10",
+    "end_date": "2026-06-01",
+    "hours": 400,
+    "description": "Courses on comparative social policy.",
+}
+
+
+def pdf_bytes() -> bytes:
+    writer = PdfWriter()
+    writer.add_blank_page(width=200, height=200)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def store() -> InMemoryEventStore:
+    return InMemoryEventStore()
+
+
+@pytest.fixture
+def client(tmp_path, store):
+    clock = FixedClock(datetime(2026, 11, 28, 12, 0, tzinfo=UTC))
+    app = create_app(Settings(data_dir=tmp_path, wakeup="none"), store=store, clock=clock)
+    return app.test_client()
+
+
+def register(client, **changes) -> str:
+    response = client.post("/api/v1/students", json={**STUDENT, **changes})
+    assert response.status_code == 201, response.json
+    return response.json["student_id"]
+
+
+def log(client, sid: str, **changes) -> str:
+    response = client.post(f"/api/v1/students/{sid}/activities", json={**ACTIVITY, **changes})
+    assert response.status_code == 201, response.json
+    return response.json["activity_id"]
+
+
+ANSWERS = {"learning": "Much.", "profession": "A lot.", "perspective": "It changed."}
+
+
+def test_newcomer_journey_through_the_api_is_recorded_as_events(client, store):
+    sid = register(client)
+    first = log(client, sid)
+    second = log(client, sid, kind="seminar", setting="digital", country_code=None, title="Webinar")
+    upload = client.post(
+        f"/api/v1/students/{sid}/attachments", data=pdf_bytes(), content_type="application/pdf",
+        headers={"X-Filename": "my report.pdf"},
+    )
+    assert upload.status_code == 201, upload.json
+    report = client.post(
+        f"/api/v1/students/{sid}/reports",
+        json={"answers": ANSWERS, "activity_ids": [first, second], "attachment_id": upload.json["attachment_id"]},
+    )
+    assert report.status_code == 201, report.json
+    stream = client.get(f"/api/v1/students/{sid}/events").json
+    assert [e["type"] for e in stream["events"]] == [
+        "StudentRegistered", "ActivityLogged", "ActivityLogged", "AttachmentUploaded", "ReportSubmitted",
+    ]
+    assert stream["events"][-1]["data"]["rules"] == "SOCSW@1"
+    assert all(e["metadata"]["actor"] == "api:anonymous" for e in stream["events"])
+    feed = client.get("/api/v1/events?after=2&limit=2").json
+    assert [e["position"] for e in feed["events"]] == [3, 4]
+    assert feed["next_after"] == 4 and feed["head"] == 5
+
+
+def test_retried_post_with_same_idempotency_key_stores_one_event_and_answers_the_same(client, store):
+    first = client.post("/api/v1/students", json=STUDENT, headers={"Idempotency-Key": "k-1"})
+    again = client.post("/api/v1/students", json=STUDENT, headers={"Idempotency-Key": "k-1"})
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json["student_id"] == first.json["student_id"]
+    assert store.count() == 1
+
+
+def test_same_idempotency_key_with_a_different_body_is_refused(client, store):
+    client.post("/api/v1/students", json=STUDENT, headers={"Idempotency-Key": "k-2"})
+    other = client.post("/api/v1/students", json={**STUDENT, "name": "Other"}, headers={"Idempotency-Key": "k-2"})
+    assert other.status_code == 422
+    assert other.json["type"] == "idempotency_key_reused"
+    assert store.count() == 1
+
+
+def test_if_match_with_a_stale_version_is_a_409_and_stores_nothing(client, store):
+    sid = register(client)
+    log(client, sid)
+    stale = client.post(f"/api/v1/students/{sid}/activities", json=ACTIVITY, headers={"If-Match": '"1"'})
+    assert stale.status_code == 409
+    assert stale.json["type"] == "version_conflict"
+    fresh = client.post(f"/api/v1/students/{sid}/activities", json=ACTIVITY, headers={"If-Match": '"2"'})
+    assert fresh.status_code == 201
+    assert store.count() == 3
+
+
+def test_amend_and_withdraw_an_activity(client, store):
+    sid = register(client)
+    aid = log(client, sid)
+    amended = client.post(
+        f"/api/v1/students/{sid}/activities/{aid}/amendments", json={**ACTIVITY, "hours": 380}
+    )
+    assert amended.status_code == 200
+    withdrawn = client.post(f"/api/v1/students/{sid}/activities/{aid}/withdrawal", json={"reason": "wrong term"})
+    assert withdrawn.status_code == 200
+    again = client.post(f"/api/v1/students/{sid}/activities/{aid}/withdrawal")
+    assert again.status_code == 200
+    types = [e["type"] for e in client.get(f"/api/v1/students/{sid}/events").json["events"]]
+    assert types == ["StudentRegistered", "ActivityLogged", "ActivityAmended", "ActivityWithdrawn"]
+    refused = client.post(f"/api/v1/students/{sid}/activities/{aid}/amendments", json=ACTIVITY)
+    assert refused.status_code == 409
+
+
+def test_report_must_cover_own_non_withdrawn_activities(client, store):
+    sid = register(client)
+    other = register(client, university_id="ot5678ex")
+    foreign = log(client, other)
+    aid = log(client, sid)
+    client.post(f"/api/v1/students/{sid}/activities/{aid}/withdrawal")
+    before = store.count()
+    for ids in ([foreign], [aid]):
+        response = client.post(f"/api/v1/students/{sid}/reports", json={"answers": ANSWERS, "activity_ids": ids})
+        assert response.status_code == 422
+        assert "activity_ids" in response.json["errors"]
+    missing = client.post(
+        f"/api/v1/students/{sid}/reports", json={"answers": {"learning": "x"}, "activity_ids": [aid]}
+    )
+    assert "answers" in missing.json["errors"]
+    assert store.count() == before
+
+
+def test_withdrawn_student_can_record_nothing_more(client, store):
+    sid = register(client)
+    assert client.post(f"/api/v1/students/{sid}/withdrawal", json={"reason": "changed plans"}).status_code == 200
+    before = store.count()
+    assert client.post(f"/api/v1/students/{sid}/activities", json=ACTIVITY).status_code == 409
+    assert store.count() == before
+
+
+def test_studies_completed_cannot_lie_in_the_future(client, store):
+    sid = register(client)
+    future = client.post(
+        f"/api/v1/students/{sid}/studies-completed", json={"completed_on": "2027-01-10", "term": "HT2026"}
+    )
+    assert future.status_code == 422 and "completed_on" in future.json["errors"]
+    done = client.post(
+        f"/api/v1/students/{sid}/studies-completed", json={"completed_on": "2026-11-01", "term": "HT2026"}
+    )
+    assert done.status_code == 200
+
+
+def test_department_without_required_abroad_rules_come_from_the_catalogue(client):
+    sid = register(client, department="MED", programme="MALAK")
+    aid = log(client, sid, kind="buddy-programme", setting="at_home", country_code="SE", title="Buddy")
+    wrong = client.post(f"/api/v1/students/{sid}/activities", json=ACTIVITY)
+    assert wrong.status_code == 422 and "kind" in wrong.json["errors"]
+    assert aid
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**ACTIVITY, "end_date": "2025-01-01"}, "end_date"),
+        ({**ACTIVITY, "country_code": "XX"}, "country_code"),
+        ({**ACTIVITY, "title": "a\x00b"}, "title"),
+        ({**ACTIVITY, "title": "x" * 201}, "title"),
+        ({**ACTIVITY, "hours": "12"}, "hours"),
+        ({**ACTIVITY, "surprise": 1}, "surprise"),
+        ({**ACTIVITY, "setting": "at_home", "kind": "exchange"}, "setting"),
+        ({**ACTIVITY, "country_code": None}, "country_code"),
+        ({k: v for k, v in ACTIVITY.items() if k != "title"}, "title"),
+    ],
+)
+def test_invalid_activity_names_the_field_and_stores_nothing(client, store, body, field):
+    sid = register(client)
+    before = store.count()
+    response = client.post(f"/api/v1/students/{sid}/activities", json=body)
+    assert response.status_code == 422, response.json
+    assert response.mimetype == "application/problem+json"
+    assert field in response.json["errors"]
+    assert store.count() == before
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status"),
+    [
+        ({"data": "{not json", "content_type": "application/json"}, 400),
+        ({"data": "[1, 2]", "content_type": "application/json"}, 422),
+        ({"data": "name=x", "content_type": "application/x-www-form-urlencoded"}, 415),
+        ({"data": "x" * (13 * 1024 * 1024), "content_type": "application/json"}, 413),
+    ],
+)
+def test_malformed_requests_get_a_clear_4xx_and_store_nothing(client, store, kwargs, status):
+    response = client.post("/api/v1/students", **kwargs)
+    assert response.status_code == status
+    assert response.json["status"] == status
+    assert store.count() == 0
+
+
+@pytest.mark.parametrize("sid", ["nope", "00000000-0000-0000-0000-000000000000", "1 OR 1=1"])
+def test_unknown_and_malformed_student_ids_answer_alike(client, sid):
+    for response in (
+        client.get(f"/api/v1/students/{sid}/events"),
+        client.post(f"/api/v1/students/{sid}/activities", json=ACTIVITY),
+    ):
+        assert response.status_code == 404
+        assert response.json["detail"] == "No such student."
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty"),
+        (b"<html>not a pdf</html>", "not a PDF"),
+        (b"%PDF-1.4\n1 0 obj << /Type /Catalog /OpenAction << /S /JavaScript /JS (app.alert(1)) >> >>", "scripts"),
+        (b"%PDF-1.4 garbage that does not parse", "could not be read"),
+    ],
+)
+def test_bad_uploads_are_refused_and_leave_no_file(client, store, tmp_path, content, message):
+    sid = register(client)
+    response = client.post(f"/api/v1/students/{sid}/attachments", data=content, content_type="application/pdf")
+    assert response.status_code == 422
+    assert message.lower() in " ".join(response.json["errors"]["attachment"]).lower()
+    assert store.count() == 1
+    assert not list((tmp_path / "uploads").glob("*.pdf")) if (tmp_path / "uploads").exists() else True
+
+
+def test_oversized_upload_is_refused(tmp_path, store):
+    app = create_app(Settings(data_dir=tmp_path, wakeup="none", max_upload_bytes=1000), store=store)
+    client = app.test_client()
+    sid = register(client)
+    response = client.post(
+        f"/api/v1/students/{sid}/attachments", data=pdf_bytes() + b" " * 1000, content_type="application/pdf"
+    )
+    assert response.status_code == 422
+    assert store.count() == 1
+
+
+def test_bad_headers_are_refused(client, store):
+    assert client.post("/api/v1/students", json=STUDENT, headers={"Idempotency-Key": "a b"}).status_code == 422
+    sid = register(client)
+    bad = client.post(f"/api/v1/students/{sid}/activities", json=ACTIVITY, headers={"If-Match": "soon"})
+    assert bad.status_code == 422
+    assert store.count() == 1
+
+
+def test_openapi_document_lists_every_operation(client):
+    spec = client.get("/api/v1/openapi.json").json
+    operations = {op["operationId"] for path in spec["paths"].values() for op in path.values()}
+    assert operations == {
+        "registerStudent", "logActivity", "amendActivity", "withdrawActivity", "uploadAttachment",
+        "submitReport", "completeStudies", "withdrawRegistration", "studentEvents", "eventFeed",
+    }
+    assert "SOCSW" in spec["components"]["schemas"]["RegisterStudentRequest"]["properties"]["department"]["enum"]
