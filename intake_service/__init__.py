@@ -13,6 +13,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     """Build the intake app. Nothing connects at import; `overrides` swap in fakes for tests
     (store=, clock=, wakeup=, catalogue=)."""
     from intake_service.bootstrap import build_services
+    from intake_service.cli import register_cli
     from intake_service.web import api, pages
     from intake_service.web.errors import register_error_handlers
     from intake_service.web.setup import configure_web
@@ -31,4 +32,5 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     register_error_handlers(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
+    register_cli(app)
     return app

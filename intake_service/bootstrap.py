@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from intake_service.catalogue import Catalogue
+from intake_service.events import REGISTRY
 from intake_service.services import IntakeServices
 from intake_service.uploads import UploadStore
+from shared.adapters.memory_store import InMemoryEventStore
 from shared.adapters.wakeup import NullWakeUp, WakeUp
 from shared.clock import SystemClock
 from shared.config import Settings
+from shared.personal import InMemoryKeyVault, PersonalDataCodec
 
 
 def make_wakeup(settings: Settings) -> WakeUp:
@@ -24,11 +27,20 @@ def make_wakeup(settings: Settings) -> WakeUp:
 
 def build_services(settings: Settings, **overrides: Any) -> IntakeServices:
     store = overrides.get("store")
+    vault = overrides.get("vault")
     if store is None:
         from shared.adapters.sql_store import SqlEventStore
 
         store = SqlEventStore(settings.intake_db_url, overrides.get("clock") or SystemClock())
         store.create_schema()
+    if vault is None:
+        if isinstance(store, InMemoryEventStore):
+            vault = InMemoryKeyVault()
+        else:
+            from shared.adapters.sql_vault import SqlKeyVault
+
+            vault = SqlKeyVault(settings.intake_db_url, settings.vault_secret)
+            vault.create_schema()
     return IntakeServices(
         store=store,
         catalogue=overrides.get("catalogue") or Catalogue.load(settings.departments_file),
@@ -36,4 +48,5 @@ def build_services(settings: Settings, **overrides: Any) -> IntakeServices:
         wakeup=overrides.get("wakeup") or make_wakeup(settings),
         uploads=UploadStore(settings.upload_dir),
         max_upload_bytes=settings.max_upload_bytes,
+        codec=PersonalDataCodec(REGISTRY, vault),
     )

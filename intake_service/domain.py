@@ -17,6 +17,7 @@ from intake_service.events import (
     AttachmentUploaded,
     RegistrationWithdrawn,
     ReportSubmitted,
+    StudentErased,
     StudentRegistered,
     StudiesCompleted,
 )
@@ -97,6 +98,7 @@ class Activity:
 class StudentState:
     registered: bool = False
     withdrawn: bool = False
+    erased: bool = False
     department: str = ""
     activities: dict[str, Activity] = field(default_factory=dict)
     attachments: frozenset[str] = frozenset()
@@ -140,6 +142,8 @@ def evolve(state: StudentState, event: Any) -> StudentState:
             return replace(state, studies_completed_on=event.completed_on)
         case RegistrationWithdrawn():
             return replace(state, withdrawn=True)
+        case StudentErased():
+            return replace(state, erased=True, withdrawn=True)
     return state
 
 
@@ -152,7 +156,7 @@ def fold(events: list[Any]) -> StudentState:
 
 # -- decisions -----------------------------------------------------------------------------
 def _require_active(state: StudentState) -> None:
-    if not state.registered:
+    if not state.registered or state.erased:
         raise NotFound("No such student.")
     if state.withdrawn:
         raise RuleViolated("This registration has been withdrawn; nothing more can be recorded.")
@@ -291,8 +295,16 @@ def decide_complete_studies(state: StudentState, cmd: CompleteStudies, today: da
     return [StudiesCompleted(completed_on=cmd.completed_on, term=cmd.term)]
 
 
-def decide_withdraw_registration(state: StudentState, cmd: WithdrawRegistration) -> list[Any]:
+def decide_erase(state: StudentState, reason: str) -> list[Any]:
     if not state.registered:
+        raise NotFound("No such student.")
+    if state.erased:
+        return []
+    return [StudentErased(reason=reason)]
+
+
+def decide_withdraw_registration(state: StudentState, cmd: WithdrawRegistration) -> list[Any]:
+    if not state.registered or state.erased:
         raise NotFound("No such student.")
     if state.withdrawn:
         return []

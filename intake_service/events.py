@@ -1,7 +1,8 @@
 """The intake service's events: what students (and forms acting for them) state.
 
 Each event is a frozen dataclass, stored under its class name (never renamed) with a marshmallow
-schema and a schema version. Fields marked `personal` hold personal data (erasure: issue 4).
+schema and a schema version. Fields marked `personal` are sealed with the student's own key
+(shared/personal.py) and read as None once that key is destroyed by erasure.
 """
 
 from __future__ import annotations
@@ -109,6 +110,14 @@ class RegistrationWithdrawn:
     reason: str
 
 
+@dataclass(frozen=True)
+class StudentErased:
+    """The student's personal data was erased (GDPR): their key is destroyed, and read models
+    must forget what they copied. Recorded by staff or by the student's own request."""
+
+    reason: str
+
+
 class _EventSchema(Schema):
     event_class: type
 
@@ -120,9 +129,11 @@ class _EventSchema(Schema):
 class StudentRegisteredSchema(_EventSchema):
     event_class = StudentRegistered
     student_id = fields.String(required=True)
-    name = fields.String(required=True, validate=validate.Length(1, 200), metadata=PERSONAL)
-    email = fields.Email(required=True, metadata=PERSONAL)
-    university_id = fields.String(required=True, validate=validate.Length(1, 64), metadata=PERSONAL)
+    name = fields.String(required=True, allow_none=True, validate=validate.Length(1, 200), metadata=PERSONAL)
+    email = fields.Email(required=True, allow_none=True, metadata=PERSONAL)
+    university_id = fields.String(
+        required=True, allow_none=True, validate=validate.Length(1, 64), metadata=PERSONAL
+    )
     department = fields.String(required=True)
     programme = fields.String(required=True)
     expected_end_term = fields.String(required=True)
@@ -139,7 +150,9 @@ class _ActivityFieldsSchema(_EventSchema):
     start_date = fields.Date(required=True)
     end_date = fields.Date(required=True)
     hours = fields.Integer(required=True, allow_none=True, validate=validate.Range(0, 10000))
-    description = fields.String(required=True, validate=validate.Length(0, 5000), metadata=PERSONAL)
+    description = fields.String(
+        required=True, allow_none=True, validate=validate.Length(0, 5000), metadata=PERSONAL
+    )
 
 
 class ActivityLoggedSchema(_ActivityFieldsSchema):
@@ -159,7 +172,7 @@ class ActivityWithdrawnSchema(_EventSchema):
 class AttachmentUploadedSchema(_EventSchema):
     event_class = AttachmentUploaded
     attachment_id = fields.String(required=True)
-    filename = fields.String(required=True, validate=validate.Length(1, 200), metadata=PERSONAL)
+    filename = fields.String(required=True, allow_none=True, validate=validate.Length(1, 200), metadata=PERSONAL)
     size = fields.Integer(required=True)
     sha256 = fields.String(required=True, validate=validate.Length(64, 64))
     pages = fields.Integer(required=True)
@@ -168,7 +181,9 @@ class AttachmentUploadedSchema(_EventSchema):
 class ReportSubmittedSchema(_EventSchema):
     event_class = ReportSubmitted
     report_id = fields.String(required=True)
-    answers = fields.Dict(keys=fields.String(), values=fields.String(), required=True, metadata=PERSONAL)
+    answers = fields.Dict(
+        keys=fields.String(), values=fields.String(), required=True, allow_none=True, metadata=PERSONAL
+    )
     activity_ids = fields.List(fields.String(), required=True, validate=validate.Length(min=1))
     attachment_id = fields.String(required=True, allow_none=True)
     rules = fields.String(required=True)
@@ -183,6 +198,11 @@ class StudiesCompletedSchema(_EventSchema):
 class RegistrationWithdrawnSchema(_EventSchema):
     event_class = RegistrationWithdrawn
     reason = fields.String(required=True, validate=validate.Length(0, 1000))
+
+
+class StudentErasedSchema(_EventSchema):
+    event_class = StudentErased
+    reason = fields.String(required=True, validate=validate.Length(0, 200))
 
 
 def upcast_activity_logged_v1_to_v2(data: JSON) -> JSON:
@@ -211,6 +231,7 @@ def build_registry() -> EventRegistry:
     registry.register(ReportSubmitted, ReportSubmittedSchema())
     registry.register(StudiesCompleted, StudiesCompletedSchema())
     registry.register(RegistrationWithdrawn, RegistrationWithdrawnSchema())
+    registry.register(StudentErased, StudentErasedSchema())
     return registry
 
 

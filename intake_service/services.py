@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -16,6 +16,7 @@ from shared.adapters.wakeup import WakeUp
 from shared.clock import Clock
 from shared.errors import ConcurrencyConflict, NotFound, ValidationFailed
 from shared.events import NewEvent, RecordedEvent
+from shared.personal import PersonalDataCodec
 from shared.store import NO_STREAM, EventStore, request_fingerprint
 from shared.validation import is_uuid
 
@@ -43,6 +44,11 @@ def stream_for(student_id: str) -> str:
     return f"student-{student_id}"
 
 
+def subject_of(stream_id: str) -> str | None:
+    """The student whose key seals a stream's personal data."""
+    return stream_id.removeprefix("student-") if stream_id.startswith("student-") else None
+
+
 class IntakeServices:
     def __init__(
         self,
@@ -52,8 +58,10 @@ class IntakeServices:
         wakeup: WakeUp,
         uploads: UploadStore,
         max_upload_bytes: int,
+        codec: PersonalDataCodec,
     ) -> None:
         self.store = store
+        self.codec = codec
         self.catalogue = catalogue
         self.clock = clock
         self.wakeup = wakeup
@@ -62,18 +70,51 @@ class IntakeServices:
 
     # -- queries ---------------------------------------------------------------------------
     def history(self, student_id: str) -> list[RecordedEvent]:
-        """The student's stream, or NotFound (unknown ids and malformed ids answer alike)."""
+        """The student's stream with personal fields opened and data upcast to the current
+        schema version, or NotFound (unknown and malformed ids answer alike)."""
         if not is_uuid(student_id):
             raise NotFound("No such student.")
         events = self.store.read_stream(stream_for(student_id))
         if not events:
             raise NotFound("No such student.")
-        return events
+        return self.open_events(events)
+
+    def feed(self, after: int, limit: int) -> list[RecordedEvent]:
+        """The global feed, opened and upcast, as the workers read it."""
+        return self.open_events(self.store.read_all(after=after, limit=limit))
+
+    def open_events(self, events: list[RecordedEvent]) -> list[RecordedEvent]:
+        subjects = {subject_of(e.stream_id) for e in events}
+        keys = self.codec.vault.keys_for(s for s in subjects if s)
+        out = []
+        for event in events:
+            data = self.codec.open(event.data, keys.get(subject_of(event.stream_id) or ""))
+            data = REGISTRY.upcast(event.type, event.schema_version, data)
+            out.append(replace(event, data=data, schema_version=REGISTRY.current_version(event.type)))
+        return out
 
     def state(self, student_id: str) -> tuple[domain.StudentState, int, list[Any]]:
         recorded = self.history(student_id)
         decoded = [REGISTRY.decode_recorded(e) for e in recorded]
         return domain.fold(decoded), len(recorded), decoded
+
+    def export(self, student_id: str) -> dict[str, Any]:
+        """Right of access: everything held about the student, in readable form."""
+        events = self.history(student_id)
+        return {
+            "student_id": student_id,
+            "exported_at": self.clock.now().isoformat(),
+            "events": [
+                {
+                    "type": e.type,
+                    "occurred_at": e.occurred_at.isoformat(),
+                    "recorded_at": e.recorded_at.isoformat(),
+                    "data": e.data,
+                    "actor": e.metadata.get("actor"),
+                }
+                for e in events
+            ],
+        }
 
     def registration(self, student_id: str) -> StudentRegistered:
         _, _, decoded = self.state(student_id)
@@ -103,7 +144,7 @@ class IntakeServices:
         events = domain.decide_register(domain.StudentState(), command, dept)
         appended = self.store.append(
             stream_for(student_id),
-            self._to_new(events, ctx),
+            self._to_new(events, ctx, student_id),
             expected_version=NO_STREAM,
             idempotency_key=key,
             request_hash=fingerprint,
@@ -208,6 +249,22 @@ class IntakeServices:
             {},
         )
 
+    def erase_student(self, student_id: str, reason: str, ctx: RequestContext) -> Outcome:
+        """Erasure (GDPR art. 17): record StudentErased, destroy the key, delete the files.
+        Safe to repeat: a retry after a crash finishes what the first attempt started."""
+        state, _, _ = self.state(student_id)
+        outcome = self._execute(
+            student_id,
+            ctx,
+            ("erase", reason),
+            lambda state, dept: domain.decide_erase(state, reason),
+            {},
+        )
+        self.codec.vault.destroy(student_id)
+        for attachment_id in state.attachments:
+            self.uploads.delete(attachment_id)
+        return outcome
+
     def withdraw_registration(self, student_id: str, reason: str, ctx: RequestContext) -> Outcome:
         return self._execute(
             student_id,
@@ -247,7 +304,7 @@ class IntakeServices:
             try:
                 appended = self.store.append(
                     stream_for(student_id),
-                    self._to_new(events, ctx),
+                    self._to_new(events, ctx, student_id),
                     expected_version=version,
                     idempotency_key=key,
                     request_hash=fingerprint,
@@ -261,11 +318,12 @@ class IntakeServices:
             return Outcome(dict(appended.result), appended.last_version, appended.replayed)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _to_new(self, events: list[Any], ctx: RequestContext) -> list[NewEvent]:
+    def _to_new(self, events: list[Any], ctx: RequestContext, student_id: str) -> list[NewEvent]:
         now = self.clock.now()
         out = []
         for event in events:
             type_name, version, data = REGISTRY.encode(event)
+            data = self.codec.seal(type_name, data, student_id)
             out.append(
                 NewEvent(
                     type=type_name,

@@ -97,5 +97,8 @@ class UploadStore:
             raise
         return target
 
+    def delete(self, attachment_id: str) -> None:
+        self.path_for(attachment_id).unlink(missing_ok=True)
+
     def read(self, attachment_id: str) -> bytes:
         return self.path_for(attachment_id).read_bytes()

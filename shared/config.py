@@ -25,13 +25,14 @@ class Settings:
 
     env: str = "development"
     secret_key: str = _DEFAULT_SECRET
+    vault_key: str = ""
     data_dir: Path = ROOT / "var"
     intake_db_url: str = ""
     assessment_db_url: str = ""
     redis_url: str = "redis://127.0.0.1:6379/0"
     departments_file: Path = ROOT / "config" / "departments.toml"
     terms_file: Path = ROOT / "config" / "terms.toml"
-    upload_dir: Path = ROOT / "var" / "uploads"
+    upload_dir: Path | None = None
     max_upload_bytes: int = 10 * 1024 * 1024
     max_request_bytes: int = 12 * 1024 * 1024
     intake_url: str = "http://127.0.0.1:8000"
@@ -47,6 +48,13 @@ class Settings:
             object.__setattr__(self, "intake_db_url", f"sqlite:///{data_dir / 'intake.db'}")
         if not self.assessment_db_url:
             object.__setattr__(self, "assessment_db_url", f"sqlite:///{data_dir / 'assessment.db'}")
+        object.__setattr__(self, "upload_dir", Path(self.upload_dir or data_dir / "uploads"))
+
+    @property
+    def vault_secret(self) -> str:
+        """Wraps the per-student keys. Separate from the session secret so that rotating
+        CIM_SECRET_KEY does not make every student's data unreadable."""
+        return self.vault_key or self.secret_key
 
     @property
     def is_production(self) -> bool:
@@ -59,13 +67,14 @@ class Settings:
         values: dict[str, Any] = {
             "env": env.get("CIM_ENV", "development"),
             "secret_key": env.get("CIM_SECRET_KEY", _DEFAULT_SECRET),
+            "vault_key": env.get("CIM_VAULT_KEY", ""),
             "data_dir": data_dir,
             "intake_db_url": env.get("CIM_INTAKE_DB_URL", ""),
             "assessment_db_url": env.get("CIM_ASSESSMENT_DB_URL", ""),
             "redis_url": env.get("CIM_REDIS_URL", cls.redis_url),
             "departments_file": Path(env.get("CIM_DEPARTMENTS_FILE", str(cls.departments_file))),
             "terms_file": Path(env.get("CIM_TERMS_FILE", str(cls.terms_file))),
-            "upload_dir": Path(env.get("CIM_UPLOAD_DIR", str(data_dir / "uploads"))),
+            "upload_dir": Path(env["CIM_UPLOAD_DIR"]) if env.get("CIM_UPLOAD_DIR") else None,
             "max_upload_bytes": int(env.get("CIM_MAX_UPLOAD_BYTES", cls.max_upload_bytes)),
             "max_request_bytes": int(env.get("CIM_MAX_REQUEST_BYTES", cls.max_request_bytes)),
             "intake_url": env.get("CIM_INTAKE_URL", cls.intake_url),
@@ -86,6 +95,8 @@ class Settings:
         problems = []
         if self.secret_key == _DEFAULT_SECRET or len(self.secret_key) < 32:
             problems.append("CIM_SECRET_KEY must be set to a random value of at least 32 characters")
+        if len(self.vault_key) < 32:
+            problems.append("CIM_VAULT_KEY must be set (at least 32 characters) and kept apart from backups")
         if self.intake_db_url.startswith("sqlite") or self.assessment_db_url.startswith("sqlite"):
             problems.append("production needs PostgreSQL (CIM_INTAKE_DB_URL, CIM_ASSESSMENT_DB_URL)")
         if problems:

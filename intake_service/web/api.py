@@ -9,7 +9,6 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from marshmallow import Schema, ValidationError
 
 from intake_service import domain
-from intake_service.events import REGISTRY
 from intake_service.identity import current_actor
 from intake_service.services import IntakeServices, Outcome, RequestContext
 from intake_service.web.errors import correlation_id
@@ -115,15 +114,15 @@ def ok(outcome: Outcome) -> Response:
 
 
 def event_json(event: RecordedEvent) -> dict[str, Any]:
-    """An event as served: data upcast to the current schema version."""
+    """An event as served (already opened and upcast by the services)."""
     return {
         "position": event.position,
         "event_id": event.event_id,
         "stream_id": event.stream_id,
         "version": event.version,
         "type": event.type,
-        "schema_version": REGISTRY.current_version(event.type),
-        "data": REGISTRY.upcast(event.type, event.schema_version, event.data),
+        "schema_version": event.schema_version,
+        "data": event.data,
         "metadata": event.metadata,
         "occurred_at": event.occurred_at.isoformat(),
         "recorded_at": event.recorded_at.isoformat(),
@@ -234,7 +233,7 @@ def feed() -> Response:
     except ValidationError as exc:
         raise ValidationFailed("Bad query.", flatten_errors(exc.messages)) from None
     store = services().store
-    events = store.read_all(after=query["after"], limit=query["limit"])
+    events = services().feed(query["after"], query["limit"])
     next_after = events[-1].position if events else query["after"]
     return jsonify(
         {

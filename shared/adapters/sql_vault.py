@@ -1,0 +1,128 @@
+"""Per-subject keys in a mutable SQL table beside the event store; erasure deletes the row.
+
+Keys are wrapped with a key derived from CIM_SECRET_KEY, so a copy of the database alone opens
+nothing. SQLite runs with secure_delete so a destroyed key's bytes are overwritten on disk.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from shared.adapters.sql import is_sqlite, make_engine
+from shared.personal import KeyErased
+
+vault_metadata = sa.MetaData()
+
+subject_keys = sa.Table(
+    "subject_keys",
+    vault_metadata,
+    sa.Column("subject_id", sa.String(64), primary_key=True),
+    sa.Column("wrapped_key", sa.Text, nullable=True),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("erased_at", sa.String(40), nullable=True),
+)
+
+
+def _kek(secret: str) -> Fernet:
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"cim-vault-v1", info=b"kek").derive(
+        secret.encode()
+    )
+    return Fernet(base64.urlsafe_b64encode(derived))
+
+
+class SqlKeyVault:
+    def __init__(self, url: str, secret: str) -> None:
+        self._sqlite = is_sqlite(url)
+        self._engine = make_engine(url, immediate=True, pool_size=5)
+        self._kek = _kek(secret)
+        if self._sqlite:
+            @sa.event.listens_for(self._engine, "connect")
+            def _secure_delete(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+                dbapi_connection.execute("PRAGMA secure_delete=ON")
+
+    def create_schema(self) -> None:
+        vault_metadata.create_all(self._engine)
+
+    def key_for(self, subject_id: str) -> bytes:
+        with self._engine.begin() as conn:
+            row = conn.execute(
+                sa.select(subject_keys.c.wrapped_key, subject_keys.c.erased_at).where(
+                    subject_keys.c.subject_id == subject_id
+                )
+            ).first()
+            if row is not None:
+                if row.erased_at is not None or row.wrapped_key is None:
+                    raise KeyErased(subject_id)
+                return self._unwrap(row.wrapped_key)
+            key = Fernet.generate_key()
+            conn.execute(
+                subject_keys.insert().values(
+                    subject_id=subject_id,
+                    wrapped_key=self._kek.encrypt(key).decode("ascii"),
+                    created_at=datetime.now(UTC).isoformat(),
+                )
+            )
+            return key
+
+    def keys_for(self, subject_ids: Iterable[str]) -> dict[str, bytes]:
+        wanted = sorted(set(subject_ids))
+        if not wanted:
+            return {}
+        out: dict[str, bytes] = {}
+        with self._engine.connect() as conn:
+            for start in range(0, len(wanted), 500):
+                rows = conn.execute(
+                    sa.select(subject_keys.c.subject_id, subject_keys.c.wrapped_key).where(
+                        subject_keys.c.subject_id.in_(wanted[start : start + 500]),
+                        subject_keys.c.wrapped_key.is_not(None),
+                    )
+                )
+                for subject_id, wrapped in rows:
+                    out[subject_id] = self._unwrap(wrapped)
+        return out
+
+    def destroy(self, subject_id: str) -> bool:
+        """Overwrite the key with NULL and keep a tombstone, so nothing can be sealed for the
+        subject again with a fresh key by mistake. True if a key was destroyed."""
+        now = datetime.now(UTC).isoformat()
+        with self._engine.begin() as conn:
+            row = conn.execute(
+                sa.select(subject_keys.c.wrapped_key).where(subject_keys.c.subject_id == subject_id)
+            ).first()
+            if row is None:
+                conn.execute(
+                    subject_keys.insert().values(
+                        subject_id=subject_id, wrapped_key=None, created_at=now, erased_at=now
+                    )
+                )
+            elif row.wrapped_key is not None:
+                conn.execute(
+                    sa.update(subject_keys)
+                    .where(subject_keys.c.subject_id == subject_id)
+                    .values(wrapped_key=None, erased_at=now)
+                )
+        if self._sqlite:
+            # Move the change from the WAL into the main file and truncate the WAL, so no old
+            # page holding the key stays in the log file (secure_delete zeroes the main file's).
+            raw = self._engine.raw_connection()
+            try:
+                raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                raw.close()
+        return row is not None and row.wrapped_key is not None
+
+    def _unwrap(self, wrapped: str) -> bytes:
+        try:
+            return self._kek.decrypt(wrapped.encode("ascii"))
+        except InvalidToken:
+            raise RuntimeError("a subject key does not open with this CIM_SECRET_KEY") from None
+
+    def dispose(self) -> None:
+        self._engine.dispose()
