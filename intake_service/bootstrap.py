@@ -46,7 +46,7 @@ def build_services(settings: Settings, **overrides: Any) -> IntakeServices:
         catalogue=overrides.get("catalogue") or Catalogue.load(settings.departments_file),
         clock=overrides.get("clock") or SystemClock(),
         wakeup=overrides.get("wakeup") or make_wakeup(settings),
-        uploads=UploadStore(settings.upload_dir),
+        uploads=UploadStore(settings.upload_dir or settings.data_dir / "uploads"),
         max_upload_bytes=settings.max_upload_bytes,
         codec=PersonalDataCodec(REGISTRY, vault),
     )

@@ -75,9 +75,10 @@ def country_codes() -> frozenset[str]:
     """ISO 3166-1 alpha-2 codes known to CLDR (via Babel)."""
     from babel import Locale
 
+    territories: list[str] = [str(code) for code in Locale("en").territories]
     return frozenset(
         code
-        for code in Locale("en").territories
+        for code in territories
         if len(code) == 2 and code.isalpha() and code not in {"ZZ", "EU", "EZ", "UN", "QO"}
     )
 

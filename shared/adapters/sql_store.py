@@ -212,7 +212,9 @@ class SqlEventStore:
     def _insert_sqlite(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> list[int]:
         # SQLite serialises writers (BEGIN IMMEDIATE), so rowids are assigned in commit order.
         if len(rows) == 1:
-            return [conn.execute(self._insert_events, rows[0]).inserted_primary_key[0]]
+            inserted = conn.execute(self._insert_events, rows[0]).inserted_primary_key
+            assert inserted is not None
+            return [int(inserted[0])]
         start = conn.execute(
             sa.select(sa.func.coalesce(sa.func.max(events_table.c.position), 0))
         ).scalar_one()

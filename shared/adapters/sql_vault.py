@@ -113,7 +113,9 @@ class SqlKeyVault:
             # page holding the key stays in the log file (secure_delete zeroes the main file's).
             raw = self._engine.raw_connection()
             try:
-                raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                driver = raw.driver_connection
+                assert driver is not None
+                driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
                 raw.close()
         return row is not None and row.wrapped_key is not None
