@@ -18,7 +18,7 @@ $(STAMP): requirements.lock
 install: $(STAMP) translations  ## Create .venv and install the pinned dependencies
 
 translations: $(STAMP)  ## Compile the Swedish (and English) message catalogues
-	@$(BIN)/pybabel compile -q -d translations 2>/dev/null || true
+	$(BIN)/pybabel -q compile -d translations
 
 run: install  ## Start the whole system on the embedded default (Ctrl-C stops it)
 	@bash scripts/run.sh

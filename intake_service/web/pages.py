@@ -1,12 +1,476 @@
-"""Server-rendered pages (placeholder until the forms land)."""
+"""The student pages: server-rendered forms over the intake use cases (works without JavaScript).
+
+Every form carries a one-time token used as the idempotency key; every successful POST answers
+303 (post/redirect/get); a refused form is shown again with its errors (422), nothing stored.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from babel.dates import format_interval
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import format_date, get_locale, ngettext
+from flask_babel import gettext as _
+from werkzeug.wrappers import Response as Redirect
+
+from intake_service import domain
+from intake_service.catalogue import Department, Text
+from intake_service.events import (
+    REGISTRY,
+    ActivityAmended,
+    ActivityLogged,
+    ActivityWithdrawn,
+    AttachmentUploaded,
+    RegistrationWithdrawn,
+    ReportSubmitted,
+    StudentErased,
+    StudentRegistered,
+    StudiesCompleted,
+)
+from intake_service.identity import current_actor
+from intake_service.services import IntakeServices, Outcome, RequestContext
+from intake_service.web.errors import correlation_id
+from intake_service.web.forms import (
+    SETTING_LABELS,
+    ActivityForm,
+    PageForm,
+    RegisterForm,
+    StudiesCompletedForm,
+    WithdrawForm,
+    country_name,
+    input_attributes,
+    known_text,
+    report_form,
+)
+from intake_service.web.setup import LOCALES
+from shared.errors import IdempotencyKeyReused, NotFound, RuleViolated, ValidationFailed
+from shared.validation import is_uuid
 
 bp = Blueprint("forms", __name__)
 
+LANG_COOKIE_SECONDS = 365 * 24 * 3600
 
+
+def services() -> IntakeServices:
+    return current_app.extensions["cim.intake"]
+
+
+def locale() -> str:
+    return str(get_locale() or "en")
+
+
+# -- what the pages show of a student ----------------------------------------------------------
+@dataclass(frozen=True)
+class TimelineEntry:
+    occurred_at: datetime
+    text: str
+
+
+@dataclass(frozen=True)
+class SubmittedReport:
+    occurred_at: datetime
+    activity_titles: list[str]
+    attachment: str | None
+
+
+@dataclass(frozen=True)
+class StudentPage:
+    """One read of the student's stream, shaped for the pages."""
+
+    student_id: str
+    registration: StudentRegistered
+    state: domain.StudentState
+    department: Department | None
+    timeline: list[TimelineEntry]  # newest first
+    reports: list[SubmittedReport]
+    studies_completed: StudiesCompleted | None
+
+    @property
+    def active(self) -> bool:
+        return not self.state.withdrawn
+
+    @property
+    def current_activities(self) -> list[domain.Activity]:
+        return [a for a in self.state.activities.values() if not a.withdrawn]
+
+    @property
+    def withdrawn_activities(self) -> list[domain.Activity]:
+        return [a for a in self.state.activities.values() if a.withdrawn]
+
+    def activity(self, activity_id: str) -> domain.Activity:
+        found = self.state.activities.get(activity_id) if is_uuid(activity_id) else None
+        if found is None or found.withdrawn:
+            raise NotFound("No such activity.")
+        return found
+
+
+def own_student(student_id: str) -> StudentPage:
+    """The one access check of the pages: a student's pages are for the browser that registered
+    them (session["student_id"]); anyone else gets the same 404 as for an unknown id.
+    Accounts and roles (issue 4) replace this body."""
+    if not is_uuid(student_id) or session.get("student_id") != student_id:
+        raise NotFound("No such student.")
+    return load_student(student_id)
+
+
+def load_student(student_id: str) -> StudentPage:
+    svc = services()
+    recorded = svc.history(student_id)
+    lang = locale()
+    state = domain.StudentState()
+    department: Department | None = None
+    registration: StudentRegistered | None = None
+    studies: StudiesCompleted | None = None
+    attachments: dict[str, AttachmentUploaded] = {}
+    timeline: list[TimelineEntry] = []
+    reports: list[SubmittedReport] = []
+    for stored in recorded:
+        event = REGISTRY.decode_recorded(stored)
+        if isinstance(event, StudentRegistered):
+            registration = event
+            department = svc.catalogue.department(event.department)
+        elif isinstance(event, AttachmentUploaded):
+            attachments[event.attachment_id] = event
+        elif isinstance(event, StudiesCompleted):
+            studies = event
+        elif isinstance(event, ReportSubmitted):
+            titles = [
+                state.activities[a].details.title if a in state.activities else "?" for a in event.activity_ids
+            ]
+            attached = attachments.get(event.attachment_id or "")
+            reports.append(SubmittedReport(stored.occurred_at, titles, attached.filename if attached else None))
+        timeline.append(TimelineEntry(stored.occurred_at, describe(event, state, department, lang)))
+        state = domain.evolve(state, event)
+    if registration is None:  # a stream without its registration is nobody's page
+        raise NotFound("No such student.")
+    timeline.reverse()
+    return StudentPage(student_id, registration, state, department, timeline, reports, studies)
+
+
+# -- readable texts ----------------------------------------------------------------------------
+def text_of(value: Text | None, fallback: str, lang: str) -> str:
+    return value.get(lang) if value is not None else fallback
+
+
+def date_range(start: date, end: date) -> str:
+    """'10 Jan – 1 Jun 2026' in the page's language."""
+    if start == end:
+        return format_date(start, "medium")
+    return format_interval(start, end, skeleton="yMMMd", locale=locale())
+
+
+def kind_name(department: Department | None, code: str, lang: str) -> str:
+    kind = department.kind(code) if department else None
+    return text_of(kind.name if kind else None, code, lang)
+
+
+def activity_line(details: domain.ActivityDetails, lang: str) -> str:
+    """'Exchange in Berlin (Germany), 10 Jan – 1 Jun 2026'."""
+    if details.country_code:
+        return _(
+            "%(title)s (%(country)s), %(dates)s",
+            title=details.title,
+            country=country_name(details.country_code, lang),
+            dates=date_range(details.start_date, details.end_date),
+        )
+    return _("%(title)s, %(dates)s", title=details.title, dates=date_range(details.start_date, details.end_date))
+
+
+def details_of(event: ActivityLogged | ActivityAmended) -> domain.ActivityDetails:
+    return domain.ActivityDetails(
+        kind=event.kind,
+        title=event.title,
+        organiser=event.organiser,
+        setting=event.setting,
+        country_code=event.country_code,
+        start_date=event.start_date,
+        end_date=event.end_date,
+        hours=event.hours,
+        description=event.description,
+    )
+
+
+def describe(event: Any, before: domain.StudentState, department: Department | None, lang: str) -> str:
+    """One timeline line for an event, given the state before it."""
+    match event:
+        case StudentRegistered():
+            dept = department
+            programme = dept.programme(event.programme) if dept else None
+            return _(
+                "Registered for CIM: %(programme)s, %(department)s. Expected end of studies: %(term)s.",
+                programme=text_of(programme.name if programme else None, event.programme, lang),
+                department=text_of(dept.name if dept else None, event.department, lang),
+                term=event.expected_end_term,
+            )
+        case ActivityLogged():
+            return _("Activity logged: %(activity)s", activity=activity_line(details_of(event), lang))
+        case ActivityAmended():
+            return _("Activity amended: %(activity)s", activity=activity_line(details_of(event), lang))
+        case ActivityWithdrawn():
+            activity = before.activities.get(event.activity_id)
+            title = activity.details.title if activity else "?"
+            return _("Activity withdrawn: %(title)s", title=title)
+        case AttachmentUploaded():
+            return ngettext(
+                "PDF uploaded: %(filename)s (%(num)d page)",
+                "PDF uploaded: %(filename)s (%(num)d pages)",
+                event.pages,
+                filename=event.filename,
+            )
+        case ReportSubmitted():
+            return ngettext(
+                "CIM report submitted, covering %(num)d activity",
+                "CIM report submitted, covering %(num)d activities",
+                len(event.activity_ids),
+            )
+        case StudiesCompleted():
+            return _(
+                "Studies completed on %(date)s (%(term)s)",
+                date=format_date(event.completed_on, "long"),
+                term=event.term,
+            )
+        case RegistrationWithdrawn():
+            return _("Registration for CIM withdrawn")
+        case StudentErased():
+            return _("Your personal data was erased")
+    return _("Something else was recorded.")
+
+
+# -- form plumbing -----------------------------------------------------------------------------
+def context(form: PageForm, purpose: str = "") -> RequestContext:
+    token = form.token
+    key = f"{token}{purpose}" if token else None
+    return RequestContext(actor=current_actor(), correlation_id=correlation_id(), idempotency_key=key)
+
+
+def run(form: PageForm, action: Callable[[RequestContext], Outcome]) -> Outcome | None:
+    """Run a use case for a valid form. A refusal is put on the form (and None returned)."""
+    try:
+        return action(context(form))
+    except ValidationFailed as exc:
+        form.add_domain_errors(exc.fields, exc.message)
+    except RuleViolated as exc:
+        form.add_domain_errors({exc.field: [exc.message]} if exc.field else {}, exc.message)
+    except IdempotencyKeyReused:
+        form.renew_token()
+        form.form_errors.append(
+            _("This form was already sent with other values. Check My CIM, then send it again if needed.")
+        )
+    return None
+
+
+def submitted(form: PageForm, action: Callable[[RequestContext], Outcome]) -> bool:
+    """True when this is a POST whose form is valid and whose use case took it."""
+    return request.method == "POST" and form.validate() and run(form, action) is not None
+
+
+def show(template: str, form: PageForm, **values: Any) -> tuple[str, int]:
+    """Render a form page: 422 when it comes back refused, 200 when first shown."""
+    form.ensure_token()
+    status = 422 if request.method == "POST" else 200
+    return render_template(template, form=form, **values), status
+
+
+def see_other(endpoint: str, **values: Any) -> Redirect:
+    return redirect(url_for(endpoint, **values), code=303)
+
+
+def to_my_cim(student_id: str) -> Redirect:
+    return see_other("forms.my_cim", student_id=student_id)
+
+
+def closed(student: StudentPage) -> Redirect | None:
+    """A withdrawn registration takes no more forms: back to My CIM with a note."""
+    if student.active or request.method == "POST":
+        return None
+    flash(_("This registration has been withdrawn; nothing more can be recorded."), "info")
+    return to_my_cim(student.student_id)
+
+
+# -- language ----------------------------------------------------------------------------------
+@bp.after_request
+def remember_language(response: Response) -> Response:
+    chosen = request.args.get("lang")
+    if chosen in LOCALES:
+        response.set_cookie(
+            "lang",
+            chosen,
+            max_age=LANG_COOKIE_SECONDS,
+            httponly=True,
+            samesite="Lax",
+            secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")),
+        )
+    return response
+
+
+@bp.app_context_processor
+def page_globals() -> dict[str, Any]:
+    def language_url(code: str) -> str:
+        args = request.args.to_dict()
+        args["lang"] = code
+        return f"{request.path}?{urlencode(args)}"
+
+    return {
+        "current_locale": locale(),
+        "language_url": language_url,
+        "session_student": session.get("student_id"),
+        "known_text": known_text,
+        "input_attributes": input_attributes,
+    }
+
+
+# -- pages -------------------------------------------------------------------------------------
 @bp.get("/")
 def home() -> str:
-    return "CIM intake"
+    return render_template("home.html")
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register() -> Any:
+    svc = services()
+    form = RegisterForm.build(svc.catalogue, locale())
+    if request.method == "POST":
+        # The same browser sending the same form again (back button, second click after the
+        # first answer arrived) goes to the page the first one made.
+        if form.token and form.token == session.get("register_token") and session.get("student_id"):
+            return to_my_cim(session["student_id"])
+        outcome = run(form, lambda ctx: svc.register_student(form.command(), ctx)) if form.validate() else None
+        if outcome is not None:
+            student_id = outcome.result["student_id"]
+            session["student_id"] = student_id
+            session["register_token"] = form.token
+            flash(_("You are registered for CIM. Welcome!"), "success")
+            return to_my_cim(student_id)
+    return show("register.html", form)
+
+
+@bp.get("/students/<student_id>")
+def my_cim(student_id: str) -> str:
+    student = own_student(student_id)
+    return render_template(
+        "my_cim.html",
+        student=student,
+        kind_name=lambda code: kind_name(student.department, code, locale()),
+        setting_label=lambda code: SETTING_LABELS.get(code, code),
+        country=lambda code: country_name(code, locale()),
+        dates=lambda details: date_range(details.start_date, details.end_date),
+        department_name=text_of(
+            student.department.name if student.department else None, student.registration.department, locale()
+        ),
+        programme_name=programme_name(student),
+    )
+
+
+def programme_name(student: StudentPage) -> str:
+    dept, code = student.department, student.registration.programme
+    programme = dept.programme(code) if dept else None
+    return text_of(programme.name if programme else None, code, locale())
+
+
+@bp.route("/students/<student_id>/activities/new", methods=["GET", "POST"])
+def log_activity(student_id: str) -> Any:
+    student = own_student(student_id)
+    if (back := closed(student)) or student.department is None:
+        return back or to_my_cim(student_id)
+    form = ActivityForm.build(student.department, locale())
+    if submitted(form, lambda ctx: services().log_activity(student_id, form.details(), ctx)):
+        flash(_("Activity logged."), "success")
+        return to_my_cim(student_id)
+    return show("activity_form.html", form, student=student, activity=None, heading=_("Log an activity"))
+
+
+@bp.route("/students/<student_id>/activities/<activity_id>/edit", methods=["GET", "POST"])
+def amend_activity(student_id: str, activity_id: str) -> Any:
+    student = own_student(student_id)
+    activity = student.activity(activity_id)
+    if (back := closed(student)) or student.department is None:
+        return back or to_my_cim(student_id)
+    form = ActivityForm.build(student.department, locale(), activity.details)
+    if submitted(form, lambda ctx: services().amend_activity(student_id, activity_id, form.details(), ctx)):
+        flash(_("Activity amended."), "success")
+        return to_my_cim(student_id)
+    return show("activity_form.html", form, student=student, activity=activity, heading=_("Amend activity"))
+
+
+@bp.route("/students/<student_id>/activities/<activity_id>/withdraw", methods=["GET", "POST"])
+def withdraw_activity(student_id: str, activity_id: str) -> Any:
+    student = own_student(student_id)
+    if request.method == "POST" and is_uuid(activity_id) and activity_id in student.state.activities:
+        activity = student.state.activities[activity_id]  # a second click finds it withdrawn already
+    else:
+        activity = student.activity(activity_id)
+    if back := closed(student):
+        return back
+    form = WithdrawForm()
+    if submitted(form, lambda ctx: services().withdraw_activity(student_id, activity_id, form.reason.data, ctx)):
+        flash(_("Activity withdrawn."), "success")
+        return to_my_cim(student_id)
+    line = activity_line(activity.details, locale())
+    return show("withdraw_activity.html", form, student=student, activity=activity, activity_line=line)
+
+
+@bp.route("/students/<student_id>/report", methods=["GET", "POST"])
+def submit_report(student_id: str) -> Any:
+    student = own_student(student_id)
+    if (back := closed(student)) or student.department is None:
+        return back or to_my_cim(student_id)
+    svc = services()
+    form = report_form(student.department, locale(), student.current_activities)
+
+    def upload_then_submit(ctx: RequestContext) -> Outcome:
+        attachment_id = None
+        upload = form.attachment.data
+        if upload:
+            content = upload.read(svc.max_upload_bytes + 1)
+            # Its own key: a double submit replays the upload, then the report.
+            upload_ctx = dataclasses.replace(ctx, idempotency_key=context(form, ".attachment").idempotency_key)
+            outcome = svc.upload_attachment(student_id, content, upload.filename, upload_ctx)
+            attachment_id = outcome.result["attachment_id"]
+        return svc.submit_report(student_id, form.answers(), list(form.activities.data or []), attachment_id, ctx)
+
+    if submitted(form, upload_then_submit):
+        flash(_("Your CIM report is submitted."), "success")
+        return to_my_cim(student_id)
+    return show("report.html", form, student=student)
+
+
+@bp.route("/students/<student_id>/studies-completed", methods=["GET", "POST"])
+def complete_studies(student_id: str) -> Any:
+    student = own_student(student_id)
+    if back := closed(student):
+        return back
+    form = StudiesCompletedForm()
+    if submitted(
+        form, lambda ctx: services().complete_studies(student_id, form.completed_on_date, form.term.data, ctx)
+    ):
+        flash(_("The end of your studies is recorded."), "success")
+        return to_my_cim(student_id)
+    return show("studies_completed.html", form, student=student)
+
+
+@bp.route("/students/<student_id>/withdraw", methods=["GET", "POST"])
+def withdraw_registration(student_id: str) -> Any:
+    student = own_student(student_id)
+    if back := closed(student):
+        return back
+    form = WithdrawForm()
+    if submitted(form, lambda ctx: services().withdraw_registration(student_id, form.reason.data, ctx)):
+        flash(_("Your registration for CIM is withdrawn."), "success")
+        return to_my_cim(student_id)
+    return show("withdraw_registration.html", form, student=student)

@@ -51,7 +51,7 @@ def intake_server(tmp_path: Path):
 
 @pytest.mark.slow
 def test_schemathesis_finds_no_server_error_schema_violation_or_accepted_invalid_data(intake_server):
-    base, tmp_path = intake_server
+    base, _tmp_path = intake_server
     examples = os.environ.get("CIM_SCHEMATHESIS_EXAMPLES", "250")
     env = {
         **os.environ,

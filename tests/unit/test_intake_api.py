@@ -91,13 +91,15 @@ def test_newcomer_journey_through_the_api_is_recorded_as_events(client, store):
     assert all(e["metadata"]["actor"] == "api:anonymous" for e in stream["events"])
     feed = client.get("/api/v1/events?after=2&limit=2").json
     assert [e["position"] for e in feed["events"]] == [3, 4]
-    assert feed["next_after"] == 4 and feed["head"] == 5
+    assert feed["next_after"] == 4
+    assert feed["head"] == 5
 
 
 def test_retried_post_with_same_idempotency_key_stores_one_event_and_answers_the_same(client, store):
     first = client.post("/api/v1/students", json=STUDENT, headers={"Idempotency-Key": "k-1"})
     again = client.post("/api/v1/students", json=STUDENT, headers={"Idempotency-Key": "k-1"})
-    assert first.status_code == 201 and again.status_code == 200
+    assert first.status_code == 201
+    assert again.status_code == 200
     assert again.json["student_id"] == first.json["student_id"]
     assert store.count() == 1
 
@@ -169,7 +171,8 @@ def test_studies_completed_cannot_lie_in_the_future(client, store):
     future = client.post(
         f"/api/v1/students/{sid}/studies-completed", json={"completed_on": "2027-01-10", "term": "HT2026"}
     )
-    assert future.status_code == 422 and "completed_on" in future.json["errors"]
+    assert future.status_code == 422
+    assert "completed_on" in future.json["errors"]
     done = client.post(
         f"/api/v1/students/{sid}/studies-completed", json={"completed_on": "2026-11-01", "term": "HT2026"}
     )
@@ -180,7 +183,8 @@ def test_department_without_required_abroad_rules_come_from_the_catalogue(client
     sid = register(client, department="MED", programme="MALAK")
     aid = log(client, sid, kind="buddy-programme", setting="at_home", country_code="SE", title="Buddy")
     wrong = client.post(f"/api/v1/students/{sid}/activities", json=ACTIVITY)
-    assert wrong.status_code == 422 and "kind" in wrong.json["errors"]
+    assert wrong.status_code == 422
+    assert "kind" in wrong.json["errors"]
     assert aid
 
 

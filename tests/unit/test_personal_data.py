@@ -68,7 +68,8 @@ def test_erasure_destroys_the_key_and_keeps_the_facts(app, tmp_path):
     feed = client.get("/api/v1/events?after=0&limit=100").json["events"]
     mine = [e for e in feed if e["stream_id"] == f"student-{erased}"]
     assert [e["type"] for e in mine][-1] == "StudentErased"
-    assert mine[0]["data"]["name"] is None and mine[0]["data"]["email"] is None
+    assert mine[0]["data"]["name"] is None
+    assert mine[0]["data"]["email"] is None
     assert mine[0]["data"]["department"] == "SOCSW"  # facts for statistics stay
     assert mine[1]["data"]["title"] == ACTIVITY["title"]
     theirs = [e for e in feed if e["stream_id"] == f"student-{kept}"]
@@ -85,5 +86,6 @@ def test_export_holds_everything_about_the_student_and_nothing_else(app):
     _seed(client, "Othername Plok", "other.plok@example.org", "op9999zz")
     result = app.test_cli_runner().invoke(args=["students", "export", sid])
     assert result.exit_code == 0
-    assert CANARY in result.output and CANARY_MAIL in result.output
+    assert CANARY in result.output
+    assert CANARY_MAIL in result.output
     assert "Othername" not in result.output

@@ -1,0 +1,91 @@
+"""The Swedish catalogue is complete: every marked string of the pages has a translation."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
+from babel.messages.pofile import read_po
+from flask import Flask
+
+from intake_service import create_app
+from intake_service.web.forms import domain_text, known_text
+from shared.adapters.memory_store import InMemoryEventStore
+from shared.clock import FixedClock
+from shared.config import ROOT, Settings
+from tests.unit.test_pages import compile_swedish
+
+PO = ROOT / "translations" / "sv" / "LC_MESSAGES" / "messages.po"
+PLACEHOLDER = re.compile(r"%\(\w+\)[sd]")
+
+
+def extracted() -> set[str | tuple[str, ...]]:
+    with open(ROOT / "babel.cfg") as handle:
+        method_map, options_map = parse_mapping_cfg(handle)
+    keywords = {**DEFAULT_KEYWORDS, "lazy_gettext": None, "_l": None}
+    found: set[str | tuple[str, ...]] = set()
+    for _filename, _lineno, message, _comments, _context in extract_from_dir(
+        ROOT, method_map, options_map, keywords=keywords
+    ):
+        found.add(message)
+    return found
+
+
+def swedish() -> dict[str | tuple[str, ...], str | tuple[str, ...]]:
+    with open(PO, "rb") as handle:
+        catalog = read_po(handle, locale="sv")
+    return {m.id: m.string for m in catalog if m.id and not m.fuzzy}
+
+
+def test_every_marked_string_has_a_swedish_translation() -> None:
+    messages = extracted()
+    assert len(messages) > 100  # the extraction really ran over code and templates
+    translations = swedish()
+    missing = sorted(str(m) for m in messages if not translations.get(m))
+    assert missing == [], "run pybabel extract/update and translate these"
+
+
+def test_translations_keep_their_placeholders() -> None:
+    for msgid, msgstr in swedish().items():
+        ids = msgid if isinstance(msgid, tuple) else (msgid,)
+        strs = msgstr if isinstance(msgstr, tuple) else (msgstr,)
+        for source, target in zip(ids, strs, strict=False):
+            assert sorted(PLACEHOLDER.findall(source)) == sorted(PLACEHOLDER.findall(target)), source
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Flask:
+    settings = Settings(data_dir=tmp_path, upload_dir=tmp_path / "uploads", wakeup="none")
+    return create_app(settings, store=InMemoryEventStore(), clock=FixedClock(datetime(2026, 11, 28, tzinfo=UTC)))
+
+
+@pytest.mark.parametrize(
+    ("message", "english"),
+    [
+        ("Not a programme of SOCSW.", "Choose a programme of the department you chose."),
+        ("exchange can only be: abroad.", "This kind of activity can only take place abroad."),
+        (
+            "seminar can only be: at_home, digital.",
+            "This kind of activity can only take place at home in Sweden or online.",
+        ),
+        ("The file must be at most 10485760 bytes.", "The file must be at most 10 MB."),
+        ("Answer every reflection question; missing: profession.", "Answer every reflection question."),
+        ("Must not be after today.", "Must not be after today."),
+    ],
+)
+def test_domain_messages_are_put_in_the_page_language(app: Flask, message: str, english: str) -> None:
+    with app.test_request_context("/?lang=en"):
+        assert known_text(message) == english
+
+
+def test_domain_messages_in_swedish_and_unknown_ones_as_given(app: Flask) -> None:
+    compile_swedish()
+    with app.test_request_context("/?lang=sv"):
+        assert domain_text("Must not be after today.") == "Får inte vara efter i dag."
+        assert domain_text("exchange can only be: abroad.") == "Den här typen av aktivitet kan bara äga rum utomlands."
+        assert known_text("Some brand-new rule.") is None
+        assert domain_text("Some brand-new rule.") == "Some brand-new rule."
