@@ -125,8 +125,15 @@ class EventRegistry:
         entry = self._entry(type_name)
         if schema_version > entry.version or schema_version < 1:
             raise UnknownEventType(f"{type_name} v{schema_version} is not known here")
+        if not isinstance(data, Mapping):
+            raise UnknownEventType(f"{type_name} v{schema_version} data is not an object")
         for n in range(schema_version, entry.version):
-            data = entry.upcasters[n](dict(data))
+            try:
+                data = entry.upcasters[n](dict(data))
+            except (TypeError, ValueError, KeyError, AttributeError) as exc:
+                # Upcasters are written for well-formed old data; anything else is unreadable,
+                # a declared error, not a crash (S8).
+                raise UnknownEventType(f"{type_name} v{n} does not upcast: {type(exc).__name__}") from exc
         return data
 
     def decode(self, type_name: str, schema_version: int, data: JSON) -> Any:

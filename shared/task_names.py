@@ -1,3 +1,13 @@
 """Celery task names: the wire contract between the services (which send by name) and workers/."""
 
+#: The queue the workers consume and the services send wake-ups to.
+QUEUE = "cim"
+
 CATCH_UP_PROJECTIONS = "cim.projections.catch_up_projections"
+
+#: Redis key that coalesces wake-ups: a sender queues a catch-up only if it sets this key
+#: (SET NX PX); the catch-up deletes it before reading the feed, so a commit made while one is
+#: queued is covered by that one, and a commit made after it started queues the next.
+CATCH_UP_PENDING_KEY = "cim:catch-up:pending"
+#: The key expires after this long, so a lost or stuck message never blocks wake-ups for longer.
+CATCH_UP_PENDING_TTL_MS = 3000

@@ -1,0 +1,46 @@
+"""What every assessment read model shares: one MetaData, JSON columns, ids taken from events."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+
+from shared.events import RecordedEvent
+
+metadata = sa.MetaData()
+
+STUDENT_STREAM_PREFIX = "student-"
+
+
+def student_id_of(event: RecordedEvent) -> str:
+    """Intake streams are named `student-<id>`; the id is the stream's subject."""
+    return event.stream_id.removeprefix(STUDENT_STREAM_PREFIX)
+
+
+def dumps(value: Any) -> str:
+    """JSON with sorted keys, so a rebuilt row is byte-identical to the live one."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def upsert(conn: sa.Connection, table: sa.Table, key: str, row: dict[str, Any]) -> None:
+    """Insert the row, or update the one with this key: one statement (INSERT ... ON CONFLICT)."""
+    dialect = conn.dialect.name
+    if dialect not in ("postgresql", "sqlite"):  # pragma: no cover - the portable two-step form
+        values = {k: v for k, v in row.items() if k != key}
+        if conn.execute(table.update().where(table.c[key] == row[key]).values(**values)).rowcount == 0:
+            conn.execute(table.insert().values(**row))
+        return
+    conn.execute(_upsert_statement(dialect, table, key, tuple(sorted(row))), row)
+
+
+@lru_cache(maxsize=64)
+def _upsert_statement(dialect: str, table: sa.Table, key: str, columns: tuple[str, ...]) -> Any:
+    """Built once per shape: building statements costs more than running them (profiled)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    statement: Any = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    updates = {name: statement.excluded[name] for name in columns if name != key}
+    return statement.on_conflict_do_update(index_elements=[table.c[key]], set_=updates)

@@ -1,0 +1,1 @@
+"""The assessment service's web layer: JSON API and pages."""

@@ -1,0 +1,90 @@
+"""The intake side's view of each student's assessment status, for the "my CIM" page.
+
+Delivered by events, never by reading the assessment database: the assessment service publishes
+a status feed (GET /api/v1/status-feed on :8001), a compacted stream of `StudentStatusChanged`
+events (each student's latest status, positioned by the intake event that changed it). The
+workers project that feed into this small read model in the INTAKE database, with its own
+checkpoint, using the same runner as every projection (checkpoint in the same transaction).
+When the assessment service records decisions as events, its own event feed replaces the
+status feed behind the same event type, and this module stays as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask
+
+from shared.adapters.feed import HttpEventFeed
+from shared.adapters.sql import is_sqlite, make_engine
+from shared.config import Settings
+from shared.events import RecordedEvent
+from shared.projection import EventFeed, Handler, Projection, ProjectionRunner
+
+STATUS_FEED_PATH = "/api/v1/status-feed"
+
+metadata = sa.MetaData()
+
+assessment_status = sa.Table(
+    "intake_assessment_status",
+    metadata,
+    sa.Column("student_id", sa.String(36), primary_key=True),
+    sa.Column("status", sa.String(30), nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+)
+
+
+def on_student_status_changed(conn: sa.Connection, event: RecordedEvent) -> None:
+    sid, status = event.data["student_id"], event.data["status"]
+    updated = conn.execute(
+        assessment_status.update()
+        .where(assessment_status.c.student_id == sid)
+        .values(status=status, position=event.position)
+    )
+    if updated.rowcount == 0:
+        conn.execute(assessment_status.insert().values(student_id=sid, status=status, position=event.position))
+
+
+HANDLERS: dict[str, Handler] = {"StudentStatusChanged": on_student_status_changed}
+
+PROJECTION = Projection("intake_assessment_status", (assessment_status,), HANDLERS)
+
+
+@dataclass
+class AssessmentView:
+    engine: sa.Engine
+    runner: ProjectionRunner
+    reader: sa.Engine
+
+    def catch_up(self) -> int:
+        return self.runner.catch_up(time_budget=10.0)
+
+    def status_for(self, student_id: str) -> str | None:
+        with self.reader.connect() as conn:
+            return conn.execute(
+                sa.select(assessment_status.c.status).where(assessment_status.c.student_id == student_id)
+            ).scalar_one_or_none()
+
+
+def build_view(settings: Settings, feed: EventFeed | None = None, engine: sa.Engine | None = None) -> AssessmentView:
+    """The view over the intake database, fed by `feed` (default: the assessment status feed)."""
+    url = engine.url.render_as_string(hide_password=False) if engine is not None else settings.intake_db_url
+    engine = engine or make_engine(url, immediate=True, pool_size=2)
+    # Page reads must not take SQLite's write lock (the writer engine begins IMMEDIATE).
+    reader = make_engine(url, pool_size=2) if is_sqlite(url) else engine
+    feed = feed or HttpEventFeed(settings.assessment_url, STATUS_FEED_PATH)
+    runner = ProjectionRunner(engine, feed, [PROJECTION], batch_size=1000, reader=reader)
+    runner.create_schema()
+    return AssessmentView(engine, runner, reader)
+
+
+def status_for(app: Flask, student_id: str) -> str | None:
+    """The student's assessment status as last delivered ("registered", "report submitted",
+    "studies completed", "withdrawn"), or None if none has arrived yet."""
+    view: Any = app.extensions.get("cim.intake.assessment_view")
+    if view is None:
+        view = build_view(app.config["CIM_SETTINGS"])
+        app.extensions["cim.intake.assessment_view"] = view
+    return view.status_for(student_id)

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The whole system on the embedded default (called by `make run` once .venv exists):
+# redis-server on loopback (AOF on, no eviction), the intake service (:8000) and the assessment
+# service (:8001) under gunicorn, one Celery worker and Celery beat. Ctrl-C stops them all.
+# Ports can be moved for a second copy: CIM_RUN_REDIS_PORT, CIM_RUN_INTAKE_PORT, CIM_RUN_ASSESSMENT_PORT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$(pwd)"
+BIN="$ROOT/.venv/bin"
+REDIS_PORT="${CIM_RUN_REDIS_PORT:-6379}"
+INTAKE_PORT="${CIM_RUN_INTAKE_PORT:-8000}"
+ASSESSMENT_PORT="${CIM_RUN_ASSESSMENT_PORT:-8001}"
+
+export CIM_DATA_DIR="${CIM_DATA_DIR:-$ROOT/var}"
+export CIM_REDIS_URL="${CIM_REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}"
+export CIM_INTAKE_URL="http://127.0.0.1:$INTAKE_PORT"
+export CIM_ASSESSMENT_URL="http://127.0.0.1:$ASSESSMENT_PORT"
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+RUN="$CIM_DATA_DIR/run"
+mkdir -p "$CIM_DATA_DIR/redis" "$RUN"
+
+PIDS=()
+cleanup() {
+    trap - EXIT INT TERM
+    echo "stopping..."
+    local pid
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [[ -n "${REDIS_STARTED:-}" ]]; then
+        "$REDIS_CLI" -h 127.0.0.1 -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || true
+    fi
+    echo "stopped."
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if ! command -v redis-server >/dev/null 2>&1; then
+    echo "redis-server missing: installing it with apt-get (needs root)"
+    sudo_cmd=""; [[ "$(id -u)" != 0 ]] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq redis-server
+    # the package starts a system server on :6379; ours is started below with our settings
+    $sudo_cmd service redis-server stop >/dev/null 2>&1 || true
+fi
+REDIS_CLI="$(command -v redis-cli)"
+
+# Redis is only a wake-up channel, but run it as production does: AOF (a restart keeps queued
+# messages; measured: without AOF all queued tasks were lost) and noeviction (never drop a queue).
+if "$REDIS_CLI" -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; then
+    echo "redis already answers on 127.0.0.1:$REDIS_PORT; using it"
+else
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$CIM_DATA_DIR/redis" --appendonly yes \
+        --maxmemory-policy noeviction --save '' --daemonize yes --pidfile "$RUN/redis.pid" \
+        --logfile "$CIM_DATA_DIR/redis/redis.log"
+    REDIS_STARTED=1
+    for _ in $(seq 1 50); do
+        "$REDIS_CLI" -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break
+        sleep 0.1
+    done
+fi
+
+# One gunicorn worker per service: one writing process per SQLite database (measured: several
+# writer processes starve one of them). Threads give concurrency within that process.
+"$BIN/gunicorn" --bind "127.0.0.1:$INTAKE_PORT" --workers 1 --threads 4 --no-control-socket \
+    "intake_service:create_app()" &
+PIDS+=($!)
+"$BIN/gunicorn" --bind "127.0.0.1:$ASSESSMENT_PORT" --workers 1 --threads 4 --no-control-socket \
+    "assessment_service:create_app()" &
+PIDS+=($!)
+"$BIN/celery" -A workers.celery_app worker --concurrency 1 --loglevel INFO &
+PIDS+=($!)
+"$BIN/celery" -A workers.celery_app beat --loglevel INFO --schedule "$RUN/celerybeat-schedule" &
+PIDS+=($!)
+
+for _ in $(seq 1 100); do
+    curl -fsS "$CIM_INTAKE_URL/api/v1/events?limit=1" >/dev/null 2>&1 && break
+    sleep 0.2
+done
+if [[ ! -f "$CIM_DATA_DIR/.demo-seeded" ]]; then
+    "$BIN/python" scripts/demo_data.py "$CIM_INTAKE_URL" && touch "$CIM_DATA_DIR/.demo-seeded"
+fi
+
+cat <<MSG
+
+  CIM is running (Ctrl-C stops everything):
+    intake      $CIM_INTAKE_URL/
+    assessment  $CIM_ASSESSMENT_URL/review-queue
+    projections $CIM_ASSESSMENT_URL/api/v1/projections
+    redis       $CIM_REDIS_URL  (data in $CIM_DATA_DIR)
+
+MSG
+wait -n "${PIDS[@]}" || true
+echo "a process stopped; shutting down the rest"

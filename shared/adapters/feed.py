@@ -1,0 +1,126 @@
+"""Event feeds a projection reads: the intake JSON feed over HTTP (default), or a store in-process.
+
+Both hand out `RecordedEvent`s whose data is already upcast to the current schema version, so
+projection handlers only ever see current shapes.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from shared.errors import StorageUnavailable
+from shared.events import EventRegistry, RecordedEvent
+from shared.store import EventStore
+
+INTAKE_FEED_PATH = "/api/v1/events"
+
+
+def event_from_json(item: Mapping[str, Any]) -> RecordedEvent:
+    """One event of a feed page (the intake feed's envelope) as a RecordedEvent."""
+    return RecordedEvent(
+        position=int(item["position"]),
+        event_id=str(item["event_id"]),
+        stream_id=str(item["stream_id"]),
+        version=int(item["version"]),
+        type=str(item["type"]),
+        schema_version=int(item["schema_version"]),
+        data=dict(item["data"]),
+        metadata=dict(item.get("metadata") or {}),
+        occurred_at=datetime.fromisoformat(item["occurred_at"]),
+        recorded_at=datetime.fromisoformat(item["recorded_at"]),
+    )
+
+
+class HttpEventFeed:
+    """Reads a feed page by page: GET <base_url><path>?after=N&limit=M -> {events, next_after, head}."""
+
+    def __init__(self, base_url: str, path: str = INTAKE_FEED_PATH, *, timeout: float = 10.0,
+                 max_limit: int = 5000) -> None:
+        self.url = base_url.rstrip("/") + path
+        self.timeout = timeout
+        self.max_limit = max_limit
+        self.last_head: int | None = None
+
+    def _get(self, after: int, limit: int) -> dict[str, Any]:
+        query = urllib.parse.urlencode({"after": after, "limit": min(limit, self.max_limit)})
+        request = urllib.request.Request(f"{self.url}?{query}", headers={"Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                body: dict[str, Any] = json.load(response)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise StorageUnavailable(f"the feed at {self.url} could not be read: {exc}") from exc
+        self.last_head = int(body.get("head", 0))
+        return body
+
+    def read(self, after: int, limit: int) -> list[RecordedEvent]:
+        return [event_from_json(item) for item in self._get(after, limit)["events"]]
+
+    def head(self) -> int:
+        return int(self._get(0, 1).get("head", 0))
+
+
+class StoreEventFeed:
+    """Reads an event store in-process (tests, benchmarks). `opener` is the writer's own reading
+    step (e.g. the intake services' open_events: unseal personal data, then upcast); without one,
+    `registry` upcasts."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        registry: EventRegistry | None = None,
+        *,
+        opener: Callable[[list[RecordedEvent]], list[RecordedEvent]] | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.opener = opener
+
+    def read(self, after: int, limit: int) -> list[RecordedEvent]:
+        events = self.store.read_all(after=after, limit=limit)
+        if self.opener is not None:
+            return self.opener(events)
+        if self.registry is None:
+            return events
+        return [self._upcast(e) for e in events]
+
+    def _upcast(self, event: RecordedEvent) -> RecordedEvent:
+        registry = self.registry
+        assert registry is not None
+        current = registry.current_version(event.type)
+        if event.schema_version == current:
+            return event
+        return RecordedEvent(
+            position=event.position,
+            event_id=event.event_id,
+            stream_id=event.stream_id,
+            version=event.version,
+            type=event.type,
+            schema_version=current,
+            data=registry.upcast(event.type, event.schema_version, event.data),
+            metadata=event.metadata,
+            occurred_at=event.occurred_at,
+            recorded_at=event.recorded_at,
+        )
+
+    def head(self) -> int:
+        return self.store.head()
+
+
+class FunctionFeed:
+    """A feed made of two functions (e.g. a service's own query), for in-process wiring and tests."""
+
+    def __init__(self, read: Callable[[int, int], list[RecordedEvent]], head: Callable[[], int]) -> None:
+        self._read = read
+        self._head = head
+
+    def read(self, after: int, limit: int) -> list[RecordedEvent]:
+        return self._read(after, limit)
+
+    def head(self) -> int:
+        return self._head()

@@ -1,0 +1,291 @@
+"""Projection runner: read a feed from each checkpoint, apply, save the checkpoint IN THE SAME transaction.
+
+A projection is a name, the read-model tables it alone writes, and an explicit `HANDLERS` dict
+(`event type -> on_<event_name>(conn, event)`). The runner reads one batch from the lowest
+checkpoint of its projections (outside any transaction: the feed may be HTTP), then in ONE
+database transaction locks every checkpoint row (``SELECT ... FOR UPDATE`` on PostgreSQL; the
+engine's ``BEGIN IMMEDIATE`` on SQLite), skips what a concurrent runner already applied, applies
+the rest and moves the checkpoints. So a duplicated, reordered or lost wake-up changes nothing:
+the checkpoint, not the message, says what is done, and a crash rolls back rows and checkpoint
+together. Rebuilding resets one projection's rows and checkpoint to 0 and catches up again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from shared.events import RecordedEvent
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[sa.Connection, RecordedEvent], None]
+
+_SCHEMA_LOCK_KEY = 0x43494D50  # "CIMP"
+
+checkpoint_metadata = sa.MetaData()
+
+checkpoints = sa.Table(
+    "projection_checkpoints",
+    checkpoint_metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+
+class EventFeed(Protocol):
+    """Where a projection reads from: events past a position, upcast to current schema versions."""
+
+    def read(self, after: int, limit: int) -> list[RecordedEvent]:
+        """Up to `limit` events with position > after, in position order, none skipped."""
+        ...
+
+    def head(self) -> int:
+        """The highest position the feed may serve now."""
+        ...
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A read model: its name (checkpoint key), the tables it owns, and its handlers."""
+
+    name: str
+    tables: tuple[sa.Table, ...]
+    handlers: Mapping[str, Handler]
+
+    def apply(self, conn: sa.Connection, event: RecordedEvent) -> None:
+        handler = self.handlers.get(event.type)
+        if handler is not None:
+            handler(conn, event)
+
+
+@dataclass(frozen=True)
+class ProjectionStatus:
+    name: str
+    checkpoint: int
+    head: int | None
+
+    @property
+    def lag(self) -> int | None:
+        return None if self.head is None else max(self.head - self.checkpoint, 0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "checkpoint": self.checkpoint, "head": self.head, "lag": self.lag}
+
+
+class ProjectionRunner:
+    """Runs a set of projections over one feed into one database (SQLAlchemy Core)."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        feed: EventFeed,
+        projections: Sequence[Projection],
+        *,
+        batch_size: int = 500,
+        reader: sa.Engine | None = None,
+    ) -> None:
+        """`engine` writes (on SQLite it must BEGIN IMMEDIATE: that lock serialises runners);
+        `reader`, if given, serves plain reads of the checkpoints without taking a write lock."""
+        names = [p.name for p in projections]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate projection names: {names}")
+        self.engine = engine
+        self.reader = reader or engine
+        self.feed = feed
+        self.projections = {p.name: p for p in sorted(projections, key=lambda p: p.name)}
+        self.batch_size = batch_size
+        self._postgres = engine.dialect.name == "postgresql"
+
+    # -- set-up -----------------------------------------------------------------------------
+    def create_schema(self) -> None:
+        """Create the checkpoint table and every read-model table if missing (idempotent)."""
+        with self.engine.begin() as conn:
+            if self._postgres:
+                # Several processes start at once (gunicorn workers, pool children): PostgreSQL's
+                # DDL is transactional, so under this lock the second one finds the tables made.
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_KEY})")
+            checkpoints.create(conn, checkfirst=True)
+            for projection in self.projections.values():
+                for table in projection.tables:
+                    table.create(conn, checkfirst=True)
+            self._ensure_rows(conn, list(self.projections))
+
+    def _ensure_rows(self, conn: sa.Connection, names: Iterable[str]) -> None:
+        have = set(conn.execute(sa.select(checkpoints.c.name)).scalars())
+        for name in names:
+            if name not in have:
+                conn.execute(checkpoints.insert(), {"name": name, "position": 0, "updated_at": time.time()})
+
+    # -- reading checkpoints ----------------------------------------------------------------
+    def checkpoints(self) -> dict[str, int]:
+        with self.reader.connect() as conn:
+            rows = conn.execute(sa.select(checkpoints.c.name, checkpoints.c.position)).all()
+        found = {name: int(position) for name, position in rows}
+        return {name: found.get(name, 0) for name in self.projections}
+
+    def status(self) -> list[ProjectionStatus]:
+        """Each projection's checkpoint and the feed head (None when the feed is unreachable)."""
+        try:
+            head: int | None = self.feed.head()
+        except Exception as exc:
+            log.warning("feed head unavailable: %s", exc)
+            head = None
+        return [ProjectionStatus(name, pos, head) for name, pos in self.checkpoints().items()]
+
+    # -- applying ---------------------------------------------------------------------------
+    def catch_up(
+        self,
+        names: Sequence[str] | None = None,
+        *,
+        time_budget: float | None = None,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Apply every event past the checkpoints of `names` (all by default); return how many
+        (event, projection) applications were made. Safe to run twice or concurrently.
+
+        `time_budget` bounds the run (the rest is left for the next wake-up or beat tick);
+        `on_batch(applied_in_batch, last_position)` reports progress.
+        """
+        selected = self.resolve_names(names)
+        deadline = None if time_budget is None else time.monotonic() + time_budget
+        total = 0
+        while True:
+            after = min(self.checkpoints()[name] for name in selected)
+            events = self.feed.read(after=after, limit=self.batch_size)
+            if not events:
+                return total
+            applied = self._apply_batch(selected, after, events)
+            total += applied
+            if on_batch is not None:
+                on_batch(applied, events[-1].position)
+            if deadline is not None and time.monotonic() > deadline:
+                return total
+
+    def _apply_batch(self, names: Sequence[str], after: int, events: list[RecordedEvent]) -> int:
+        """Apply `events` (every event in (after, events[-1].position]) past each locked checkpoint."""
+        applied = 0
+        with self.engine.begin() as conn:
+            current = self._lock_checkpoints(conn, names)
+            for name in names:
+                start = current[name]
+                if start < after:
+                    # Reset (rebuild) since we read the feed: this batch does not reach back to
+                    # its checkpoint, so applying it would skip events. The next loop rereads.
+                    continue
+                todo = [e for e in events if e.position > start]
+                if not todo:
+                    continue
+                projection = self.projections[name]
+                for event in todo:
+                    projection.apply(conn, event)
+                conn.execute(
+                    checkpoints.update().where(checkpoints.c.name == name),
+                    {"position": todo[-1].position, "updated_at": time.time()},
+                )
+                applied += len(todo)
+        if applied:
+            log.info(
+                "projected batch",
+                extra={
+                    "projections": list(names),
+                    "first_position": events[0].position,
+                    "last_position": events[-1].position,
+                    "applied": applied,
+                    "correlation_ids": _correlation_ids(events),
+                },
+            )
+        return applied
+
+    def _lock_checkpoints(self, conn: sa.Connection, names: Sequence[str]) -> dict[str, int]:
+        """The checkpoints of `names`, locked until this transaction ends (sorted order: no deadlock).
+
+        SQLite: the engine began with BEGIN IMMEDIATE, which already holds the database's write
+        lock, so a concurrent runner waits here and then sees the moved checkpoint.
+        """
+        self._ensure_rows(conn, names)
+        query = (
+            sa.select(checkpoints.c.name, checkpoints.c.position)
+            .where(checkpoints.c.name.in_(list(names)))
+            .order_by(checkpoints.c.name)
+        )
+        if self._postgres:
+            query = query.with_for_update()
+        return {name: int(position) for name, position in conn.execute(query).all()}
+
+    # -- rebuilding -------------------------------------------------------------------------
+    def reset(self, names: Sequence[str] | None = None) -> None:
+        """Empty the named projections' tables and set their checkpoints to 0, atomically."""
+        selected = self.resolve_names(names)
+        with self.engine.begin() as conn:
+            self._lock_checkpoints(conn, selected)
+            for name in selected:
+                for table in reversed(self.projections[name].tables):
+                    conn.execute(table.delete())
+                conn.execute(
+                    checkpoints.update().where(checkpoints.c.name == name),
+                    {"position": 0, "updated_at": time.time()},
+                )
+
+    def rebuild(
+        self,
+        names: Sequence[str] | None = None,
+        *,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Reset the named projections and apply the whole feed from position 0."""
+        selected = self.resolve_names(names)
+        self.reset(selected)
+        return self.catch_up(selected, on_batch=on_batch)
+
+    def digest(self, names: Sequence[str] | None = None) -> str:
+        """A hash of the named projections' read-model rows, for "live == rebuilt" checks."""
+        with self.reader.connect() as conn:
+            return table_digest(conn, [t for n in self.resolve_names(names) for t in self.projections[n].tables])
+
+    def resolve_names(self, names: Sequence[str] | None) -> list[str]:
+        if not names:
+            return list(self.projections)
+        unknown = sorted(set(names) - set(self.projections))
+        if unknown:
+            raise KeyError(f"unknown projection(s): {', '.join(unknown)}; known: {', '.join(self.projections)}")
+        return sorted(set(names))
+
+
+def table_digest(conn: sa.Connection, tables: Iterable[sa.Table]) -> str:
+    """SHA-256 over every row of `tables`, independent of physical row order."""
+    digest = hashlib.sha256()
+    for table in sorted(tables, key=lambda t: t.name):
+        rows = [json.dumps([_plain(v) for v in row], default=str) for row in conn.execute(sa.select(table))]
+        digest.update(table.name.encode())
+        for row in sorted(rows):
+            digest.update(row.encode())
+    return digest.hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _correlation_ids(events: Sequence[RecordedEvent], cap: int = 20) -> list[str]:
+    seen: dict[str, None] = {}
+    for event in events:
+        cid = event.metadata.get("correlation_id")
+        if cid:
+            seen.setdefault(str(cid), None)
+            if len(seen) >= cap:
+                break
+    return list(seen)

@@ -1,0 +1,229 @@
+"""The assessment app: review queue, student overview, projection status, status feed, CLI, logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from assessment_service import create_app as create_assessment_app
+from assessment_service.logs import JsonFormatter
+from intake_service import assessment_view
+from intake_service import create_app as create_intake_app
+from shared.adapters.feed import FunctionFeed, StoreEventFeed
+from shared.adapters.memory_store import InMemoryEventStore
+from shared.adapters.wakeup import RecordingWakeUp
+from shared.clock import FixedClock
+from shared.config import Settings
+
+ANSWERS = {"learning": "I learnt a lot.", "profession": "It matters.", "perspective": "Wider."}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path, upload_dir=tmp_path / "uploads")
+
+
+@pytest.fixture
+def store() -> InMemoryEventStore:
+    return InMemoryEventStore()
+
+
+@pytest.fixture
+def intake(settings: Settings, store: InMemoryEventStore, clock: FixedClock) -> FlaskClient:
+    return create_intake_app(settings, store=store, clock=clock, wakeup=RecordingWakeUp()).test_client()
+
+
+@pytest.fixture
+def app(settings: Settings, store: InMemoryEventStore, intake: FlaskClient) -> Flask:
+    """The assessment app reading the intake feed in-process, exactly as GET /api/v1/events serves it."""
+    opener = intake.application.extensions["cim.intake"].open_events
+    return create_assessment_app(settings, feed=StoreEventFeed(store, opener=opener), batch_size=2)
+
+
+def catch_up(app: Flask) -> int:
+    return app.extensions["cim.assessment"].runner.catch_up()
+
+
+def register(intake: FlaskClient, name: str = "Tova Exempel") -> str:
+    response = intake.post("/api/v1/students", json={
+        "name": name, "email": "tova@example.org", "university_id": "ab-123", "department": "SOCSW",
+        "programme": "SSASK", "expected_end_term": "VT2028",
+    })
+    assert response.status_code == 201, response.json
+    return response.json["student_id"]
+
+
+def log_activity(intake: FlaskClient, sid: str, title: str = "Exchange in Lyon") -> str:
+    response = intake.post(f"/api/v1/students/{sid}/activities", json={
+        "kind": "exchange", "title": title, "organiser": "Université Lyon 2", "setting": "abroad",
+        "country_code": "FR", "start_date": "2025-01-10", "end_date": "2025-06-01",
+    })
+    assert response.status_code == 201, response.json
+    return response.json["activity_id"]
+
+
+def submit(intake: FlaskClient, sid: str, activity_ids: list[str], cid: str = "corr-1") -> str:
+    response = intake.post(f"/api/v1/students/{sid}/reports", json={"answers": ANSWERS, "activity_ids": activity_ids},
+                           headers={"X-Correlation-ID": cid})
+    assert response.status_code == 201, response.json
+    return response.json["report_id"]
+
+
+def test_submitted_report_waits_in_the_review_queue_with_activities_and_answers(
+    intake: FlaskClient, app: Flask, clock: FixedClock
+) -> None:
+    first = register(intake, "Tova Exempel")
+    report = submit(intake, first, [log_activity(intake, first)])
+    second = register(intake, "Måns Provsson")
+    submit(intake, second, [log_activity(intake, second, "Summer school")])
+    catch_up(app)
+    body = app.test_client().get("/api/v1/review-queue").json
+    assert body["count"] == 2
+    oldest = body["items"][0]
+    assert (oldest["report_id"], oldest["name"], oldest["department"], oldest["programme"]) == (
+        report, "Tova Exempel", "SOCSW", "SSASK")
+    assert oldest["answers"] == ANSWERS
+    assert [a["title"] for a in oldest["activities"]] == ["Exchange in Lyon"]
+    assert body["items"][1]["name"] == "Måns Provsson"
+
+
+def test_withdrawn_student_leaves_the_queue_and_a_new_report_replaces_the_waiting_one(
+    intake: FlaskClient, app: Flask
+) -> None:
+    sid = register(intake)
+    aid = log_activity(intake, sid)
+    submit(intake, sid, [aid])
+    newer = submit(intake, sid, [aid], "corr-2")
+    catch_up(app)
+    items = app.test_client().get("/api/v1/review-queue").json["items"]
+    assert [i["report_id"] for i in items] == [newer]
+    intake.post(f"/api/v1/students/{sid}/withdrawal")
+    catch_up(app)
+    assert app.test_client().get("/api/v1/review-queue").json["count"] == 0
+
+
+def test_student_overview_shows_status_activities_and_reports(intake: FlaskClient, app: Flask) -> None:
+    sid = register(intake)
+    aid = log_activity(intake, sid)
+    catch_up(app)
+    client = app.test_client()
+    assert client.get(f"/api/v1/students/{sid}").json["status"] == "registered"
+    intake.post(f"/api/v1/students/{sid}/activities/{aid}/withdrawal")
+    intake.post(f"/api/v1/students/{sid}/studies-completed", json={"completed_on": "2026-01-15", "term": "HT2025"})
+    catch_up(app)
+    body = client.get(f"/api/v1/students/{sid}").json
+    assert body["status"] == "studies completed"
+    assert body["studies_completed_on"] == "2026-01-15"
+    assert body["activities"][0]["withdrawn"] is True
+
+
+@pytest.mark.parametrize("student_id", [str(uuid.uuid4()), "not-a-uuid"])
+def test_unknown_student_is_a_404_problem(app: Flask, student_id: str) -> None:
+    response = app.test_client().get(f"/api/v1/students/{student_id}")
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+    assert response.json["status"] == 404
+
+
+def test_projections_endpoint_shows_checkpoints_and_lag(intake: FlaskClient, app: Flask) -> None:
+    register(intake)
+    register(intake)
+    client = app.test_client()
+    before = client.get("/api/v1/projections").json["projections"]
+    assert {(p["checkpoint"], p["head"], p["lag"]) for p in before} == {(0, 2, 2)}
+    catch_up(app)
+    after = client.get("/api/v1/projections").json["projections"]
+    assert {p["name"] for p in after} == {"students", "activities", "reports", "review_queue"}
+    assert {p["lag"] for p in after} == {0}
+
+
+def test_status_feed_serves_each_students_latest_status_as_events(intake: FlaskClient, app: Flask) -> None:
+    a = register(intake)
+    b = register(intake)
+    submit(intake, a, [log_activity(intake, a)])
+    catch_up(app)
+    client = app.test_client()
+    page = client.get("/api/v1/status-feed?after=0").json
+    assert [(e["type"], e["data"]["student_id"], e["data"]["status"]) for e in page["events"]] == [
+        ("StudentStatusChanged", b, "registered"), ("StudentStatusChanged", a, "report submitted")]
+    assert page["next_after"] == page["head"] == page["events"][-1]["position"]
+    assert client.get(f"/api/v1/status-feed?after={page['next_after']}").json["events"] == []
+    assert client.get("/api/v1/status-feed?after=-1").status_code == 422
+
+
+def test_status_reaches_the_intake_side_by_events(
+    intake: FlaskClient, app: Flask, settings: Settings
+) -> None:
+    sid = register(intake)
+    client = app.test_client()
+
+    def read(after: int, limit: int):  # type: ignore[no-untyped-def]
+        from shared.adapters.feed import event_from_json
+
+        page = client.get(f"/api/v1/status-feed?after={after}&limit={limit}").json
+        return [event_from_json(e) for e in page["events"]]
+
+    view = assessment_view.build_view(settings, feed=FunctionFeed(read, lambda: 0))
+    intake.application.extensions["cim.intake.assessment_view"] = view
+    assert assessment_view.status_for(intake.application, sid) is None
+    catch_up(app)
+    view.catch_up()
+    assert assessment_view.status_for(intake.application, sid) == "registered"
+    intake.post(f"/api/v1/students/{sid}/withdrawal")
+    catch_up(app)
+    view.catch_up()
+    view.catch_up()
+    assert assessment_view.status_for(intake.application, sid) == "withdrawn"
+
+
+def test_review_queue_page_is_semantic_and_escapes_names(intake: FlaskClient, app: Flask) -> None:
+    sid = register(intake, "Tova <b>Exempel</b>")
+    submit(intake, sid, [log_activity(intake, sid)])
+    catch_up(app)
+    html = app.test_client().get("/review-queue").get_data(as_text=True)
+    assert "<h1>Review queue</h1>" in html
+    assert "<main" in html
+    assert "<article" in html
+    assert "Tova &lt;b&gt;Exempel&lt;/b&gt;" in html
+    assert "Exchange in Lyon" in html
+
+
+def test_cli_rebuild_and_status(intake: FlaskClient, app: Flask) -> None:
+    sid = register(intake)
+    submit(intake, sid, [log_activity(intake, sid)])
+    catch_up(app)
+    runner = app.extensions["cim.assessment"].runner
+    live = runner.digest()
+    cli = app.test_cli_runner()
+    result = cli.invoke(args=["projections", "rebuild", "review_queue"])
+    assert result.exit_code == 0, result.output
+    assert "Rebuilding review_queue" in result.output
+    assert runner.digest() == live
+    result = cli.invoke(args=["projections", "rebuild"])
+    assert result.exit_code == 0, result.output
+    assert runner.digest() == live
+    status = cli.invoke(args=["projections", "status"])
+    assert "students" in status.output
+    assert "lag=0" in status.output
+    bad = cli.invoke(args=["projections", "rebuild", "nope"])
+    assert bad.exit_code != 0
+
+
+def test_logs_are_json_lines_with_the_correlation_id_of_the_request(
+    intake: FlaskClient, app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    sid = register(intake)
+    submit(intake, sid, [log_activity(intake, sid)], cid="trace-42")
+    with caplog.at_level(logging.INFO, logger="shared.projection"):
+        catch_up(app)
+    records = [r for r in caplog.records if r.getMessage() == "projected batch"]
+    lines = [json.loads(JsonFormatter().format(r)) for r in records]
+    assert any("trace-42" in line["correlation_ids"] for line in lines)
+    response = app.test_client().get("/api/v1/review-queue", headers={"X-Correlation-ID": "abc-1"})
+    assert response.headers["X-Correlation-ID"] == "abc-1"

@@ -1,0 +1,155 @@
+"""Workers: Celery settings for at-least-once, the beat schedule, the task as a plain function,
+and the wake-up sender (fakeredis): sent by name with ids only, never raising when Redis is down."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from unittest import mock
+
+import fakeredis
+import kombu.transport.redis as kombu_redis
+import pytest
+
+from assessment_service.bootstrap import build_context
+from intake_service import assessment_view
+from intake_service.bootstrap import make_wakeup
+from intake_service.events import REGISTRY
+from shared import task_names
+from shared.adapters.celery_wakeup import CeleryWakeUp, clear_pending
+from shared.adapters.feed import FunctionFeed, StoreEventFeed
+from shared.adapters.memory_store import InMemoryEventStore
+from shared.config import Settings
+from shared.events import NewEvent
+from workers import celery_app, schedule
+from workers.tasks import projections as projection_tasks
+
+
+def test_celery_is_configured_for_at_least_once_delivery_of_json_messages() -> None:
+    conf = celery_app.app.conf
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.broker_transport_options["visibility_timeout"] > conf.task_time_limit
+    assert conf.accept_content == ["json"]
+    assert conf.task_serializer == "json"
+    assert conf.task_default_queue == task_names.QUEUE
+
+
+def test_every_beat_entry_names_a_registered_task_and_expires() -> None:
+    for entry in schedule.BEAT_SCHEDULE.values():
+        assert entry["task"] in celery_app.app.tasks
+        assert 0 < entry["options"]["expires"] <= 60
+        assert 2 <= entry["schedule"] <= 5
+
+
+def _registered(sid: str) -> NewEvent:
+    from datetime import UTC, datetime
+
+    return NewEvent(
+        "StudentRegistered", 1,
+        {"student_id": sid, "name": "Tova Exempel", "email": "t@example.org", "university_id": "x-1",
+         "department": "SOCSW", "programme": "SSASK", "expected_end_term": "VT2028", "rules": "SOCSW@1"},
+        {"actor": "test", "correlation_id": "corr-7"}, datetime(2026, 3, 16, tzinfo=UTC),
+    )
+
+
+def test_catch_up_task_called_as_a_function_projects_and_updates_the_intake_view(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(data_dir=tmp_path)
+    store = InMemoryEventStore()
+    sid = "00000000-0000-0000-0000-000000000001"
+    store.append(f"student-{sid}", [_registered(sid)], expected_version=0)
+    ctx = build_context(settings, feed=StoreEventFeed(store, REGISTRY))
+    from assessment_service import queries
+
+    def read(after: int, limit: int):  # type: ignore[no-untyped-def]
+        with ctx.reader.connect() as conn:
+            return queries.status_changes(conn, after, limit)
+
+    view = assessment_view.build_view(settings, feed=FunctionFeed(read, lambda: 0))
+    monkeypatch.setattr(projection_tasks, "assessment_context", lambda: ctx)
+    monkeypatch.setattr(projection_tasks, "intake_view", lambda: view)
+    broker = fakeredis.FakeRedis()
+    broker.set(task_names.CATCH_UP_PENDING_KEY, "corr-7")
+    monkeypatch.setattr(projection_tasks, "redis_client", lambda: broker)
+
+    assert projection_tasks.catch_up_projections(correlation_id="corr-7") == 4
+    assert projection_tasks.catch_up_projections(correlation_id="corr-7") == 0  # a duplicate wake-up
+    assert view.status_for(sid) == "registered"
+    assert set(ctx.runner.checkpoints().values()) == {1}
+    assert broker.get(task_names.CATCH_UP_PENDING_KEY) is None  # the next commit wakes a new catch-up
+
+
+def test_a_failing_intake_view_does_not_fail_the_catch_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = build_context(Settings(data_dir=tmp_path), feed=StoreEventFeed(InMemoryEventStore(), REGISTRY))
+
+    class Broken:
+        def catch_up(self) -> int:
+            raise OSError("assessment feed unreachable")
+
+    monkeypatch.setattr(projection_tasks, "assessment_context", lambda: ctx)
+    monkeypatch.setattr(projection_tasks, "intake_view", lambda: Broken())
+    down = fakeredis.FakeServer()
+    down.connected = False
+    monkeypatch.setattr(projection_tasks, "redis_client", lambda: fakeredis.FakeRedis(server=down))
+    assert projection_tasks.catch_up_projections() == 0
+
+
+@pytest.fixture
+def fake_broker() -> Iterator[fakeredis.FakeServer]:
+    server = fakeredis.FakeServer()
+
+    def fake_client(_channel: object, asynchronous: bool = False) -> fakeredis.FakeRedis:
+        return fakeredis.FakeRedis(server=server)
+
+    with mock.patch.object(kombu_redis.Channel, "_create_client", fake_client):
+        yield server
+
+
+def _queued(server: fakeredis.FakeServer) -> list[dict]:
+    client = fakeredis.FakeRedis(server=server)
+    return [json.loads(raw) for raw in client.lrange(task_names.QUEUE, 0, -1)]
+
+
+def _wakeup(server: fakeredis.FakeServer) -> CeleryWakeUp:
+    return CeleryWakeUp("redis://broker.invalid:6379/0", client=fakeredis.FakeRedis(server=server))
+
+
+def test_wake_up_sends_the_catch_up_task_by_name_with_ids_only(fake_broker: fakeredis.FakeServer) -> None:
+    _wakeup(fake_broker).after_commit("corr-1")
+    messages = _queued(fake_broker)
+    assert [m["headers"]["task"] for m in messages] == [task_names.CATCH_UP_PROJECTIONS]
+    args, kwargs, _embed = json.loads(base64.b64decode(messages[-1]["body"]))
+    assert (args, kwargs) == ([], {"correlation_id": "corr-1"})
+    assert messages[0]["content-type"] == "application/json"
+    assert messages[0]["headers"]["expires"]  # a stale wake-up is dropped, beat covers it
+
+
+def test_a_burst_of_commits_queues_one_catch_up_until_it_starts(fake_broker: fakeredis.FakeServer) -> None:
+    wakeup = _wakeup(fake_broker)
+    for n in range(50):
+        wakeup.after_commit(f"corr-{n}")
+    assert len(_queued(fake_broker)) == 1
+    clear_pending(fakeredis.FakeRedis(server=fake_broker))  # the catch-up started: later commits wake again
+    wakeup.after_commit("corr-late")
+    assert len(_queued(fake_broker)) == 2
+
+
+def test_wake_up_with_redis_down_neither_raises_nor_blocks(fake_broker: fakeredis.FakeServer) -> None:
+    fake_broker.connected = False
+    wakeup = _wakeup(fake_broker)
+    started = time.monotonic()
+    for _ in range(20):
+        wakeup.after_commit("corr-2")
+    assert time.monotonic() - started < 1.0
+    fake_broker.connected = True
+    assert _queued(fake_broker) == []  # skipped during the pause after a failure
+
+
+def test_intake_sends_wake_ups_through_celery_by_default(tmp_path: Path) -> None:
+    assert isinstance(make_wakeup(Settings(data_dir=tmp_path)), CeleryWakeUp)

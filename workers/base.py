@@ -1,0 +1,83 @@
+"""House defaults for tasks, and the per-process contexts the tasks call into."""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+from typing import Any
+
+import redis
+from celery import Task
+from celery.signals import setup_logging, worker_process_init
+
+from assessment_service import queries
+from assessment_service.bootstrap import AssessmentContext, build_context
+from assessment_service.logs import configure_logging, correlation_id_var
+from intake_service.assessment_view import AssessmentView, build_view
+from shared.adapters.feed import FunctionFeed
+from shared.events import RecordedEvent
+from workers.settings import settings
+
+log = logging.getLogger(__name__)
+
+
+class CimTask(Task):
+    """Idempotent tasks only: late acks and re-delivery are safe because each task is keyed
+    (the catch-up by its checkpoints, side effects by the causing event id)."""
+
+    acks_late = True
+    reject_on_worker_lost = True
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        token = correlation_id_var.set(kwargs.get("correlation_id"))
+        try:
+            return super().__call__(*args, **kwargs)
+        finally:
+            correlation_id_var.reset(token)
+
+
+@cache
+def assessment_context() -> AssessmentContext:
+    """One per worker process: engines must not cross a fork, so nothing is built at import."""
+    return build_context(settings())
+
+
+@cache
+def intake_view() -> AssessmentView:
+    """The intake side's assessment-status view (in the intake DB), fed by the assessment status
+    feed. The worker reads that feed in-process from the assessment read model it has just
+    written (the same query GET /api/v1/status-feed serves), so the view does not depend on the
+    assessment web server being up; intake code itself only ever sees the events."""
+    ctx = assessment_context()
+
+    def read(after: int, limit: int) -> list[RecordedEvent]:
+        with ctx.reader.connect() as conn:
+            return queries.status_changes(conn, after, limit)
+
+    def head() -> int:
+        with ctx.reader.connect() as conn:
+            return queries.status_head(conn)
+
+    return build_view(settings(), feed=FunctionFeed(read, head))
+
+
+@cache
+def redis_client() -> redis.Redis:
+    """For the wake-up coalescing key only (short timeouts: Redis down must not stall a catch-up)."""
+    return redis.Redis.from_url(settings().redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+
+
+@worker_process_init.connect
+def _fresh_process(**_: Any) -> None:
+    assessment_context.cache_clear()
+    intake_view.cache_clear()
+    redis_client.cache_clear()
+    try:  # warm up, so the first wake-up after a (re)start is not slowed by connecting
+        intake_view()
+    except Exception:  # a database still starting: the first task builds it instead
+        log.warning("could not prepare the projection context at process start", exc_info=True)
+
+
+@setup_logging.connect
+def _json_logs(**_: Any) -> None:
+    configure_logging(settings().log_level)

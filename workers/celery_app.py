@@ -1,0 +1,64 @@
+"""The Celery app: Redis broker and result backend from CIM_REDIS_URL, settings for at-least-once.
+
+Celery delivery is NOT the source of truth (../shared/brief/RELIABILITY.md): the event store is,
+and a message only says "catch up". Each setting below is here because of a measured fact.
+Start with: celery -A workers.celery_app worker / celery -A workers.celery_app beat
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from shared import task_names
+from workers.schedule import BEAT_SCHEDULE
+from workers.settings import settings
+
+#: The longest a task may run. The catch-up task stops itself after 30 s (CATCH_UP_BUDGET_SECONDS);
+#: the hard limit kills a stuck one. Everything else is sized from this.
+TASK_TIME_LIMIT = 120
+
+app = Celery("cim", include=["workers.tasks.projections"])
+
+_redis_url = settings().redis_url
+
+app.conf.update(
+    broker_url=_redis_url,
+    result_backend=_redis_url,
+    # JSON only: a pickle message from anyone who can reach Redis would run code in the worker;
+    # and task arguments are ids and positions (JSON primitives) by design.
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    result_accept_content=["json"],
+    # Acknowledge after the task ran, not when it was received: a worker killed mid-task leaves
+    # the message unacknowledged, so it is delivered again. Safe because every task is idempotent.
+    task_acks_late=True,
+    # Measured: killing a pool child lost one task per kill unless this is on. With it, the
+    # message of a child that died is rejected and requeued instead of acknowledged.
+    task_reject_on_worker_lost=True,
+    # Measured: a whole worker killed and restarted got its unacknowledged tasks back only after
+    # ~100 s, and with the default visibility timeout (1 h) after an hour. Redelivery waits for
+    # this timeout, so keep it short, but longer than the longest task (else a task still running
+    # is delivered again): 3 min > TASK_TIME_LIMIT. Beat's catch-up covers the wait meanwhile.
+    broker_transport_options={"visibility_timeout": 180},
+    result_backend_transport_options={"visibility_timeout": 180},
+    task_time_limit=TASK_TIME_LIMIT,
+    task_soft_time_limit=TASK_TIME_LIMIT - 20,
+    # One message at a time per process: prefetched messages of a killed worker wait out the
+    # visibility timeout, and a long catch-up must not hold wake-ups another process could run.
+    worker_prefetch_multiplier=1,
+    # Nobody reads catch-up results; storing thousands of them would only fill Redis, which runs
+    # with maxmemory-policy noeviction (a full Redis refuses writes rather than dropping queues).
+    task_ignore_result=True,
+    result_expires=3600,
+    # Keep retrying the broker at start-up (Redis may come up after the worker, or restart).
+    broker_connection_retry_on_startup=True,
+    broker_connection_max_retries=None,
+    # Our JSON log lines, not Celery's root-logger takeover.
+    worker_hijack_root_logger=False,
+    worker_redirect_stdouts=False,
+    task_default_queue=task_names.QUEUE,
+    timezone="UTC",
+    enable_utc=True,
+    beat_schedule=BEAT_SCHEDULE,
+)

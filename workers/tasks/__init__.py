@@ -1,0 +1,1 @@
+"""Task modules: each task a few lines over tested code."""

@@ -1,0 +1,26 @@
+"""Projection tasks: thin adapters over the tested catch-up functions."""
+
+from __future__ import annotations
+
+import logging
+
+from assessment_service import services
+from shared import task_names
+from shared.adapters.celery_wakeup import clear_pending
+from workers.base import CimTask, assessment_context, intake_view, redis_client
+from workers.celery_app import app
+
+log = logging.getLogger(__name__)
+
+
+@app.task(name=task_names.CATCH_UP_PROJECTIONS, base=CimTask)
+def catch_up_projections(correlation_id: str | None = None) -> int:
+    """Apply every intake event past each assessment checkpoint, then bring intake's status view
+    up to date. Idempotency key: the checkpoints. Safe to run twice, late, or at once."""
+    clear_pending(redis_client())  # commits from now on queue the next catch-up
+    applied = services.catch_up_projections(assessment_context(), correlation_id)
+    try:
+        intake_view().catch_up()
+    except Exception:  # the assessment read models are committed; the next tick retries this
+        log.exception("intake status view could not catch up")
+    return applied
