@@ -27,6 +27,7 @@ from flask import (
 )
 from flask_babel import format_date, get_locale, ngettext
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response as Redirect
 
 from intake_service import domain
@@ -366,6 +367,7 @@ def my_cim(student_id: str) -> str:
     return render_template(
         "my_cim.html",
         student=student,
+        assessment_status=assessment_status(student_id),
         kind_name=lambda code: kind_name(student.department, code, locale()),
         setting_label=lambda code: SETTING_LABELS.get(code, code),
         country=lambda code: country_name(code, locale()),
@@ -375,6 +377,28 @@ def my_cim(student_id: str) -> str:
         ),
         programme_name=programme_name(student),
     )
+
+
+ASSESSMENT_STATUS = {
+    "registered": _l("Registered. Log your activities; submit your report when you are ready."),
+    "studies completed": _l("Studies completed. Submit your report before the deadline."),
+    "report submitted": _l("Report submitted. It is waiting for review by the assessors."),
+    "withdrawn": _l("Withdrawn from CIM."),
+}
+
+
+def assessment_status(student_id: str) -> str | None:
+    """What the assessment side last said about the student, delivered to intake by events.
+    The page still works (without the box) when that view cannot be read."""
+    from intake_service.assessment_view import status_for
+
+    try:
+        status = status_for(current_app._get_current_object(), student_id)  # type: ignore[attr-defined]
+    except Exception:  # the view is a convenience; the student's own timeline is the record
+        current_app.logger.warning("assessment status view unavailable", exc_info=True)
+        return None
+    label = ASSESSMENT_STATUS.get(status or "")
+    return str(label) if label else None
 
 
 def programme_name(student: StudentPage) -> str:

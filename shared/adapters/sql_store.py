@@ -72,6 +72,7 @@ _COLUMNS = (
 # Appends on PostgreSQL take this transaction-scoped advisory lock just before they draw positions
 # and hold it to commit, so positions commit in order and a reader never skips one.
 _APPEND_LOCK_KEY = 0x43494D  # "CIM"
+_SCHEMA_LOCK_KEY = 0x43494D01
 
 
 def _dumps(value: Any) -> str:
@@ -106,8 +107,13 @@ class SqlEventStore:
 
     # -- set-up -----------------------------------------------------------------------------
     def create_schema(self) -> None:
-        """Create the tables if they are missing (idempotent)."""
-        metadata.create_all(self._writer)
+        """Create the tables if they are missing (idempotent, and safe when several processes
+        start at once: on PostgreSQL DDL is transactional, so under this lock the second finds
+        the tables made)."""
+        with self._writer.begin() as conn:
+            if not self._sqlite:
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_KEY})")
+            metadata.create_all(conn)
 
     def dispose(self) -> None:
         self._writer.dispose()

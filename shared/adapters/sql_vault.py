@@ -48,7 +48,11 @@ class SqlKeyVault:
                 dbapi_connection.execute("PRAGMA secure_delete=ON")
 
     def create_schema(self) -> None:
-        vault_metadata.create_all(self._engine)
+        with self._engine.begin() as conn:
+            if not self._sqlite:
+                # Several workers may start at once; DDL is transactional on PostgreSQL.
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(1129925890)")
+            vault_metadata.create_all(conn)
 
     def key_for(self, subject_id: str) -> bytes:
         with self._engine.begin() as conn:

@@ -1,0 +1,49 @@
+"""The assessment status reaches "my CIM" through the intake's own view, fed by status events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from intake_service import create_app
+from intake_service.assessment_view import build_view
+from shared.adapters.memory_store import InMemoryEventStore
+from shared.config import Settings
+from shared.events import RecordedEvent
+from tests.unit.test_intake_api import STUDENT
+
+NOW = datetime(2026, 11, 28, tzinfo=UTC)
+
+
+class ListFeed:
+    def __init__(self, events: list[RecordedEvent]) -> None:
+        self.events = events
+
+    def read(self, after: int, limit: int) -> list[RecordedEvent]:
+        return [e for e in self.events if e.position > after][:limit]
+
+    def head(self) -> int:
+        return max((e.position for e in self.events), default=0)
+
+
+def status_event(position: int, student_id: str, status: str) -> RecordedEvent:
+    return RecordedEvent(position, f"e{position}", f"status-{student_id}", 1, "StudentStatusChanged", 1,
+                         {"student_id": student_id, "status": status}, {}, NOW, NOW)
+
+
+def test_my_cim_shows_the_status_delivered_by_events(tmp_path):
+    settings = Settings(data_dir=tmp_path, wakeup="none")
+    app = create_app(settings, store=InMemoryEventStore())
+    client = app.test_client()
+    sid = client.post("/api/v1/students", json=STUDENT).json["student_id"]
+    with client.session_transaction() as session:
+        session["student_id"] = sid
+    before = client.get(f"/students/{sid}").get_data(as_text=True)
+    assert "waiting for review" not in before
+    feed = ListFeed([status_event(1, sid, "registered"), status_event(2, sid, "report submitted")])
+    view = build_view(settings, feed=feed)
+    view.catch_up()
+    app.extensions["cim.intake.assessment_view"] = view
+    page = client.get(f"/students/{sid}").get_data(as_text=True)
+    assert "Report submitted. It is waiting for review by the assessors." in page
+    swedish = client.get(f"/students/{sid}?lang=sv").get_data(as_text=True)
+    assert "Den väntar på granskning" in swedish
