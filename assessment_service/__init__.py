@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         BABEL_DEFAULT_LOCALE=settings.default_locale,
         BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "translations"),
     )
-    Babel(app)
+    Babel(app, locale_selector=pages.select_locale)
     app.extensions["cim.assessment"] = overrides.get("context") or build_context(settings, **overrides)
     register_error_handlers(app)
     app.register_blueprint(api.bp)

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from assessment_service import projections
 from shared.adapters.feed import HttpEventFeed
 from shared.adapters.sql import is_sqlite, make_engine
+from shared.catalogue import Catalogue
 from shared.config import Settings
 from shared.projection import EventFeed, ProjectionRunner
 
@@ -23,6 +24,7 @@ class AssessmentContext:
     reader: sa.Engine
     feed: EventFeed
     runner: ProjectionRunner
+    catalogue: Catalogue
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -40,4 +42,5 @@ def build_context(settings: Settings, **overrides: Any) -> AssessmentContext:
     feed = overrides.get("feed") or HttpEventFeed(settings.intake_url)
     runner = ProjectionRunner(engine, feed, projections.ALL, batch_size=overrides.get("batch_size", 250), reader=reader)
     runner.create_schema()
-    return AssessmentContext(settings, engine, reader, feed, runner)
+    catalogue = overrides.get("catalogue") or Catalogue.load(settings.departments_file)
+    return AssessmentContext(settings, engine, reader, feed, runner, catalogue)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from intake_service.catalogue import Catalogue
 from intake_service.events import REGISTRY
 from intake_service.services import IntakeServices
 from intake_service.uploads import UploadStore
 from shared.adapters.memory_store import InMemoryEventStore
 from shared.adapters.wakeup import NullWakeUp, WakeUp
+from shared.catalogue import Catalogue
 from shared.clock import SystemClock
 from shared.config import Settings
 from shared.personal import InMemoryKeyVault, PersonalDataCodec

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
-from intake_service.catalogue import Department
 from intake_service.events import (
     ActivityAmended,
     ActivityLogged,
@@ -21,6 +20,7 @@ from intake_service.events import (
     StudentRegistered,
     StudiesCompleted,
 )
+from shared.catalogue import Department
 from shared.errors import NotFound, RuleViolated, ValidationFailed
 
 

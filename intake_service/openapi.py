@@ -9,8 +9,8 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from intake_service.catalogue import Catalogue
 from intake_service.web import schemas
+from shared.catalogue import Catalogue
 from shared.validation import UUID_PATTERN
 
 _PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}

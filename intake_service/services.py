@@ -9,10 +9,10 @@ from datetime import date
 from typing import Any
 
 from intake_service import domain
-from intake_service.catalogue import Catalogue, Department
 from intake_service.events import REGISTRY, AttachmentUploaded, StudentRegistered
 from intake_service.uploads import UploadStore, check_pdf
 from shared.adapters.wakeup import WakeUp
+from shared.catalogue import Catalogue, Department
 from shared.clock import Clock
 from shared.errors import ConcurrencyConflict, NotFound, ValidationFailed
 from shared.events import NewEvent, RecordedEvent

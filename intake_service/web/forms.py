@@ -33,7 +33,7 @@ from wtforms.validators import Length, Optional, StopValidation, ValidationError
 from wtforms.widgets import CheckboxInput
 
 from intake_service import domain
-from intake_service.catalogue import Catalogue, Department
+from shared.catalogue import Catalogue, Department
 from shared.validation import TERM_PATTERN, country_codes, is_uuid
 
 # Same characters the JSON API refuses (shared.validation.SafeText): the pages accept no more.

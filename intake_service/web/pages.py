@@ -31,7 +31,6 @@ from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response as Redirect
 
 from intake_service import domain
-from intake_service.catalogue import Department, Text
 from intake_service.events import (
     REGISTRY,
     ActivityAmended,
@@ -60,6 +59,7 @@ from intake_service.web.forms import (
     report_form,
 )
 from intake_service.web.setup import LOCALES
+from shared.catalogue import Department, Text
 from shared.errors import IdempotencyKeyReused, NotFound, RuleViolated, ValidationFailed
 from shared.validation import is_uuid
 

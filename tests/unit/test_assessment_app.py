@@ -227,3 +227,20 @@ def test_logs_are_json_lines_with_the_correlation_id_of_the_request(
     assert any("trace-42" in line["correlation_ids"] for line in lines)
     response = app.test_client().get("/api/v1/review-queue", headers={"X-Correlation-ID": "abc-1"})
     assert response.headers["X-Correlation-ID"] == "abc-1"
+
+
+def test_review_queue_page_names_kinds_and_questions_from_the_catalogue_in_both_languages(
+    intake: FlaskClient, app: Flask
+) -> None:
+    sid = register(intake)
+    submit(intake, sid, [log_activity(intake, sid)])
+    catch_up(app)
+    english = app.test_client().get("/review-queue?lang=en").get_data(as_text=True)
+    assert "Exchange studies" in english
+    assert "What did you learn from your international activities" in english
+    assert "School of Social Work" in english
+    swedish = app.test_client().get("/review-queue?lang=sv").get_data(as_text=True)
+    assert '<html lang="sv">' in swedish
+    assert "Utbytesstudier" in swedish
+    assert "Granskningskö" in swedish
+    assert "Socialhögskolan" in swedish

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from intake_service import domain
-from intake_service.catalogue import Catalogue
 from intake_service.events import ActivityLogged, RegistrationWithdrawn, StudentRegistered
+from shared.catalogue import Catalogue
 from shared.errors import NotFound, RuleViolated, ValidationFailed
 
 CATALOGUE = Catalogue.load(Path(__file__).resolve().parents[2] / "config" / "departments.toml")

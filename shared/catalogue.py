@@ -1,4 +1,4 @@
-"""Departments, their activity catalogues and reflection questions, read from a TOML file."""
+"""Departments, their activity catalogues and reflection questions, read from a TOML file (shared by both services)."""
 
 from __future__ import annotations
 
