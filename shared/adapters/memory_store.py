@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from shared.clock import Clock, SystemClock
@@ -54,8 +56,8 @@ class InMemoryEventStore:
                         version=current + offset,
                         type=event.type,
                         schema_version=event.schema_version,
-                        data=dict(event.data),
-                        metadata=metadata,
+                        data=copy.deepcopy(event.data),
+                        metadata=copy.deepcopy(metadata),
                         occurred_at=event.occurred_at,
                         recorded_at=now,
                     )
@@ -88,7 +90,7 @@ class InMemoryEventStore:
 
     def read_stream(self, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
         with self._lock:
-            return list(self._streams.get(stream_id, [])[after_version:])
+            return [_copy(e) for e in self._streams.get(stream_id, [])[after_version:]]
 
     def stream_version(self, stream_id: str) -> int:
         with self._lock:
@@ -96,7 +98,7 @@ class InMemoryEventStore:
 
     def read_all(self, after: int = 0, limit: int = 1000) -> list[RecordedEvent]:
         with self._lock:
-            return self._events[max(after, 0) : max(after, 0) + limit]
+            return [_copy(e) for e in self._events[max(after, 0) : max(after, 0) + limit]]
 
     def head(self) -> int:
         with self._lock:
@@ -104,3 +106,8 @@ class InMemoryEventStore:
 
     def count(self) -> int:
         return self.head()
+
+
+def _copy(event: RecordedEvent) -> RecordedEvent:
+    """Readers get their own copies: changing what you read never changes the log."""
+    return replace(event, data=copy.deepcopy(event.data), metadata=copy.deepcopy(event.metadata))

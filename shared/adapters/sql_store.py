@@ -143,6 +143,14 @@ class SqlEventStore:
                 return self._append_once(
                     stream_id, events, expected_version, idempotency_key, request_hash, result
                 )
+            except ConcurrencyConflict:
+                # A copy of this very request (same key) may have committed between our first
+                # look-up and our version check: then the answer is its result, not a 409.
+                if idempotency_key is not None:
+                    stored = self.find_idempotent(idempotency_key, request_hash)
+                    if stored is not None:
+                        return stored
+                raise
             except sa.exc.IntegrityError:
                 # Another writer took the key or the version between our read and our insert.
                 if idempotency_key is not None:
@@ -276,8 +284,14 @@ class SqlEventStore:
         query = sa.select(sa.func.coalesce(sa.func.max(events_table.c.version), 0)).where(
             events_table.c.stream_id == stream_id
         )
-        with self._reader.connect() as conn:
-            return int(conn.execute(query).scalar_one())
+        return int(self._scalar(query))
+
+    def _scalar(self, query: sa.Select[Any]) -> Any:
+        try:
+            with self._reader.connect() as conn:
+                return conn.execute(query).scalar_one()
+        except sa.exc.DBAPIError as exc:
+            raise StorageUnavailable(f"the event store could not be read: {_brief(exc)}") from exc
 
     def read_all(self, after: int = 0, limit: int = 1000) -> list[RecordedEvent]:
         query = (
@@ -294,13 +308,10 @@ class SqlEventStore:
         return [_row_to_event(row) for row in rows]
 
     def head(self) -> int:
-        query = sa.select(sa.func.coalesce(sa.func.max(events_table.c.position), 0))
-        with self._reader.connect() as conn:
-            return int(conn.execute(query).scalar_one())
+        return int(self._scalar(sa.select(sa.func.coalesce(sa.func.max(events_table.c.position), 0))))
 
     def count(self) -> int:
-        with self._reader.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(events_table)).scalar_one())
+        return int(self._scalar(sa.select(sa.func.count()).select_from(events_table)))
 
 
 def _brief(exc: BaseException) -> str:

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from shared.adapters.sql import is_sqlite, make_engine
+from shared.errors import StorageUnavailable
 from shared.personal import KeyErased
 
 vault_metadata = sa.MetaData()
@@ -55,6 +56,12 @@ class SqlKeyVault:
             vault_metadata.create_all(conn)
 
     def key_for(self, subject_id: str) -> bytes:
+        try:
+            return self._key_for(subject_id)
+        except sa.exc.DBAPIError as exc:
+            raise StorageUnavailable("the key vault could not be written") from exc
+
+    def _key_for(self, subject_id: str) -> bytes:
         with self._engine.begin() as conn:
             row = conn.execute(
                 sa.select(subject_keys.c.wrapped_key, subject_keys.c.erased_at).where(
@@ -76,6 +83,12 @@ class SqlKeyVault:
             return key
 
     def keys_for(self, subject_ids: Iterable[str]) -> dict[str, bytes]:
+        try:
+            return self._keys_for(subject_ids)
+        except sa.exc.DBAPIError as exc:
+            raise StorageUnavailable("the key vault could not be read") from exc
+
+    def _keys_for(self, subject_ids: Iterable[str]) -> dict[str, bytes]:
         wanted = sorted(set(subject_ids))
         if not wanted:
             return {}
@@ -93,6 +106,12 @@ class SqlKeyVault:
         return out
 
     def destroy(self, subject_id: str) -> bool:
+        try:
+            return self._destroy(subject_id)
+        except sa.exc.DBAPIError as exc:
+            raise StorageUnavailable("the key vault could not be written") from exc
+
+    def _destroy(self, subject_id: str) -> bool:
         """Overwrite the key with NULL and keep a tombstone, so nothing can be sealed for the
         subject again with a fresh key by mistake. True if a key was destroyed."""
         now = datetime.now(UTC).isoformat()
