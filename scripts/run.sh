@@ -61,15 +61,19 @@ fi
 
 # One gunicorn worker per service: one writing process per SQLite database (measured: several
 # writer processes starve one of them). Threads give concurrency within that process.
+# Each process logs to its own file under var/log, so this terminal shows only the summary.
+LOGS="$CIM_DATA_DIR/log"
+mkdir -p "$LOGS"
 "$BIN/gunicorn" --bind "127.0.0.1:$INTAKE_PORT" --workers 1 --threads 4 --no-control-socket \
-    "intake_service:create_app()" &
+    "intake_service:create_app()" >>"$LOGS/intake.log" 2>&1 &
 PIDS+=($!)
 "$BIN/gunicorn" --bind "127.0.0.1:$ASSESSMENT_PORT" --workers 1 --threads 4 --no-control-socket \
-    "assessment_service:create_app()" &
+    "assessment_service:create_app()" >>"$LOGS/assessment.log" 2>&1 &
 PIDS+=($!)
-"$BIN/celery" -A workers.celery_app worker --concurrency 1 --loglevel INFO &
+"$BIN/celery" -A workers.celery_app worker --concurrency 1 --loglevel INFO >>"$LOGS/worker.log" 2>&1 &
 PIDS+=($!)
-"$BIN/celery" -A workers.celery_app beat --loglevel INFO --schedule "$RUN/celerybeat-schedule" &
+"$BIN/celery" -A workers.celery_app beat --loglevel INFO --schedule "$RUN/celerybeat-schedule" \
+    >>"$LOGS/beat.log" 2>&1 &
 PIDS+=($!)
 
 for _ in $(seq 1 100); do
@@ -87,6 +91,7 @@ cat <<MSG
     assessment  $CIM_ASSESSMENT_URL/review-queue
     projections $CIM_ASSESSMENT_URL/api/v1/projections
     redis       $CIM_REDIS_URL  (data in $CIM_DATA_DIR)
+    logs        $LOGS/{intake,assessment,worker,beat}.log
 
 MSG
 wait -n "${PIDS[@]}" || true
