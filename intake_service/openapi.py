@@ -37,6 +37,7 @@ def _responses(success: int, schema: str, *errors: int) -> dict[str, Any]:
         }
     for status in (*errors, 503):
         out[str(status)] = {"description": _DESCRIPTIONS[status], "content": _PROBLEM}
+    out["414"] = _TOO_LONG
     return out
 
 
@@ -56,6 +57,9 @@ _DESCRIPTIONS = {
 }
 
 _WRITE_ERRORS = (400, 404, 409, 413, 415, 422)
+
+# gunicorn refuses request lines over 4094 bytes itself, before the app sees them.
+_TOO_LONG = {"description": "Request line too long (refused by the HTTP server)"}
 
 _HEADERS = [
     {
@@ -282,6 +286,7 @@ def _base_spec() -> dict[str, Any]:
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Stream"}}},
                     },
                     "404": {"description": _DESCRIPTIONS[404], "content": _PROBLEM},
+                    "414": _TOO_LONG,
                     "503": {"description": _DESCRIPTIONS[503], "content": _PROBLEM},
                 },
             }
@@ -304,6 +309,7 @@ def _base_spec() -> dict[str, Any]:
                         "description": "A batch of events",
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Feed"}}},
                     },
+                    "414": _TOO_LONG,
                     "422": {"description": _DESCRIPTIONS[422], "content": _PROBLEM},
                     "503": {"description": _DESCRIPTIONS[503], "content": _PROBLEM},
                 },

@@ -228,6 +228,9 @@ def student_events(student_id: str) -> Response:
 
 @bp.get("/events")
 def feed() -> Response:
+    repeated = sorted(k for k in request.args if len(request.args.getlist(k)) > 1)
+    if repeated:
+        raise ValidationFailed("Bad query.", {k: ["Give this parameter once."] for k in repeated})
     try:
         query = FeedQuery().load(request.args.to_dict())
     except ValidationError as exc:

@@ -283,3 +283,10 @@ def test_openapi_document_lists_every_operation(client):
         "submitReport", "completeStudies", "withdrawRegistration", "studentEvents", "eventFeed",
     }
     assert "SOCSW" in spec["components"]["schemas"]["RegisterStudentRequest"]["properties"]["department"]["enum"]
+
+
+def test_feed_refuses_repeated_or_unknown_query_parameters(client):
+    assert client.get("/api/v1/events?after=1&after=2").status_code == 422
+    assert client.get("/api/v1/events?limit=1&limit=2").json["errors"] == {"limit": ["Give this parameter once."]}
+    assert client.get("/api/v1/events?surprise=1").status_code == 422
+    assert client.get("/api/v1/events?limit=5001").status_code == 422
