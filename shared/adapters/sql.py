@@ -13,9 +13,11 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def make_engine(url: str, *, immediate: bool = False, pool_size: int = 10) -> sa.Engine:
+def make_engine(url: str, *, immediate: bool = False, pool_size: int = 10, pre_ping: bool = True) -> sa.Engine:
     """An engine for `url`. With `immediate`, SQLite transactions begin with BEGIN IMMEDIATE so
-    writers queue on the write lock up front instead of failing to upgrade a read lock."""
+    writers queue on the write lock up front instead of failing to upgrade a read lock. Without
+    `pre_ping`, a PostgreSQL checkout costs no extra round trip; a connection broken by a server
+    restart then fails one operation (the caller answers 503) and is replaced."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
@@ -31,7 +33,7 @@ def make_engine(url: str, *, immediate: bool = False, pool_size: int = 10) -> sa
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = str(parsed.set(drivername="postgresql+psycopg"))
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping)
 
 
 def _configure_sqlite(engine: sa.Engine, *, immediate: bool) -> None:

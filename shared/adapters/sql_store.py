@@ -4,15 +4,21 @@ Guarantees: events are only ever inserted; UNIQUE(stream_id, version) enforces o
 concurrency; idempotency keys are claimed in the same transaction as the events; and readers
 never skip an event: SQLite serialises writers, and on PostgreSQL appends draw their positions
 under a transaction-scoped advisory lock so they commit in position order.
+
+The tables are declared here with SQLAlchemy Core (DDL, the engine and its pool); the statements
+on the hot paths are SQL text run on the pooled DBAPI connection (see _Statements for why).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from shared.adapters.sql import is_sqlite, make_engine
@@ -56,19 +62,6 @@ idempotency_table = sa.Table(
     sa.Column("recorded_at", sa.String(40), nullable=False),
 )
 
-_COLUMNS = (
-    events_table.c.position,
-    events_table.c.event_id,
-    events_table.c.stream_id,
-    events_table.c.version,
-    events_table.c.type,
-    events_table.c.schema_version,
-    events_table.c.data,
-    events_table.c.metadata,
-    events_table.c.occurred_at,
-    events_table.c.recorded_at,
-)
-
 # Appends on PostgreSQL take this transaction-scoped advisory lock just before they draw positions
 # and hold it to commit, so positions commit in order and a reader never skips one.
 _APPEND_LOCK_KEY = 0x43494D  # "CIM"
@@ -79,6 +72,25 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+# orjson reads what _dumps writes as json.loads does, with two exceptions: NaN and Infinity,
+# which it refuses, and integers beyond 64 bits, which it silently reads as floats. So text with
+# a run of 19 or more digits (maybe such an integer, or just a long number in a string) is read
+# by json. With that check (bytes.translate maps digits to "9") data + metadata of an event
+# decode in 5.2 us instead of json.loads' 8.5 us on the benchmark machine (bench/RESULTS.md).
+_DIGITS_AS_NINES = bytes(0x39 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_DIGIT_RUN = b"9" * 19
+
+
+def _loads(text: str) -> Any:
+    raw = text.encode()
+    if _LONG_DIGIT_RUN in raw.translate(_DIGITS_AS_NINES):
+        return json.loads(text)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def _row_to_event(row: Sequence[Any]) -> RecordedEvent:
     return RecordedEvent(
         position=row[0],
@@ -87,11 +99,70 @@ def _row_to_event(row: Sequence[Any]) -> RecordedEvent:
         version=row[3],
         type=row[4],
         schema_version=row[5],
-        data=json.loads(row[6]),
-        metadata=json.loads(row[7]),
+        data=_loads(row[6]),
+        metadata=_loads(row[7]),
         occurred_at=datetime.fromisoformat(row[8]),
         recorded_at=datetime.fromisoformat(row[9]),
     )
+
+
+_EVENT_COLUMNS = (
+    "position, event_id, stream_id, version, type, schema_version, data, metadata, occurred_at, recorded_at"
+)
+
+
+class _Statements:
+    """The store's statements as SQL text in one driver's parameter style. They run on the pooled
+    DBAPI connection because building a Core select() per call and executing it through
+    SQLAlchemy cost ~50-100 us of Python per statement, more than SQLite's fsync'd commit
+    (bench/RESULTS.md); the transactions and the statements are the same as they were."""
+
+    def __init__(self, p: str) -> None:
+        self.stream_version = f"SELECT coalesce(max(version), 0) FROM events WHERE stream_id = {p}"
+        self.head = "SELECT coalesce(max(position), 0) FROM events"
+        self.count = "SELECT count(*) FROM events"
+        self.insert_event = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({', '.join([p] * 10)})"
+        # SQLite numbers a single row itself (position is its rowid): one statement fewer.
+        self.insert_unnumbered_event = (
+            f"INSERT INTO events ({_EVENT_COLUMNS.removeprefix('position, ')}) VALUES ({', '.join([p] * 9)})"
+        )
+        self.append_lock = f"SELECT pg_advisory_xact_lock({_APPEND_LOCK_KEY})"
+        self.next_positions = f"SELECT nextval('events_position_seq') FROM generate_series(1, {p})"
+        self.insert_key = (
+            f"INSERT INTO idempotency_keys (key, request_hash, record, recorded_at) VALUES ({p}, {p}, {p}, {p})"
+        )
+        self.find_key = f"SELECT request_hash, record FROM idempotency_keys WHERE key = {p}"
+        self.read_stream = (
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE stream_id = {p} AND version > {p} ORDER BY version"
+        )
+        self.read_all = f"SELECT {_EVENT_COLUMNS} FROM events WHERE position > {p} ORDER BY position LIMIT {p}"
+
+
+_SQLITE = _Statements("?")  # sqlite3's paramstyle
+_POSTGRES = _Statements("%s")  # psycopg's
+
+
+@contextlib.contextmanager
+def _driver_connection(engine: sa.Engine) -> Iterator[Any]:
+    """A DBAPI connection from the engine's pool. Driver errors come out as SQLAlchemy's
+    (IntegrityError, OperationalError, ...: all DBAPIError). The pool rolls back whatever is left
+    uncommitted when it takes the connection back. The store's PostgreSQL engine has no
+    pre-ping, so a connection an error shows broken (a restarted server) is dropped with the
+    rest of the pool, as SQLAlchemy's Connection does: the call fails, the next one reconnects."""
+    dbapi_error = engine.dialect.loaded_dbapi.Error
+    try:
+        pooled = engine.raw_connection()
+    except dbapi_error as exc:
+        raise sa.exc.DBAPIError.instance(None, None, exc, dbapi_error) from exc
+    try:
+        yield pooled.driver_connection
+    except dbapi_error as exc:
+        if engine.dialect.is_disconnect(exc, pooled.dbapi_connection, None):
+            pooled.invalidate()
+            engine.dispose()
+        raise sa.exc.DBAPIError.instance(None, None, exc, dbapi_error) from exc
+    finally:
+        pooled.close()
 
 
 class SqlEventStore:
@@ -101,9 +172,19 @@ class SqlEventStore:
         self.url = url
         self._clock = clock or SystemClock()
         self._sqlite = is_sqlite(url)
-        self._writer = make_engine(url, immediate=True, pool_size=pool_size)
+        # No pre-ping: it is one more round trip per append and per read on PostgreSQL. A
+        # connection broken by a server restart fails one call with StorageUnavailable (503,
+        # never a false success) and is replaced (see _driver_connection).
+        self._writer = make_engine(url, immediate=True, pool_size=pool_size, pre_ping=False)
         self._reader = make_engine(url, pool_size=pool_size) if self._sqlite else self._writer
-        self._insert_events = events_table.insert()
+        self._statements = _SQLITE if self._sqlite else _POSTGRES
+        # SQLite lets one transaction write at a time, and threads that collide on BEGIN
+        # IMMEDIATE wait in its busy handler, which sleeps (up to 100 ms a try) instead of
+        # queueing: with 8 threads one writer starved for seconds. This process's writers queue
+        # on a lock instead; other processes still meet busy_timeout.
+        self._write_lock: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if self._sqlite else contextlib.nullcontext()
+        )
 
     # -- set-up -----------------------------------------------------------------------------
     def create_schema(self) -> None:
@@ -173,13 +254,21 @@ class SqlEventStore:
         request_hash: str | None,
         result: Mapping[str, Any] | None,
     ) -> AppendResult:
+        sql = self._statements
         now = self._clock.now().isoformat()
-        with self._writer.begin() as conn:
-            current = conn.execute(
-                sa.select(sa.func.coalesce(sa.func.max(events_table.c.version), 0)).where(
-                    events_table.c.stream_id == stream_id
-                )
-            ).scalar_one()
+        # One transaction: BEGIN IMMEDIATE on SQLite (its connections are in autocommit mode,
+        # see sql.py), psycopg's implicit BEGIN on PostgreSQL; commit() ends either. On an error
+        # the connection goes back to the pool uncommitted and the pool rolls it back, still
+        # under the write lock.
+        with (
+            self._write_lock,
+            _driver_connection(self._writer) as conn,
+            contextlib.closing(conn.cursor()) as cursor,
+        ):
+            if self._sqlite:
+                cursor.execute("BEGIN IMMEDIATE")
+            cursor.execute(sql.stream_version, (stream_id,))
+            current = cursor.fetchone()[0]
             if expected_version is not None and current != expected_version:
                 raise ConcurrencyConflict(stream_id, expected_version, current)
             rows = []
@@ -187,22 +276,22 @@ class SqlEventStore:
                 meta = dict(event.metadata)
                 meta["idempotency_key"] = idempotency_key
                 rows.append(
-                    {
-                        "event_id": event.event_id,
-                        "stream_id": stream_id,
-                        "version": current + offset,
-                        "type": event.type,
-                        "schema_version": event.schema_version,
-                        "data": _dumps(event.data),
-                        "metadata": _dumps(meta),
-                        "occurred_at": event.occurred_at.isoformat(),
-                        "recorded_at": now,
-                    }
+                    (
+                        event.event_id,
+                        stream_id,
+                        current + offset,
+                        event.type,
+                        event.schema_version,
+                        _dumps(event.data),
+                        _dumps(meta),
+                        event.occurred_at.isoformat(),
+                        now,
+                    )
                 )
             if self._sqlite:
-                positions = self._insert_sqlite(conn, rows)
+                positions = self._insert_sqlite(cursor, rows)
             else:
-                positions = self._insert_postgres(conn, rows)
+                positions = self._insert_postgres(cursor, rows)
             outcome = AppendResult(
                 stream_id=stream_id,
                 first_version=current + 1,
@@ -212,106 +301,78 @@ class SqlEventStore:
                 result=dict(result or {}),
             )
             if idempotency_key is not None:
-                conn.execute(
-                    idempotency_table.insert(),
-                    {
-                        "key": idempotency_key,
-                        "request_hash": request_hash,
-                        "record": _dumps(outcome.as_record()),
-                        "recorded_at": now,
-                    },
-                )
+                cursor.execute(sql.insert_key, (idempotency_key, request_hash, _dumps(outcome.as_record()), now))
+            conn.commit()
         return outcome
 
-    def _insert_sqlite(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> list[int]:
+    def _insert_sqlite(self, cursor: Any, rows: list[tuple[Any, ...]]) -> list[int]:
         # SQLite serialises writers (BEGIN IMMEDIATE), so rowids are assigned in commit order.
+        sql = self._statements
         if len(rows) == 1:
-            inserted = conn.execute(self._insert_events, rows[0]).inserted_primary_key
-            assert inserted is not None
-            return [int(inserted[0])]
-        start = conn.execute(
-            sa.select(sa.func.coalesce(sa.func.max(events_table.c.position), 0))
-        ).scalar_one()
-        for index, row in enumerate(rows, start=1):
-            row["position"] = start + index
-        conn.execute(self._insert_events, rows)
-        return [row["position"] for row in rows]
+            cursor.execute(sql.insert_unnumbered_event, rows[0])
+            return [cursor.lastrowid]
+        cursor.execute(sql.head)
+        start = cursor.fetchone()[0]
+        positions = list(range(start + 1, start + 1 + len(rows)))
+        cursor.executemany(sql.insert_event, [(p, *row) for p, row in zip(positions, rows, strict=True)])
+        return positions
 
-    def _insert_postgres(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> list[int]:
+    def _insert_postgres(self, cursor: Any, rows: list[tuple[Any, ...]]) -> list[int]:
         # Sequence values are drawn in one order and may commit in another; under this lock
         # (taken as late as possible, released at commit) they commit in the order drawn. This
-        # is the same price as the peer library's table lock; see docs in the README.
-        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_APPEND_LOCK_KEY})")
-        positions = conn.execute(
-            sa.text("SELECT nextval('events_position_seq') FROM generate_series(1, :n)"),
-            {"n": len(rows)},
-        ).scalars().all()
-        for row, position in zip(rows, sorted(positions), strict=True):
-            row["position"] = position
-        conn.execute(self._insert_events, rows)
-        return [row["position"] for row in rows]
+        # is the same price as the peer library's table lock; see bench/RESULTS.md.
+        sql = self._statements
+        cursor.execute(sql.append_lock)
+        cursor.execute(sql.next_positions, (len(rows),))
+        positions = sorted(row[0] for row in cursor.fetchall())
+        numbered = [(p, *row) for p, row in zip(positions, rows, strict=True)]
+        if len(numbered) == 1:
+            cursor.execute(sql.insert_event, numbered[0])
+        else:
+            cursor.executemany(sql.insert_event, numbered)  # psycopg pipelines the rows
+        return positions
 
     def find_idempotent(self, idempotency_key: str, request_hash: str | None = None) -> AppendResult | None:
-        try:
-            with self._reader.connect() as conn:
-                row = conn.execute(
-                    sa.select(idempotency_table.c.request_hash, idempotency_table.c.record).where(
-                        idempotency_table.c.key == idempotency_key
-                    )
-                ).first()
-        except sa.exc.DBAPIError as exc:
-            raise StorageUnavailable(f"the event store could not be read: {_brief(exc)}") from exc
-        if row is None:
+        rows = self._read(self._statements.find_key, (idempotency_key,))
+        if not rows:
             return None
-        if row[0] is not None and request_hash is not None and row[0] != request_hash:
+        stored_hash, record = rows[0]
+        if stored_hash is not None and request_hash is not None and stored_hash != request_hash:
             raise IdempotencyKeyReused("this Idempotency-Key was used for a different request")
-        return AppendResult.from_record(json.loads(row[1]), replayed=True)
+        return AppendResult.from_record(json.loads(record), replayed=True)
 
     # -- reading ----------------------------------------------------------------------------
     def read_stream(self, stream_id: str, after_version: int = 0) -> list[RecordedEvent]:
-        query = (
-            sa.select(*_COLUMNS)
-            .where(events_table.c.stream_id == stream_id, events_table.c.version > after_version)
-            .order_by(events_table.c.version)
-        )
-        try:
-            with self._reader.connect() as conn:
-                return [_row_to_event(row) for row in conn.execute(query)]
-        except sa.exc.DBAPIError as exc:
-            raise StorageUnavailable(f"the event store could not be read: {_brief(exc)}") from exc
-
-    def stream_version(self, stream_id: str) -> int:
-        query = sa.select(sa.func.coalesce(sa.func.max(events_table.c.version), 0)).where(
-            events_table.c.stream_id == stream_id
-        )
-        return int(self._scalar(query))
-
-    def _scalar(self, query: sa.Select[Any]) -> Any:
-        try:
-            with self._reader.connect() as conn:
-                return conn.execute(query).scalar_one()
-        except sa.exc.DBAPIError as exc:
-            raise StorageUnavailable(f"the event store could not be read: {_brief(exc)}") from exc
-
-    def read_all(self, after: int = 0, limit: int = 1000) -> list[RecordedEvent]:
-        query = (
-            sa.select(*_COLUMNS)
-            .where(events_table.c.position > sa.bindparam("after"))
-            .order_by(events_table.c.position)
-            .limit(sa.bindparam("limit"))
-        )
-        try:
-            with self._reader.connect() as conn:
-                rows = conn.execute(query, {"after": after, "limit": limit}).all()
-        except sa.exc.DBAPIError as exc:
-            raise StorageUnavailable(f"the event store could not be read: {_brief(exc)}") from exc
+        rows = self._read(self._statements.read_stream, (stream_id, after_version))
         return [_row_to_event(row) for row in rows]
 
+    def read_all(self, after: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        rows = self._read(self._statements.read_all, (after, limit))
+        return [_row_to_event(row) for row in rows]
+
+    def stream_version(self, stream_id: str) -> int:
+        return int(self._scalar(self._statements.stream_version, (stream_id,)))
+
     def head(self) -> int:
-        return int(self._scalar(sa.select(sa.func.coalesce(sa.func.max(events_table.c.position), 0))))
+        return int(self._scalar(self._statements.head))
 
     def count(self) -> int:
-        return int(self._scalar(sa.select(sa.func.count()).select_from(events_table)))
+        return int(self._scalar(self._statements.count))
+
+    def _scalar(self, statement: str, params: tuple[Any, ...] = ()) -> Any:
+        """The one value of an aggregate query; a database error is StorageUnavailable."""
+        return self._read(statement, params)[0][0]
+
+    def _read(self, statement: str, params: tuple[Any, ...]) -> list[Sequence[Any]]:
+        """The rows of one query; a database error is StorageUnavailable. On PostgreSQL the read
+        runs in a transaction that the pool ends (rolls back) when the connection goes back."""
+        try:
+            with _driver_connection(self._reader) as conn, contextlib.closing(conn.cursor()) as cursor:
+                cursor.execute(statement, params)
+                rows: list[Sequence[Any]] = cursor.fetchall()
+                return rows
+        except sa.exc.DBAPIError as exc:
+            raise StorageUnavailable(f"the event store could not be read: {_brief(exc)}") from exc
 
 
 def _brief(exc: BaseException) -> str:
