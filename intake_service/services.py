@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Any
 
 from intake_service import domain
@@ -16,7 +17,7 @@ from shared.catalogue import Catalogue, Department
 from shared.clock import Clock
 from shared.errors import ConcurrencyConflict, NotFound, ValidationFailed
 from shared.events import NewEvent, RecordedEvent
-from shared.personal import PersonalDataCodec
+from shared.personal import FernetCache, PersonalDataCodec
 from shared.store import NO_STREAM, EventStore, request_fingerprint
 from shared.validation import is_uuid
 
@@ -84,13 +85,25 @@ class IntakeServices:
         return self.open_events(self.store.read_all(after=after, limit=limit))
 
     def open_events(self, events: list[RecordedEvent]) -> list[RecordedEvent]:
+        """Unseal personal data (one key lookup per page, one Fernet per subject per page) and
+        upcast; an event needing neither is returned as it is."""
         subjects = {subject_of(e.stream_id) for e in events}
-        keys = self.codec.vault.keys_for(s for s in subjects if s)
+        fernets = FernetCache(self.codec.vault.keys_for(s for s in subjects if s))
+        codec_open, upcast, current_version = self.codec.open_with, REGISTRY.upcast, REGISTRY.current_version
         out = []
         for event in events:
-            data = self.codec.open(event.data, keys.get(subject_of(event.stream_id) or ""))
-            data = REGISTRY.upcast(event.type, event.schema_version, data)
-            out.append(replace(event, data=data, schema_version=REGISTRY.current_version(event.type)))
+            stream_id = event.stream_id
+            data = codec_open(event.data, partial(fernets.get, subject_of(stream_id)))
+            data = upcast(event.type, event.schema_version, data)  # as it was when current
+            version = current_version(event.type)
+            if data is event.data and event.schema_version == version:
+                out.append(event)
+                continue
+            out.append(RecordedEvent(
+                position=event.position, event_id=event.event_id, stream_id=stream_id,
+                version=event.version, type=event.type, schema_version=version, data=data,
+                metadata=event.metadata, occurred_at=event.occurred_at, recorded_at=event.recorded_at,
+            ))
         return out
 
     def state(self, student_id: str) -> tuple[domain.StudentState, int, list[Any]]:

@@ -8,7 +8,7 @@ destroyed (erasure), they read as None and the facts around them stay readable.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -87,14 +87,39 @@ class PersonalDataCodec:
     def open(self, data: JSON, key: bytes | None) -> JSON:
         """Open every sealed top-level field with `key` (whatever schema version sealed it);
         without a key (erased) they become None."""
-        sealed = [n for n, v in data.items() if isinstance(v, str) and v.startswith(PREFIX)]
-        if not sealed:
-            return data
-        opened = dict(data)
-        fernet = Fernet(key) if key else None
-        for name in sealed:
-            opened[name] = _open_one(fernet, data[name][len(PREFIX):])
-        return opened
+        return self.open_with(data, lambda: Fernet(key) if key else None)
+
+    def open_with(self, data: JSON, fernet: Callable[[], Fernet | None]) -> JSON:
+        """`open`, with the subject's Fernet (None when erased) from `fernet()`, which is only
+        called when `data` has a sealed field: a caller opening many events of one subject
+        builds it once (see `FernetCache`). Data without sealed fields is returned as is."""
+        opened: dict[str, Any] | None = None
+        cipher: Fernet | None = None
+        for name, value in data.items():
+            if isinstance(value, str) and value.startswith(PREFIX):
+                if opened is None:
+                    opened = dict(data)
+                    cipher = fernet()
+                opened[name] = _open_one(cipher, value[len(PREFIX):])
+        return data if opened is None else opened
+
+
+class FernetCache:
+    """One Fernet per subject for a batch of events (e.g. one feed page), built on first use
+    from `keys` (subject -> key; an absent subject has no key: erased or unknown)."""
+
+    def __init__(self, keys: Mapping[str, bytes]) -> None:
+        self._keys = keys
+        self._fernets: dict[str, Fernet | None] = {}
+
+    def get(self, subject_id: str | None) -> Fernet | None:
+        subject = subject_id or ""
+        try:
+            return self._fernets[subject]
+        except KeyError:
+            key = self._keys.get(subject)
+            fernet = self._fernets[subject] = Fernet(key) if key else None
+            return fernet
 
 
 def _open_one(fernet: Fernet | None, token: str) -> Any:

@@ -1,8 +1,13 @@
 """Projection runner: read a feed from each checkpoint, apply, save the checkpoint IN THE SAME transaction.
 
 A projection is a name, the read-model tables it alone writes, and an explicit `HANDLERS` dict
-(`event type -> on_<event_name>(conn, event)`). The runner reads one batch from the lowest
-checkpoint of its projections (outside any transaction: the feed may be HTTP), then in ONE
+(`event type -> on_<event_name>(conn, event)`). Handlers may hand their writes to `queue(conn,
+statement, params, key=...)` instead of `conn.execute`: inside the runner, the executions of one
+statement object within one projection's batch then run as one `executemany` where that cannot
+change the result (consecutive ones, or keyed ones moved only past writes of other keys), in the
+same transaction, flushed before any other statement runs on that connection and before the
+checkpoint moves; outside the runner `queue` simply executes. The runner reads one batch from
+the lowest checkpoint of its projections (outside any transaction: the feed may be HTTP), then in ONE
 database transaction locks every checkpoint row (``SELECT ... FOR UPDATE`` on PostgreSQL; the
 engine's ``BEGIN IMMEDIATE`` on SQLite), skips what a concurrent runner already applied, applies
 the rest and moves the checkpoints. So a duplicated, reordered or lost wake-up changes nothing:
@@ -29,6 +34,8 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[sa.Connection, RecordedEvent], None]
 
+_PENDING = "cim.projection.pending_writes"
+
 _SCHEMA_LOCK_KEY = 0x43494D50  # "CIMP"
 
 checkpoint_metadata = sa.MetaData()
@@ -40,6 +47,82 @@ checkpoints = sa.Table(
     sa.Column("position", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
+
+
+class _PendingWrites:
+    """Writes queued during one projection's batch, executed at `flush` as few executemany calls.
+
+    A write joins the group of the same statement object when nothing queued after that group
+    could be affected by moving it there: the group is the last one, or the write has a `key`
+    and every later group holds only writes with other keys (writes of different keys touch
+    different rows, so they commute). Otherwise it starts a new group. Groups run in order."""
+
+    __slots__ = ("conn", "flushing", "groups")
+
+    _REACH = 8  # groups looked back at; the statements of a projection are few
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+        # [statement, rows, keys of the rows (None once any row has no key)]
+        self.groups: list[tuple[Any, list[Mapping[str, Any]], set[Any] | None]] = []
+        self.flushing = False
+
+    def add(self, statement: Any, params: Mapping[str, Any] | None, key: Any = None) -> None:
+        if params is None:  # nothing to batch: run it now, after what is queued
+            self.flush()
+            self.conn.execute(statement)
+            return
+        groups = self.groups
+        for index in range(len(groups) - 1, max(len(groups) - 1 - self._REACH, -1), -1):
+            group_statement, rows, keys = groups[index]
+            if group_statement is statement and (key is not None or index == len(groups) - 1):
+                rows.append(params)
+                if keys is not None:
+                    if key is None:
+                        groups[index] = (group_statement, rows, None)
+                    else:
+                        keys.add(key)
+                return
+            if key is None or keys is None or key in keys:
+                break
+        groups.append((statement, [params], None if key is None else {key}))
+
+    def flush(self) -> None:
+        groups = self.groups
+        if not groups:
+            return
+        self.groups = []
+        self.flushing = True
+        try:
+            for statement, rows, _keys in groups:
+                self.conn.execute(statement, rows if len(rows) > 1 else rows[0])
+        finally:
+            self.flushing = False
+
+
+def queue(conn: sa.Connection, statement: Any, params: Mapping[str, Any] | None = None, *,
+          key: Any = None) -> None:
+    """Execute `statement` with `params` on `conn`: at once outside a ProjectionRunner batch;
+    inside one, deferred and batched with the projection's other executions of the same
+    statement object (one executemany), before any other statement runs on `conn` and before
+    the checkpoint moves. Only for writes whose result the handler does not read.
+
+    `key`: the identity of every row this write can touch (e.g. the student id), the same kind
+    of key for every keyed write of the projection. Writes with different keys may be reordered
+    among each other (never past a write of the same key or an unkeyed one); without a key
+    only consecutive executions are merged."""
+    pending = conn.info.get(_PENDING)
+    if pending is None:
+        conn.execute(statement, params)
+    else:
+        pending.add(statement, params, key)
+
+
+def _flush_pending(conn: sa.Connection, *_args: Any) -> None:
+    """before_execute: any other statement on the connection sees the queued writes first."""
+    pending = conn.info.get(_PENDING)
+    if pending is not None and not pending.flushing:
+        pending.flush()
 
 
 class EventFeed(Protocol):
@@ -91,7 +174,7 @@ class ProjectionRunner:
         feed: EventFeed,
         projections: Sequence[Projection],
         *,
-        batch_size: int = 500,
+        batch_size: int = 2000,
         reader: sa.Engine | None = None,
     ) -> None:
         """`engine` writes (on SQLite it must BEGIN IMMEDIATE: that lock serialises runners);
@@ -105,6 +188,8 @@ class ProjectionRunner:
         self.projections = {p.name: p for p in sorted(projections, key=lambda p: p.name)}
         self.batch_size = batch_size
         self._postgres = engine.dialect.name == "postgresql"
+        if not sa.event.contains(engine, "before_execute", _flush_pending):
+            sa.event.listen(engine, "before_execute", _flush_pending)
 
     # -- set-up -----------------------------------------------------------------------------
     def create_schema(self) -> None:
@@ -159,40 +244,62 @@ class ProjectionRunner:
         selected = self.resolve_names(names)
         deadline = None if time_budget is None else time.monotonic() + time_budget
         total = 0
+        # One checkpoint read per call; after each batch the positions come from the batch's
+        # own transaction (locked there, so they include any concurrent runner's or reset's).
+        positions = self.checkpoints()
         while True:
-            after = min(self.checkpoints()[name] for name in selected)
+            after = min(positions[name] for name in selected)
             events = self.feed.read(after=after, limit=self.batch_size)
             if not events:
                 return total
-            applied = self._apply_batch(selected, after, events)
+            applied, positions = self._apply_batch(selected, after, events)
             total += applied
             if on_batch is not None:
                 on_batch(applied, events[-1].position)
             if deadline is not None and time.monotonic() > deadline:
                 return total
+            # The page reached the head the feed reported with it: everything there was when the
+            # feed answered is applied, so skip the read that would only come back empty. (What
+            # commits later sends its own wake-up; beat's tick catches anything else.)
+            head = getattr(self.feed, "last_head", None)
+            if (isinstance(head, int) and len(events) < self.batch_size and events[-1].position >= head
+                    and all(positions[name] >= events[-1].position for name in selected)):
+                return total
 
-    def _apply_batch(self, names: Sequence[str], after: int, events: list[RecordedEvent]) -> int:
-        """Apply `events` (every event in (after, events[-1].position]) past each locked checkpoint."""
+    def _apply_batch(
+        self, names: Sequence[str], after: int, events: list[RecordedEvent]
+    ) -> tuple[int, dict[str, int]]:
+        """Apply `events` (every event in (after, events[-1].position]) past each locked checkpoint.
+
+        Returns how many applications were made and the checkpoints as this transaction left them."""
         applied = 0
+        positions: dict[str, int] = {}
         with self.engine.begin() as conn:
             current = self._lock_checkpoints(conn, names)
-            for name in names:
-                start = current[name]
-                if start < after:
-                    # Reset (rebuild) since we read the feed: this batch does not reach back to
-                    # its checkpoint, so applying it would skip events. The next loop rereads.
-                    continue
-                todo = [e for e in events if e.position > start]
-                if not todo:
-                    continue
-                projection = self.projections[name]
-                for event in todo:
-                    projection.apply(conn, event)
-                conn.execute(
-                    checkpoints.update().where(checkpoints.c.name == name),
-                    {"position": todo[-1].position, "updated_at": time.time()},
-                )
-                applied += len(todo)
+            pending = _PendingWrites(conn)
+            conn.info[_PENDING] = pending
+            try:
+                for name in names:
+                    start = positions[name] = current[name]
+                    if start < after:
+                        # Reset (rebuild) since we read the feed: this batch does not reach back to
+                        # its checkpoint, so applying it would skip events. The next loop rereads.
+                        continue
+                    todo = [e for e in events if e.position > start]
+                    if not todo:
+                        continue
+                    projection = self.projections[name]
+                    for event in todo:
+                        projection.apply(conn, event)
+                    pending.flush()  # this projection's rows, then its checkpoint
+                    conn.execute(
+                        checkpoints.update().where(checkpoints.c.name == name),
+                        {"position": todo[-1].position, "updated_at": time.time()},
+                    )
+                    positions[name] = todo[-1].position
+                    applied += len(todo)
+            finally:
+                conn.info.pop(_PENDING, None)
         if applied:
             log.info(
                 "projected batch",
@@ -204,7 +311,7 @@ class ProjectionRunner:
                     "correlation_ids": _correlation_ids(events),
                 },
             )
-        return applied
+        return applied, positions
 
     def _lock_checkpoints(self, conn: sa.Connection, names: Sequence[str]) -> dict[str, int]:
         """The checkpoints of `names`, locked until this transaction ends (sorted order: no deadlock).

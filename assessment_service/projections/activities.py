@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from assessment_service.projections.base import metadata, student_id_of, upsert
 from shared.events import RecordedEvent
-from shared.projection import Handler, Projection
+from shared.projection import Handler, Projection, queue
 
 activities = sa.Table(
     "activities",
@@ -65,15 +65,17 @@ def on_activity_amended(conn: sa.Connection, event: RecordedEvent) -> None:
         b_end_date=str(values["b_end_date"]),
         b_position=event.position,
     )
-    conn.execute(_AMEND, values)
+    queue(conn, _AMEND, values, key=values["b_id"])
 
 
 def on_activity_withdrawn(conn: sa.Connection, event: RecordedEvent) -> None:
-    conn.execute(_WITHDRAW, {"b_id": event.data["activity_id"], "b_position": event.position})
+    activity_id = event.data["activity_id"]
+    queue(conn, _WITHDRAW, {"b_id": activity_id, "b_position": event.position}, key=activity_id)
 
 
 def on_student_erased(conn: sa.Connection, event: RecordedEvent) -> None:
-    conn.execute(
+    queue(
+        conn,
         activities.update().where(activities.c.student_id == student_id_of(event)).values(description=None)
     )
 

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from shared.events import RecordedEvent
+from shared.projection import queue
 
 metadata = sa.MetaData()
 
@@ -26,14 +27,17 @@ def dumps(value: Any) -> str:
 
 
 def upsert(conn: sa.Connection, table: sa.Table, key: str, row: dict[str, Any]) -> None:
-    """Insert the row, or update the one with this key: one statement (INSERT ... ON CONFLICT)."""
+    """Insert the row, or update the one with this key: one statement (INSERT ... ON CONFLICT),
+    queued (keyed by the row's key value, see `shared.projection.queue`) so that the upserts of
+    a batch into the same table run as one executemany inside the runner. The projection's other
+    keyed writes must use the same key (e.g. the student id for `students`)."""
     dialect = conn.dialect.name
     if dialect not in ("postgresql", "sqlite"):  # pragma: no cover - the portable two-step form
         values = {k: v for k, v in row.items() if k != key}
         if conn.execute(table.update().where(table.c[key] == row[key]).values(**values)).rowcount == 0:
             conn.execute(table.insert().values(**row))
         return
-    conn.execute(_upsert_statement(dialect, table, key, tuple(sorted(row))), row)
+    queue(conn, _upsert_statement(dialect, table, key, tuple(sorted(row))), row, key=row[key])
 
 
 @lru_cache(maxsize=64)

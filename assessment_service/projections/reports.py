@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from assessment_service.projections.base import dumps, metadata, student_id_of, upsert
 from shared.events import RecordedEvent
-from shared.projection import Handler, Projection
+from shared.projection import Handler, Projection, queue
 
 reports = sa.Table(
     "reports",
@@ -44,7 +44,7 @@ def on_report_submitted(conn: sa.Connection, event: RecordedEvent) -> None:
 
 
 def on_student_erased(conn: sa.Connection, event: RecordedEvent) -> None:
-    conn.execute(reports.update().where(reports.c.student_id == student_id_of(event)).values(answers=None))
+    queue(conn, reports.update().where(reports.c.student_id == student_id_of(event)).values(answers=None))
 
 
 HANDLERS: dict[str, Handler] = {"ReportSubmitted": on_report_submitted, "StudentErased": on_student_erased}

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from assessment_service.projections.base import metadata, student_id_of
 from shared.events import RecordedEvent
-from shared.projection import Handler, Projection
+from shared.projection import Handler, Projection, queue
 
 review_queue = sa.Table(
     "review_queue",
@@ -28,8 +28,9 @@ _ENTER = review_queue.insert()
 
 def on_report_submitted(conn: sa.Connection, event: RecordedEvent) -> None:
     sid = student_id_of(event)
-    conn.execute(_LEAVE, {"b_sid": sid})
-    conn.execute(
+    queue(conn, _LEAVE, {"b_sid": sid}, key=sid)
+    queue(
+        conn,
         _ENTER,
         {
             "report_id": event.data["report_id"],
@@ -37,11 +38,13 @@ def on_report_submitted(conn: sa.Connection, event: RecordedEvent) -> None:
             "submitted_at": event.occurred_at.isoformat(),
             "position": event.position,
         },
+        key=sid,
     )
 
 
 def on_registration_withdrawn(conn: sa.Connection, event: RecordedEvent) -> None:
-    conn.execute(_LEAVE, {"b_sid": student_id_of(event)})
+    sid = student_id_of(event)
+    queue(conn, _LEAVE, {"b_sid": sid}, key=sid)
 
 
 HANDLERS: dict[str, Handler] = {

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from assessment_service.projections.base import metadata, student_id_of, upsert
 from shared.events import RecordedEvent
-from shared.projection import Handler, Projection
+from shared.projection import Handler, Projection, queue
 
 REGISTERED = "registered"
 STUDIES_COMPLETED = "studies completed"
@@ -64,16 +64,19 @@ _CLIMB_WITH_COMPLETION = _climb_statement(studies_completed_on=sa.bindparam("b_c
 
 def _climb(conn: sa.Connection, event: RecordedEvent, status: str, statement: sa.Update = _CLIMB,
            **params: object) -> None:
-    conn.execute(
+    sid = student_id_of(event)
+    queue(
+        conn,
         statement,
         {
-            "b_sid": student_id_of(event),
+            "b_sid": sid,
             "b_rank": RANK[status],
             "b_status": status,
             "b_position": event.position,
             "b_at": event.occurred_at.isoformat(),
             **params,
         },
+        key=sid,
     )
 
 
@@ -116,7 +119,8 @@ def on_registration_withdrawn(conn: sa.Connection, event: RecordedEvent) -> None
 
 def on_student_erased(conn: sa.Connection, event: RecordedEvent) -> None:
     """Forget the personal data copied here; the facts (department, status) stay."""
-    conn.execute(
+    queue(
+        conn,
         students.update().where(students.c.student_id == student_id_of(event)).values(name=None, email=None)
     )
 
