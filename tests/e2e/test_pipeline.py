@@ -6,6 +6,7 @@ Real redis-server, PostgreSQL, both apps under gunicorn, `celery worker` and `ce
 from __future__ import annotations
 
 import random
+import signal
 import subprocess
 import threading
 import time
@@ -196,7 +197,7 @@ def test_chaos_killed_workers_and_a_restarted_redis_lose_and_double_nothing(
 
     def chaos() -> None:
         """A pool child SIGKILLed every 1-3 s; every fourth fault the whole worker instead (and
-        restarted); redis-server SIGKILLed and restarted once, a few faults in."""
+        restarted); redis-server SIGKILLed and restarted once, and the worker SIGTERMed once."""
         while not done.is_set():
             time.sleep(rng.uniform(1.0, 3.0))
             if done.is_set():
@@ -204,6 +205,12 @@ def test_chaos_killed_workers_and_a_restarted_redis_lose_and_double_nothing(
             if len(faults) == 4:
                 restart_redis(redis_port, redis_dir)
                 faults.append("redis restarted")
+            elif len(faults) == 2:
+                # R4's one SIGTERM: a warm shutdown finishes (and acks) the task in hand.
+                pipeline.kill("worker", signal.SIGTERM)
+                faults.append("worker terminated")
+                pipeline.start_worker()
+                pipeline.wait_worker_ready()
             elif len(faults) % 4 == 3 or not pipeline.kill_pool_child():
                 pipeline.kill("worker")
                 faults.append("worker killed")
@@ -219,6 +226,10 @@ def test_chaos_killed_workers_and_a_restarted_redis_lose_and_double_nothing(
     try:
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda n: student_with_report(pipeline, n, activities=3), range(students)))
+        # On a fast machine posting may end before every kind of fault has happened.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (faults.count("worker killed") < 3 or len(faults) < 5):
+            time.sleep(0.5)
     finally:
         done.set()
         chaos_thread.join(timeout=30)
@@ -226,6 +237,7 @@ def test_chaos_killed_workers_and_a_restarted_redis_lose_and_double_nothing(
     if pipeline.procs["worker"].poll() is not None:
         pipeline.start_worker()
     assert "redis restarted" in faults
+    assert "worker terminated" in faults
     assert faults.count("worker killed") >= 3
     wait_for(lambda: converged(pipeline), 60, "the projections to converge after the last fault", interval=0.5)
     converged_at = time.monotonic()
