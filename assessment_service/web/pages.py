@@ -67,6 +67,12 @@ def _helpers() -> dict[str, Any]:
         question = next((q for q in dept.reflection_questions if q.code == code), None) if dept else None
         return question.text.get(lang) if question else code
 
+    def ordered_answers(dept_code: str | None, answers: dict[str, str]) -> list[tuple[str, str]]:
+        """Answers in the department's question order; any unknown codes after, by code."""
+        dept = catalogue.department(dept_code or "")
+        order = {q.code: i for i, q in enumerate(dept.reflection_questions)} if dept else {}
+        return sorted(answers.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
+
     def period(start: str | None, end: str | None) -> str:
         first, last = _day(start), _day(end)
         if first is None or last is None:
@@ -92,6 +98,7 @@ def _helpers() -> dict[str, Any]:
         "programme_name": programme_name,
         "kind_name": kind_name,
         "question_text": question_text,
+        "ordered_answers": ordered_answers,
         "setting_name": lambda code: str(SETTINGS.get(code, code)),
         "period": period,
         "when": when,

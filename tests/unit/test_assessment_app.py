@@ -239,6 +239,8 @@ def test_review_queue_page_names_kinds_and_questions_from_the_catalogue_in_both_
     assert "Exchange studies" in english
     assert "What did you learn from your international activities" in english
     assert "School of Social Work" in english
+    # Answers follow the catalogue's question order (learning, profession, perspective), not the codes'.
+    assert english.index("What did you learn") < english.index("future profession") < english.index("welfare system")
     swedish = app.test_client().get("/review-queue?lang=sv").get_data(as_text=True)
     assert '<html lang="sv">' in swedish
     assert "Utbytesstudier" in swedish
