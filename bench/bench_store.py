@@ -76,32 +76,6 @@ class StoreClient:
         self.store.dispose()
 
 
-class ProposedStoreClient(StoreClient):
-    """bench/proposed_store.py: the change proposed for shared/adapters/sql_store.py."""
-
-    def __init__(self, backend: str, target: str, pool_size: int) -> None:
-        from proposed_store import ProposedSqlEventStore
-
-        from shared.events import NewEvent
-
-        self._new = NewEvent
-        url = f"sqlite:///{target}" if backend == "sqlite" else sa_url(target)
-        self.store = ProposedSqlEventStore(url, pool_size=pool_size)
-
-
-class ProposedShortTxStoreClient(StoreClient):
-    """store-proposed plus the version check moved out of SQLite's write transaction."""
-
-    def __init__(self, backend: str, target: str, pool_size: int) -> None:
-        from proposed_store import ProposedSqlEventStoreShortTx
-
-        from shared.events import NewEvent
-
-        self._new = NewEvent
-        url = f"sqlite:///{target}" if backend == "sqlite" else sa_url(target)
-        self.store = ProposedSqlEventStoreShortTx(url, pool_size=pool_size)
-
-
 class RawSqliteClient:
     """sqlite3 doing what the store does: BEGIN IMMEDIATE; version check; INSERT(s); COMMIT."""
 
@@ -296,10 +270,6 @@ CLIENTS: dict[str, type] = {
 def client_class(impl: str, backend: str) -> type:
     if impl == "store":
         return StoreClient
-    if impl == "store-proposed":
-        return ProposedStoreClient
-    if impl == "store-proposed-shorttx":
-        return ProposedShortTxStoreClient
     if impl == "peer":
         return PeerClient
     if backend == "sqlite":
@@ -503,11 +473,9 @@ def fill(impl: str, backend: str, target: str, total: int) -> float:
     return time.perf_counter() - t0
 
 
-def _read_store(backend: str, target: str, batch: int, proposed: bool = False) -> int:
+def _read_store(backend: str, target: str, batch: int) -> int:
     from shared.adapters.sql_store import SqlEventStore
 
-    if proposed:
-        from proposed_store import ProposedSqlEventStore as SqlEventStore
     url = f"sqlite:///{target}" if backend == "sqlite" else sa_url(target)
     store = SqlEventStore(url, pool_size=1)
     n, after = 0, 0
@@ -590,8 +558,7 @@ def _read_child(impl: str, backend: str, target: str, batch: int, queue: Any) ->
         import eventsourcing.persistence  # noqa: F401
     gc.collect()
     base = current_rss_mb()
-    fn = {"store": _read_store, "raw": _read_raw, "peer": _read_peer,
-          "store-proposed": lambda b, t, n: _read_store(b, t, n, proposed=True)}[impl]
+    fn = {"store": _read_store, "raw": _read_raw, "peer": _read_peer}[impl]
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     n = fn(backend, target, batch)
@@ -680,7 +647,7 @@ def main() -> None:
     ap.add_argument("--writers", default="1,8")
     ap.add_argument("--batches", default="1,100")
     ap.add_argument("--backends", default="sqlite,postgresql")
-    ap.add_argument("--impls", default="store,store-proposed,raw,peer,raw-tablelock,raw-nolock")
+    ap.add_argument("--impls", default="store,raw,peer,raw-tablelock,raw-nolock")
     ap.add_argument("--skip-append", action="store_true")
     ap.add_argument("--skip-read", action="store_true")
     ap.add_argument("--out", default="", help="write the results as JSON here")
@@ -724,7 +691,7 @@ def main() -> None:
                         results.append(best)
                         all_rounds.extend(runs)
         if not args.skip_read:
-            for impl in ("store", "store-proposed", "raw", "peer"):
+            for impl in ("store", "raw", "peer"):
                 if impl not in impls:
                     continue
                 if impl in ("store", "peer"):  # the others read the store's table, already filled

@@ -2,7 +2,7 @@
 time goes. py-spy is not installed; cProfile's own overhead inflates Python-heavy code ~1.5-2x,
 so read the shares, not the absolute times.
 
-    .venv/bin/python bench/profile_store.py sqlite /tmp/p.db [--proposed]
+    .venv/bin/python bench/profile_store.py sqlite /tmp/p.db
     .venv/bin/python bench/profile_store.py postgresql postgresql://postgres@127.0.0.1:5432/cim_d_bench
 """
 
@@ -22,10 +22,9 @@ from common import ROOT
 
 def main() -> None:
     backend, target = sys.argv[1], sys.argv[2]
-    proposed = "--proposed" in sys.argv
     n = 3000 if backend == "sqlite" else 1000
     b.create_schema("store", backend, target)
-    client = (b.ProposedStoreClient if proposed else b.StoreClient)(backend, target, 1)
+    client = b.StoreClient(backend, target, 1)
     for i in range(50):
         client.append(f"warm-{i}", 0, 1)
     t0 = time.perf_counter()
@@ -38,7 +37,7 @@ def main() -> None:
         client.append(f"prof-{i}", 0, 1)
     prof.disable()
     out = io.StringIO()
-    print(f"# {backend} {'store-proposed' if proposed else 'store'}: append 1 event/txn, {n} appends, "
+    print(f"# {backend} store: append 1 event/txn, {n} appends, "
           f"unprofiled {plain * 1e6:.0f} us/append", file=out)
     stats = pstats.Stats(prof, stream=out)
     stats.sort_stats("cumulative").print_stats(35)
@@ -47,7 +46,7 @@ def main() -> None:
     b.fill("store", backend, target, 100_000)
     prof = cProfile.Profile()
     prof.enable()
-    b._read_store(backend, target, 1000, proposed=proposed)
+    b._read_store(backend, target, 1000)
     prof.disable()
     print("# read_all of 100,000 events, batches of 1000", file=out)
     pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(15)

@@ -41,23 +41,16 @@ def targets(results: list[dict[str, Any]]) -> str:
     ]
     for (backend, batch, how), impls in cells.items():
         store, raw, peer = impls.get("store"), impls.get("raw"), impls.get("peer")
-        prop = impls.get("store-proposed")
         label = f"{backend}, {batch}/txn, {how}"
         if store and raw:
             ratio = store["commits_per_s"] / raw["commits_per_s"]
-            extra = ""
-            if prop:
-                extra = f"; proposed: {prop['commits_per_s'] / raw['commits_per_s']:.0%}"
             lines.append(f"| store >= 60% of raw driver | {label} | {ratio:.0%} "
-                         f"({store['commits_per_s']:,.0f} vs {raw['commits_per_s']:,.0f}/s){extra} | "
+                         f"({store['commits_per_s']:,.0f} vs {raw['commits_per_s']:,.0f}/s) | "
                          f"{verdict(ratio >= 0.6, ratio - 0.6)} |")
         if store and peer:
             ratio = store["commits_per_s"] / peer["commits_per_s"]
-            extra = ""
-            if prop:
-                extra = f"; proposed: {prop['commits_per_s'] / peer['commits_per_s']:.2f}x"
             lines.append(f"| store ahead of the peer | {label} | {ratio:.2f}x "
-                         f"({store['commits_per_s']:,.0f} vs {peer['commits_per_s']:,.0f}/s){extra} | "
+                         f"({store['commits_per_s']:,.0f} vs {peer['commits_per_s']:,.0f}/s) | "
                          f"{verdict(ratio > 1.0, ratio - 1.0)} |")
         adv, tab, none = impls.get("raw"), impls.get("raw-tablelock"), impls.get("raw-nolock")
         if backend == "postgresql" and adv and tab and none:
@@ -68,7 +61,7 @@ def targets(results: list[dict[str, Any]]) -> str:
                          f"{tab['commits_per_s']:,.0f} / {none['commits_per_s']:,.0f}/s) | "
                          f"{verdict(cost_adv <= cost_tab, cost_tab - cost_adv)} |")
     for r in results:
-        if r["kind"] == "read_all" and r["backend"] == "sqlite" and r["impl"] in ("store", "store-proposed"):
+        if r["kind"] == "read_all" and r["backend"] == "sqlite" and r["impl"] == "store":
             ok = r["events_per_s"] >= 150_000
             lines.append(f"| read_all >= 150,000 ev/s on SQLite | {r['impl']}, {r['events']:,} events | "
                          f"{r['events_per_s']:,.0f} ev/s wall, {r['events_per_cpu_s']:,.0f} per CPU-s | "

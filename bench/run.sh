@@ -80,7 +80,7 @@ fi
     --out "$WORK/store.json" >"$WORK/store.md"
 # 2. SQLite's embedded default is one process with threads: 8 writer threads sharing one client.
 "$PY" bench/bench_store.py --sqlite-dir "$WORK" --backends sqlite --mode threads --writers 8 \
-    --skip-read --impls store,store-proposed,raw,peer "${FULL[@]}" \
+    --skip-read --impls store,raw,peer "${FULL[@]}" \
     --out "$WORK/store-threads.json" >"$WORK/store-threads.md"
 # 3. HTTP appends through gunicorn, 1 and 8 clients.
 mkdir -p "$WORK/http"
