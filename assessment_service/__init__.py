@@ -24,7 +24,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     settings = settings or Settings.from_env()
     settings.check_production_safety()
     configure_logging(settings.log_level)
-    app = Flask(__name__)
+    # One stylesheet for both services' pages, kept in shared/static.
+    app = Flask(__name__, static_folder=str(ROOT / "shared" / "static"))
     app.config.update(
         SECRET_KEY=settings.secret_key,
         CIM_SETTINGS=settings,

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from shared.config import Settings
+from shared.config import ROOT, Settings
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
@@ -20,7 +20,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
     settings = settings or Settings.from_env()
     settings.check_production_safety()
-    app = Flask(__name__)
+    # One stylesheet for both services' pages, kept in shared/static.
+    app = Flask(__name__, static_folder=str(ROOT / "shared" / "static"))
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_request_bytes,

@@ -117,7 +117,7 @@ class EventRegistry:
         raw = entry.schema.dump(event)
         errors = entry.schema.validate(raw)
         if errors:
-            raise ValidationFailed(f"{entry.name} is not valid", _flatten(errors))
+            raise ValidationFailed(f"{entry.name} is not valid", flatten_errors(errors))
         return entry.name, entry.version, raw
 
     def upcast(self, type_name: str, schema_version: int, data: JSON) -> JSON:
@@ -158,14 +158,14 @@ class EventRegistry:
             raise UnknownEventType(f"event type {type_name!r} is not known here") from None
 
 
-def _flatten(errors: Any, prefix: str = "") -> dict[str, list[str]]:
+def flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
     """Turn marshmallow's nested error dict into {"a.b": [messages]}."""
     out: dict[str, list[str]] = {}
     if isinstance(errors, dict):
         for key, value in errors.items():
             name = f"{prefix}.{key}" if prefix else str(key)
             if isinstance(value, dict):
-                out.update(_flatten(value, name))
+                out.update(flatten_errors(value, name))
             elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
                 out[name] = list(value)
             else:
@@ -174,5 +174,3 @@ def _flatten(errors: Any, prefix: str = "") -> dict[str, list[str]]:
         out[prefix or "_schema"] = [str(errors)]
     return out
 
-
-flatten_errors = _flatten

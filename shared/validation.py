@@ -6,7 +6,7 @@ import re
 from functools import cache
 from typing import Any
 
-from marshmallow import ValidationError, fields, validate
+from marshmallow import ValidationError, fields
 
 # C0 and C1 control characters, DEL, and bidi overrides that can disguise text; tab and newline
 # are allowed only where a field says multiline. The same classes go into the OpenAPI patterns.
@@ -114,8 +114,3 @@ def is_uuid(value: object) -> bool:
     """True for a canonical lower-case UUID string (what this system hands out)."""
     return isinstance(value, str) and _UUID.match(value) is not None
 
-
-StrictInt = fields.Integer  # strict=True passed at use: "1" is not an integer in JSON
-Length = validate.Length
-OneOf = validate.OneOf
-Range = validate.Range

@@ -6,8 +6,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from assessment_service import queries
 from assessment_service.bootstrap import AssessmentContext
+from shared.adapters.feed import event_to_json
 from shared.errors import NotFound, ValidationFailed
-from shared.events import RecordedEvent
 from shared.validation import is_uuid
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -55,21 +55,6 @@ def projections() -> Response:
     return _no_store(jsonify({"projections": [s.as_dict() for s in context().runner.status()]}))
 
 
-def _event_json(event: RecordedEvent) -> dict[str, object]:
-    return {
-        "position": event.position,
-        "event_id": event.event_id,
-        "stream_id": event.stream_id,
-        "version": event.version,
-        "type": event.type,
-        "schema_version": event.schema_version,
-        "data": event.data,
-        "metadata": event.metadata,
-        "occurred_at": event.occurred_at.isoformat(),
-        "recorded_at": event.recorded_at.isoformat(),
-    }
-
-
 @bp.get("/status-feed")
 def status_feed() -> Response:
     """Students' statuses as `StudentStatusChanged` events past `after` (see queries.status_changes)."""
@@ -80,5 +65,5 @@ def status_feed() -> Response:
         head = queries.status_head(conn)
     next_after = events[-1].position if events else after
     return _no_store(
-        jsonify({"events": [_event_json(e) for e in events], "next_after": next_after, "head": max(head, next_after)})
+        jsonify({"events": [event_to_json(e) for e in events], "next_after": next_after, "head": max(head, next_after)})
     )

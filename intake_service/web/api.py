@@ -21,8 +21,9 @@ from intake_service.web.schemas import (
     WithdrawActivityRequest,
     WithdrawRegistrationRequest,
 )
+from shared.adapters.feed import event_to_json
 from shared.errors import CimError, NotFound, ValidationFailed
-from shared.events import RecordedEvent, flatten_errors
+from shared.events import flatten_errors
 from shared.validation import is_uuid
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -111,22 +112,6 @@ def ok(outcome: Outcome) -> Response:
     response = created(outcome)
     response.status_code = 200
     return response
-
-
-def event_json(event: RecordedEvent) -> dict[str, Any]:
-    """An event as served (already opened and upcast by the services)."""
-    return {
-        "position": event.position,
-        "event_id": event.event_id,
-        "stream_id": event.stream_id,
-        "version": event.version,
-        "type": event.type,
-        "schema_version": event.schema_version,
-        "data": event.data,
-        "metadata": event.metadata,
-        "occurred_at": event.occurred_at.isoformat(),
-        "recorded_at": event.recorded_at.isoformat(),
-    }
 
 
 def _details(data: dict[str, Any]) -> domain.ActivityDetails:
@@ -218,7 +203,7 @@ def student_events(student_id: str) -> Response:
         {
             "student_id": student_id,
             "version": len(events),
-            "events": [event_json(e) for e in events],
+            "events": [event_to_json(e) for e in events],
         }
     )
     response.headers["ETag"] = f'"{len(events)}"'
@@ -240,7 +225,7 @@ def feed() -> Response:
     next_after = events[-1].position if events else query["after"]
     return jsonify(
         {
-            "events": [event_json(e) for e in events],
+            "events": [event_to_json(e) for e in events],
             "next_after": next_after,
             "head": max(store.head(), next_after),
         }

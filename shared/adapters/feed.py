@@ -21,6 +21,22 @@ from shared.store import EventStore
 INTAKE_FEED_PATH = "/api/v1/events"
 
 
+def event_to_json(event: RecordedEvent) -> dict[str, Any]:
+    """One event as a feed page carries it (the inverse of `event_from_json`)."""
+    return {
+        "position": event.position,
+        "event_id": event.event_id,
+        "stream_id": event.stream_id,
+        "version": event.version,
+        "type": event.type,
+        "schema_version": event.schema_version,
+        "data": event.data,
+        "metadata": event.metadata,
+        "occurred_at": event.occurred_at.isoformat(),
+        "recorded_at": event.recorded_at.isoformat(),
+    }
+
+
 def event_from_json(item: Mapping[str, Any]) -> RecordedEvent:
     """One event of a feed page (the intake feed's envelope) as a RecordedEvent."""
     return RecordedEvent(

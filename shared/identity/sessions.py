@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -91,8 +92,8 @@ def _decode(raw: dict[Any, Any]) -> Session | None:
         return None
 
 
-class _SessionLogic:
-    """The rules, over four storage primitives the adapters supply."""
+class _SessionLogic(ABC):
+    """The rules, over the storage primitives each adapter supplies."""
 
     def __init__(self, clock: Clock, policy: SessionPolicy, account_active: AccountActive | None) -> None:
         self._clock = clock
@@ -100,22 +101,22 @@ class _SessionLogic:
         self._account_active = account_active
 
     # primitives
-    def _load(self, key: str) -> Session | None:
-        raise NotImplementedError
+    @abstractmethod
+    def _load(self, key: str) -> Session | None: ...
 
-    def _save(self, key: str, session: Session, ttl: timedelta) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _save(self, key: str, session: Session, ttl: timedelta) -> None: ...
 
+    @abstractmethod
     def _touch(self, key: str, session: Session, ttl: timedelta) -> bool:
         """Overwrite only if still stored, so a get racing a revoke cannot bring the session back."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _delete(self, key: str, account_id: str | None) -> bool:
         """Delete; True only for the caller that actually removed it."""
-        raise NotImplementedError
 
-    def _keys_of(self, account_id: str) -> list[str]:
-        raise NotImplementedError
+    @abstractmethod
+    def _keys_of(self, account_id: str) -> list[str]: ...
 
     # rules
     def _ttl(self, session: Session, now: datetime) -> timedelta:
