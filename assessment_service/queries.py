@@ -153,3 +153,8 @@ def status_changes(conn: sa.Connection, after: int, limit: int) -> list[Recorded
 
 def status_head(conn: sa.Connection) -> int:
     return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(students.c.status_position), 0))).scalar_one())
+
+
+def department_of(conn: sa.Connection, student_id: str) -> str | None:
+    """The student's department as projected; None if unknown (for object-level access rules)."""
+    return conn.execute(sa.select(students.c.department).where(students.c.student_id == student_id)).scalar()

@@ -11,26 +11,27 @@ from shared.config import ROOT, Settings
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     """Build the intake app. Nothing connects at import; `overrides` swap in fakes for tests
-    (store=, clock=, wakeup=, catalogue=)."""
-    from intake_service.bootstrap import build_services
+    (store=, clock=, wakeup=, catalogue=, identity=)."""
+    from intake_service.bootstrap import build_services, department_finder
     from intake_service.cli import register_cli
     from intake_service.web import api, pages
-    from intake_service.web.errors import register_error_handlers
-    from intake_service.web.setup import configure_web
+    from shared.clock import SystemClock
+    from shared.web.auth import identity_from_settings
+    from shared.web.setup import configure_web
 
     settings = settings or Settings.from_env()
     settings.check_production_safety()
     # One stylesheet for both services' pages, kept in shared/static.
     app = Flask(__name__, static_folder=str(ROOT / "shared" / "static"))
     app.config.update(
-        SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         CIM_MAX_UPLOAD_BYTES=settings.max_upload_bytes,
-        CIM_SETTINGS=settings,
     )
-    app.extensions["cim.intake"] = build_services(settings, **overrides)
-    configure_web(app, settings)
-    register_error_handlers(app)
+    services = build_services(settings, **overrides)
+    app.extensions["cim.intake"] = services
+    app.extensions["cim.department_of"] = department_finder(services)
+    identity = overrides.get("identity") or identity_from_settings(settings, overrides.get("clock") or SystemClock())
+    configure_web(app, settings, identity, name="intake", api_blueprints=(api.bp,))
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     register_cli(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from intake_service.events import REGISTRY
@@ -13,6 +14,7 @@ from shared.catalogue import Catalogue
 from shared.clock import SystemClock
 from shared.config import Settings
 from shared.personal import InMemoryKeyVault, PersonalDataCodec
+from shared.validation import is_uuid
 
 
 def make_wakeup(settings: Settings) -> WakeUp:
@@ -50,3 +52,15 @@ def build_services(settings: Settings, **overrides: Any) -> IntakeServices:
         max_upload_bytes=settings.max_upload_bytes,
         codec=PersonalDataCodec(REGISTRY, vault),
     )
+
+
+def department_finder(services: IntakeServices) -> Callable[[str], str | None]:
+    """For object-level access rules: the department a student registered in, None if unknown."""
+
+    def department_of(student_id: str) -> str | None:
+        if not is_uuid(student_id):
+            return None
+        state, version, _ = services.state(student_id)
+        return state.department or None if version else None
+
+    return department_of

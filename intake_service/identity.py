@@ -1,15 +1,11 @@
-"""The one seam that says who is acting. Accounts and roles (issue 4) replace its body."""
+"""The one seam that says who is acting: the authenticated caller of this request."""
 
 from __future__ import annotations
 
-from flask import request, session
+from shared.web.access import current_caller
 
 
 def current_actor() -> str:
-    """The actor recorded on every event this request causes."""
-    student_id = session.get("student_id") if request.blueprint == "forms" else None
-    if student_id:
-        return f"student:{student_id}"
-    if request.blueprint == "api":
-        return "api:anonymous"
-    return "web:anonymous"
+    """The actor recorded on every event this request causes: `account:<id>` for a signed-in
+    person (or a token acting for one), `token:<id>` for an integration, else `anonymous`."""
+    return current_caller().actor

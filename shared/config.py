@@ -40,6 +40,35 @@ class Settings:
     wakeup: str = "celery"
     default_locale: str = "en"
     log_level: str = "INFO"
+    # Identity (issue 4): accounts, sessions, sign-in.
+    identity_db_url: str = ""
+    identity_key: str = ""
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
+    email_link_minutes: int = 15
+    # The session cookie is `__Host-` and Secure. Browsers accept Secure cookies from
+    # http://127.0.0.1 and http://localhost, so only a plain-HTTP deployment on another host
+    # needs this off (and then the cookie loses its `__Host-` prefix).
+    cookie_secure: bool = True
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_redirect_uri: str = ""
+    oidc_scopes: str = "openid email profile"
+    # Outgoing mail: sign-in links now, reminders later. `make run` starts a local SMTP sink.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_from: str = "CIM <cim-noreply@example.org>"
+    smtp_timeout_seconds: float = 10.0
+    # Rate limits (Flask-Limiter): "redis" shares counters across processes through CIM_REDIS_URL;
+    # "memory://" keeps them per process (tests).
+    ratelimit_storage: str = "redis"
+    ratelimit_signin: str = "10 per minute;50 per hour"
+    ratelimit_post: str = "120 per minute"
+    debug: bool = False
+    # The API token the workers and the intake status view present when they read a feed
+    # (scope feed:read). `make run` mints one at start.
+    feed_token: str = ""
 
     def __post_init__(self) -> None:
         data_dir = Path(self.data_dir)
@@ -49,6 +78,22 @@ class Settings:
         if not self.assessment_db_url:
             object.__setattr__(self, "assessment_db_url", f"sqlite:///{data_dir / 'assessment.db'}")
         object.__setattr__(self, "upload_dir", Path(self.upload_dir or data_dir / "uploads"))
+        if not self.identity_db_url:
+            object.__setattr__(self, "identity_db_url", f"sqlite:///{data_dir / 'identity.db'}")
+
+    @property
+    def identity_secret(self) -> str:
+        """Keys e-mail links and seals TOTP secrets; apart from CIM_SECRET_KEY so that rotating
+        the cookie key does not lock staff out of their authenticator."""
+        return self.identity_key or self.secret_key
+
+    @property
+    def ratelimit_storage_uri(self) -> str:
+        return self.redis_url if self.ratelimit_storage == "redis" else self.ratelimit_storage
+
+    @property
+    def session_cookie_name(self) -> str:
+        return "__Host-cim_session" if self.cookie_secure else "cim_session"
 
     @property
     def vault_secret(self) -> str:
@@ -82,6 +127,26 @@ class Settings:
             "wakeup": env.get("CIM_WAKEUP", cls.wakeup),
             "default_locale": env.get("CIM_DEFAULT_LOCALE", cls.default_locale),
             "log_level": env.get("CIM_LOG_LEVEL", cls.log_level),
+            "identity_db_url": env.get("CIM_IDENTITY_DB_URL", ""),
+            "identity_key": env.get("CIM_IDENTITY_KEY", ""),
+            "session_idle_minutes": int(env.get("CIM_SESSION_IDLE_MINUTES", cls.session_idle_minutes)),
+            "session_absolute_hours": int(env.get("CIM_SESSION_ABSOLUTE_HOURS", cls.session_absolute_hours)),
+            "email_link_minutes": int(env.get("CIM_EMAIL_LINK_MINUTES", cls.email_link_minutes)),
+            "cookie_secure": _bool(env.get("CIM_COOKIE_SECURE"), True),
+            "oidc_issuer": env.get("CIM_OIDC_ISSUER", ""),
+            "oidc_client_id": env.get("CIM_OIDC_CLIENT_ID", ""),
+            "oidc_client_secret": env.get("CIM_OIDC_CLIENT_SECRET", ""),
+            "oidc_redirect_uri": env.get("CIM_OIDC_REDIRECT_URI", ""),
+            "oidc_scopes": env.get("CIM_OIDC_SCOPES", cls.oidc_scopes),
+            "smtp_host": env.get("CIM_SMTP_HOST", cls.smtp_host),
+            "smtp_port": int(env.get("CIM_SMTP_PORT", cls.smtp_port)),
+            "smtp_from": env.get("CIM_SMTP_FROM", cls.smtp_from),
+            "smtp_timeout_seconds": float(env.get("CIM_SMTP_TIMEOUT_SECONDS", cls.smtp_timeout_seconds)),
+            "ratelimit_storage": env.get("CIM_RATELIMIT_STORAGE", cls.ratelimit_storage),
+            "ratelimit_signin": env.get("CIM_RATELIMIT_SIGNIN", cls.ratelimit_signin),
+            "ratelimit_post": env.get("CIM_RATELIMIT_POST", cls.ratelimit_post),
+            "feed_token": env.get("CIM_FEED_TOKEN", ""),
+            "debug": _bool(env.get("CIM_DEBUG") or env.get("FLASK_DEBUG"), False),
         }
         return cls(**values)
 
@@ -99,5 +164,13 @@ class Settings:
             problems.append("CIM_VAULT_KEY must be set (at least 32 characters) and kept apart from backups")
         if self.intake_db_url.startswith("sqlite") or self.assessment_db_url.startswith("sqlite"):
             problems.append("production needs PostgreSQL (CIM_INTAKE_DB_URL, CIM_ASSESSMENT_DB_URL)")
+        if self.identity_key == self.secret_key or len(self.identity_key) < 32:
+            problems.append("CIM_IDENTITY_KEY must be set (at least 32 characters), apart from CIM_SECRET_KEY")
+        if self.debug:
+            problems.append("DEBUG must be off in production (CIM_DEBUG / FLASK_DEBUG)")
+        if not self.cookie_secure:
+            problems.append("production cookies must be Secure (CIM_COOKIE_SECURE)")
+        if self.oidc_issuer and not (self.oidc_client_id and self.oidc_client_secret):
+            problems.append("CIM_OIDC_CLIENT_ID and CIM_OIDC_CLIENT_SECRET are required with CIM_OIDC_ISSUER")
         if problems:
             raise RuntimeError("unsafe production settings: " + "; ".join(problems))

@@ -9,8 +9,13 @@ from assessment_service.bootstrap import AssessmentContext
 from shared.adapters.feed import event_to_json
 from shared.errors import NotFound, ValidationFailed
 from shared.validation import is_uuid
+from shared.web.access import access, student_record, token_scope
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+SCOPE_READ = "assessment:read"
+SCOPE_FEED = "feed:read"
+SCOPE_OPS = "ops:read"
 
 
 def context() -> AssessmentContext:
@@ -32,6 +37,7 @@ def _no_store(response: Response) -> Response:
 
 
 @bp.get("/review-queue")
+@access(token_scope(SCOPE_READ))
 def review_queue() -> Response:
     limit = _int_arg("limit", 200, 1, 1000)
     with context().reader.connect() as conn:
@@ -40,6 +46,7 @@ def review_queue() -> Response:
 
 
 @bp.get("/students/<student_id>")
+@access(student_record(write=False, scope=SCOPE_READ))
 def student(student_id: str) -> Response:
     if not is_uuid(student_id):
         raise NotFound("No such student.")
@@ -51,11 +58,13 @@ def student(student_id: str) -> Response:
 
 
 @bp.get("/projections")
+@access(token_scope(SCOPE_OPS))
 def projections() -> Response:
     return _no_store(jsonify({"projections": [s.as_dict() for s in context().runner.status()]}))
 
 
 @bp.get("/status-feed")
+@access(token_scope(SCOPE_FEED))
 def status_feed() -> Response:
     """Students' statuses as `StudentStatusChanged` events past `after` (see queries.status_changes)."""
     after = _int_arg("after", 0, 0, 2**62)

@@ -13,19 +13,15 @@ from flask_babel import lazy_gettext as _l
 
 from assessment_service import queries
 from shared.catalogue import Catalogue
+from shared.identity.models import Role
+from shared.web.access import access, staff_of_department
+from shared.web.setup import LOCALES
 
 bp = Blueprint("pages", __name__)
 
-LOCALES = ("en", "sv")
+REVIEWERS = staff_of_department(Role.ASSESSOR, Role.COORDINATOR)
 
 SETTINGS = {"abroad": _l("abroad"), "at_home": _l("at home"), "digital": _l("online")}
-
-
-def select_locale() -> str:
-    chosen = request.args.get("lang") or request.cookies.get("lang")
-    if chosen in LOCALES:
-        return chosen
-    return request.accept_languages.best_match(LOCALES) or "en"
 
 
 def _locale() -> str:
@@ -116,6 +112,7 @@ def _remember_language(response: Response) -> Response:
 
 @bp.get("/")
 @bp.get("/review-queue")
+@access(REVIEWERS)
 def review_queue() -> str:
     ctx = current_app.extensions["cim.assessment"]
     with ctx.reader.connect() as conn:

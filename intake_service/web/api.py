@@ -11,7 +11,6 @@ from marshmallow import Schema, ValidationError
 from intake_service import domain
 from intake_service.identity import current_actor
 from intake_service.services import IntakeServices, Outcome, RequestContext
-from intake_service.web.errors import correlation_id
 from intake_service.web.schemas import (
     ActivityRequest,
     CompleteStudiesRequest,
@@ -25,8 +24,22 @@ from shared.adapters.feed import event_to_json
 from shared.errors import CimError, NotFound, ValidationFailed
 from shared.events import flatten_errors
 from shared.validation import is_uuid
+from shared.web.access import PUBLIC, access, student_record, token_scope
+from shared.web.errors import correlation_id
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+# Scopes of API tokens (shared/identity): a token with an account acts as that account (a student:
+# their own record only); a token without one is an integration's, acting on any student.
+SCOPE_REGISTER = "intake:register"
+SCOPE_WRITE = "intake:write"
+SCOPE_READ = "intake:read"
+SCOPE_FEED = "feed:read"
+
+REGISTER = token_scope(SCOPE_REGISTER)
+WRITE = student_record(write=True, scope=SCOPE_WRITE)
+READ = student_record(write=False, scope=SCOPE_READ)
+FEED = token_scope(SCOPE_FEED)
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 _IF_MATCH = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
@@ -119,6 +132,7 @@ def _details(data: dict[str, Any]) -> domain.ActivityDetails:
 
 
 @bp.post("/students")
+@access(REGISTER)
 def register_student() -> Response:
     ctx = context()
     data = load_json(RegisterStudentRequest())
@@ -128,6 +142,7 @@ def register_student() -> Response:
 
 
 @bp.post("/students/<student_id>/activities")
+@access(WRITE)
 def log_activity(student_id: str) -> Response:
     check_student_id(student_id)
     ctx = context()
@@ -136,6 +151,7 @@ def log_activity(student_id: str) -> Response:
 
 
 @bp.post("/students/<student_id>/activities/<activity_id>/amendments")
+@access(WRITE)
 def amend_activity(student_id: str, activity_id: str) -> Response:
     check_student_id(student_id)
     ctx = context()
@@ -146,6 +162,7 @@ def amend_activity(student_id: str, activity_id: str) -> Response:
 
 
 @bp.post("/students/<student_id>/activities/<activity_id>/withdrawal")
+@access(WRITE)
 def withdraw_activity(student_id: str, activity_id: str) -> Response:
     check_student_id(student_id)
     ctx = context()
@@ -156,6 +173,7 @@ def withdraw_activity(student_id: str, activity_id: str) -> Response:
 
 
 @bp.post("/students/<student_id>/attachments")
+@access(WRITE)
 def upload_attachment(student_id: str) -> Response:
     check_student_id(student_id)
     ctx = context()
@@ -170,6 +188,7 @@ def upload_attachment(student_id: str) -> Response:
 
 
 @bp.post("/students/<student_id>/reports")
+@access(WRITE)
 def submit_report(student_id: str) -> Response:
     check_student_id(student_id)
     ctx = context()
@@ -181,6 +200,7 @@ def submit_report(student_id: str) -> Response:
 
 
 @bp.post("/students/<student_id>/studies-completed")
+@access(WRITE)
 def complete_studies(student_id: str) -> Response:
     check_student_id(student_id)
     ctx = context()
@@ -189,6 +209,7 @@ def complete_studies(student_id: str) -> Response:
 
 
 @bp.post("/students/<student_id>/withdrawal")
+@access(WRITE)
 def withdraw_registration(student_id: str) -> Response:
     check_student_id(student_id)
     ctx = context()
@@ -197,6 +218,7 @@ def withdraw_registration(student_id: str) -> Response:
 
 
 @bp.get("/students/<student_id>/events")
+@access(READ)
 def student_events(student_id: str) -> Response:
     events = services().history(student_id)
     response = jsonify(
@@ -212,6 +234,7 @@ def student_events(student_id: str) -> Response:
 
 
 @bp.get("/events")
+@access(FEED)
 def feed() -> Response:
     repeated = sorted(k for k in request.args if len(request.args.getlist(k)) > 1)
     if repeated:
@@ -233,6 +256,7 @@ def feed() -> Response:
 
 
 @bp.get("/openapi.json")
+@access(PUBLIC)
 def openapi() -> Response:
     from intake_service.openapi import build_spec
 

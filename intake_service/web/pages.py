@@ -45,7 +45,6 @@ from intake_service.events import (
 )
 from intake_service.identity import current_actor
 from intake_service.services import IntakeServices, Outcome, RequestContext
-from intake_service.web.errors import correlation_id
 from intake_service.web.forms import (
     SETTING_LABELS,
     ActivityForm,
@@ -58,12 +57,17 @@ from intake_service.web.forms import (
     known_text,
     report_form,
 )
-from intake_service.web.setup import LOCALES
 from shared.catalogue import Department, Text
 from shared.errors import IdempotencyKeyReused, NotFound, RuleViolated, ValidationFailed
 from shared.validation import is_uuid
+from shared.web.access import PUBLIC, access, current_caller, student_record
+from shared.web.errors import correlation_id
+from shared.web.setup import LOCALES
 
 bp = Blueprint("forms", __name__)
+
+STUDENT_READ = student_record(write=False)
+STUDENT_WRITE = student_record(write=True)
 
 LANG_COOKIE_SECONDS = 365 * 24 * 3600
 
@@ -122,10 +126,10 @@ class StudentPage:
 
 
 def own_student(student_id: str) -> StudentPage:
-    """The one access check of the pages: a student's pages are for the browser that registered
-    them (session["student_id"]); anyone else gets the same 404 as for an unknown id.
-    Accounts and roles (issue 4) replace this body."""
-    if not is_uuid(student_id) or session.get("student_id") != student_id:
+    """The student's page data. The endpoint's access rule (`STUDENT_READ`/`STUDENT_WRITE`) has
+    already let only the student themself (or, for reads, a coordinator of their department)
+    through; everyone else got the same 404 as for an unknown id."""
+    if not is_uuid(student_id):
         raise NotFound("No such student.")
     return load_student(student_id)
 
@@ -330,7 +334,8 @@ def page_globals() -> dict[str, Any]:
     return {
         "current_locale": locale(),
         "language_url": language_url,
-        "session_student": session.get("student_id"),
+        "session_student": current_caller().student_id,
+        "caller": current_caller(),
         "known_text": known_text,
         "input_attributes": input_attributes,
     }
@@ -338,11 +343,13 @@ def page_globals() -> dict[str, Any]:
 
 # -- pages -------------------------------------------------------------------------------------
 @bp.get("/")
+@access(PUBLIC)
 def home() -> str:
     return render_template("home.html")
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@access(PUBLIC)
 def register() -> Any:
     svc = services()
     form = RegisterForm.build(svc.catalogue, locale())
@@ -362,6 +369,7 @@ def register() -> Any:
 
 
 @bp.get("/students/<student_id>")
+@access(STUDENT_READ)
 def my_cim(student_id: str) -> str:
     student = own_student(student_id)
     return render_template(
@@ -408,6 +416,7 @@ def programme_name(student: StudentPage) -> str:
 
 
 @bp.route("/students/<student_id>/activities/new", methods=["GET", "POST"])
+@access(STUDENT_WRITE)
 def log_activity(student_id: str) -> Any:
     student = own_student(student_id)
     if (back := closed(student)) or student.department is None:
@@ -420,6 +429,7 @@ def log_activity(student_id: str) -> Any:
 
 
 @bp.route("/students/<student_id>/activities/<activity_id>/edit", methods=["GET", "POST"])
+@access(STUDENT_WRITE)
 def amend_activity(student_id: str, activity_id: str) -> Any:
     student = own_student(student_id)
     activity = student.activity(activity_id)
@@ -433,6 +443,7 @@ def amend_activity(student_id: str, activity_id: str) -> Any:
 
 
 @bp.route("/students/<student_id>/activities/<activity_id>/withdraw", methods=["GET", "POST"])
+@access(STUDENT_WRITE)
 def withdraw_activity(student_id: str, activity_id: str) -> Any:
     student = own_student(student_id)
     if request.method == "POST" and is_uuid(activity_id) and activity_id in student.state.activities:
@@ -450,6 +461,7 @@ def withdraw_activity(student_id: str, activity_id: str) -> Any:
 
 
 @bp.route("/students/<student_id>/report", methods=["GET", "POST"])
+@access(STUDENT_WRITE)
 def submit_report(student_id: str) -> Any:
     student = own_student(student_id)
     if (back := closed(student)) or student.department is None:
@@ -475,6 +487,7 @@ def submit_report(student_id: str) -> Any:
 
 
 @bp.route("/students/<student_id>/studies-completed", methods=["GET", "POST"])
+@access(STUDENT_WRITE)
 def complete_studies(student_id: str) -> Any:
     student = own_student(student_id)
     if back := closed(student):
@@ -489,6 +502,7 @@ def complete_studies(student_id: str) -> Any:
 
 
 @bp.route("/students/<student_id>/withdraw", methods=["GET", "POST"])
+@access(STUDENT_WRITE)
 def withdraw_registration(student_id: str) -> Any:
     student = own_student(student_id)
     if back := closed(student):

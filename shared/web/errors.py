@@ -1,4 +1,5 @@
-"""One error handler per app: typed errors -> RFC 9457 problem JSON (API) or an error page."""
+"""One error handler for both apps: typed errors -> RFC 9457 problem JSON (API) or an error page;
+sign-in required -> a redirect to the sign-in page (pages) or 401 with a Bearer challenge (API)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import logging
 import re
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
-from flask import Flask, Response, g, jsonify, render_template, request
+from flask import Flask, Response, g, jsonify, redirect, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from shared.errors import CimError, ValidationFailed
+from shared.web.access import SignInRequired
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,23 @@ def correlation_id() -> str:
     return str(g.correlation_id)
 
 
+def sign_in_url() -> str:
+    """Where an anonymous browser is sent: the sign-in page, coming back here (GET only)."""
+    target = request.full_path if request.method == "GET" else request.path
+    target = target.rstrip("?")
+    return "/auth/sign-in?" + urlencode({"next": target})
+
+
 def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(SignInRequired)
+    def _sign_in(exc: SignInRequired) -> Any:
+        if wants_json():
+            response = problem(401, "sign in required", "Send an API token: `Authorization: Bearer <token>`.",
+                               code=exc.code)
+            response.headers["WWW-Authenticate"] = 'Bearer realm="cim"'
+            return response
+        return redirect(sign_in_url(), code=303)
+
     @app.errorhandler(CimError)
     def _cim_error(exc: CimError) -> Any:
         if exc.status >= 500:
@@ -49,7 +68,10 @@ def register_error_handlers(app: Flask) -> None:
         if field and not fields:
             fields = {field: [exc.message]}
         if wants_json():
-            return problem(exc.status, exc.code.replace("_", " "), exc.message, fields, exc.code)
+            response = problem(exc.status, exc.code.replace("_", " "), exc.message, fields, exc.code)
+            if exc.status == 401:
+                response.headers["WWW-Authenticate"] = 'Bearer realm="cim", error="invalid_token"'
+            return response
         return render_template("error.html", status=exc.status, message=exc.message), exc.status
 
     @app.errorhandler(HTTPException)
@@ -59,6 +81,8 @@ def register_error_handlers(app: Flask) -> None:
             response = problem(status, exc.name, exc.description or exc.name)
             if status == 405 and exc.get_response().headers.get("Allow"):
                 response.headers["Allow"] = exc.get_response().headers["Allow"]
+            if status == 429 and exc.get_response().headers.get("Retry-After"):
+                response.headers["Retry-After"] = exc.get_response().headers["Retry-After"]
             return response
         return render_template("error.html", status=status, message=exc.description), status
 

@@ -1,0 +1,54 @@
+"""The web set-up both apps share: locale, CSRF, authentication and access rules, security
+headers, rate limits, error handlers and the sign-in pages."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, request
+from flask_babel import Babel
+from flask_wtf.csrf import CSRFProtect
+
+from shared.config import ROOT, Settings
+from shared.identity.wiring import Identity
+from shared.web.auth import init_auth
+from shared.web.errors import register_error_handlers
+from shared.web.headers import install_security_headers
+
+LOCALES = ("en", "sv")
+
+
+def select_locale() -> str:
+    chosen = request.args.get("lang") or request.cookies.get("lang")
+    if chosen in LOCALES:
+        return chosen
+    return request.accept_languages.best_match(LOCALES) or "en"
+
+
+def configure_web(
+    app: Flask, settings: Settings, identity: Identity, *, name: str, api_blueprints: tuple[Blueprint, ...]
+) -> None:
+    """`name` tells the apps' form-session cookies apart (they share a host, and cookies ignore
+    ports); the sign-in session cookie is deliberately the same for both: one sign-in serves
+    both apps, from one session store."""
+    if settings.debug and settings.is_production:
+        raise RuntimeError("unsafe production settings: DEBUG must be off")
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        CIM_SETTINGS=settings,
+        BABEL_DEFAULT_LOCALE=settings.default_locale,
+        BABEL_TRANSLATION_DIRECTORIES=str(ROOT / "translations"),
+        WTF_CSRF_TIME_LIMIT=None,
+        WTF_CSRF_SSL_STRICT=True,
+        SESSION_COOKIE_NAME=("__Host-" if settings.cookie_secure else "") + f"cim_{name}_form",
+    )
+    Babel(app, locale_selector=select_locale)
+    csrf = CSRFProtect(app)
+    # The JSON APIs are not cookie-authenticated: a bearer token and application/json, which a
+    # cross-site form can send neither of.
+    for blueprint in api_blueprints:
+        csrf.exempt(blueprint)
+    init_auth(app, identity, settings)
+    install_security_headers(app, settings)
+    register_error_handlers(app)
+    from shared.web.limits import init_rate_limits
+
+    init_rate_limits(app, settings)
