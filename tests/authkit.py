@@ -8,6 +8,7 @@ behind the real cookie), and mint API tokens for the JSON APIs.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import ClassVar
 
 from argon2 import PasswordHasher
 from flask.testing import FlaskClient
@@ -68,7 +69,7 @@ class AuthedClient(FlaskClient):
     """A test client that sends `default_headers` (e.g. a bearer token) with every request,
     unless the request names the header itself."""
 
-    default_headers: dict[str, str] = {}
+    default_headers: ClassVar[dict[str, str]] = {}
 
     def open(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         headers = dict(self.default_headers)
