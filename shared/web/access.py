@@ -130,8 +130,13 @@ ADMINISTRATOR = Rule("administrator", lambda caller, args: caller.is_administrat
 
 
 def token_scope(scope: str) -> Rule:
-    """Machine callers only: an API token holding `scope` (the workers' feed reads)."""
-    return Rule(f"token:{scope}", lambda caller, args: caller.has_scope(scope))
+    """Machine callers only: an integration's API token (one not acting for an account) holding
+    `scope` — the workers' feed reads, bulk registration. A person's token never passes, whatever
+    its scopes: these calls reach every student."""
+    return Rule(
+        f"token:{scope}",
+        lambda caller, args: caller.token is not None and caller.token.account_id is None and caller.has_scope(scope),
+    )
 
 
 def staff_of_department(*roles: Role) -> Rule:
