@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from shared.clock import Clock, SystemClock
@@ -110,4 +109,4 @@ class InMemoryEventStore:
 
 def _copy(event: RecordedEvent) -> RecordedEvent:
     """Readers get their own copies: changing what you read never changes the log."""
-    return replace(event, data=copy.deepcopy(event.data), metadata=copy.deepcopy(event.metadata))
+    return event._replace(data=copy.deepcopy(event.data), metadata=copy.deepcopy(event.metadata))

@@ -92,19 +92,17 @@ def _refuse_non_finite(value: Any) -> None:
 _loads = orjson.loads
 
 
+_fromiso = datetime.fromisoformat
+_new_event = tuple.__new__
+
+
 def _row_to_event(row: Sequence[Any]) -> RecordedEvent:
-    return RecordedEvent(
-        position=row[0],
-        event_id=row[1],
-        stream_id=row[2],
-        version=row[3],
-        type=row[4],
-        schema_version=row[5],
-        data=_loads(row[6]),
-        metadata=_loads(row[7]),
-        occurred_at=datetime.fromisoformat(row[8]),
-        recorded_at=datetime.fromisoformat(row[9]),
-    )
+    # tuple.__new__ with the fields in declaration order: RecordedEvent(...) without the keyword
+    # handling of its generated __new__, once per event read.
+    return _new_event(RecordedEvent, (
+        row[0], row[1], row[2], row[3], row[4], row[5],
+        _loads(row[6]), _loads(row[7]), _fromiso(row[8]), _fromiso(row[9]),
+    ))
 
 
 _EVENT_COLUMNS = (
