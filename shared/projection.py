@@ -22,6 +22,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -247,24 +248,47 @@ class ProjectionRunner:
         # One checkpoint read per call; after each batch the positions come from the batch's
         # own transaction (locked there, so they include any concurrent runner's or reset's).
         positions = self.checkpoints()
-        while True:
-            after = min(positions[name] for name in selected)
-            events = self.feed.read(after=after, limit=self.batch_size)
-            if not events:
-                return total
-            applied, positions = self._apply_batch(selected, after, events)
-            total += applied
-            if on_batch is not None:
-                on_batch(applied, events[-1].position)
-            if deadline is not None and time.monotonic() > deadline:
-                return total
-            # The page reached the head the feed reported with it: everything there was when the
-            # feed answered is applied, so skip the read that would only come back empty. (What
-            # commits later sends its own wake-up; beat's tick catches anything else.)
-            head = getattr(self.feed, "last_head", None)
-            if (isinstance(head, int) and len(events) < self.batch_size and events[-1].position >= head
-                    and all(positions[name] >= events[-1].position for name in selected)):
-                return total
+        # Read-ahead: while a full page is applied, the next one is already being fetched (the
+        # feed server decodes it in its own process meanwhile). One read in flight at a time, so
+        # a feed needs no thread safety; a page read ahead for the wrong `after` (a reset moved
+        # the checkpoints meanwhile) is dropped and read again.
+        ahead: tuple[int, Future[list[RecordedEvent]]] | None = None
+        pool: ThreadPoolExecutor | None = None
+        try:
+            while True:
+                after = min(positions[name] for name in selected)
+                if ahead is not None and ahead[0] == after:
+                    events = ahead[1].result()
+                else:
+                    if ahead is not None:
+                        ahead[1].result()  # let it finish; its page is stale
+                    events = self.feed.read(after=after, limit=self.batch_size)
+                ahead = None
+                if not events:
+                    return total
+                if len(events) >= self.batch_size and deadline is None:
+                    pool = pool or ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-read-ahead")
+                    next_after = events[-1].position
+                    ahead = (next_after, pool.submit(self.feed.read, after=next_after, limit=self.batch_size))
+                applied, positions = self._apply_batch(selected, after, events)
+                total += applied
+                if on_batch is not None:
+                    on_batch(applied, events[-1].position)
+                if deadline is not None and time.monotonic() > deadline:
+                    return total
+                # The page reached the head the feed reported with it: everything there was when
+                # the feed answered is applied, so skip the read that would only come back empty.
+                # (What commits later sends its own wake-up; beat's tick catches anything else.)
+                head = getattr(self.feed, "last_head", None)
+                if (ahead is None and isinstance(head, int) and len(events) < self.batch_size
+                        and events[-1].position >= head
+                        and all(positions[name] >= events[-1].position for name in selected)):
+                    return total
+        finally:
+            if ahead is not None:
+                ahead[1].cancel()
+            if pool is not None:
+                pool.shutdown(wait=True)
 
     def _apply_batch(
         self, names: Sequence[str], after: int, events: list[RecordedEvent]
