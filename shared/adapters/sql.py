@@ -13,11 +13,18 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def make_engine(url: str, *, immediate: bool = False, pool_size: int = 10, pre_ping: bool = True) -> sa.Engine:
+def make_engine(
+    url: str, *, immediate: bool = False, pool_size: int = 10, pre_ping: bool = True, durable: bool = True
+) -> sa.Engine:
     """An engine for `url`. With `immediate`, SQLite transactions begin with BEGIN IMMEDIATE so
     writers queue on the write lock up front instead of failing to upgrade a read lock. Without
     `pre_ping`, a PostgreSQL checkout costs no extra round trip; a connection broken by a server
-    restart then fails one operation (the caller answers 503) and is replaced."""
+    restart then fails one operation (the caller answers 503) and is replaced.
+
+    `durable=False` is for read models only (SQLite): commits are not fsynced one by one
+    (synchronous=NORMAL in WAL mode), so a power cut may take back the last few commits — rows and
+    their checkpoint together, as they share each transaction — and the runner applies those
+    events again. Never for an event store: there a commit is a promise to the caller."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
@@ -29,22 +36,23 @@ def make_engine(url: str, *, immediate: bool = False, pool_size: int = 10, pre_p
             pool_size=pool_size,
             max_overflow=pool_size,
         )
-        _configure_sqlite(engine, immediate=immediate)
+        _configure_sqlite(engine, immediate=immediate, durable=durable)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = str(parsed.set(drivername="postgresql+psycopg"))
     return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping)
 
 
-def _configure_sqlite(engine: sa.Engine, *, immediate: bool) -> None:
+def _configure_sqlite(engine: sa.Engine, *, immediate: bool, durable: bool = True) -> None:
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below emit BEGIN, not pysqlite's implicit handling.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        # FULL, not NORMAL: NORMAL can lose acknowledged commits on power loss in WAL mode.
-        cursor.execute("PRAGMA synchronous=FULL")
+        # FULL, not NORMAL: NORMAL can lose acknowledged commits on power loss in WAL mode
+        # (acceptable for a rebuildable read model only; see make_engine).
+        cursor.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.close()
 
