@@ -16,6 +16,7 @@ Two passes:
 from __future__ import annotations
 
 import random
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -214,14 +215,24 @@ def build_world(tmp_path: Path) -> World:
 
 def assign_reports(assessment: Flask, identity: Identity, actors: list[Actor], obj: StudentObject) -> None:
     """Assignment and the declared conflict, through the assessment service's own use cases."""
-    hook = getattr(assessment.extensions.get("cim.assessment"), "assign_for_tests", None)
-    if hook is None:
-        return
+    from assessment_service import services
+    from assessment_service.domain import CONFLICT_REASONS
+
+    ctx = assessment.extensions["cim.assessment"]
     coordinator = next(a for a in actors if a.name == "coordinator SOCSW")
-    for actor in actors:
-        if obj.report_id in actor.assessor_of or obj.report_id in actor.conflicted:
-            hook(obj.report_id, actor.account_id, coordinator.account_id,
-                 conflict=obj.report_id in actor.conflicted)
+    by = identity.accounts.principal(coordinator.account_id or "")
+    assert by is not None
+    for n, actor in enumerate(actors):
+        if obj.report_id not in actor.assessor_of | actor.conflicted:
+            continue
+        req = services.RequestContext(actor=f"account:{coordinator.account_id}", correlation_id=f"matrix-{n}")
+        services.assign_assessor(ctx, identity, by, obj.report_id, actor.account_id or "", req)
+        if obj.report_id in actor.conflicted:
+            assessor = identity.accounts.principal(actor.account_id or "")
+            assert assessor is not None
+            services.declare_conflict(ctx, assessor, obj.report_id, sorted(CONFLICT_REASONS)[0],
+                                      services.RequestContext(actor=f"account:{actor.account_id}",
+                                                              correlation_id=f"matrix-c{n}"))
 
 
 # -- the policy table: hand-written, one entry per (app, endpoint, method) ----------------------
@@ -282,6 +293,49 @@ def reviewers_page(actor: Actor, obj: StudentObject) -> str:
     return ALLOW if actor.assessor_departments or actor.coordinator_of else FORBIDDEN
 
 
+def assigned_to(actor: Actor, obj: StudentObject) -> bool:
+    return obj.report_id in actor.assessor_of and obj.report_id not in actor.conflicted
+
+
+def report_page(actor: Actor, obj: StudentObject) -> str:
+    """A report: its department's coordinator, or the assessor assigned to it (no conflict)."""
+    if actor.anonymous or actor.integration:
+        return SIGNIN
+    return ALLOW if obj.department in actor.coordinator_of or assigned_to(actor, obj) else NOTFOUND
+
+
+def report_coordination(actor: Actor, obj: StudentObject) -> str:
+    """Assign/unassign: the coordinator; the assessor who may read the report is refused (403)."""
+    if actor.anonymous or actor.integration:
+        return SIGNIN
+    if obj.department in actor.coordinator_of:
+        return ALLOW
+    return FORBIDDEN if assigned_to(actor, obj) else NOTFOUND
+
+
+def conflict_declaration(actor: Actor, obj: StudentObject) -> str:
+    """Declare a conflict: the assessor assigned (or who already declared); the coordinator 403."""
+    if actor.anonymous or actor.integration:
+        return SIGNIN
+    if obj.report_id in actor.assessor_of or obj.report_id in actor.conflicted:
+        return ALLOW
+    return FORBIDDEN if obj.department in actor.coordinator_of else NOTFOUND
+
+
+def api_report(actor: Actor, obj: StudentObject) -> str:
+    if actor.anonymous:
+        return SIGNIN
+    if actor.integration:
+        return ALLOW if "assessment:read" in actor.integration_scopes else FORBIDDEN
+    return ALLOW if obj.department in actor.coordinator_of or assigned_to(actor, obj) else NOTFOUND
+
+
+def api_assessment_student(actor: Actor, obj: StudentObject) -> str:
+    """As the intake read rule, plus the assessor assigned to one of the student's reports."""
+    verdict = api_student("assessment:read", write=False)(actor, obj)
+    return ALLOW if verdict == NOTFOUND and assigned_to(actor, obj) else verdict
+
+
 def api_review_queue(actor: Actor, obj: StudentObject) -> str:
     """Integrations with the scope see the whole queue; reviewers' own tokens their share of it."""
     if actor.anonymous:
@@ -291,12 +345,31 @@ def api_review_queue(actor: Actor, obj: StudentObject) -> str:
     return ALLOW if actor.assessor_departments or actor.coordinator_of else FORBIDDEN
 
 
+#: Sign-in pages, in both apps (shared/web/auth_pages.py).
+AUTH_POLICIES: dict[tuple[str, str], Policy] = {
+    ("auth.sign_in_page", "GET"): public,
+    ("auth.request_link", "POST"): public,
+    ("auth.check_email", "GET"): public,
+    ("auth.confirm_link", "GET"): public,
+    ("auth.redeem_link", "POST"): public,
+    ("auth.staff_sign_in", "POST"): public,
+    ("auth.oidc_start", "GET"): public,
+    ("auth.oidc_callback", "GET"): public,
+    ("auth.account", "GET"): signed_in,
+    ("auth.sign_out_view", "POST"): signed_in,
+    ("auth.sign_out_everywhere", "POST"): signed_in,
+}
+
 INTAKE_POLICIES: dict[tuple[str, str], Policy] = {
+    **AUTH_POLICIES,
     ("static", "GET"): public,
     ("forms.home", "GET"): public,
     ("forms.register", "GET"): public,
     ("forms.register", "POST"): public,
     ("forms.my_cim", "GET"): student_read_page,
+    ("privacy.my_data", "GET"): student_read_page,  # H4: right of access
+    ("privacy.my_data_json", "GET"): student_read_page,
+    ("privacy.attachment", "GET"): student_read_page,
     ("forms.log_activity", "GET"): student_write_page,
     ("forms.log_activity", "POST"): student_write_page,
     ("forms.amend_activity", "GET"): student_write_page,
@@ -323,10 +396,16 @@ INTAKE_POLICIES: dict[tuple[str, str], Policy] = {
 }
 
 ASSESSMENT_POLICIES: dict[tuple[str, str], Policy] = {
+    **AUTH_POLICIES,
     ("static", "GET"): public,
     ("pages.review_queue", "GET"): reviewers_page,
+    ("pages.report", "GET"): report_page,
+    ("pages.assign", "POST"): report_coordination,
+    ("pages.unassign", "POST"): report_coordination,
+    ("pages.conflict", "POST"): conflict_declaration,
     ("api.review_queue", "GET"): api_review_queue,
-    ("api.student", "GET"): api_student("assessment:read", write=False),
+    ("api.report", "GET"): api_report,
+    ("api.student", "GET"): api_assessment_student,
     ("api.projections", "GET"): api_token_scope("ops:read"),
     ("api.status_feed", "GET"): api_token_scope("feed:read"),
 }
@@ -349,6 +428,8 @@ def cells_of(app_name: str, app: Flask, obj: StudentObject) -> Iterator[Cell]:
             for arg in rule.arguments:
                 if arg == "filename":
                     values[arg] = "cim.css"
+                elif arg == "token":  # an e-mail sign-in link: public pages, any token reaches them
+                    values[arg] = "not-a-real-link-token"
                 elif arg in obj.params():
                     values[arg] = obj.params()[arg]
                 else:
@@ -498,6 +579,8 @@ def answer_of(response: Response, obj: StudentObject) -> tuple[int, bytes]:
     for value in obj.params().values():
         if value:
             body = body.replace(value.encode(), b"<id>")
+    # The sign-out form's CSRF token is signed with a timestamp: new on every page.
+    body = re.sub(rb'(name="csrf_token" value=")[^"]*', rb"\1<csrf>", body)
     return response.status_code, body
 
 
