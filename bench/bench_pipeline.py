@@ -100,12 +100,40 @@ def pct(values: list[float], q: float) -> float:
 # ---------------------------------------------------------------------------------------------
 # processes
 # ---------------------------------------------------------------------------------------------
+#: The integration API token every bench request presents (run_backend mints it in the identity
+#: database the services use); the services' worker reads feeds with it too (CIM_FEED_TOKEN).
+BENCH_TOKEN = ""
+BENCH_SCOPES = ("intake:register", "intake:write", "intake:read", "feed:read", "ops:read", "assessment:read")
+
+
+def auth_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {BENCH_TOKEN}"} if BENCH_TOKEN else {}
+
+
+def mint_token(settings: Any) -> str:
+    from shared.clock import SystemClock
+    from shared.identity.wiring import build_identity
+
+    identity = build_identity(clock=SystemClock(), identity_key=settings.identity_secret,
+                              db_url=settings.identity_db_url)
+    identity.store.create_schema()  # type: ignore[attr-defined]
+    return identity.api_tokens.create("bench", BENCH_SCOPES).token
+
+
+def authed_session() -> Any:
+    import requests
+
+    session = requests.Session()
+    session.headers.update(auth_headers())
+    return session
+
+
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, Any]:
     import urllib.error
     import urllib.request
 
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=auth_headers()), timeout=timeout) as r:
             return r.status, json.load(r)
     except urllib.error.HTTPError as exc:
         return exc.code, None
@@ -557,9 +585,7 @@ def _student_body(tag: str) -> dict[str, Any]:
 
 
 def _http_client(base: str, no: int, duration: float, barrier: Any, out: Any) -> None:
-    import requests
-
-    session = requests.Session()
+    session = authed_session()
     ok, errors, lat = 0, {}, []
     n = 0
     barrier.wait()
@@ -635,7 +661,6 @@ def wait_drained(dbs: Databases, timeout: float) -> float:
 # 2a. steady-rate POST -> visible lag
 # ---------------------------------------------------------------------------------------------
 def bench_lag(pipe: Pipeline, dbs: Databases, rate: float, duration: float, senders: int = 4) -> dict[str, Any]:
-    import requests
 
     head0 = dbs.head()
     records: list[tuple[float, float, int, str, int]] = []  # (t_start, t_end, status, stream, version)
@@ -646,7 +671,7 @@ def bench_lag(pipe: Pipeline, dbs: Databases, rate: float, duration: float, send
     total = int(rate * duration)
 
     def sender(i: int) -> None:
-        session = requests.Session()
+        session = authed_session()
         k = i  # this sender's slots: i, i+senders, ...
         sid = None
         aids: list[str] = []
@@ -1118,6 +1143,8 @@ def run_backend(
     import redis
 
     redis.Redis.from_url(redis_url).flushdb()
+    from shared.config import Settings
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIM_")}
     env.update(
         {
@@ -1128,12 +1155,17 @@ def run_backend(
             "CIM_REDIS_URL": redis_url,
             "CIM_INTAKE_URL": f"http://127.0.0.1:{port}",
             "CIM_ASSESSMENT_URL": f"http://127.0.0.1:{port + 1}",
+            "CIM_IDENTITY_KEY": "bench-only-identity-key-0123456789abcdef",
+            # the benchmark is one client posting up to 1,000 events/s: no rate limit applies
+            "CIM_RATELIMIT_POST": "100000000 per minute",
         }
     )
+    global BENCH_TOKEN
+    BENCH_TOKEN = mint_token(Settings.from_env(env))
+    env["CIM_FEED_TOKEN"] = BENCH_TOKEN
     for k, v in env.items():  # this process appends (burst) and sends wake-ups as the intake does
         if k.startswith("CIM_"):
             os.environ[k] = v
-    from shared.config import Settings
 
     settings = Settings.from_env(env)
     maker = EventMaker(settings.vault_secret)

@@ -63,8 +63,12 @@ def cmd_rebuild(args: argparse.Namespace) -> None:
 
     settings = Settings.from_env()
     import intake_service
+    from shared.clock import SystemClock
+    from shared.identity.wiring import build_identity
 
-    app = intake_service.create_app()
+    identity = build_identity(clock=SystemClock(), identity_key="bench-only-identity-key-0123456789abcdef")
+    feed_token = identity.api_tokens.create("bench", ["feed:read"]).token
+    app = intake_service.create_app(identity=identity)
     dbs = bp.Databases("sqlite", settings.intake_db_url, settings.assessment_db_url, "")
     t = time.perf_counter()
     bp.preload(dbs, bp.EventMaker(settings.vault_secret), args.events, one_transaction=False, chunk=12000)
@@ -73,6 +77,7 @@ def cmd_rebuild(args: argparse.Namespace) -> None:
 
     # (a) the feed server
     client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {feed_token}"
     pages: list[bytes] = []
     prof = cProfile.Profile()
     t = time.perf_counter()
