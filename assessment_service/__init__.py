@@ -1,5 +1,6 @@
 """The assessment service: serves the read side (review queue, student overviews) projected from
-the intake feed, and will record what staff decide in its own store. Never imports intake_service."""
+the intake feed, and records what staff decide (assignment, conflicts of interest) and which staff
+viewed whose personal data in its own store. Never imports intake_service."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Wires the assessment side: its database, the intake feed and the projection runner."""
+"""Wires the assessment side: its database, the intake feed and the projection runner, and its own
+event store (staff decisions and the audit of staff views) with the runner of its own read model."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from assessment_service import projections
-from shared.adapters.feed import HttpEventFeed
+from assessment_service.events import REGISTRY
+from assessment_service.projections import assignments
+from shared.adapters.feed import HttpEventFeed, StoreEventFeed
 from shared.adapters.sql import is_sqlite, make_engine
+from shared.adapters.sql_store import SqlEventStore
 from shared.catalogue import Catalogue
+from shared.clock import Clock, SystemClock
 from shared.config import Settings
 from shared.projection import EventFeed, ProjectionRunner
 
@@ -25,24 +30,42 @@ class AssessmentContext:
     feed: EventFeed
     runner: ProjectionRunner
     catalogue: Catalogue
+    #: The assessment service's own events (tables `events`, `idempotency_keys` in its database).
+    store: SqlEventStore
+    #: Projects `store` into the `assignments` read model (checkpoint "assignments").
+    own_runner: ProjectionRunner
+    clock: Clock
 
     def dispose(self) -> None:
+        self.store.dispose()
         self.engine.dispose()
         if self.reader is not self.engine:
             self.reader.dispose()
 
 
 def build_context(settings: Settings, **overrides: Any) -> AssessmentContext:
-    """Build the context. `overrides`: feed= (e.g. a StoreEventFeed in tests), batch_size=."""
+    """Build the context. `overrides`: feed= (e.g. a StoreEventFeed in tests), batch_size=, clock=."""
     url = settings.assessment_db_url
+    if url == settings.intake_db_url:
+        # Both stores name their tables `events`: one database would mix the two logs.
+        raise RuntimeError("CIM_ASSESSMENT_DB_URL must name another database than CIM_INTAKE_DB_URL")
     # Writers queue on SQLite's write lock up front (BEGIN IMMEDIATE): that lock is what
-    # serialises concurrent projection runners there. Reads use a plain engine.
-    engine = make_engine(url, immediate=True, pool_size=5)
+    # serialises concurrent projection runners there. Reads use a plain engine. The read models
+    # are rebuildable, so their commits skip the per-commit fsync (durable=False); the staff
+    # decisions' own event store below has its own, fully durable engine.
+    engine = make_engine(url, immediate=True, pool_size=5, durable=False)
     reader = make_engine(url, pool_size=5) if is_sqlite(url) else engine
-    feed = overrides.get("feed") or HttpEventFeed(settings.intake_url)
+    feed = overrides.get("feed") or HttpEventFeed(settings.intake_url, token=settings.feed_token)
     # Pages of 2,000 (the intake feed serves up to 5,000): fewer round trips and fsync'd commits.
     batch_size = overrides.get("batch_size", 2000)
     runner = ProjectionRunner(engine, feed, projections.ALL, batch_size=batch_size, reader=reader)
     runner.create_schema()
     catalogue = overrides.get("catalogue") or Catalogue.load(settings.departments_file)
-    return AssessmentContext(settings, engine, reader, feed, runner, catalogue)
+    clock = overrides.get("clock") or SystemClock()
+    store = SqlEventStore(url, clock, pool_size=5)
+    store.create_schema()
+    own_runner = ProjectionRunner(
+        engine, StoreEventFeed(store, REGISTRY), assignments.OWN, batch_size=batch_size, reader=reader
+    )
+    own_runner.create_schema()
+    return AssessmentContext(settings, engine, reader, feed, runner, catalogue, store, own_runner, clock)

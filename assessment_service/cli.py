@@ -1,4 +1,7 @@
-"""`flask --app assessment_service projections ...`: rebuild a projection, show checkpoints and lag."""
+"""`flask --app assessment_service projections ...`: rebuild a projection, show checkpoints and lag.
+
+Two runners: the intake feed's projections, and `assignments`, fed by the assessment service's own
+event store."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from assessment_service.bootstrap import AssessmentContext
+from shared.projection import ProjectionRunner
 
 projections_cli = AppGroup("projections", help="Rebuild and inspect the read-model projections.")
 
@@ -18,7 +22,8 @@ def _context() -> AssessmentContext:
 @projections_cli.command("status")
 def status() -> None:
     """Show each projection's checkpoint, the feed head and the lag."""
-    for entry in _context().runner.status():
+    ctx = _context()
+    for entry in [*ctx.runner.status(), *ctx.own_runner.status()]:
         head = "?" if entry.head is None else entry.head
         lag = "?" if entry.lag is None else entry.lag
         click.echo(f"{entry.name:<14} checkpoint={entry.checkpoint:<10} head={head:<10} lag={lag}")
@@ -28,12 +33,22 @@ def status() -> None:
 @click.argument("name", required=False)
 def rebuild(name: str | None) -> None:
     """Rebuild NAME (or every projection) from position 0."""
-    runner = _context().runner
-    names = [name] if name else None
+    ctx = _context()
+    if name is None:
+        _rebuild(ctx.runner, None)
+        _rebuild(ctx.own_runner, None)
+        return
+    runner = ctx.own_runner if name in ctx.own_runner.projections else ctx.runner
     try:
-        selected = runner.resolve_names(names)
+        runner.resolve_names([name])
     except KeyError as exc:
-        raise click.BadParameter(str(exc.args[0]), param_hint="NAME") from None
+        known = ", ".join([*ctx.runner.projections, *ctx.own_runner.projections])
+        raise click.BadParameter(f"unknown projection {name}; known: {known}", param_hint="NAME") from exc
+    _rebuild(runner, [name])
+
+
+def _rebuild(runner: ProjectionRunner, names: list[str] | None) -> None:
+    selected = runner.resolve_names(names)
     head = runner.feed.head()
     runner.reset(selected)
     done = 0

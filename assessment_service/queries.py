@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from assessment_service.domain import ReportFacts
 from assessment_service.projections.activities import activities
+from assessment_service.projections.assignments import assignment_conflicts, assignments
 from assessment_service.projections.reports import reports
 from assessment_service.projections.review_queue import review_queue
 from assessment_service.projections.students import students
@@ -35,8 +39,37 @@ def _activities_by_id(conn: sa.Connection, ids: list[str]) -> dict[str, dict[str
     return {row.activity_id: _activity(row) for row in rows}
 
 
-def review_queue_items(conn: sa.Connection, limit: int = 200) -> list[dict[str, Any]]:
-    """Reports waiting for review, oldest first, with the student and the covered activities."""
+@dataclass(frozen=True)
+class QueueScope:
+    """Which waiting reports one member of staff may see: every report of the departments they
+    coordinate, and the reports assigned to them in the departments where they are an assessor,
+    minus every report of a student they declared a conflict of interest with."""
+
+    account_id: str
+    coordinated: frozenset[str]
+    assessing: frozenset[str]
+
+
+def _visible(scope: QueueScope) -> sa.ColumnElement[bool]:
+    """The SQL condition of `scope` over review_queue/reports joined with students."""
+    conflicted = sa.select(assignment_conflicts.c.student_id).where(
+        assignment_conflicts.c.assessor_account_id == scope.account_id
+    )
+    mine = sa.select(assignments.c.report_id).where(
+        assignments.c.assessor_account_id == scope.account_id,
+        assignments.c.department.in_(sorted(scope.assessing)),
+    )
+    assigned = sa.and_(
+        students.c.department.in_(sorted(scope.assessing)),
+        reports.c.report_id.in_(mine),
+        students.c.student_id.not_in(conflicted),
+    )
+    return sa.or_(students.c.department.in_(sorted(scope.coordinated)), assigned)
+
+
+def review_queue_items(conn: sa.Connection, limit: int = 200, scope: QueueScope | None = None) -> list[dict[str, Any]]:
+    """Reports waiting for review, oldest first, with the student, the covered activities and the
+    assigned assessors. `scope` None: every report (an integration's token)."""
     query = (
         sa.select(
             review_queue.c.report_id,
@@ -59,9 +92,12 @@ def review_queue_items(conn: sa.Connection, limit: int = 200) -> list[dict[str, 
         .order_by(review_queue.c.position)
         .limit(limit)
     )
+    if scope is not None:
+        query = query.where(_visible(scope))
     rows = conn.execute(query).all()
     wanted = sorted({a for row in rows for a in json.loads(row.activity_ids or "[]")})
     found = _activities_by_id(conn, wanted)
+    assessors = assessors_of(conn, [row.report_id for row in rows])
     return [
         {
             "report_id": row.report_id,
@@ -75,9 +111,112 @@ def review_queue_items(conn: sa.Connection, limit: int = 200) -> list[dict[str, 
             "answers": json.loads(row.answers or "{}"),
             "attachment_id": row.attachment_id,
             "activities": [found[a] for a in json.loads(row.activity_ids or "[]") if a in found],
+            "assessor_account_ids": assessors.get(row.report_id, []),
         }
         for row in rows
     ]
+
+
+def report_facts(conn: sa.Connection, report_id: str) -> ReportFacts | None:
+    """Whose report it is, in which department, and whether it waits for review; None if unknown
+    (or if its student is not projected yet)."""
+    row = conn.execute(
+        sa.select(reports.c.report_id, reports.c.student_id, students.c.department, review_queue.c.report_id.label("q"))
+        .select_from(
+            reports.join(students, students.c.student_id == reports.c.student_id).join(
+                review_queue, review_queue.c.report_id == reports.c.report_id, isouter=True
+            )
+        )
+        .where(reports.c.report_id == report_id)
+    ).first()
+    if row is None:
+        return None
+    return ReportFacts(row.report_id, row.student_id, row.department, row.q is not None)
+
+
+def report_detail(conn: sa.Connection, report_id: str) -> dict[str, Any] | None:
+    """One report with its student, the activities it covers, its assessors and declared
+    conflicts (ids and reason codes); None if unknown."""
+    row = conn.execute(
+        sa.select(reports, students.c.name, students.c.department, students.c.programme, students.c.status)
+        .select_from(reports.join(students, students.c.student_id == reports.c.student_id))
+        .where(reports.c.report_id == report_id)
+    ).first()
+    if row is None:
+        return None
+    ids = json.loads(row.activity_ids or "[]")
+    found = _activities_by_id(conn, ids)
+    waiting = conn.execute(sa.select(review_queue.c.report_id).where(review_queue.c.report_id == report_id)).first()
+    conflicts = conn.execute(
+        sa.select(assignment_conflicts.c.assessor_account_id, assignment_conflicts.c.reason_code)
+        .where(assignment_conflicts.c.report_id == report_id)
+        .order_by(assignment_conflicts.c.position)
+    ).all()
+    return {
+        "report_id": row.report_id,
+        "student_id": row.student_id,
+        "name": row.name,
+        "department": row.department,
+        "programme": row.programme,
+        "status": row.status,
+        "submitted_at": row.submitted_at,
+        "rules": row.rules,
+        "answers": json.loads(row.answers or "{}"),
+        "attachment_id": row.attachment_id,
+        "activities": [found[a] for a in ids if a in found],
+        "waiting_for_review": waiting is not None,
+        "assessor_account_ids": assessors_of(conn, [report_id]).get(report_id, []),
+        "conflicts": [{"assessor_account_id": c.assessor_account_id, "reason_code": c.reason_code} for c in conflicts],
+    }
+
+
+def assessors_of(conn: sa.Connection, report_ids: Collection[str]) -> dict[str, list[str]]:
+    """The assessors assigned to each report, in assignment order."""
+    if not report_ids:
+        return {}
+    rows = conn.execute(
+        sa.select(assignments.c.report_id, assignments.c.assessor_account_id)
+        .where(assignments.c.report_id.in_(list(report_ids)))
+        .order_by(assignments.c.position)
+    ).all()
+    out: dict[str, list[str]] = {}
+    for row in rows:
+        out.setdefault(row.report_id, []).append(row.assessor_account_id)
+    return out
+
+
+def conflicted_with_student(conn: sa.Connection, student_id: str, account_id: str) -> bool:
+    """True if the account declared a conflict of interest on any report of the student."""
+    return conn.execute(
+        sa.select(assignment_conflicts.c.report_id).where(
+            assignment_conflicts.c.student_id == student_id,
+            assignment_conflicts.c.assessor_account_id == account_id,
+        ).limit(1)
+    ).first() is not None
+
+
+def assigned_to_report(conn: sa.Connection, report_id: str, account_id: str) -> bool:
+    """True if the account is assigned to the report (an assignment ends at a conflict)."""
+    return conn.execute(
+        sa.select(assignments.c.report_id).where(
+            assignments.c.report_id == report_id, assignments.c.assessor_account_id == account_id
+        )
+    ).first() is not None
+
+
+def assigned_to_student(conn: sa.Connection, student_id: str, account_id: str, departments: Collection[str]) -> bool:
+    """True if the account is assigned to some report of the student in one of `departments` and
+    has declared no conflict of interest with the student."""
+    if not departments:
+        return False
+    found = conn.execute(
+        sa.select(assignments.c.report_id).where(
+            assignments.c.student_id == student_id,
+            assignments.c.assessor_account_id == account_id,
+            assignments.c.department.in_(list(departments)),
+        ).limit(1)
+    ).first()
+    return found is not None and not conflicted_with_student(conn, student_id, account_id)
 
 
 def student_overview(conn: sa.Connection, student_id: str) -> dict[str, Any] | None:
@@ -158,3 +297,13 @@ def status_head(conn: sa.Connection) -> int:
 def department_of(conn: sa.Connection, student_id: str) -> str | None:
     """The student's department as projected; None if unknown (for object-level access rules)."""
     return conn.execute(sa.select(students.c.department).where(students.c.student_id == student_id)).scalar()
+
+
+def conflict_on_report(conn: sa.Connection, report_id: str, account_id: str) -> bool:
+    """True if the account declared a conflict of interest on this very report."""
+    return conn.execute(
+        sa.select(assignment_conflicts.c.report_id).where(
+            assignment_conflicts.c.report_id == report_id,
+            assignment_conflicts.c.assessor_account_id == account_id,
+        )
+    ).first() is not None

@@ -14,7 +14,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     (store=, clock=, wakeup=, catalogue=, identity=)."""
     from intake_service.bootstrap import build_services, department_finder
     from intake_service.cli import register_cli
-    from intake_service.web import api, pages
+    from intake_service.web import api, pages, privacy
     from shared.clock import SystemClock
     from shared.web.auth import identity_from_settings
     from shared.web.setup import configure_web
@@ -34,5 +34,6 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     configure_web(app, settings, identity, name="intake", api_blueprints=(api.bp,))
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(privacy.bp)
     register_cli(app)
     return app

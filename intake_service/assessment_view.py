@@ -74,7 +74,8 @@ def build_view(settings: Settings, feed: EventFeed | None = None, engine: sa.Eng
     engine = engine or make_engine(url, immediate=True, pool_size=2)
     # Page reads must not take SQLite's write lock (the writer engine begins IMMEDIATE).
     reader = make_engine(url, pool_size=2) if is_sqlite(url) else engine
-    feed = feed or HttpEventFeed(settings.assessment_url, STATUS_FEED_PATH)
+    # The status feed needs an API token with feed:read (CIM_FEED_TOKEN), like every feed.
+    feed = feed or HttpEventFeed(settings.assessment_url, STATUS_FEED_PATH, token=settings.feed_token)
     runner = ProjectionRunner(engine, feed, [PROJECTION], batch_size=1000, reader=reader)
     runner.create_schema()
     return AssessmentView(engine, runner, reader)

@@ -8,7 +8,8 @@ import uuid
 import click
 from flask import Flask, current_app
 
-from intake_service.services import IntakeServices, RequestContext
+from intake_service.services import IntakeServices, RequestContext, account_data, erase_student_and_account
+from shared.web.auth import identity
 
 
 def _services() -> IntakeServices:
@@ -23,15 +24,20 @@ def register_cli(app: Flask) -> None:
     @students.command("export")
     @click.argument("student_id")
     def export(student_id: str) -> None:
-        """Print everything held about STUDENT_ID as JSON."""
-        click.echo(json.dumps(_services().export(student_id), ensure_ascii=False, indent=2, default=str))
+        """Print everything held about STUDENT_ID (events, files, account) as JSON."""
+        data = _services().export(student_id)
+        data["account"] = account_data(identity(), student_id)
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
     @students.command("erase")
     @click.argument("student_id")
     @click.option("--reason", default="erasure request", show_default=True)
     @click.option("--operator", required=True, help="Who decided the erasure (recorded as the actor).")
     def erase(student_id: str, reason: str, operator: str) -> None:
-        """Erase STUDENT_ID's personal data: the key is destroyed, the facts stay."""
+        """Erase STUDENT_ID's personal data: the key is destroyed and the files deleted (intake), and
+        their account (found by student id) loses name, e-mail, credentials and SSO links and is
+        signed out everywhere. The facts stay. Safe to repeat."""
         ctx = RequestContext(actor=f"operator:{operator}", correlation_id=str(uuid.uuid4()))
-        _services().erase_student(student_id, reason, ctx)
-        click.echo(f"erased {student_id}")
+        done = erase_student_and_account(_services(), identity(), student_id, reason, ctx)
+        account = done.account_id or "no account"
+        click.echo(f"erased {student_id} (account: {account}; API tokens revoked: {done.tokens_revoked})")

@@ -70,7 +70,7 @@ class ActivityWithdrawn:
     """A student withdrew a logged activity; it no longer counts. Recorded by the student."""
 
     activity_id: str
-    reason: str
+    reason: str | None  # personal (sealed); None once the student is erased
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class StudiesCompleted:
 class RegistrationWithdrawn:
     """A student withdrew from CIM. Nothing more is recorded for them afterwards."""
 
-    reason: str
+    reason: str | None  # personal (sealed); None once the student is erased
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,28 @@ class StudentErased:
     must forget what they copied. Recorded by staff or by the student's own request."""
 
     reason: str
+
+
+@dataclass(frozen=True)
+class PersonalDataViewed:
+    """A member of staff (not the student) opened a student's personal data: My CIM, the access
+    export or an attachment. Recorded by the intake app in the stream `audit-<student_id>`, so the
+    student's own stream (and its version) is untouched. Ids only: no name, no content."""
+
+    student_id: str
+    viewer_account_id: str
+    what: str
+
+
+@dataclass(frozen=True)
+class RecordsDisposed:
+    """Records were disposed of under the retention rules ("gallring"). Recorded by the disposal
+    run in the stream `retention-<kind>`; ids only, and the rule it applied (`decided_by`)."""
+
+    kind: str
+    count: int
+    ids: list[str]
+    decided_by: str
 
 
 class _EventSchema(Schema):
@@ -166,7 +188,9 @@ class ActivityAmendedSchema(_ActivityFieldsSchema):
 class ActivityWithdrawnSchema(_EventSchema):
     event_class = ActivityWithdrawn
     activity_id = fields.String(required=True)
-    reason = fields.String(required=True, validate=validate.Length(0, 1000))
+    # Free text a student writes may name people or health matters: sealed like other personal
+    # fields (events stored before this was marked stay plain; opening passes them through).
+    reason = fields.String(required=True, allow_none=True, validate=validate.Length(0, 1000), metadata=PERSONAL)
 
 
 class AttachmentUploadedSchema(_EventSchema):
@@ -197,12 +221,27 @@ class StudiesCompletedSchema(_EventSchema):
 
 class RegistrationWithdrawnSchema(_EventSchema):
     event_class = RegistrationWithdrawn
-    reason = fields.String(required=True, validate=validate.Length(0, 1000))
+    reason = fields.String(required=True, allow_none=True, validate=validate.Length(0, 1000), metadata=PERSONAL)
 
 
 class StudentErasedSchema(_EventSchema):
     event_class = StudentErased
     reason = fields.String(required=True, validate=validate.Length(0, 200))
+
+
+class PersonalDataViewedSchema(_EventSchema):
+    event_class = PersonalDataViewed
+    student_id = fields.String(required=True, validate=validate.Length(1, 64))
+    viewer_account_id = fields.String(required=True, validate=validate.Length(1, 64))
+    what = fields.String(required=True, validate=validate.OneOf(["my_cim", "export", "attachment"]))
+
+
+class RecordsDisposedSchema(_EventSchema):
+    event_class = RecordsDisposed
+    kind = fields.String(required=True, validate=validate.Length(1, 64))
+    count = fields.Integer(required=True, validate=validate.Range(min=0))
+    ids = fields.List(fields.String(validate=validate.Length(1, 200)), required=True)
+    decided_by = fields.String(required=True, validate=validate.Length(1, 200))
 
 
 def upcast_activity_logged_v1_to_v2(data: JSON) -> JSON:
@@ -232,6 +271,8 @@ def build_registry() -> EventRegistry:
     registry.register(StudiesCompleted, StudiesCompletedSchema())
     registry.register(RegistrationWithdrawn, RegistrationWithdrawnSchema())
     registry.register(StudentErased, StudentErasedSchema())
+    registry.register(PersonalDataViewed, PersonalDataViewedSchema())
+    registry.register(RecordsDisposed, RecordsDisposedSchema())
     return registry
 
 

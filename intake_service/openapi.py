@@ -10,6 +10,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from intake_service.web import schemas
+from intake_service.web.api import SCOPE_FEED, SCOPE_READ, SCOPE_REGISTER, SCOPE_WRITE
 from shared.catalogue import Catalogue
 from shared.validation import UUID_PATTERN
 
@@ -37,6 +38,7 @@ def _responses(success: int, schema: str, *errors: int) -> dict[str, Any]:
         }
     for status in (*errors, 503):
         out[str(status)] = {"description": _DESCRIPTIONS[status], "content": _PROBLEM}
+    out.update(_AUTH_RESPONSES)
     out["414"] = _TOO_LONG
     return out
 
@@ -57,6 +59,33 @@ _DESCRIPTIONS = {
 }
 
 _WRITE_ERRORS = (400, 404, 409, 413, 415, 422)
+
+# Every operation but this document needs an API token (`Authorization: Bearer <token>`, issue 4).
+BEARER = "bearerAuth"
+_AUTH_RESPONSES: dict[str, Any] = {
+    "401": {
+        "description": "No API token, or one that is unknown, revoked or malformed",
+        "headers": {
+            "WWW-Authenticate": {
+                "description": 'The Bearer challenge (`Bearer realm="cim"`)',
+                "required": True,
+                "schema": {"type": "string"},
+            }
+        },
+        "content": _PROBLEM,
+    },
+    "403": {"description": "The API token does not carry the scope this operation needs", "content": _PROBLEM},
+    "429": {
+        "description": "Too many requests; retry after the Retry-After header's seconds",
+        "content": _PROBLEM,
+    },
+}
+
+
+def _security(scope: str) -> list[dict[str, list[str]]]:
+    """The operation needs a bearer token with `scope` (OpenAPI 3.1 lets non-OAuth schemes name
+    such roles in the requirement)."""
+    return [{BEARER: [scope]}]
 
 # gunicorn refuses request lines over 4094 bytes itself, before the app sees them.
 _TOO_LONG = {"description": "Request line too long (refused by the HTTP server)"}
@@ -155,6 +184,20 @@ def _base_spec() -> dict[str, Any]:
         public = name if name == "EventResponse" else name.removesuffix("Response")
         spec.components.schema(public, schema=getattr(schemas, name))
     spec.components.schema("Problem", schema=schemas.ProblemResponse)
+    spec.components.security_scheme(
+        BEARER,
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": (
+                "An API token (`cim_...`), sent as `Authorization: Bearer <token>`. Scopes: "
+                "`intake:register` (register students), `intake:write` (record for "
+                "a student), `intake:read` (a student's events), `feed:read` (the global feed). A token "
+                "of an integration acts on any student its scopes allow; a token made for a person's "
+                "account acts as that person (a student: only their own record; others answer 404)."
+            ),
+        },
+    )
     student = _path_param("student_id")
     activity = _path_param("activity_id")
     write = [*_HEADERS, _IF_MATCH]
@@ -164,6 +207,7 @@ def _base_spec() -> dict[str, Any]:
         operations={
             "post": {
                 "operationId": "registerStudent",
+                "security": _security(SCOPE_REGISTER),
                 "summary": "Register a student for CIM",
                 "parameters": _HEADERS,
                 "requestBody": _json_body("RegisterStudentRequest"),
@@ -176,6 +220,7 @@ def _base_spec() -> dict[str, Any]:
         operations={
             "post": {
                 "operationId": "logActivity",
+                "security": _security(SCOPE_WRITE),
                 "summary": "Log an international activity",
                 "parameters": [student, *write],
                 "requestBody": _json_body("ActivityRequest"),
@@ -188,6 +233,7 @@ def _base_spec() -> dict[str, Any]:
         operations={
             "post": {
                 "operationId": "amendActivity",
+                "security": _security(SCOPE_WRITE),
                 "summary": "Amend a logged activity (the new values replace the old)",
                 "parameters": [student, activity, *write],
                 "requestBody": _json_body("ActivityRequest"),
@@ -200,6 +246,7 @@ def _base_spec() -> dict[str, Any]:
         operations={
             "post": {
                 "operationId": "withdrawActivity",
+                "security": _security(SCOPE_WRITE),
                 "summary": "Withdraw a logged activity",
                 "parameters": [student, activity, *write],
                 "requestBody": _json_body("WithdrawActivityRequest", required=False),
@@ -212,6 +259,7 @@ def _base_spec() -> dict[str, Any]:
         operations={
             "post": {
                 "operationId": "uploadAttachment",
+                "security": _security(SCOPE_WRITE),
                 "summary": "Upload a PDF for a report (checked: a real PDF, no active content)",
                 "parameters": [
                     student,
@@ -242,6 +290,7 @@ def _base_spec() -> dict[str, Any]:
         operations={
             "post": {
                 "operationId": "submitReport",
+                "security": _security(SCOPE_WRITE),
                 "summary": "Submit the CIM report",
                 "parameters": [student, *write],
                 "requestBody": _json_body("SubmitReportRequest"),
@@ -254,6 +303,7 @@ def _base_spec() -> dict[str, Any]:
         operations={
             "post": {
                 "operationId": "completeStudies",
+                "security": _security(SCOPE_WRITE),
                 "summary": "Record that the student's studies ended",
                 "parameters": [student, *write],
                 "requestBody": _json_body("CompleteStudiesRequest"),
@@ -266,6 +316,7 @@ def _base_spec() -> dict[str, Any]:
         operations={
             "post": {
                 "operationId": "withdrawRegistration",
+                "security": _security(SCOPE_WRITE),
                 "summary": "Withdraw from CIM",
                 "parameters": [student, *write],
                 "requestBody": _json_body("WithdrawRegistrationRequest", required=False),
@@ -278,6 +329,7 @@ def _base_spec() -> dict[str, Any]:
         operations={
             "get": {
                 "operationId": "studentEvents",
+                "security": _security(SCOPE_READ),
                 "summary": "The student's event stream",
                 "parameters": [student],
                 "responses": {
@@ -286,6 +338,7 @@ def _base_spec() -> dict[str, Any]:
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Stream"}}},
                     },
                     "404": {"description": _DESCRIPTIONS[404], "content": _PROBLEM},
+                    **_AUTH_RESPONSES,
                     "414": _TOO_LONG,
                     "503": {"description": _DESCRIPTIONS[503], "content": _PROBLEM},
                 },
@@ -297,6 +350,7 @@ def _base_spec() -> dict[str, Any]:
         operations={
             "get": {
                 "operationId": "eventFeed",
+                "security": _security(SCOPE_FEED),
                 "summary": "The global feed in position order (what the workers read)",
                 "parameters": [
                     {"name": "after", "in": "query", "required": False,
@@ -309,6 +363,7 @@ def _base_spec() -> dict[str, Any]:
                         "description": "A batch of events",
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Feed"}}},
                     },
+                    **_AUTH_RESPONSES,
                     "414": _TOO_LONG,
                     "422": {"description": _DESCRIPTIONS[422], "content": _PROBLEM},
                     "503": {"description": _DESCRIPTIONS[503], "content": _PROBLEM},

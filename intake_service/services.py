@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from intake_service import domain
-from intake_service.events import REGISTRY, AttachmentUploaded, StudentRegistered
+from intake_service.events import REGISTRY, AttachmentUploaded, PersonalDataViewed, StudentRegistered
 from intake_service.uploads import UploadStore, check_pdf
 from shared.adapters.wakeup import WakeUp
 from shared.catalogue import Catalogue, Department
@@ -18,8 +18,12 @@ from shared.clock import Clock
 from shared.errors import ConcurrencyConflict, NotFound, ValidationFailed
 from shared.events import NewEvent, RecordedEvent
 from shared.personal import FernetCache, PersonalDataCodec
-from shared.store import NO_STREAM, EventStore, request_fingerprint
+from shared.retention import compact_sqlite
+from shared.store import ANY_VERSION, NO_STREAM, EventStore, request_fingerprint
 from shared.validation import is_uuid
+
+if TYPE_CHECKING:
+    from shared.identity.wiring import Identity
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,11 @@ class Outcome:
 
 def stream_for(student_id: str) -> str:
     return f"student-{student_id}"
+
+
+def audit_stream_for(student_id: str) -> str:
+    """The staff-access log of one student: kept apart from their own stream."""
+    return f"audit-{student_id}"
 
 
 def subject_of(stream_id: str) -> str | None:
@@ -112,14 +121,31 @@ class IntakeServices:
         return domain.fold(decoded), len(recorded), decoded
 
     def export(self, student_id: str) -> dict[str, Any]:
-        """Right of access: everything held about the student, in readable form."""
+        """Right of access (GDPR art. 15): everything the intake store holds about the student, in
+        readable form: their events with personal fields opened, and their attachments. Other
+        people appear only as the opaque actor ids events record (`account:<id>`, `token:<id>`);
+        the staff-access log (`audit-<id>`) lists who of the staff looked, by account id."""
         events = self.history(student_id)
+        attachments: dict[str, dict[str, Any]] = {}
+        for e in events:
+            if e.type == "AttachmentUploaded":
+                attachment_id = str(e.data["attachment_id"])
+                attachments[attachment_id] = {
+                    "attachment_id": attachment_id,
+                    "filename": e.data.get("filename"),
+                    "size": e.data.get("size"),
+                    "pages": e.data.get("pages"),
+                    "sha256": e.data.get("sha256"),
+                    "uploaded_at": e.occurred_at.isoformat(),
+                    "stored": self.uploads.path_for(attachment_id).exists(),
+                }
         return {
             "student_id": student_id,
             "exported_at": self.clock.now().isoformat(),
             "events": [
                 {
                     "type": e.type,
+                    "version": e.version,
                     "occurred_at": e.occurred_at.isoformat(),
                     "recorded_at": e.recorded_at.isoformat(),
                     "data": e.data,
@@ -127,7 +153,46 @@ class IntakeServices:
                 }
                 for e in events
             ],
+            "attachments": list(attachments.values()),
+            "staff_access": [
+                {
+                    "viewer_account_id": e.data.get("viewer_account_id"),
+                    "what": e.data.get("what"),
+                    "occurred_at": e.occurred_at.isoformat(),
+                }
+                for e in self.store.read_stream(audit_stream_for(student_id))
+                if e.type == "PersonalDataViewed"
+            ],
         }
+
+    def attachment(self, student_id: str, attachment_id: str) -> tuple[str, bytes]:
+        """An attachment of the student's own stream: (display file name, bytes), or NotFound (an
+        id of another student's attachment answers like an unknown one)."""
+        if not is_uuid(attachment_id):
+            raise NotFound("No such attachment.")
+        for e in self.history(student_id):
+            if e.type == "AttachmentUploaded" and e.data.get("attachment_id") == attachment_id:
+                if not self.uploads.path_for(attachment_id).exists():
+                    break
+                return str(e.data.get("filename") or "attachment.pdf"), self.uploads.read(attachment_id)
+        raise NotFound("No such attachment.")
+
+    def record_staff_access(self, student_id: str, viewer_account_id: str, what: str, ctx: RequestContext) -> None:
+        """Log that staff opened the student's personal data: `PersonalDataViewed` in the stream
+        `audit-<student_id>` (ids only), so the student's own stream version does not move."""
+        event = PersonalDataViewed(student_id=student_id, viewer_account_id=viewer_account_id, what=what)
+        type_name, version, data = REGISTRY.encode(event)
+        self.store.append(
+            audit_stream_for(student_id),
+            [NewEvent(
+                type=type_name,
+                schema_version=version,
+                data=data,
+                metadata={"actor": ctx.actor, "correlation_id": ctx.correlation_id, "causation_id": None},
+                occurred_at=self.clock.now(),
+            )],
+            expected_version=ANY_VERSION,
+        )
 
     def registration(self, student_id: str) -> StudentRegistered:
         _, _, decoded = self.state(student_id)
@@ -361,3 +426,72 @@ class IntakeServices:
         if not ctx.idempotency_key:
             return None
         return request_fingerprint(ctx.actor, scope, ctx.idempotency_key)
+
+
+# -- the subject's account (identity store) and erasure across both ------------------------------
+def account_data(identity: Identity, student_id: str) -> dict[str, Any] | None:
+    """What the identity store holds about the student's account, for the access export: name,
+    e-mail, roles, sign-in identities, API tokens by name. Secrets are never copied out: password
+    hashes, TOTP secrets and token hashes are reported only as existing or not."""
+    account = identity.accounts.account_for_student(student_id)
+    if account is None:
+        return None
+    store = identity.store
+    return {
+        "account_id": account.id,
+        "display_name": account.display_name or None,
+        "email": account.email,
+        "created_at": account.created_at.isoformat(),
+        "disabled": account.disabled,
+        "roles": sorted(
+            ({"role": g.role.value, "department": g.department} for g in store.grants_of(account.id)),
+            key=lambda r: (r["role"], r["department"] or ""),
+        ),
+        "sign_in_identities": [
+            {"issuer": i.issuer, "subject": i.subject} for i in store.identities_of(account.id)
+        ],
+        "password_set": store.password_hash(account.id) is not None,
+        "totp_enrolled": store.totp_state(account.id) is not None,
+        "api_tokens": [
+            {
+                "token_id": t.id,
+                "name": t.name,
+                "scopes": sorted(t.scopes),
+                "created_at": t.created_at.isoformat(),
+                "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
+                "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
+            }
+            for t in store.api_tokens()
+            if t.account_id == account.id
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What one erasure did, by id only (safe to print and log)."""
+
+    student_id: str
+    account_id: str | None
+    tokens_revoked: int
+
+
+def erase_student_and_account(
+    services: IntakeServices, identity: Identity, student_id: str, reason: str, ctx: RequestContext
+) -> Erasure:
+    """Erase a student everywhere intake and the identity core hold them: StudentErased plus the
+    destroyed key and deleted files (intake), then the account found by student id: name and
+    e-mail blanked, credentials and SSO links dropped, sessions revoked, API tokens revoked.
+    Then the SQLite files are checkpointed so no old page stays in a WAL. Safe to repeat."""
+    services.erase_student(student_id, reason, ctx)
+    account = identity.accounts.account_for_student(student_id)
+    revoked = 0
+    if account is not None:
+        identity.accounts.erase_account(account.id)
+        for token in identity.store.api_tokens():
+            if token.account_id == account.id and identity.api_tokens.revoke(token.id):
+                revoked += 1
+        engine = getattr(identity.store, "engine", None)
+        if engine is not None:
+            compact_sqlite(engine)
+    return Erasure(student_id, account.id if account else None, revoked)

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # The whole system on the embedded default (called by `make run` once .venv exists):
-# redis-server on loopback (AOF on, no eviction), the intake service (:8000) and the assessment
-# service (:8001) under gunicorn, one Celery worker and Celery beat. Ctrl-C stops them all.
-# Ports can be moved for a second copy: CIM_RUN_REDIS_PORT, CIM_RUN_INTAKE_PORT, CIM_RUN_ASSESSMENT_PORT.
+# redis-server on loopback (AOF on, no eviction), an SMTP sink (aiosmtpd, :8025, mail kept as a
+# Maildir in var/mail), the intake service (:8000) and the assessment service (:8001) under
+# gunicorn, one Celery worker and Celery beat. Ctrl-C stops them all.
+# At start it mints the workers' API token (scope feed:read) with the identity CLI and exports it
+# as CIM_FEED_TOKEN; the first start seeds synthetic demo data through the API and makes demo
+# staff accounts (development only), printed in the summary.
+# Ports can be moved for a second copy: CIM_RUN_REDIS_PORT, CIM_RUN_INTAKE_PORT,
+# CIM_RUN_ASSESSMENT_PORT, CIM_RUN_SMTP_PORT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
@@ -10,13 +15,16 @@ BIN="$ROOT/.venv/bin"
 REDIS_PORT="${CIM_RUN_REDIS_PORT:-6379}"
 INTAKE_PORT="${CIM_RUN_INTAKE_PORT:-8000}"
 ASSESSMENT_PORT="${CIM_RUN_ASSESSMENT_PORT:-8001}"
+SMTP_PORT="${CIM_RUN_SMTP_PORT:-8025}"
 
 export CIM_DATA_DIR="${CIM_DATA_DIR:-$ROOT/var}"
 export CIM_REDIS_URL="${CIM_REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}"
 export CIM_INTAKE_URL="http://127.0.0.1:$INTAKE_PORT"
 export CIM_ASSESSMENT_URL="http://127.0.0.1:$ASSESSMENT_PORT"
+export CIM_SMTP_HOST=127.0.0.1 CIM_SMTP_PORT="$SMTP_PORT"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 RUN="$CIM_DATA_DIR/run"
+MAILDIR="$CIM_DATA_DIR/mail"
 mkdir -p "$CIM_DATA_DIR/redis" "$RUN"
 
 PIDS=()
@@ -59,11 +67,27 @@ else
     done
 fi
 
+LOGS="$CIM_DATA_DIR/log"
+mkdir -p "$LOGS"
+
+# Outgoing mail (sign-in links) goes to a local SMTP sink that keeps every message as a file.
+if "$BIN/python" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' \
+    "$SMTP_PORT" 2>/dev/null; then
+    echo "something already answers on 127.0.0.1:$SMTP_PORT; sending mail there"
+else
+    "$BIN/python" -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$MAILDIR" \
+        >>"$LOGS/smtp.log" 2>&1 &
+    PIDS+=($!)
+fi
+
+# The workers' token for the feeds (shown once; a new one each start, the old ones revoked).
+FLASK_CLI=("$BIN/flask" --app intake_service)
+CIM_FEED_TOKEN="$("${FLASK_CLI[@]}" tokens create --name worker --scope feed:read --replace --quiet)"
+export CIM_FEED_TOKEN
+
 # One gunicorn worker per service: one writing process per SQLite database (measured: several
 # writer processes starve one of them). Threads give concurrency within that process.
 # Each process logs to its own file under var/log, so this terminal shows only the summary.
-LOGS="$CIM_DATA_DIR/log"
-mkdir -p "$LOGS"
 "$BIN/gunicorn" --bind "127.0.0.1:$INTAKE_PORT" --workers 1 --threads 4 --no-control-socket \
     "intake_service:create_app()" >>"$LOGS/intake.log" 2>&1 &
 PIDS+=($!)
@@ -77,11 +101,19 @@ PIDS+=($!)
 PIDS+=($!)
 
 for _ in $(seq 1 100); do
-    curl -fsS "$CIM_INTAKE_URL/api/v1/events?limit=1" >/dev/null 2>&1 && break
+    curl -fsS "$CIM_INTAKE_URL/" >/dev/null 2>&1 && break
     sleep 0.2
 done
+DEMO_ACCOUNTS="$CIM_DATA_DIR/demo-accounts.txt"
 if [[ ! -f "$CIM_DATA_DIR/.demo-seeded" ]]; then
-    "$BIN/python" scripts/demo_data.py "$CIM_INTAKE_URL" && touch "$CIM_DATA_DIR/.demo-seeded"
+    # The demo data goes in through the API with an integration's token, as a real one would.
+    CIM_DEMO_TOKEN="$("${FLASK_CLI[@]}" tokens create --name demo-seed --scope intake:register \
+        --scope intake:write --replace --quiet)"
+    seed_args=("$CIM_INTAKE_URL")
+    [[ "${CIM_ENV:-development}" == development ]] && seed_args+=("--accounts=$DEMO_ACCOUNTS")
+    CIM_DEMO_TOKEN="$CIM_DEMO_TOKEN" "$BIN/python" scripts/demo_data.py "${seed_args[@]}" \
+        && touch "$CIM_DATA_DIR/.demo-seeded"
+    "${FLASK_CLI[@]}" tokens revoke --name demo-seed >/dev/null
 fi
 
 cat <<MSG
@@ -89,10 +121,18 @@ cat <<MSG
   CIM is running (Ctrl-C stops everything):
     intake      $CIM_INTAKE_URL/
     assessment  $CIM_ASSESSMENT_URL/review-queue
-    projections $CIM_ASSESSMENT_URL/api/v1/projections
+    projections $CIM_ASSESSMENT_URL/api/v1/projections  (needs a token with scope ops:read:
+                .venv/bin/flask --app assessment_service tokens create --name ops --scope ops:read)
     redis       $CIM_REDIS_URL  (data in $CIM_DATA_DIR)
-    logs        $LOGS/{intake,assessment,worker,beat}.log
+    mail        SMTP sink on 127.0.0.1:$SMTP_PORT; sign-in mails land in $MAILDIR/new
+                (ls $MAILDIR/new; open the newest and follow its /auth/link/... address)
+    sign in     $CIM_INTAKE_URL/auth/sign-in   (students: e-mail link; staff: password + TOTP)
+    logs        $LOGS/{intake,assessment,worker,beat,smtp}.log
 
 MSG
+if [[ "${CIM_ENV:-development}" == development && -f "$DEMO_ACCOUNTS" ]]; then
+    sed 's/^/  /' "$DEMO_ACCOUNTS"
+    echo
+fi
 wait -n "${PIDS[@]}" || true
 echo "a process stopped; shutting down the rest"

@@ -6,7 +6,8 @@
 #   source scripts/services.sh
 #   start_postgres   # exports CIM_TEST_PG_URL, CIM_TEST_PG_BIN, CIM_TEST_PG_DATA, CIM_TEST_PG_PORT, CIM_TEST_PG_USER
 #   start_redis      # exports CIM_TEST_REDIS_URL, CIM_TEST_REDIS_PORT, CIM_TEST_REDIS_DIR
-#   stop_redis; stop_postgres
+#   start_smtp       # exports CIM_TEST_SMTP_PORT, CIM_TEST_SMTP_DIR (a Maildir: new/ holds each message)
+#   stop_smtp; stop_redis; stop_postgres
 
 _svc_log() { echo "[services] $*" >&2; }
 
@@ -142,4 +143,63 @@ stop_redis() {
     fi
     rm -rf "$_CIM_REDIS_DIR"
     unset _CIM_REDIS_DIR
+}
+
+# The Python that has aiosmtpd: $CIM_PYTHON, else the project's venv, else python3 on PATH.
+_smtp_python() {
+    local here
+    here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    if [[ -n "${CIM_PYTHON:-}" ]]; then
+        echo "$CIM_PYTHON"
+    elif [[ -x "$here/.venv/bin/python" ]]; then
+        echo "$here/.venv/bin/python"
+    else
+        command -v python3
+    fi
+}
+
+# An SMTP sink (aiosmtpd) on 127.0.0.1 at a free port (or $1), storing every message it receives
+# in a Maildir (or in $2): what the e-mail tests read their sign-in links from.
+start_smtp() {
+    local dir port py maildir i
+    py="$(_smtp_python)"
+    port="${1:-$(free_port)}"
+    if [[ -n "${2:-}" ]]; then
+        maildir="$2"
+        dir="$(mktemp -d "${TMPDIR:-/tmp}/cim-smtp.XXXXXX")"
+    else
+        dir="$(mktemp -d "${TMPDIR:-/tmp}/cim-smtp.XXXXXX")"
+        maildir="$dir/maildir"
+    fi
+    mkdir -p "$(dirname "$maildir")"
+    "$py" -m aiosmtpd -n -l "127.0.0.1:$port" -c aiosmtpd.handlers.Mailbox "$maildir" \
+        >"$dir/smtp.log" 2>&1 &
+    echo $! >"$dir/smtp.pid"
+    export _CIM_SMTP_DIR="$dir"
+    for i in $(seq 1 100); do
+        if "$py" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' \
+            "$port" 2>/dev/null; then
+            export CIM_TEST_SMTP_PORT="$port" CIM_TEST_SMTP_DIR="$maildir"
+            _svc_log "SMTP sink on 127.0.0.1:$port (mail in $maildir)"
+            return 0
+        fi
+        if ! kill -0 "$(cat "$dir/smtp.pid")" 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    _svc_log "the SMTP sink did not start:"
+    tail -n 20 "$dir/smtp.log" >&2
+    return 1
+}
+
+stop_smtp() {
+    [[ -n "${_CIM_SMTP_DIR:-}" && -d "$_CIM_SMTP_DIR" ]] || return 0
+    local pid="" i
+    [[ -f "$_CIM_SMTP_DIR/smtp.pid" ]] && pid="$(cat "$_CIM_SMTP_DIR/smtp.pid")"
+    if [[ -n "$pid" ]]; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -rf "$_CIM_SMTP_DIR"
+    unset _CIM_SMTP_DIR CIM_TEST_SMTP_PORT CIM_TEST_SMTP_DIR
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole suite on a bare machine (called by `make test` after `make install`): start a throwaway
-# PostgreSQL 15 and redis-server on loopback, run ruff and pytest, stop everything it started.
+# PostgreSQL 15, redis-server and an SMTP sink (aiosmtpd) on loopback, run ruff and pytest, stop
+# everything it started.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not slow" tests/contracts`.
 # Exit code: pytest's (exit 5, "no tests collected", counts as a failure); 1 if only ruff failed.
 set -uo pipefail
@@ -20,6 +21,7 @@ export PATH="$BIN:$PATH"
 cleanup() {
     local code=$?
     trap - EXIT INT TERM
+    stop_smtp
     stop_redis
     stop_postgres
     exit "$code"
@@ -30,6 +32,7 @@ trap 'exit 143' TERM
 
 start_postgres || { echo "test.sh: could not start PostgreSQL" >&2; exit 3; }
 start_redis || { echo "test.sh: could not start redis-server" >&2; exit 3; }
+start_smtp || { echo "test.sh: could not start the SMTP sink" >&2; exit 3; }
 
 ruff_code=0
 "$BIN/ruff" check . || ruff_code=$?

@@ -62,7 +62,7 @@ class Settings:
     smtp_timeout_seconds: float = 10.0
     # Rate limits (Flask-Limiter): "redis" shares counters across processes through CIM_REDIS_URL;
     # "memory://" keeps them per process (tests).
-    ratelimit_storage: str = "redis"
+    ratelimit_storage: str = "memory://"  # Settings() in code and tests; from_env defaults to "redis"
     ratelimit_signin: str = "10 per minute;50 per hour"
     ratelimit_post: str = "120 per minute"
     debug: bool = False
@@ -142,7 +142,7 @@ class Settings:
             "smtp_port": int(env.get("CIM_SMTP_PORT", cls.smtp_port)),
             "smtp_from": env.get("CIM_SMTP_FROM", cls.smtp_from),
             "smtp_timeout_seconds": float(env.get("CIM_SMTP_TIMEOUT_SECONDS", cls.smtp_timeout_seconds)),
-            "ratelimit_storage": env.get("CIM_RATELIMIT_STORAGE", cls.ratelimit_storage),
+            "ratelimit_storage": env.get("CIM_RATELIMIT_STORAGE", "redis"),
             "ratelimit_signin": env.get("CIM_RATELIMIT_SIGNIN", cls.ratelimit_signin),
             "ratelimit_post": env.get("CIM_RATELIMIT_POST", cls.ratelimit_post),
             "feed_token": env.get("CIM_FEED_TOKEN", ""),
@@ -162,6 +162,8 @@ class Settings:
             problems.append("CIM_SECRET_KEY must be set to a random value of at least 32 characters")
         if len(self.vault_key) < 32:
             problems.append("CIM_VAULT_KEY must be set (at least 32 characters) and kept apart from backups")
+        elif self.vault_key in (self.secret_key, self.identity_key):
+            problems.append("CIM_VAULT_KEY must differ from CIM_SECRET_KEY and CIM_IDENTITY_KEY")
         if self.intake_db_url.startswith("sqlite") or self.assessment_db_url.startswith("sqlite"):
             problems.append("production needs PostgreSQL (CIM_INTAKE_DB_URL, CIM_ASSESSMENT_DB_URL)")
         if self.identity_key == self.secret_key or len(self.identity_key) < 32:
@@ -170,6 +172,8 @@ class Settings:
             problems.append("DEBUG must be off in production (CIM_DEBUG / FLASK_DEBUG)")
         if not self.cookie_secure:
             problems.append("production cookies must be Secure (CIM_COOKIE_SECURE)")
+        if self.ratelimit_storage_uri.startswith("memory://"):
+            problems.append("rate limits need shared storage in production (CIM_RATELIMIT_STORAGE=redis)")
         if self.oidc_issuer and not (self.oidc_client_id and self.oidc_client_secret):
             problems.append("CIM_OIDC_CLIENT_ID and CIM_OIDC_CLIENT_SECRET are required with CIM_OIDC_ISSUER")
         if problems:

@@ -11,3 +11,6 @@ CATCH_UP_PROJECTIONS = "cim.projections.catch_up_projections"
 CATCH_UP_PENDING_KEY = "cim:catch-up:pending"
 #: The key expires after this long, so a lost or stuck message never blocks wake-ups for longer.
 CATCH_UP_PENDING_TTL_MS = 3000
+
+#: Daily disposal of records past their retention period (config/retention.toml).
+DISPOSE_DUE_RECORDS = "cim.retention.dispose_due_records"

@@ -84,3 +84,35 @@ def authed_client(app, headers: dict[str, str]) -> AuthedClient:  # type: ignore
     client = app.test_client()
     client.default_headers = dict(headers)
     return client
+
+
+# -- added for the tests adapted to authentication (H1) ------------------------------------------
+from shared.identity.api_tokens import IssuedApiToken  # noqa: E402 (helpers are appended here)
+
+
+def integration_token(
+    identity: Identity, *scopes: str, name: str = "test"
+) -> tuple[IssuedApiToken, dict[str, str]]:
+    """An integration's token (no account behind it; default: every intake scope) and the headers
+    that carry it, for tests that also check what the token's actor recorded."""
+    issued = identity.api_tokens.create(name, scopes or ALL_INTAKE_SCOPES)
+    return issued, {"Authorization": f"Bearer {issued.token}"}
+
+
+def sql_identity(db_url: str, identity_key: str = IDENTITY_KEY) -> Identity:
+    """The identity of the SQL database `db_url` (made if need be), with the real clock: for tokens
+    that served apps and worker processes started by a test read from that same database."""
+    from shared.clock import SystemClock
+
+    identity = build_identity(clock=SystemClock(), identity_key=identity_key, db_url=db_url)
+    create = getattr(identity.store, "create_schema", None)
+    if create is not None:
+        create()
+    return identity
+
+
+def sign_in_student(client: FlaskClient, identity: Identity, student_id: str, department: str = "SOCSW") -> Account:
+    """Make the student's account (account.student_id == `student_id`) and sign `client` in as it."""
+    account = student_account(identity, student_id, department)
+    sign_in(client, identity, account)
+    return account

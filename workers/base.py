@@ -38,7 +38,9 @@ class CimTask(Task):
 
 @cache
 def assessment_context() -> AssessmentContext:
-    """One per worker process: engines must not cross a fork, so nothing is built at import."""
+    """One per worker process: engines must not cross a fork, so nothing is built at import.
+    Its HttpEventFeed presents the API token from the settings (CIM_FEED_TOKEN, scope feed:read);
+    tokens never travel in task messages, which carry ids only."""
     return build_context(settings())
 
 
@@ -72,6 +74,9 @@ def _fresh_process(**_: Any) -> None:
     assessment_context.cache_clear()
     intake_view.cache_clear()
     redis_client.cache_clear()
+    if not settings().feed_token:
+        # The intake feed answers 401 to a reader without a token: every catch-up would fail.
+        log.error("CIM_FEED_TOKEN is not set: the intake feed will refuse this worker (it needs feed:read)")
     try:  # warm up, so the first wake-up after a (re)start is not slowed by connecting
         intake_view()
     except Exception:  # a database still starting: the first task builds it instead

@@ -17,7 +17,7 @@ from workers.settings import settings
 #: the hard limit kills a stuck one. Everything else is sized from this.
 TASK_TIME_LIMIT = 120
 
-app = Celery("cim", include=["workers.tasks.projections"])
+app = Celery("cim", include=["workers.tasks.projections", "workers.tasks.retention"])
 
 _redis_url = settings().redis_url
 

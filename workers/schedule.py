@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery.schedules import crontab
+
 from shared import task_names
 
 #: How often beat runs the catch-up: the backstop that heals any lost wake-up (Redis restarted
@@ -17,5 +19,14 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         # A tick not started within a few periods is worthless (a newer one is queued): drop it
         # instead of running a backlog of identical catch-ups after an outage.
         "options": {"expires": CATCH_UP_EVERY_SECONDS * 3},
+    },
+    "dispose-due-records": {
+        "task": task_names.DISPOSE_DUE_RECORDS,
+        # Once a day at 03:15 UTC, outside office hours. Disposal is due by the day, not the
+        # second: a run missed while workers were down is done by the next one.
+        "schedule": crontab(hour=3, minute=15),
+        # Expire after 6 h: a tick held back by an outage should not start in the middle of the
+        # working day on top of the next one (the next day's run catches up anyway).
+        "options": {"expires": 6 * 3600},
     },
 }

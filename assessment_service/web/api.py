@@ -1,15 +1,20 @@
-"""The assessment JSON API: review queue, student overviews, projection status and the status feed."""
+"""The assessment JSON API: review queue, reports, student overviews, projection status and the
+status feed. Access: assessment_service/web/access_rules.py; a token with an account behind it
+sees what that account may see, and its views of personal data are recorded (PersonalDataViewed)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from assessment_service import queries
+from assessment_service import queries, services
 from assessment_service.bootstrap import AssessmentContext
+from assessment_service.web.access_rules import queue_reader, queue_scope, report_reader, student_reader
 from shared.adapters.feed import event_to_json
 from shared.errors import NotFound, ValidationFailed
+from shared.identity.models import Role
 from shared.validation import is_uuid
-from shared.web.access import access, student_record, token_scope
+from shared.web.access import access, current_caller, token_scope
+from shared.web.errors import correlation_id
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -36,17 +41,48 @@ def _no_store(response: Response) -> Response:
     return response
 
 
+def _record_staff_view(student_ids: list[str], what: str) -> None:
+    """A token acting for a member of staff: record the view before answering. (A student
+    reading their own overview, and an integration's token, are not staff views.)"""
+    caller = current_caller()
+    if caller.principal is None:
+        return
+    others = [s for s in student_ids if s != caller.student_id]
+    if others:
+        req = services.RequestContext(actor=caller.actor, correlation_id=correlation_id())
+        services.record_views(context(), others, caller.principal.account_id, what, req)
+
+
 @bp.get("/review-queue")
-@access(token_scope(SCOPE_READ))
+@access(queue_reader(scope=SCOPE_READ))
 def review_queue() -> Response:
     limit = _int_arg("limit", 200, 1, 1000)
+    principal = current_caller().principal
+    scope = queue_scope(principal) if principal is not None else None
     with context().reader.connect() as conn:
-        items = queries.review_queue_items(conn, limit)
+        items = queries.review_queue_items(conn, limit, scope)
+    _record_staff_view([i["student_id"] for i in items], "review_queue")
     return _no_store(jsonify({"items": items, "count": len(items)}))
 
 
+@bp.get("/reports/<report_id>")
+@access(report_reader(scope=SCOPE_READ))
+def report(report_id: str) -> Response:
+    if not is_uuid(report_id):
+        raise NotFound("No such report.")
+    with context().reader.connect() as conn:
+        detail = queries.report_detail(conn, report_id)
+    if detail is None:
+        raise NotFound("No such report.")
+    principal = current_caller().principal
+    if principal is not None and not principal.has_role(Role.COORDINATOR, detail["department"]):
+        detail.pop("conflicts")  # who declared what is for the coordinator, not for fellow assessors
+    _record_staff_view([detail["student_id"]], "report")
+    return _no_store(jsonify(detail))
+
+
 @bp.get("/students/<student_id>")
-@access(student_record(write=False, scope=SCOPE_READ))
+@access(student_reader(scope=SCOPE_READ))
 def student(student_id: str) -> Response:
     if not is_uuid(student_id):
         raise NotFound("No such student.")
@@ -54,6 +90,7 @@ def student(student_id: str) -> Response:
         overview = queries.student_overview(conn, student_id)
     if overview is None:
         raise NotFound("No such student.")
+    _record_staff_view([student_id], "student_overview")
     return _no_store(jsonify(overview))
 
 

@@ -1,25 +1,55 @@
-"""Server-rendered pages: the review queue, in English and Swedish."""
+"""Server-rendered pages, in English and Swedish: the review queue, a report, and the decision
+forms (assign and unassign assessors, declare a conflict of interest).
+
+Every staff view of a student's personal data is recorded (`PersonalDataViewed`) before the page
+is rendered. Forms carry a one-time token used as the idempotency key; a successful POST answers
+303 (post/redirect/get); a refused form is shown again with its errors (422), nothing stored."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from babel.dates import format_interval
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import format_date, format_datetime, get_locale
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from werkzeug.wrappers import Response as Redirect
 
-from assessment_service import queries
+from assessment_service import queries, services
+from assessment_service.bootstrap import AssessmentContext
+from assessment_service.web.access_rules import (
+    may_read_report,
+    queue_reader,
+    queue_scope,
+    report_assignee,
+    report_coordinator,
+    report_facts,
+    report_reader,
+)
+from assessment_service.web.forms import (
+    CONFLICT_REASON_LABELS,
+    AssignForm,
+    ConflictForm,
+    DecisionForm,
+    UnassignForm,
+    input_attributes,
+)
 from shared.catalogue import Catalogue
-from shared.identity.models import Role
-from shared.web.access import access, staff_of_department
+from shared.errors import IdempotencyKeyReused, NotFound, RuleViolated, ValidationFailed
+from shared.identity.models import Principal, Role
+from shared.web.access import Caller, access, current_caller
+from shared.web.auth import identity
+from shared.web.errors import correlation_id
 from shared.web.setup import LOCALES
 
 bp = Blueprint("pages", __name__)
 
-REVIEWERS = staff_of_department(Role.ASSESSOR, Role.COORDINATOR)
+#: Assessors and coordinators; the page then shows each only what they may see.
+REVIEWERS = queue_reader()
 
 SETTINGS = {"abroad": _l("abroad"), "at_home": _l("at home"), "digital": _l("online")}
 
@@ -99,6 +129,8 @@ def _helpers() -> dict[str, Any]:
         "period": period,
         "when": when,
         "language_url": language_url,
+        "input_attributes": input_attributes,
+        "conflict_reason": lambda code: str(CONFLICT_REASON_LABELS.get(code, code)),
     }
 
 
@@ -110,11 +142,169 @@ def _remember_language(response: Response) -> Response:
     return response
 
 
+def _context() -> AssessmentContext:
+    return current_app.extensions["cim.assessment"]
+
+
+def _staff() -> tuple[Caller, Principal]:
+    caller = current_caller()
+    if caller.principal is None:  # the rules let no one else through
+        raise NotFound("No such report.")
+    return caller, caller.principal
+
+
+def _request(form: DecisionForm | None = None) -> services.RequestContext:
+    caller = current_caller()
+    return services.RequestContext(
+        actor=caller.actor, correlation_id=correlation_id(), idempotency_key=form.token if form else None
+    )
+
+
+def _record_views(principal: Principal, student_ids: list[str], what: str) -> None:
+    """Before rendering: a failure to record (503) shows nothing."""
+    if student_ids:
+        services.record_views(_context(), student_ids, principal.account_id, what, _request())
+
+
+def _staff_names(account_ids: list[str]) -> dict[str, str]:
+    store = identity().store
+    out = {}
+    for account_id in dict.fromkeys(account_ids):
+        account = store.get_account(account_id)
+        out[account_id] = account.display_name if account and account.display_name else _("Former member of staff")
+    return out
+
+
+def _see_report(report_id: str) -> Redirect:
+    return redirect(url_for("pages.report", report_id=report_id), code=303)
+
+
 @bp.get("/")
 @bp.get("/review-queue")
 @access(REVIEWERS)
 def review_queue() -> str:
-    ctx = current_app.extensions["cim.assessment"]
-    with ctx.reader.connect() as conn:
-        items = queries.review_queue_items(conn)
-    return render_template("review_queue.html", items=items)
+    _caller, principal = _staff()
+    with _context().reader.connect() as conn:
+        items = queries.review_queue_items(conn, scope=queue_scope(principal))
+    _record_views(principal, [item["student_id"] for item in items], "review_queue")
+    names = _staff_names([a for item in items for a in item["assessor_account_ids"]])
+    return render_template("review_queue.html", items=items, staff_names=names)
+
+
+def _assessor_choices(detail: dict[str, Any], *, include_assigned: bool = False) -> list[tuple[str, str]]:
+    """The department's assessors not conflicted with the student; those assigned already are
+    offered only when checking a sent form (a double click names one, and is answered)."""
+    assigned = set() if include_assigned else set(detail["assessor_account_ids"])
+    candidates = [
+        (account_id, name)
+        for account_id, name in services.assessors_of_department(identity(), detail["department"])
+        if account_id not in assigned
+    ]
+    with _context().reader.connect() as conn:
+        return [c for c in candidates if not queries.conflicted_with_student(conn, detail["student_id"], c[0])]
+
+
+def _report_page(
+    report_id: str,
+    *,
+    assign_form: AssignForm | None = None,
+    conflict_form: ConflictForm | None = None,
+    unassign_form: UnassignForm | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    _caller, principal = _staff()
+    with _context().reader.connect() as conn:
+        detail = queries.report_detail(conn, report_id)
+    facts = report_facts(report_id)
+    if detail is None or facts is None or not may_read_report(principal, facts):
+        raise NotFound("No such report.")
+    _record_views(principal, [detail["student_id"]], "report")
+    coordinator = principal.has_role(Role.COORDINATOR, detail["department"])
+    assigned = principal.account_id in detail["assessor_account_ids"]
+    if coordinator and detail["waiting_for_review"]:
+        assign_form = assign_form or AssignForm.build(_assessor_choices(detail), formdata=None)
+        assign_form.ensure_token()
+    else:
+        assign_form = None
+    if assigned:
+        conflict_form = conflict_form or ConflictForm(formdata=None)
+        conflict_form.ensure_token()
+    else:
+        conflict_form = None
+    names = _staff_names(detail["assessor_account_ids"] + [c["assessor_account_id"] for c in detail["conflicts"]])
+    return render_template(
+        "report.html",
+        report=detail,
+        staff_names=names,
+        coordinator=coordinator,
+        assign_form=assign_form,
+        conflict_form=conflict_form,
+        unassign_form=unassign_form,
+        new_token=lambda: str(uuid.uuid4()),
+    ), status
+
+
+def _decided(form: DecisionForm, action: Any) -> bool:
+    """Run a decision for a valid form; a refusal goes onto the form (and False is returned)."""
+    if not form.validate():
+        return False
+    try:
+        action(_request(form))
+        return True
+    except ValidationFailed as exc:
+        form.add_domain_errors(exc.fields, exc.message)
+    except RuleViolated as exc:
+        form.add_domain_errors({exc.field: [exc.message]} if exc.field else {}, exc.message)
+    except IdempotencyKeyReused:
+        form.form_token.data = str(uuid.uuid4())
+        form.form_errors.append(
+            _("This form was already sent with other values. Check the report, then send it again.")
+        )
+    return False
+
+
+@bp.get("/reports/<report_id>")
+@access(report_reader())
+def report(report_id: str) -> tuple[str, int]:
+    return _report_page(report_id)
+
+
+@bp.post("/reports/<report_id>/assign")
+@access(report_coordinator())
+def assign(report_id: str) -> Any:
+    _caller, principal = _staff()
+    with _context().reader.connect() as conn:
+        detail = queries.report_detail(conn, report_id)
+    if detail is None:
+        raise NotFound("No such report.")
+    form = AssignForm.build(_assessor_choices(detail, include_assigned=True))
+    chosen = form.assessor.data
+    if _decided(form, lambda req: services.assign_assessor(_context(), identity(), principal, report_id, chosen, req)):
+        flash(_("%(name)s is assigned to this report.", name=_staff_names([chosen])[chosen]), "info")
+        return _see_report(report_id)
+    form.assessor.choices = AssignForm.build(_assessor_choices(detail)).assessor.choices
+    return _report_page(report_id, assign_form=form, status=422)
+
+
+@bp.post("/reports/<report_id>/unassign")
+@access(report_coordinator())
+def unassign(report_id: str) -> Any:
+    _caller, principal = _staff()
+    form = UnassignForm()
+    chosen = form.assessor.data or ""
+    if _decided(form, lambda req: services.unassign_assessor(_context(), principal, report_id, chosen, req)):
+        flash(_("%(name)s is no longer assigned to this report.", name=_staff_names([chosen])[chosen]), "info")
+        return _see_report(report_id)
+    return _report_page(report_id, unassign_form=form, status=422)
+
+
+@bp.post("/reports/<report_id>/conflict")
+@access(report_assignee())
+def conflict(report_id: str) -> Any:
+    _caller, principal = _staff()
+    form = ConflictForm()
+    reason = form.reason.data or ""
+    if _decided(form, lambda req: services.declare_conflict(_context(), principal, report_id, reason, req)):
+        flash(_("Your conflict of interest is recorded, and you are no longer assigned to that report."), "info")
+        return redirect(url_for("pages.review_queue"), code=303)
+    return _report_page(report_id, conflict_form=form, status=422)

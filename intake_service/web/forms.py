@@ -476,6 +476,7 @@ _DOMAIN_TEXTS: dict[str, Any] = {
     "Encrypted PDFs are not accepted.": _l("Encrypted PDFs are not accepted."),
     "The PDF could not be read.": _l("The PDF could not be read."),
     "The PDF has no pages.": _l("The PDF has no pages."),
+    "The PDF has too many pages (at most 500).": _l("The PDF has too many pages (at most 500)."),
     "Must not contain control characters.": _l("Must not contain control characters."),
     "This registration has been withdrawn; nothing more can be recorded.": _l(
         "This registration has been withdrawn; nothing more can be recorded."

@@ -57,6 +57,7 @@ from intake_service.web.forms import (
     known_text,
     report_form,
 )
+from intake_service.web.privacy import audit_staff_access
 from shared.catalogue import Department, Text
 from shared.errors import IdempotencyKeyReused, NotFound, RuleViolated, ValidationFailed
 from shared.validation import is_uuid
@@ -351,20 +352,70 @@ def home() -> str:
 @bp.route("/register", methods=["GET", "POST"])
 @access(PUBLIC)
 def register() -> Any:
+    """Register for CIM. Anonymous (the embedded default, no SSO): the student and their account
+    are made together and a sign-in link is e-mailed; an address that already has an account gets
+    a sign-in link instead, with the very same answer (nobody learns who is registered). Signed in
+    without a student record (first SSO sign-in): register and link the account. A signed-in
+    student goes to My CIM."""
+    from shared.identity.errors import IdentityConflict
+    from shared.identity.models import Role, RoleGrant
+    from shared.web.auth import identity, rotate_session
+    from shared.web.auth_pages import request_link_for, send_sign_in_link
+
+    caller = current_caller()
+    if caller.student_id:
+        return to_my_cim(caller.student_id)
+    ident = identity()
+    signed_in = caller.principal is not None
+    if not signed_in and ident.oidc is not None:
+        # With the university's SSO, students register after signing in with it.
+        return redirect(url_for("auth.sign_in_page", next=url_for("forms.register")), code=303)
     svc = services()
     form = RegisterForm.build(svc.catalogue, locale())
+    if signed_in and request.method == "GET" and caller.principal is not None:
+        # what the university account told us, to correct if need be
+        form.name.data = form.name.data or caller.principal.account.display_name
+        form.email.data = form.email.data or caller.principal.account.email
     if request.method == "POST":
         # The same browser sending the same form again (back button, second click after the
-        # first answer arrived) goes to the page the first one made.
-        if form.token and form.token == session.get("register_token") and session.get("student_id"):
-            return to_my_cim(session["student_id"])
-        outcome = run(form, lambda ctx: svc.register_student(form.command(), ctx)) if form.validate() else None
-        if outcome is not None:
-            student_id = outcome.result["student_id"]
-            session["student_id"] = student_id
-            session["register_token"] = form.token
-            flash(_("You are registered for CIM. Welcome!"), "success")
-            return to_my_cim(student_id)
+        # first answer arrived) gets the first answer again.
+        if not signed_in and form.token and form.token == session.get("register_token"):
+            return see_other("auth.check_email")
+        if form.validate():
+            if not signed_in and ident.store.find_account_by_email(form.email.data) is not None:
+                request_link_for(form.email.data, None)  # already has an account: a link, not a 2nd registration
+                session["register_token"] = form.token
+                return see_other("auth.check_email")
+            outcome = run(form, lambda ctx: svc.register_student(form.command(), ctx))
+            if outcome is not None:
+                student_id = outcome.result["student_id"]
+                department = form.department.data
+                if signed_in:
+                    assert caller.account_id is not None
+                    try:
+                        ident.accounts.attach_student(caller.account_id, student_id, department)
+                    except IdentityConflict:
+                        # a double click: the first request linked this very student already
+                        account = ident.accounts.account_for_student(student_id)
+                        if account is None or account.id != caller.account_id:
+                            raise
+                    rotate_session()  # a privilege change (the student role)
+                    flash(_("You are registered for CIM. Welcome!"), "success")
+                    return to_my_cim(student_id)
+                try:
+                    account = ident.accounts.create_account(
+                        form.name.data,
+                        form.email.data,
+                        student_id=student_id,
+                        grants=[RoleGrant(Role.STUDENT, department)],
+                    )
+                except IdentityConflict:
+                    account = None  # a double submit in flight: the first one sends the mail
+                if account is not None:
+                    issued = ident.links.issue(account)
+                    send_sign_in_link(account, issued.token, None, key=f"registered:{student_id}")
+                session["register_token"] = form.token
+                return see_other("auth.check_email")
     return show("register.html", form)
 
 
@@ -372,6 +423,7 @@ def register() -> Any:
 @access(STUDENT_READ)
 def my_cim(student_id: str) -> str:
     student = own_student(student_id)
+    audit_staff_access(student_id, "my_cim")
     return render_template(
         "my_cim.html",
         student=student,

@@ -53,22 +53,51 @@ def event_from_json(item: Mapping[str, Any]) -> RecordedEvent:
     )
 
 
+class FeedAccessRefused(StorageUnavailable):
+    """The feed refused our API token (401: missing, unknown or revoked; 403: no `feed:read`).
+    Still a StorageUnavailable to the runner (nothing is projected, the next tick retries), but
+    its own type and message, so a misconfigured CIM_FEED_TOKEN is told apart from an outage."""
+
+    code = "feed_access_refused"
+
+
 class HttpEventFeed:
-    """Reads a feed page by page: GET <base_url><path>?after=N&limit=M -> {events, next_after, head}."""
+    """Reads a feed page by page: GET <base_url><path>?after=N&limit=M -> {events, next_after, head}.
+
+    Every feed needs an API token with the scope `feed:read` (CIM_FEED_TOKEN): `token` is sent as
+    `Authorization: Bearer <token>` (and never appears in messages or logs)."""
 
     def __init__(self, base_url: str, path: str = INTAKE_FEED_PATH, *, timeout: float = 10.0,
-                 max_limit: int = 5000) -> None:
+                 max_limit: int = 5000, token: str = "") -> None:
         self.url = base_url.rstrip("/") + path
         self.timeout = timeout
         self.max_limit = max_limit
         self.last_head: int | None = None
+        self._token = token.strip()
+
+    def __repr__(self) -> str:  # the token stays out of reprs (and so out of logs)
+        return f"HttpEventFeed({self.url!r}, token={'set' if self._token else 'none'})"
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        return headers
 
     def _get(self, after: int, limit: int) -> dict[str, Any]:
         query = urllib.parse.urlencode({"after": after, "limit": min(limit, self.max_limit)})
-        request = urllib.request.Request(f"{self.url}?{query}", headers={"Accept": "application/json"})
+        request = urllib.request.Request(f"{self.url}?{query}", headers=self.headers())
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 body: dict[str, Any] = json.load(response)
+        except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403):
+                why = "no API token was sent" if not self._token else "the API token was refused"
+                raise FeedAccessRefused(
+                    f"the feed at {self.url} answered {exc.code}: {why} "
+                    "(CIM_FEED_TOKEN needs a valid token with the scope feed:read)"
+                ) from None
+            raise StorageUnavailable(f"the feed at {self.url} could not be read: {exc}") from exc
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise StorageUnavailable(f"the feed at {self.url} could not be read: {exc}") from exc
         self.last_head = int(body.get("head", 0))

@@ -12,6 +12,7 @@ from shared.errors import NotFound, ValidationFailed
 from shared.identity.errors import (
     AccountDisabled,
     AlreadyBootstrapped,
+    IdentityConflict,
     SignInFailed,
     TotpCodeReplayed,
 )
@@ -148,6 +149,24 @@ class AccountService:
 
     def account_for_student(self, student_id: str) -> Account | None:
         return self._store.find_account_by_student(student_id)
+
+    def attach_student(self, account_id: str, student_id: str, department: str | None = None) -> Account:
+        """Make a signed-in account (e.g. a first SSO sign-in) the account of a newly registered
+        student, and grant it the student role in `department`. Idempotent for the same pair;
+        IdentityConflict if the account already has another student or the student another
+        account. A privilege change: the app rotates the session afterwards."""
+        account = self._require(account_id)
+        try:
+            student_id = str(uuid.UUID(student_id))
+        except ValueError as exc:
+            raise ValidationFailed("invalid student id", {"student_id": ["not a uuid"]}) from exc
+        if account.student_id != student_id and (
+            account.student_id is not None or not self._store.attach_student(account_id, student_id)
+        ):
+            raise IdentityConflict("this account already belongs to another student", field="student_id")
+        if department is not None:
+            self._store.grant_role(account_id, _grant(Role.STUDENT, department), self._clock.now())
+        return self._require(account_id)
 
 
 class StaffCredentials:

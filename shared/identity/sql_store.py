@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -139,6 +140,12 @@ class SqlIdentityStore:
                 raise ValueError("SqlIdentityStore needs a url or an engine")
             engine = make_engine(url, pool_size=5)
         self._engine = engine
+        if engine.dialect.name == "sqlite":
+            # Erasure blanks names and e-mails: zero the freed bytes on disk instead of leaving them
+            # in free space (the event store's key vault does the same).
+            @sa.event.listens_for(engine, "connect")
+            def _secure_delete(dbapi_connection: Any, _record: Any) -> None:
+                dbapi_connection.execute("PRAGMA secure_delete=ON")
 
     @property
     def engine(self) -> sa.Engine:
@@ -185,6 +192,20 @@ class SqlIdentityStore:
 
     def find_account_by_student(self, student_id: str) -> Account | None:
         return self._one_account(accounts.c.student_id == student_id)
+
+    def attach_student(self, account_id: str, student_id: str) -> bool:
+        # One conditional UPDATE: only an account without a student gets one; the unique
+        # constraint refuses a student who already has an account.
+        try:
+            with self._tx() as conn:
+                result = conn.execute(
+                    accounts.update()
+                    .where(accounts.c.id == account_id, accounts.c.student_id.is_(None))
+                    .values(student_id=student_id)
+                )
+                return result.rowcount == 1
+        except IntegrityError as exc:
+            raise IdentityConflict("student already has an account", field="student_id") from exc
 
     def set_disabled(self, account_id: str, disabled: bool) -> bool:
         with self._tx() as conn:
@@ -279,6 +300,19 @@ class SqlIdentityStore:
                 sa.select(role_grants.c.account_id).where(role_grants.c.role == Role.ADMINISTRATOR.value).limit(1)
             ).first()
         return row is not None
+
+    def accounts_with_role(self, role: Role, department: str | None) -> list[Account]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(accounts)
+                .join(role_grants, role_grants.c.account_id == accounts.c.id)
+                .where(
+                    role_grants.c.role == Role(role).value,
+                    role_grants.c.department == (department or NO_DEPARTMENT),
+                )
+                .order_by(accounts.c.id)
+            ).all()
+        return [_account(row) for row in rows]
 
     # staff credentials
     def _upsert(self, table: sa.Table, account_id: str, values: dict[str, object]) -> None:

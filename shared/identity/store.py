@@ -29,6 +29,11 @@ class IdentityStore(Protocol):
 
     def find_account_by_student(self, student_id: str) -> Account | None: ...
 
+    def attach_student(self, account_id: str, student_id: str) -> bool:
+        """Set the account's student id if it has none; False if it has one (or no such
+        account); IdentityConflict if the student already belongs to another account."""
+        ...
+
     def set_disabled(self, account_id: str, disabled: bool) -> bool:
         """False if there is no such account."""
         ...
@@ -56,6 +61,10 @@ class IdentityStore(Protocol):
     def grants_of(self, account_id: str) -> frozenset[RoleGrant]: ...
 
     def any_administrator(self) -> bool: ...
+
+    def accounts_with_role(self, role: Role, department: str | None) -> list[Account]:
+        """Every account holding `role` in `department` (disabled ones included), by id."""
+        ...
 
     # staff credentials
     def set_password_hash(self, account_id: str, password_hash: str, at: datetime) -> None: ...
@@ -131,6 +140,16 @@ class InMemoryIdentityStore:
     def find_account_by_student(self, student_id: str) -> Account | None:
         return next((a for a in self._accounts.values() if a.student_id == student_id), None)
 
+    def attach_student(self, account_id: str, student_id: str) -> bool:
+        with self._lock:
+            account = self._accounts.get(account_id)
+            if account is None or account.student_id is not None:
+                return False
+            if any(a.student_id == student_id for a in self._accounts.values()):
+                raise IdentityConflict("student already has an account", field="student_id")
+            self._accounts[account_id] = replace(account, student_id=student_id)
+            return True
+
     def set_disabled(self, account_id: str, disabled: bool) -> bool:
         with self._lock:
             account = self._accounts.get(account_id)
@@ -182,6 +201,12 @@ class InMemoryIdentityStore:
 
     def any_administrator(self) -> bool:
         return any(g.role is Role.ADMINISTRATOR for gs in self._grants.values() for g in gs)
+
+    def accounts_with_role(self, role: Role, department: str | None) -> list[Account]:
+        wanted = RoleGrant(role, department)
+        with self._lock:
+            found = [self._accounts[a] for a, gs in self._grants.items() if wanted in gs and a in self._accounts]
+        return sorted(found, key=lambda a: a.id)
 
     def set_password_hash(self, account_id: str, password_hash: str, at: datetime) -> None:
         self._passwords[account_id] = password_hash

@@ -46,9 +46,28 @@ def configure_web(
     # cross-site form can send neither of.
     for blueprint in api_blueprints:
         csrf.exempt(blueprint)
+    app.config["CIM_APP_NAME"] = name
     init_auth(app, identity, settings)
     install_security_headers(app, settings)
     register_error_handlers(app)
     from shared.web.limits import init_rate_limits
 
     init_rate_limits(app, settings)
+    install_sign_in(app, settings)
+
+
+def install_sign_in(app: Flask, settings: Settings) -> None:
+    """The /auth pages, the outgoing mailer (tests swap `app.extensions["cim.mailer"]`), the
+    identity commands, and `caller` in every template (the headers show who is signed in)."""
+    from shared.mail import Mailer
+    from shared.web.access import current_caller
+    from shared.web.auth_pages import bp as auth_bp
+    from shared.web.cli import register_identity_cli
+
+    app.extensions.setdefault("cim.mailer", Mailer.from_settings(settings))
+    app.register_blueprint(auth_bp)
+    register_identity_cli(app)
+
+    @app.context_processor
+    def _caller() -> dict[str, object]:
+        return {"caller": current_caller()}

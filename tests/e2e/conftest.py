@@ -1,6 +1,11 @@
 """The running pipeline for end-to-end tests: real redis-server, PostgreSQL, gunicorn-served apps,
 real `celery worker` and `celery beat` processes. Needs CIM_TEST_REDIS_URL and CIM_TEST_PG_URL
-(scripts/test.sh sets both); skips otherwise."""
+(scripts/test.sh sets both); skips otherwise.
+
+Every API needs a token (issue 4): the fixture makes them in the identity database all the
+processes use (CIM_IDENTITY_DB_URL), before they start: the workers' and apps' feed token
+(`feed:read`, passed as CIM_FEED_TOKEN), the test client's (every intake scope) and an operator's
+for the assessment API (`assessment:read`, `ops:read`, `feed:read`)."""
 
 from __future__ import annotations
 
@@ -20,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.authkit import ALL_INTAKE_SCOPES, IDENTITY_KEY, sql_identity
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -61,7 +68,8 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: floa
 class Pipeline:
     """Starts, kills and restarts the processes of the pipeline; all in their own sessions."""
 
-    def __init__(self, tmp: Path, env: dict[str, str], redis_url: str, backend: str) -> None:
+    def __init__(self, tmp: Path, env: dict[str, str], redis_url: str, backend: str,
+                 tokens: dict[str, str] | None = None) -> None:
         self.tmp = tmp
         self.backend = backend
         # The embedded default keeps one writing process per SQLite database (measured: several
@@ -72,6 +80,13 @@ class Pipeline:
         self.intake_url = env["CIM_INTAKE_URL"]
         self.assessment_url = env["CIM_ASSESSMENT_URL"]
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        tokens = tokens or {}
+        #: The workers' token (feed:read), also in env as CIM_FEED_TOKEN.
+        self.feed_token = env.get("CIM_FEED_TOKEN", "")
+        #: Headers of the test's integration client of the intake API (every intake scope).
+        self.intake_auth = {"Authorization": f"Bearer {tokens.get('intake', '')}"}
+        #: Headers of an operator of the assessment API (assessment:read, ops:read, feed:read).
+        self.assessment_auth = {"Authorization": f"Bearer {tokens.get('assessment', '')}"}
 
     def _start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
@@ -90,8 +105,10 @@ class Pipeline:
             port = url.rsplit(":", 1)[1]
             self._start(name, [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", self.processes,
                                "--threads", "4", "--no-control-socket", f"{module}:create_app()"])
-        wait_for(lambda: http("GET", f"{self.intake_url}/api/v1/events?limit=1")[0] == 200, 30, "intake")
-        wait_for(lambda: http("GET", f"{self.assessment_url}/api/v1/projections")[0] == 200, 30, "assessment")
+        wait_for(lambda: http("GET", f"{self.intake_url}/api/v1/events?limit=1", headers=self.intake_auth)[0] == 200,
+                 30, "intake")
+        wait_for(lambda: http("GET", f"{self.assessment_url}/api/v1/projections",
+                              headers=self.assessment_auth)[0] == 200, 30, "assessment")
 
     def start_worker(self) -> None:
         self._start("worker", [str(BIN / "celery"), "-A", "workers.celery_app", "worker",
@@ -142,10 +159,20 @@ class Pipeline:
 
     # -- reading ----------------------------------------------------------------------------
     def projections(self) -> list[dict[str, Any]]:
-        return http("GET", f"{self.assessment_url}/api/v1/projections")[1]["projections"]
+        return http("GET", f"{self.assessment_url}/api/v1/projections", headers=self.assessment_auth)[1]["projections"]
 
     def intake_head(self) -> int:
-        return int(http("GET", f"{self.intake_url}/api/v1/events?limit=1")[1]["head"])
+        return int(http("GET", f"{self.intake_url}/api/v1/events?limit=1", headers=self.intake_auth)[1]["head"])
+
+    def intake(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
+               timeout: float = 10.0) -> tuple[int, Any]:
+        """The intake API (`path` under /api/v1) as the test's integration."""
+        return http(method, f"{self.intake_url}/api/v1{path}", body, {**self.intake_auth, **(headers or {})},
+                    timeout)
+
+    def assessment(self, path: str) -> tuple[int, Any]:
+        """GET the assessment API (`path` under /api/v1) as an operator."""
+        return http("GET", f"{self.assessment_url}/api/v1{path}", headers=self.assessment_auth)
 
 
 @pytest.fixture
@@ -158,10 +185,24 @@ def pipeline(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pipelin
         pytest.skip("CIM_TEST_REDIS_URL and CIM_TEST_PG_URL are needed (scripts/test.sh sets them)")
     if backend == "postgres":
         make_db = request.getfixturevalue("pg_database")
-        intake_db, assessment_db = make_db(), make_db()
+        intake_db, assessment_db, identity_db = make_db(), make_db(), make_db()
     else:
+        (tmp_path / "var").mkdir(parents=True, exist_ok=True)
         intake_db = f"sqlite:///{tmp_path / 'var' / 'intake.db'}"
         assessment_db = f"sqlite:///{tmp_path / 'var' / 'assessment.db'}"
+        identity_db = f"sqlite:///{tmp_path / 'var' / 'identity.db'}"
+    # The tokens, made in the identity database every process below reads (only their sha256
+    # is stored; the processes get the feed token through the environment, never in a message).
+    identity = sql_identity(identity_db, IDENTITY_KEY)
+    try:
+        feed_token = identity.api_tokens.create("workers", ["feed:read"]).token
+        tokens = {
+            "intake": identity.api_tokens.create("e2e client", ALL_INTAKE_SCOPES).token,
+            "assessment": identity.api_tokens.create(
+                "e2e operator", ["assessment:read", "ops:read", "feed:read"]).token,
+        }
+    finally:
+        identity.store.dispose()  # type: ignore[attr-defined]
     import redis
 
     # A database index of its own, emptied first, so no earlier run's messages interfere.
@@ -177,8 +218,14 @@ def pipeline(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pipelin
         "CIM_INTAKE_URL": f"http://127.0.0.1:{free_port()}",
         "CIM_ASSESSMENT_URL": f"http://127.0.0.1:{free_port()}",
         "CIM_LOG_LEVEL": "INFO",
+        "CIM_IDENTITY_DB_URL": identity_db,
+        "CIM_IDENTITY_KEY": IDENTITY_KEY,
+        "CIM_FEED_TOKEN": feed_token,
+        # Thousands of posts from one address (the test's threads): the rate limit (S5, tested on
+        # its own) is set out of reach; its counters still live in this Redis.
+        "CIM_RATELIMIT_POST": "1000000 per minute",
     }
-    pipe = Pipeline(tmp_path, env, redis_url, backend)
+    pipe = Pipeline(tmp_path, env, redis_url, backend, tokens)
     try:
         pipe.start_apps()
         pipe.start_worker()

@@ -36,8 +36,8 @@ KINDS = [("exchange", "abroad", "FR"), ("summer-school", "digital", None), ("sem
 
 
 def post(pipe: Pipeline, path: str, body: dict[str, Any], cid: str | None = None) -> dict[str, Any]:
-    status, answer = http("POST", f"{pipe.intake_url}/api/v1{path}", body,
-                          {"X-Correlation-ID": cid or uuid.uuid4().hex, "Idempotency-Key": uuid.uuid4().hex})
+    status, answer = pipe.intake("POST", path, body,
+                                 {"X-Correlation-ID": cid or uuid.uuid4().hex, "Idempotency-Key": uuid.uuid4().hex})
     assert status in (200, 201), (path, status, answer)
     return answer
 
@@ -61,8 +61,8 @@ def student_with_report(pipe: Pipeline, n: int, activities: int = 1, complete: b
 
 
 def live_runner(pipe: Pipeline) -> ProjectionRunner:
-    return ProjectionRunner(make_engine(pipe.env["CIM_ASSESSMENT_DB_URL"]), HttpEventFeed(pipe.intake_url),
-                            projections.ALL)
+    return ProjectionRunner(make_engine(pipe.env["CIM_ASSESSMENT_DB_URL"]),
+                            HttpEventFeed(pipe.intake_url, token=pipe.feed_token), projections.ALL)
 
 
 def assert_live_equals_rebuild(pipe: Pipeline, fresh_db: str) -> None:
@@ -71,14 +71,14 @@ def assert_live_equals_rebuild(pipe: Pipeline, fresh_db: str) -> None:
     head = pipe.intake_head()
     live = live_runner(pipe)
     assert set(live.checkpoints().values()) == {head}
-    rebuilt = ProjectionRunner(make_engine(fresh_db), HttpEventFeed(pipe.intake_url), projections.ALL,
-                               batch_size=1000)
+    rebuilt = ProjectionRunner(make_engine(fresh_db), HttpEventFeed(pipe.intake_url, token=pipe.feed_token),
+                               projections.ALL, batch_size=1000)
     rebuilt.create_schema()
     rebuilt.catch_up()
     assert live.digest() == rebuilt.digest()
 
     settings = Settings.from_env(pipe.env)
-    status_feed = HttpEventFeed(pipe.assessment_url, assessment_view.STATUS_FEED_PATH)
+    status_feed = HttpEventFeed(pipe.assessment_url, assessment_view.STATUS_FEED_PATH, token=pipe.feed_token)
     live_view = assessment_view.build_view(settings, feed=status_feed)
     fresh_view = assessment_view.build_view(settings, feed=status_feed, engine=make_engine(fresh_db))
     fresh_view.catch_up()
@@ -102,7 +102,7 @@ def intake_view_converged(pipe: Pipeline) -> bool:
         return False
     finally:
         engine.dispose()
-    _, feed = http("GET", f"{pipe.assessment_url}/api/v1/status-feed?limit=1")
+    _, feed = pipe.assessment("/status-feed?limit=1")
     return view_at == feed["head"]
 
 
@@ -121,18 +121,21 @@ def test_report_posted_to_intake_appears_in_the_review_queue_within_seconds(
     pipeline: Pipeline, request: pytest.FixtureRequest
 ) -> None:
     wait_for(lambda: converged(pipeline), 30, "the worker to start")
+    # The feeds the worker reads need its token: without one both apps refuse.
+    assert http("GET", f"{pipeline.intake_url}/api/v1/events?limit=1")[0] == 401
+    assert http("GET", f"{pipeline.assessment_url}/api/v1/status-feed?limit=1")[0] == 401
     lags = []
     for n in range(5):
         started = time.monotonic()
         sid, report = student_with_report(pipeline, n, activities=2)
         posted = time.monotonic()
         wait_for(lambda report=report: any(  # type: ignore[misc]
-            i["report_id"] == report for i in http("GET", f"{pipeline.assessment_url}/api/v1/review-queue")[1]["items"]
+            i["report_id"] == report for i in pipeline.assessment("/review-queue")[1]["items"]
         ), 5, "the report in the review queue", interval=0.01)
         lags.append(time.monotonic() - posted)
         assert time.monotonic() - started < 10
     print(f"POST -> visible in review queue: {[round(x * 1000) for x in lags]} ms")
-    status, body = http("GET", f"{pipeline.assessment_url}/api/v1/students/{sid}")
+    status, body = pipeline.assessment(f"/students/{sid}")
     assert status == 200
     assert body["status"] == "report submitted"
     assert [a["title"] for a in body["activities"]] == ["Activity 0", "Activity 1"]
@@ -155,11 +158,14 @@ def test_report_posted_to_intake_appears_in_the_review_queue_within_seconds(
     wait_for(lambda: converged(pipeline), 20, "the projections to converge")
     wait_for(lambda: intake_view_converged(pipeline), 20, "the intake status view to converge")
     assert_live_equals_rebuild(pipeline, fresh_database(pipeline, request))
-    assert http("GET", f"{pipeline.assessment_url}/api/v1/review-queue")[1]["count"] == 6
+    assert pipeline.assessment("/review-queue")[1]["count"] == 6
 
-    # The correlation id of the POST is in the worker's structured log lines.
+    # The correlation id of the POST is in the worker's structured log lines; no token is.
     worker_log = (pipeline.tmp / "worker.log").read_text()
     assert '"correlation_id": "' in worker_log
+    for token in (pipeline.feed_token, pipeline.intake_auth["Authorization"].split()[1]):
+        assert token not in worker_log
+        assert token not in (pipeline.tmp / "intake.log").read_text()
 
 
 def restart_redis(port: str, directory: str) -> None:
@@ -244,7 +250,7 @@ def test_chaos_killed_workers_and_a_restarted_redis_lose_and_double_nothing(
     wait_for(lambda: intake_view_converged(pipeline), 30, "the intake status view to converge", interval=0.5)
     assert pipeline.intake_head() >= students * per_student
     assert_live_equals_rebuild(pipeline, fresh_database(pipeline, request))
-    _, queue = http("GET", f"{pipeline.assessment_url}/api/v1/review-queue?limit=1000")
+    _, queue = pipeline.assessment("/review-queue?limit=1000")
     assert queue["count"] == min(students, 1000)
     print(f"chaos: {pipeline.intake_head()} events posted in {posted - started:.1f} s with faults {faults}; "
           f"converged {converged_at - posted:.1f} s after the last post")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Pipeline, http, wait_for
+from tests.e2e.conftest import Pipeline, wait_for
 from tests.e2e.test_pipeline import assert_live_equals_rebuild, converged, fresh_database
 
 pytestmark = [pytest.mark.redis]
@@ -55,8 +55,7 @@ def test_r5_a_lost_queue_and_a_30s_redis_outage_delay_but_lose_nothing(
     lock = threading.Lock()
 
     def post(path: str, body: dict) -> dict:
-        status, answer = http("POST", f"{pipeline.intake_url}/api/v1{path}", body,
-                              {"Idempotency-Key": uuid.uuid4().hex}, timeout=30)
+        status, answer = pipeline.intake("POST", path, body, {"Idempotency-Key": uuid.uuid4().hex}, timeout=30)
         with lock:
             statuses[status] += 1
         return answer if status in (200, 201) else {}

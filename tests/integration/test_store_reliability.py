@@ -37,6 +37,7 @@ import requests
 from intake_service.events import REGISTRY
 from shared.adapters.sql_store import SqlEventStore
 from shared.store import iter_all
+from tests.authkit import ALL_INTAKE_SCOPES, IDENTITY_KEY, authed_client, bearer, make_identity, sql_identity
 
 pytestmark = pytest.mark.slow
 
@@ -67,6 +68,8 @@ class IntakeProcess:
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.env = env
+        #: An integration's token with every intake scope, in the identity database of `env`.
+        self.token = api_token(env)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -88,7 +91,8 @@ class IntakeProcess:
             if self.proc.poll() is not None:
                 pytest.fail(f"gunicorn exited with {self.proc.returncode}; see {self.log_path}:\n{self.log_tail()}")
             with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{self.base}/api/v1/events?limit=1", timeout=2).status_code == 200:
+                if requests.get(f"{self.base}/api/v1/events?limit=1", timeout=2,
+                                headers={"Authorization": f"Bearer {self.token}"}).status_code == 200:
                     return time.monotonic() - started
             time.sleep(0.05)
         pytest.fail(f"intake not readable within {timeout} s; log:\n{self.log_tail()}")
@@ -122,7 +126,23 @@ def intake_env(data_dir: Path, db_url: str | None) -> dict[str, str]:
     env.update(CIM_DATA_DIR=str(data_dir), CIM_WAKEUP="none", CIM_LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
     if db_url:
         env["CIM_INTAKE_DB_URL"] = db_url
+    # Accounts and API tokens: their own SQLite database beside the data (as the default is), so
+    # stopping PostgreSQL stops the event store, not the authentication of the clients.
+    env.update(CIM_IDENTITY_DB_URL=f"sqlite:///{data_dir / 'identity.db'}", CIM_IDENTITY_KEY=IDENTITY_KEY)
+    # 8 clients posting thousands of events from one address: the rate limit (S5, tested on its
+    # own) would throttle them to a crawl; here the store is under test.
+    env.update(CIM_RATELIMIT_STORAGE="memory://", CIM_RATELIMIT_POST="1000000 per minute")
     return env
+
+
+def api_token(env: dict[str, str]) -> str:
+    """A new integration token (every intake scope) in the identity database `env` names."""
+    Path(env["CIM_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    identity = sql_identity(env["CIM_IDENTITY_DB_URL"], env["CIM_IDENTITY_KEY"])
+    try:
+        return identity.api_tokens.create("reliability clients", ALL_INTAKE_SCOPES).token
+    finally:
+        identity.store.dispose()  # type: ignore[attr-defined]
 
 
 # -- PostgreSQL the test may stop -------------------------------------------------------------
@@ -206,8 +226,10 @@ def activity(n: int) -> dict[str, Any]:
     }
 
 
-def client(index: int, base: Callable[[], str], ledger: Ledger, enough: threading.Event, deadline: float) -> None:
+def client(index: int, base: Callable[[], str], ledger: Ledger, enough: threading.Event, deadline: float,
+           token: str) -> None:
     session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
     n = 0
     while not enough.is_set() and time.monotonic() < deadline:
         n += 1
@@ -309,7 +331,8 @@ def test_r1_no_acknowledged_event_is_lost_when_the_intake_process_or_database_cr
     enough = threading.Event()
     deadline = time.monotonic() + R1_BUDGET_S
     clients = [
-        threading.Thread(target=client, args=(i, lambda: server.base, ledger, enough, deadline), daemon=True)
+        threading.Thread(target=client, args=(i, lambda: server.base, ledger, enough, deadline, server.token),
+                         daemon=True)
         for i in range(R1_CLIENTS)
     ]
     for thread in clients:
@@ -393,11 +416,14 @@ def fill(disk: Path) -> Path:
 )
 def test_r6_a_full_disk_answers_503_and_never_acknowledges_a_lost_event(small_disk: Path, write: str) -> None:
     from intake_service import create_app
+    from shared.clock import SystemClock
     from shared.config import Settings
 
-    settings = Settings(data_dir=small_disk, wakeup="none")
-    app = create_app(settings)
-    http = app.test_client()
+    settings = Settings(data_dir=small_disk, wakeup="none", ratelimit_storage="memory://")
+    # Accounts and tokens in memory: only the event store is on the disk that fills up.
+    identity = make_identity(SystemClock())
+    app = create_app(settings, identity=identity)
+    http = authed_client(app, bearer(identity))
     ledger = Ledger()
     students: list[str] = []
 

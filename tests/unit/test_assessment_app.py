@@ -20,13 +20,16 @@ from shared.adapters.memory_store import InMemoryEventStore
 from shared.adapters.wakeup import RecordingWakeUp
 from shared.clock import FixedClock
 from shared.config import Settings
+from shared.identity.models import Role
+from shared.identity.wiring import Identity
+from tests.authkit import authed_client, bearer, make_account, make_identity, sign_in
 
 ANSWERS = {"learning": "I learnt a lot.", "profession": "It matters.", "perspective": "Wider."}
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, upload_dir=tmp_path / "uploads")
+    return Settings(data_dir=tmp_path, upload_dir=tmp_path / "uploads", ratelimit_storage="memory://")
 
 
 @pytest.fixture
@@ -35,15 +38,40 @@ def store() -> InMemoryEventStore:
 
 
 @pytest.fixture
-def intake(settings: Settings, store: InMemoryEventStore, clock: FixedClock) -> FlaskClient:
-    return create_intake_app(settings, store=store, clock=clock, wakeup=RecordingWakeUp()).test_client()
+def identity(clock: FixedClock) -> Identity:
+    """One identity for both apps, as in production (one session store, one token table)."""
+    return make_identity(clock)
 
 
 @pytest.fixture
-def app(settings: Settings, store: InMemoryEventStore, intake: FlaskClient) -> Flask:
+def intake(settings: Settings, store: InMemoryEventStore, clock: FixedClock, identity: Identity) -> FlaskClient:
+    """An integration calling the intake API with every intake scope."""
+    app = create_intake_app(settings, store=store, clock=clock, wakeup=RecordingWakeUp(), identity=identity)
+    return authed_client(app, bearer(identity))
+
+
+@pytest.fixture
+def app(settings: Settings, store: InMemoryEventStore, intake: FlaskClient, clock: FixedClock,
+        identity: Identity) -> Flask:
     """The assessment app reading the intake feed in-process, exactly as GET /api/v1/events serves it."""
     opener = intake.application.extensions["cim.intake"].open_events
-    return create_assessment_app(settings, feed=StoreEventFeed(store, opener=opener), batch_size=2)
+    return create_assessment_app(settings, feed=StoreEventFeed(store, opener=opener), batch_size=2,
+                                 clock=clock, identity=identity)
+
+
+def api(app: Flask, *scopes: str) -> FlaskClient:
+    """A client of the assessment API with a token of `scopes` (default: every assessment scope)."""
+    identity = app.extensions["cim.identity"]
+    return authed_client(app, bearer(identity, *(scopes or ("assessment:read", "feed:read", "ops:read"))))
+
+
+def reviewer(app: Flask, department: str = "SOCSW") -> FlaskClient:
+    """A browser signed in as a coordinator of `department` (who sees every report of it in the
+    review queue; assessors see the ones assigned to them)."""
+    identity = app.extensions["cim.identity"]
+    client = app.test_client()
+    sign_in(client, identity, make_account(identity, "Coordinator", grants=[(Role.COORDINATOR, department)]))
+    return client
 
 
 def catch_up(app: Flask) -> int:
@@ -83,7 +111,7 @@ def test_submitted_report_waits_in_the_review_queue_with_activities_and_answers(
     second = register(intake, "Måns Provsson")
     submit(intake, second, [log_activity(intake, second, "Summer school")])
     catch_up(app)
-    body = app.test_client().get("/api/v1/review-queue").json
+    body = api(app, "assessment:read").get("/api/v1/review-queue").json
     assert body["count"] == 2
     oldest = body["items"][0]
     assert (oldest["report_id"], oldest["name"], oldest["department"], oldest["programme"]) == (
@@ -101,18 +129,18 @@ def test_withdrawn_student_leaves_the_queue_and_a_new_report_replaces_the_waitin
     submit(intake, sid, [aid])
     newer = submit(intake, sid, [aid], "corr-2")
     catch_up(app)
-    items = app.test_client().get("/api/v1/review-queue").json["items"]
+    items = api(app, "assessment:read").get("/api/v1/review-queue").json["items"]
     assert [i["report_id"] for i in items] == [newer]
     intake.post(f"/api/v1/students/{sid}/withdrawal")
     catch_up(app)
-    assert app.test_client().get("/api/v1/review-queue").json["count"] == 0
+    assert api(app, "assessment:read").get("/api/v1/review-queue").json["count"] == 0
 
 
 def test_student_overview_shows_status_activities_and_reports(intake: FlaskClient, app: Flask) -> None:
     sid = register(intake)
     aid = log_activity(intake, sid)
     catch_up(app)
-    client = app.test_client()
+    client = api(app, "assessment:read")
     assert client.get(f"/api/v1/students/{sid}").json["status"] == "registered"
     intake.post(f"/api/v1/students/{sid}/activities/{aid}/withdrawal")
     intake.post(f"/api/v1/students/{sid}/studies-completed", json={"completed_on": "2026-01-15", "term": "HT2025"})
@@ -125,7 +153,7 @@ def test_student_overview_shows_status_activities_and_reports(intake: FlaskClien
 
 @pytest.mark.parametrize("student_id", [str(uuid.uuid4()), "not-a-uuid"])
 def test_unknown_student_is_a_404_problem(app: Flask, student_id: str) -> None:
-    response = app.test_client().get(f"/api/v1/students/{student_id}")
+    response = api(app, "assessment:read").get(f"/api/v1/students/{student_id}")
     assert response.status_code == 404
     assert response.mimetype == "application/problem+json"
     assert response.json["status"] == 404
@@ -134,7 +162,7 @@ def test_unknown_student_is_a_404_problem(app: Flask, student_id: str) -> None:
 def test_projections_endpoint_shows_checkpoints_and_lag(intake: FlaskClient, app: Flask) -> None:
     register(intake)
     register(intake)
-    client = app.test_client()
+    client = api(app, "ops:read")
     before = client.get("/api/v1/projections").json["projections"]
     assert {(p["checkpoint"], p["head"], p["lag"]) for p in before} == {(0, 2, 2)}
     catch_up(app)
@@ -148,7 +176,7 @@ def test_status_feed_serves_each_students_latest_status_as_events(intake: FlaskC
     b = register(intake)
     submit(intake, a, [log_activity(intake, a)])
     catch_up(app)
-    client = app.test_client()
+    client = api(app, "feed:read")
     page = client.get("/api/v1/status-feed?after=0").json
     assert [(e["type"], e["data"]["student_id"], e["data"]["status"]) for e in page["events"]] == [
         ("StudentStatusChanged", b, "registered"), ("StudentStatusChanged", a, "report submitted")]
@@ -161,7 +189,7 @@ def test_status_reaches_the_intake_side_by_events(
     intake: FlaskClient, app: Flask, settings: Settings
 ) -> None:
     sid = register(intake)
-    client = app.test_client()
+    client = api(app, "feed:read")
 
     def read(after: int, limit: int):  # type: ignore[no-untyped-def]
         from shared.adapters.feed import event_from_json
@@ -186,7 +214,7 @@ def test_review_queue_page_is_semantic_and_escapes_names(intake: FlaskClient, ap
     sid = register(intake, "Tova <b>Exempel</b>")
     submit(intake, sid, [log_activity(intake, sid)])
     catch_up(app)
-    html = app.test_client().get("/review-queue").get_data(as_text=True)
+    html = reviewer(app).get("/review-queue").get_data(as_text=True)
     assert "<h1>Review queue</h1>" in html
     assert "<main" in html
     assert "<article" in html
@@ -225,7 +253,7 @@ def test_logs_are_json_lines_with_the_correlation_id_of_the_request(
     records = [r for r in caplog.records if r.getMessage() == "projected batch"]
     lines = [json.loads(JsonFormatter().format(r)) for r in records]
     assert any("trace-42" in line["correlation_ids"] for line in lines)
-    response = app.test_client().get("/api/v1/review-queue", headers={"X-Correlation-ID": "abc-1"})
+    response = api(app, "assessment:read").get("/api/v1/review-queue", headers={"X-Correlation-ID": "abc-1"})
     assert response.headers["X-Correlation-ID"] == "abc-1"
 
 
@@ -235,14 +263,55 @@ def test_review_queue_page_names_kinds_and_questions_from_the_catalogue_in_both_
     sid = register(intake)
     submit(intake, sid, [log_activity(intake, sid)])
     catch_up(app)
-    english = app.test_client().get("/review-queue?lang=en").get_data(as_text=True)
+    english = reviewer(app).get("/review-queue?lang=en").get_data(as_text=True)
     assert "Exchange studies" in english
     assert "What did you learn from your international activities" in english
     assert "School of Social Work" in english
     # Answers follow the catalogue's question order (learning, profession, perspective), not the codes'.
     assert english.index("What did you learn") < english.index("future profession") < english.index("welfare system")
-    swedish = app.test_client().get("/review-queue?lang=sv").get_data(as_text=True)
+    swedish = reviewer(app).get("/review-queue?lang=sv").get_data(as_text=True)
     assert '<html lang="sv">' in swedish
     assert "Utbytesstudier" in swedish
     assert "Granskningskö" in swedish
     assert "Socialhögskolan" in swedish
+
+
+# -- authentication and scopes (issue 4) ---------------------------------------------------------
+@pytest.mark.parametrize(
+    ("path", "scope"),
+    [
+        ("/api/v1/review-queue", "assessment:read"),
+        ("/api/v1/projections", "ops:read"),
+        ("/api/v1/status-feed?after=0", "feed:read"),
+    ],
+)
+def test_assessment_api_needs_a_token_with_the_operations_scope(
+    intake: FlaskClient, app: Flask, path: str, scope: str
+) -> None:
+    register(intake)
+    catch_up(app)
+    anonymous = app.test_client().get(path)
+    assert anonymous.status_code == 401
+    assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
+    assert app.test_client().get(path, headers={"Authorization": "Bearer cim_" + "x" * 43}).status_code == 401
+    others = {"assessment:read", "feed:read", "ops:read"} - {scope}
+    refused = api(app, *sorted(others)).get(path)
+    assert refused.status_code == 403
+    assert refused.mimetype == "application/problem+json"
+    assert api(app, scope).get(path).status_code == 200
+
+
+def test_review_queue_page_is_for_signed_in_reviewers_only(intake: FlaskClient, app: Flask) -> None:
+    sid = register(intake, "Tova Exempel")
+    submit(intake, sid, [log_activity(intake, sid)])
+    catch_up(app)
+    anonymous = app.test_client().get("/review-queue")
+    assert anonymous.status_code == 303
+    assert anonymous.headers["Location"].startswith("/auth/sign-in?next=")
+    identity = app.extensions["cim.identity"]
+    student = app.test_client()
+    sign_in(student, identity, make_account(identity, "Student", student_id=sid, grants=[(Role.STUDENT, "SOCSW")]))
+    refused = student.get("/review-queue")
+    assert refused.status_code == 403
+    assert "Tova Exempel" not in refused.get_data(as_text=True)
+    assert "Tova Exempel" in reviewer(app).get("/review-queue").get_data(as_text=True)

@@ -17,6 +17,7 @@ from intake_service.web.forms import domain_text, known_text
 from shared.adapters.memory_store import InMemoryEventStore
 from shared.clock import FixedClock
 from shared.config import ROOT, Settings
+from tests.authkit import make_identity
 from tests.unit.test_pages import compile_swedish
 
 PO = ROOT / "translations" / "sv" / "LC_MESSAGES" / "messages.po"
@@ -59,8 +60,10 @@ def test_translations_keep_their_placeholders() -> None:
 
 @pytest.fixture
 def app(tmp_path: Path) -> Flask:
-    settings = Settings(data_dir=tmp_path, upload_dir=tmp_path / "uploads", wakeup="none")
-    return create_app(settings, store=InMemoryEventStore(), clock=FixedClock(datetime(2026, 11, 28, tzinfo=UTC)))
+    settings = Settings(data_dir=tmp_path, upload_dir=tmp_path / "uploads", wakeup="none",
+                        ratelimit_storage="memory://")
+    clock = FixedClock(datetime(2026, 11, 28, tzinfo=UTC))
+    return create_app(settings, store=InMemoryEventStore(), clock=clock, identity=make_identity(clock))
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from intake_service.web.forms import ActivityForm, RegisterForm, StudiesComplete
 from shared.adapters.memory_store import InMemoryEventStore
 from shared.clock import FixedClock
 from shared.config import Settings
+from tests.authkit import make_identity
 
 ACTIVITY = {
     "kind": "exchange",
@@ -39,8 +40,10 @@ STUDENT = {
 
 @pytest.fixture
 def app(tmp_path: Path) -> Iterator[Flask]:
-    settings = Settings(data_dir=tmp_path, upload_dir=tmp_path / "uploads", wakeup="none")
-    app = create_app(settings, store=InMemoryEventStore(), clock=FixedClock(datetime(2026, 11, 28, tzinfo=UTC)))
+    settings = Settings(data_dir=tmp_path, upload_dir=tmp_path / "uploads", wakeup="none",
+                        ratelimit_storage="memory://")
+    clock = FixedClock(datetime(2026, 11, 28, tzinfo=UTC))
+    app = create_app(settings, store=InMemoryEventStore(), clock=clock, identity=make_identity(clock))
     app.config["WTF_CSRF_ENABLED"] = False
     with app.test_request_context("/", method="POST"):
         yield app

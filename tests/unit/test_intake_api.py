@@ -12,6 +12,11 @@ from intake_service import create_app
 from shared.adapters.memory_store import InMemoryEventStore
 from shared.clock import FixedClock
 from shared.config import Settings
+from shared.identity.api_tokens import IssuedApiToken
+from shared.identity.wiring import Identity
+from tests.authkit import authed_client, bearer, integration_token, make_identity, student_account
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 STUDENT = {
     "name": "Tova Exempel",
@@ -48,10 +53,30 @@ def store() -> InMemoryEventStore:
 
 
 @pytest.fixture
-def client(tmp_path, store):
-    clock = FixedClock(datetime(2026, 11, 28, 12, 0, tzinfo=UTC))
-    app = create_app(Settings(data_dir=tmp_path, wakeup="none"), store=store, clock=clock)
-    return app.test_client()
+def now() -> FixedClock:
+    return FixedClock(NOW)
+
+
+@pytest.fixture
+def identity(now: FixedClock) -> Identity:
+    return make_identity(now)
+
+
+@pytest.fixture
+def token(identity: Identity) -> IssuedApiToken:
+    """An integration's token with every intake scope: what the client below sends."""
+    return integration_token(identity)[0]
+
+
+@pytest.fixture
+def app(tmp_path, store, now, identity):
+    settings = Settings(data_dir=tmp_path, wakeup="none", ratelimit_storage="memory://")
+    return create_app(settings, store=store, clock=now, identity=identity)
+
+
+@pytest.fixture
+def client(app, token):
+    return authed_client(app, {"Authorization": f"Bearer {token.token}"})
 
 
 def register(client, **changes) -> str:
@@ -69,7 +94,7 @@ def log(client, sid: str, **changes) -> str:
 ANSWERS = {"learning": "Much.", "profession": "A lot.", "perspective": "It changed."}
 
 
-def test_newcomer_journey_through_the_api_is_recorded_as_events(client, store):
+def test_newcomer_journey_through_the_api_is_recorded_as_events(client, store, token):
     sid = register(client)
     first = log(client, sid)
     second = log(client, sid, kind="seminar", setting="digital", country_code=None, title="Webinar")
@@ -88,7 +113,9 @@ def test_newcomer_journey_through_the_api_is_recorded_as_events(client, store):
         "StudentRegistered", "ActivityLogged", "ActivityLogged", "AttachmentUploaded", "ReportSubmitted",
     ]
     assert stream["events"][-1]["data"]["rules"] == "SOCSW@1"
-    assert all(e["metadata"]["actor"] == "api:anonymous" for e in stream["events"])
+    # Every event records who acted: here the integration's token (never the token itself).
+    assert all(e["metadata"]["actor"] == f"token:{token.record.id}" for e in stream["events"])
+    assert token.token not in str(stream)
     feed = client.get("/api/v1/events?after=2&limit=2").json
     assert [e["position"] for e in feed["events"]] == [3, 4]
     assert feed["next_after"] == 4
@@ -256,9 +283,11 @@ def test_bad_uploads_are_refused_and_leave_no_file(client, store, tmp_path, cont
     assert not list((tmp_path / "uploads").glob("*.pdf")) if (tmp_path / "uploads").exists() else True
 
 
-def test_oversized_upload_is_refused(tmp_path, store):
-    app = create_app(Settings(data_dir=tmp_path, wakeup="none", max_upload_bytes=1000), store=store)
-    client = app.test_client()
+def test_oversized_upload_is_refused(tmp_path, store, now, identity):
+    app = create_app(Settings(data_dir=tmp_path, wakeup="none", max_upload_bytes=1000,
+                              ratelimit_storage="memory://"), store=store,
+                     clock=now, identity=identity)
+    client = authed_client(app, bearer(identity))
     sid = register(client)
     response = client.post(
         f"/api/v1/students/{sid}/attachments", data=pdf_bytes() + b" " * 1000, content_type="application/pdf"
@@ -283,6 +312,22 @@ def test_openapi_document_lists_every_operation(client):
         "submitReport", "completeStudies", "withdrawRegistration", "studentEvents", "eventFeed",
     }
     assert "SOCSW" in spec["components"]["schemas"]["RegisterStudentRequest"]["properties"]["department"]["enum"]
+    # Every operation needs a bearer token (the document itself is public and not an operation).
+    scheme = spec["components"]["securitySchemes"]["bearerAuth"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert "security" not in spec  # no global default: each operation says what it needs
+    scopes = {}
+    for path in spec["paths"].values():
+        for op in path.values():
+            (requirement,) = op["security"]
+            scopes[op["operationId"]] = requirement["bearerAuth"]
+            assert {"401", "403"} <= set(op["responses"]), op["operationId"]
+            assert "WWW-Authenticate" in op["responses"]["401"]["headers"]
+    assert scopes["registerStudent"] == ["intake:register"]
+    assert scopes["studentEvents"] == ["intake:read"]
+    assert scopes["eventFeed"] == ["feed:read"]
+    assert {tuple(v) for k, v in scopes.items() if k not in ("registerStudent", "studentEvents", "eventFeed")} == {
+        ("intake:write",)}
 
 
 def test_feed_refuses_repeated_or_unknown_query_parameters(client):
@@ -290,3 +335,122 @@ def test_feed_refuses_repeated_or_unknown_query_parameters(client):
     assert client.get("/api/v1/events?limit=1&limit=2").json["errors"] == {"limit": ["Give this parameter once."]}
     assert client.get("/api/v1/events?surprise=1").status_code == 422
     assert client.get("/api/v1/events?limit=5001").status_code == 422
+
+
+# -- authentication and scopes (issue 4) ---------------------------------------------------------
+def _operations(sid: str, aid: str) -> list[tuple[str, str, dict]]:
+    """Every intake API operation but the (public) OpenAPI document, with a valid request."""
+    return [
+        ("POST", "/api/v1/students", {"json": STUDENT}),
+        ("POST", f"/api/v1/students/{sid}/activities", {"json": ACTIVITY}),
+        ("POST", f"/api/v1/students/{sid}/activities/{aid}/amendments", {"json": ACTIVITY}),
+        ("POST", f"/api/v1/students/{sid}/activities/{aid}/withdrawal", {"json": {"reason": "x"}}),
+        ("POST", f"/api/v1/students/{sid}/attachments", {"data": pdf_bytes(), "content_type": "application/pdf"}),
+        ("POST", f"/api/v1/students/{sid}/reports", {"json": {"answers": ANSWERS, "activity_ids": [aid]}}),
+        ("POST", f"/api/v1/students/{sid}/studies-completed",
+         {"json": {"completed_on": "2026-11-01", "term": "HT2026"}}),
+        ("POST", f"/api/v1/students/{sid}/withdrawal", {"json": {"reason": "x"}}),
+        ("GET", f"/api/v1/students/{sid}/events", {}),
+        ("GET", "/api/v1/events?after=0&limit=10", {}),
+    ]
+
+
+def test_every_operation_refuses_a_missing_or_invalid_token_with_401(app, client, identity, store):
+    sid = register(client)
+    aid = log(client, sid)
+    revoked = integration_token(identity)[0]
+    identity.api_tokens.revoke(revoked.record.id)
+    before = store.count()
+    wrong = [
+        None,  # no Authorization header at all
+        "Bearer cim_" + "x" * 43,  # well-formed, unknown
+        "Bearer not-a-cim-token",
+        "Bearer ",
+        "Basic dXNlcjpwYXNz",
+        f"Bearer {revoked.token}",
+        f"Token {revoked.token}",
+    ]
+    for method, path, kwargs in _operations(sid, aid):
+        for header in wrong:
+            headers = {} if header is None else {"Authorization": header}
+            response = app.test_client().open(path, method=method, headers=headers, **kwargs)
+            assert response.status_code == 401, (method, path, header, response.json)
+            assert response.mimetype == "application/problem+json"
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+            assert response.json["status"] == 401
+    assert store.count() == before
+    # The document describing the API stays public.
+    assert app.test_client().get("/api/v1/openapi.json").status_code == 200
+
+
+def test_a_session_cookie_does_not_authenticate_the_api(app, identity, store):
+    """API calls authenticate by bearer token only: a signed-in browser's cookie alone is refused
+    (so a cross-site form cannot act through the API)."""
+    from tests.authkit import sign_in
+
+    browser = app.test_client()
+    sid = authed_client(app, bearer(identity)).post("/api/v1/students", json=STUDENT).json["student_id"]
+    sign_in(browser, identity, student_account(identity, sid))
+    before = store.count()
+    assert browser.post(f"/api/v1/students/{sid}/activities", json=ACTIVITY).status_code == 401
+    assert browser.get(f"/api/v1/students/{sid}/events").status_code == 401
+    assert store.count() == before
+
+
+@pytest.mark.parametrize(
+    ("scopes", "allowed"),
+    [
+        (("intake:register",), {"registerStudent"}),
+        (("intake:write",), {"logActivity"}),
+        (("intake:read",), {"studentEvents"}),
+        (("feed:read",), {"eventFeed"}),
+    ],
+)
+def test_a_token_may_do_only_what_its_scopes_say(app, client, identity, store, scopes, allowed):
+    sid = register(client)
+    other = authed_client(app, bearer(identity, *scopes))
+    calls = {
+        "registerStudent": lambda: other.post("/api/v1/students", json={**STUDENT, "university_id": "zz9999zz"}),
+        "logActivity": lambda: other.post(f"/api/v1/students/{sid}/activities", json=ACTIVITY),
+        "studentEvents": lambda: other.get(f"/api/v1/students/{sid}/events"),
+        "eventFeed": lambda: other.get("/api/v1/events?after=0&limit=10"),
+    }
+    for name, call in calls.items():
+        before = store.count()
+        response = call()
+        if name in allowed:
+            assert response.status_code in (200, 201), (name, response.json)
+        else:
+            assert response.status_code == 403, (name, response.json)
+            assert response.mimetype == "application/problem+json"
+            assert store.count() == before
+
+
+def test_the_feed_refuses_a_token_without_feed_read(app, client, identity):
+    register(client)
+    without_feed = ("intake:register", "intake:write", "intake:read")
+    refused = authed_client(app, bearer(identity, *without_feed)).get("/api/v1/events?after=0&limit=10")
+    assert refused.status_code == 403
+    assert refused.json["status"] == 403
+    assert "events" not in refused.json
+    allowed = authed_client(app, bearer(identity, "feed:read")).get("/api/v1/events?after=0&limit=10")
+    assert allowed.status_code == 200
+    assert [e["type"] for e in allowed.json["events"]] == ["StudentRegistered"]
+
+
+def test_a_students_own_token_reaches_only_their_own_record(app, client, identity, store):
+    mine = register(client)
+    theirs = register(client, university_id="ot5678ex")
+    account = student_account(identity, mine)
+    student = authed_client(app, bearer(identity, "intake:write", "intake:read", account_id=account.id))
+    assert student.post(f"/api/v1/students/{mine}/activities", json=ACTIVITY).status_code == 201
+    events = student.get(f"/api/v1/students/{mine}/events").json["events"]
+    assert events[-1]["metadata"]["actor"] == f"account:{account.id}"
+    before = store.count()
+    unknown = "00000000-0000-4000-8000-000000000000"
+    for sid in (theirs, unknown):  # a foreign student answers exactly as an unknown one
+        read = student.get(f"/api/v1/students/{sid}/events")
+        write = student.post(f"/api/v1/students/{sid}/activities", json=ACTIVITY)
+        assert (read.status_code, read.json["detail"]) == (404, "No such student.")
+        assert (write.status_code, write.json["detail"]) == (404, "No such student.")
+    assert store.count() == before

@@ -13,6 +13,7 @@ from intake_service import create_app
 from shared.adapters.memory_store import InMemoryEventStore
 from shared.clock import FixedClock
 from shared.config import Settings
+from tests.authkit import authed_client, bearer, make_identity
 from tests.unit.test_intake_api import ACTIVITY, STUDENT
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50)
@@ -41,22 +42,33 @@ def mutate(base: dict) -> st.SearchStrategy[dict]:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     store = InMemoryEventStore()
+    clock = FixedClock(datetime(2026, 11, 28, tzinfo=UTC))
+    identity = make_identity(clock)
     app = create_app(
-        Settings(data_dir=tmp_path_factory.mktemp("props"), wakeup="none"),
+        # Thousands of posts from one address: the rate limit (S5) is not what these properties test.
+        Settings(data_dir=tmp_path_factory.mktemp("props"), wakeup="none", ratelimit_storage="memory://",
+                 ratelimit_post="1000000 per minute"),
         store=store,
-        clock=FixedClock(datetime(2026, 11, 28, tzinfo=UTC)),
+        clock=clock,
+        identity=identity,
     )
     app.config["TEST_STORE"] = store
-    client = app.test_client()
-    sid = client.post("/api/v1/students", json=STUDENT).json["student_id"]
+    # An integration's token with every intake scope: the properties are about bodies, so every
+    # request below is authenticated and reaches validation.
+    app.config["TEST_HEADERS"] = bearer(identity)
+    sid = client_of(app).post("/api/v1/students", json=STUDENT).json["student_id"]
     app.config["TEST_SID"] = sid
     return app
+
+
+def client_of(app):  # type: ignore[no-untyped-def]
+    return authed_client(app, app.config["TEST_HEADERS"])
 
 
 def check(app, path: str, body) -> None:
     store = app.config["TEST_STORE"]
     before = store.count()
-    response = app.test_client().post(path, json=body)
+    response = client_of(app).post(path, json=body)
     assert response.status_code < 500, response.get_data(as_text=True)
     if response.status_code >= 400:
         assert response.mimetype == "application/problem+json"
@@ -91,6 +103,6 @@ def test_arbitrary_bytes_never_cause_a_server_error(app, raw, content_type):
     before = store.count()
     sid = app.config["TEST_SID"]
     for path in ("/api/v1/students", f"/api/v1/students/{sid}/attachments", f"/api/v1/students/{sid}/reports"):
-        response = app.test_client().post(path, data=raw, content_type=content_type)
+        response = client_of(app).post(path, data=raw, content_type=content_type)
         assert 400 <= response.status_code < 500
     assert store.count() == before

@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 from intake_service import create_app
 from intake_service.assessment_view import build_view
 from shared.adapters.memory_store import InMemoryEventStore
+from shared.clock import FixedClock
 from shared.config import Settings
 from shared.events import RecordedEvent
+from tests.authkit import bearer, make_identity, sign_in_student
 from tests.unit.test_intake_api import STUDENT
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
@@ -31,13 +33,16 @@ def status_event(position: int, student_id: str, status: str) -> RecordedEvent:
 
 
 def test_my_cim_shows_the_status_delivered_by_events(tmp_path):
-    settings = Settings(data_dir=tmp_path, wakeup="none")
-    app = create_app(settings, store=InMemoryEventStore())
+    settings = Settings(data_dir=tmp_path, wakeup="none", ratelimit_storage="memory://")
+    clock = FixedClock(NOW)
+    identity = make_identity(clock)
+    app = create_app(settings, store=InMemoryEventStore(), clock=clock, identity=identity)
     client = app.test_client()
-    sid = client.post("/api/v1/students", json=STUDENT).json["student_id"]
-    with client.session_transaction() as session:
-        session["student_id"] = sid
-    before = client.get(f"/students/{sid}").get_data(as_text=True)
+    sid = client.post("/api/v1/students", json=STUDENT, headers=bearer(identity)).json["student_id"]
+    sign_in_student(client, identity, sid)  # the student's own account, signed in
+    first = client.get(f"/students/{sid}")
+    assert first.status_code == 200
+    before = first.get_data(as_text=True)
     assert "waiting for review" not in before
     feed = ListFeed([status_event(1, sid, "registered"), status_event(2, sid, "report submitted")])
     view = build_view(settings, feed=feed)

@@ -12,6 +12,7 @@ from pypdf import PdfWriter
 from intake_service import create_app
 from shared.clock import FixedClock
 from shared.config import Settings
+from tests.authkit import authed_client, bearer, make_identity
 from tests.unit.test_intake_api import ACTIVITY, STUDENT
 
 CANARY = "Canaryname Qzxw"
@@ -28,9 +29,14 @@ def pdf() -> bytes:
 
 @pytest.fixture
 def app(tmp_path: Path):
-    return create_app(
-        Settings(data_dir=tmp_path, wakeup="none"), clock=FixedClock(datetime(2026, 11, 28, tzinfo=UTC))
-    )
+    clock = FixedClock(datetime(2026, 11, 28, tzinfo=UTC))
+    return create_app(Settings(data_dir=tmp_path, wakeup="none", ratelimit_storage="memory://"), clock=clock,
+                      identity=make_identity(clock))
+
+
+def api_client(app):  # type: ignore[no-untyped-def]
+    """An integration with every intake scope (register, write, read, feed)."""
+    return authed_client(app, bearer(app.extensions["cim.identity"]))
 
 
 def _bytes_under(folder: Path) -> bytes:
@@ -48,7 +54,7 @@ def _seed(client, name: str, mail: str, uid: str) -> str:
 
 
 def test_personal_fields_never_reach_the_database_in_clear(app, tmp_path):
-    client = app.test_client()
+    client = api_client(app)
     sid = _seed(client, CANARY, CANARY_MAIL, "cq1234zz")
     blob = _bytes_under(tmp_path)
     assert CANARY.encode() not in blob
@@ -59,7 +65,7 @@ def test_personal_fields_never_reach_the_database_in_clear(app, tmp_path):
 
 
 def test_erasure_destroys_the_key_and_keeps_the_facts(app, tmp_path):
-    client = app.test_client()
+    client = api_client(app)
     erased = _seed(client, CANARY, CANARY_MAIL, "cq1234zz")
     kept = _seed(client, "Keptname Vbnm", "kept.vbnm@example.org", "kv5678zz")
     runner = app.test_cli_runner()
@@ -81,7 +87,7 @@ def test_erasure_destroys_the_key_and_keeps_the_facts(app, tmp_path):
 
 
 def test_export_holds_everything_about_the_student_and_nothing_else(app):
-    client = app.test_client()
+    client = api_client(app)
     sid = _seed(client, CANARY, CANARY_MAIL, "cq1234zz")
     _seed(client, "Othername Plok", "other.plok@example.org", "op9999zz")
     result = app.test_cli_runner().invoke(args=["students", "export", sid])

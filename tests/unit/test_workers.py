@@ -5,26 +5,39 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from unittest import mock
 
 import fakeredis
 import kombu.transport.redis as kombu_redis
 import pytest
+from flask import Flask
+from werkzeug.serving import make_server
 
+from assessment_service import create_app as create_assessment_app
 from assessment_service.bootstrap import build_context
 from intake_service import assessment_view
+from intake_service import create_app as create_intake_app
 from intake_service.bootstrap import make_wakeup
 from intake_service.events import REGISTRY
 from shared import task_names
 from shared.adapters.celery_wakeup import CeleryWakeUp, clear_pending
-from shared.adapters.feed import FunctionFeed, StoreEventFeed
+from shared.adapters.feed import FeedAccessRefused, FunctionFeed, HttpEventFeed, StoreEventFeed
 from shared.adapters.memory_store import InMemoryEventStore
+from shared.clock import FixedClock
 from shared.config import Settings
+from shared.errors import StorageUnavailable
 from shared.events import NewEvent
+from tests.authkit import authed_client, bearer, make_identity
+from tests.unit.test_intake_api import ACTIVITY, STUDENT
+from workers import base as worker_base
 from workers import celery_app, schedule
+from workers.settings import settings as worker_settings
 from workers.tasks import projections as projection_tasks
 
 
@@ -40,10 +53,16 @@ def test_celery_is_configured_for_at_least_once_delivery_of_json_messages() -> N
 
 
 def test_every_beat_entry_names_a_registered_task_and_expires() -> None:
+    import workers.tasks.retention  # noqa: F401  (registers the retention task, as the worker's include does)
+
     for entry in schedule.BEAT_SCHEDULE.values():
         assert entry["task"] in celery_app.app.tasks
-        assert 0 < entry["options"]["expires"] <= 60
-        assert 2 <= entry["schedule"] <= 5
+        assert entry["options"]["expires"] > 0
+    catch_up = schedule.BEAT_SCHEDULE["catch-up-projections"]
+    assert catch_up["options"]["expires"] <= 60
+    assert 2 <= catch_up["schedule"] <= 5
+    daily = schedule.BEAT_SCHEDULE["dispose-due-records"]  # H4: retention, once a day
+    assert daily["options"]["expires"] < 24 * 3600
 
 
 def _registered(sid: str) -> NewEvent:
@@ -153,3 +172,108 @@ def test_wake_up_with_redis_down_neither_raises_nor_blocks(fake_broker: fakeredi
 
 def test_intake_sends_wake_ups_through_celery_by_default(tmp_path: Path) -> None:
     assert isinstance(make_wakeup(Settings(data_dir=tmp_path)), CeleryWakeUp)
+
+
+# -- the feeds need an API token (issue 4) --------------------------------------------------------
+@contextmanager
+def served(app: Flask) -> Iterator[str]:
+    """`app` behind a real HTTP server on a free port (what HttpEventFeed talks to in production)."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+@pytest.fixture
+def intake_app(tmp_path: Path) -> Flask:
+    """The real intake app with one registered student (two events: registered, activity)."""
+    clock = FixedClock(datetime(2026, 11, 28, tzinfo=UTC))
+    identity = make_identity(clock)
+    app = create_intake_app(Settings(data_dir=tmp_path / "intake", wakeup="none", ratelimit_storage="memory://"),
+                            store=InMemoryEventStore(), clock=clock, identity=identity)
+    client = authed_client(app, bearer(identity, "intake:register", "intake:write"))
+    sid = client.post("/api/v1/students", json=STUDENT).json["student_id"]
+    assert client.post(f"/api/v1/students/{sid}/activities", json=ACTIVITY).status_code == 201
+    return app
+
+
+def _token(app: Flask, *scopes: str) -> str:
+    return app.extensions["cim.identity"].api_tokens.create("worker", scopes).token
+
+
+def test_the_workers_catch_up_reads_the_intake_feed_with_the_token_from_settings(
+    intake_app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's own wiring end to end: CIM_FEED_TOKEN -> Settings -> the HttpEventFeed of the
+    assessment context -> `Authorization: Bearer` -> the real intake app lets it read."""
+    token = _token(intake_app, "feed:read")
+    with served(intake_app) as base:
+        monkeypatch.setenv("CIM_DATA_DIR", str(tmp_path / "worker"))
+        monkeypatch.setenv("CIM_INTAKE_URL", base)
+        monkeypatch.setenv("CIM_FEED_TOKEN", token)
+        for name in ("CIM_INTAKE_DB_URL", "CIM_ASSESSMENT_DB_URL"):
+            monkeypatch.delenv(name, raising=False)
+        worker_settings.cache_clear()
+        worker_base.assessment_context.cache_clear()
+        worker_base.intake_view.cache_clear()
+        monkeypatch.setattr(projection_tasks, "redis_client", lambda: fakeredis.FakeRedis())
+        try:
+            ctx = worker_base.assessment_context()
+            assert isinstance(ctx.feed, HttpEventFeed)
+            assert ctx.feed.headers()["Authorization"] == f"Bearer {token}"
+            assert token not in repr(ctx.feed)
+            assert projection_tasks.catch_up_projections(correlation_id="corr-9") > 0
+            assert {ctx.runner.checkpoints()[name] for name in ("students", "activities")} == {2}
+        finally:
+            worker_base.assessment_context().dispose()
+            worker_settings.cache_clear()
+            worker_base.assessment_context.cache_clear()
+            worker_base.intake_view.cache_clear()
+
+
+def test_the_intake_feed_refuses_a_reader_without_a_valid_token_with_401(intake_app: Flask) -> None:
+    revoked = intake_app.extensions["cim.identity"].api_tokens.create("old worker", ["feed:read"])
+    intake_app.extensions["cim.identity"].api_tokens.revoke(revoked.record.id)
+    with served(intake_app) as base:
+        for token in ("", "cim_" + "x" * 43, "not-a-token", revoked.token):
+            feed = HttpEventFeed(base, token=token)
+            with pytest.raises(FeedAccessRefused, match="answered 401"):
+                feed.read(0, 10)
+            with pytest.raises(StorageUnavailable):  # to the runner: nothing read, retry later
+                feed.head()
+        assert [e.type for e in HttpEventFeed(base, token=_token(intake_app, "feed:read")).read(0, 10)] == [
+            "StudentRegistered", "ActivityLogged"]
+
+
+def test_the_intake_feed_refuses_a_token_without_feed_read_with_403(intake_app: Flask) -> None:
+    with served(intake_app) as base:
+        feed = HttpEventFeed(base, token=_token(intake_app, "intake:register", "intake:write", "intake:read"))
+        with pytest.raises(FeedAccessRefused, match="answered 403"):
+            feed.read(0, 10)
+
+
+def test_the_intake_status_view_reads_the_assessment_status_feed_with_the_feed_token(
+    intake_app: Flask, tmp_path: Path
+) -> None:
+    """intake_service.assessment_view's default feed: GET /api/v1/status-feed with CIM_FEED_TOKEN."""
+    intake = intake_app.extensions["cim.intake"]
+    settings = Settings(data_dir=tmp_path / "assessment", wakeup="none", ratelimit_storage="memory://")
+    clock = FixedClock(datetime(2026, 11, 28, tzinfo=UTC))
+    identity = make_identity(clock)
+    assessment = create_assessment_app(
+        settings, feed=StoreEventFeed(intake.store, opener=intake.open_events),
+        clock=clock, identity=identity)
+    assessment.extensions["cim.assessment"].runner.catch_up()
+    token = identity.api_tokens.create("worker", ["feed:read"]).token
+    (sid,) = {e.stream_id.removeprefix("student-") for e in intake.store.read_all()}
+    with served(assessment) as base:
+        without = assessment_view.build_view(Settings(data_dir=tmp_path / "v1", assessment_url=base))
+        with pytest.raises(FeedAccessRefused, match="401"):
+            without.catch_up()
+        view = assessment_view.build_view(Settings(data_dir=tmp_path / "v2", assessment_url=base, feed_token=token))
+        assert view.catch_up() == 1
+        assert view.status_for(sid) == "registered"

@@ -1,0 +1,105 @@
+"""Read model `assignments`: who is assigned to which report, and who declared a conflict.
+
+Projected from the assessment service's OWN event store (not the intake feed): a second
+ProjectionRunner over a StoreEventFeed of that store, with its checkpoint in the same
+`projection_checkpoints` table and moved in the same transaction as these rows. The access rules
+and the review queue read it; the decisions themselves are validated against the report's stream.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from assessment_service.projections.base import metadata
+from shared.events import RecordedEvent
+from shared.projection import Handler, Projection, queue
+
+assignments = sa.Table(
+    "assignments",
+    metadata,
+    sa.Column("report_id", sa.String(36), primary_key=True),
+    sa.Column("assessor_account_id", sa.String(36), primary_key=True),
+    sa.Column("student_id", sa.String(36), nullable=False, index=True),
+    sa.Column("department", sa.String(64), nullable=False),
+    sa.Column("assigned_at", sa.String(40), nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Index("ix_assignments_assessor", "assessor_account_id"),
+)
+
+assignment_conflicts = sa.Table(
+    "assignment_conflicts",
+    metadata,
+    sa.Column("report_id", sa.String(36), primary_key=True),
+    sa.Column("assessor_account_id", sa.String(36), primary_key=True),
+    sa.Column("student_id", sa.String(36), nullable=False, index=True),
+    sa.Column("department", sa.String(64), nullable=False),
+    sa.Column("reason_code", sa.String(40), nullable=False),
+    sa.Column("declared_at", sa.String(40), nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Index("ix_assignment_conflicts_assessor", "assessor_account_id"),
+)
+
+_FORGET = assignments.delete().where(
+    assignments.c.report_id == sa.bindparam("b_report"),
+    assignments.c.assessor_account_id == sa.bindparam("b_assessor"),
+)
+
+
+def _key(event: RecordedEvent) -> tuple[str, str]:
+    return (event.data["report_id"], event.data["assessor_account_id"])
+
+
+def on_assessor_assigned(conn: sa.Connection, event: RecordedEvent) -> None:
+    data = event.data
+    # Delete, then insert: a re-assignment after an unassignment is a new row (no upsert needed).
+    queue(conn, _FORGET, {"b_report": data["report_id"], "b_assessor": data["assessor_account_id"]},
+          key=_key(event))
+    queue(
+        conn,
+        assignments.insert(),
+        {
+            "report_id": data["report_id"],
+            "assessor_account_id": data["assessor_account_id"],
+            "student_id": data["student_id"],
+            "department": data["department"],
+            "assigned_at": event.occurred_at.isoformat(),
+            "position": event.position,
+        },
+        key=_key(event),
+    )
+
+
+def on_assessor_unassigned(conn: sa.Connection, event: RecordedEvent) -> None:
+    data = event.data
+    queue(conn, _FORGET, {"b_report": data["report_id"], "b_assessor": data["assessor_account_id"]},
+          key=_key(event))
+
+
+def on_conflict_of_interest_declared(conn: sa.Connection, event: RecordedEvent) -> None:
+    data = event.data
+    queue(
+        conn,
+        assignment_conflicts.insert(),
+        {
+            "report_id": data["report_id"],
+            "assessor_account_id": data["assessor_account_id"],
+            "student_id": data["student_id"],
+            "department": data["department"],
+            "reason_code": data["reason_code"],
+            "declared_at": event.occurred_at.isoformat(),
+            "position": event.position,
+        },
+        key=_key(event),
+    )
+
+
+HANDLERS: dict[str, Handler] = {
+    "AssessorAssigned": on_assessor_assigned,
+    "AssessorUnassigned": on_assessor_unassigned,
+    "ConflictOfInterestDeclared": on_conflict_of_interest_declared,
+}
+
+PROJECTION = Projection("assignments", (assignments, assignment_conflicts), HANDLERS)
+
+#: The projections fed by the assessment service's own store.
+OWN: tuple[Projection, ...] = (PROJECTION,)

@@ -1,0 +1,408 @@
+"""The sign-in pages both apps serve under /auth: a chooser, e-mail links for students, password
+plus TOTP for staff, the university's OpenID Connect sign-in, sign-out and the account page.
+
+Every refusal is answered without telling which part was wrong or whether an account exists;
+every sign-in starts a new session (shared.web.auth.sign_in rotates it); `?next=` is honoured only
+for this site's own pages (no open redirect).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+from wtforms import EmailField, HiddenField, PasswordField, StringField
+from wtforms.validators import DataRequired, Length, ValidationError
+
+from shared.config import Settings
+from shared.errors import CimError
+from shared.identity.crypto import token_hash
+from shared.identity.errors import (
+    AccountDisabled,
+    IdentityConflict,
+    LinkAlreadyUsed,
+    LinkExpired,
+    LinkInvalid,
+    OidcError,
+    OidcProviderError,
+    SignInFailed,
+)
+from shared.identity.models import Account, Principal, Role
+from shared.identity.oidc import AuthorizationRequest
+from shared.mail import Mailer, sign_in_link_mail
+from shared.web.access import PUBLIC, SIGNED_IN, access, current_caller
+from shared.web.auth import identity, sign_in, sign_out
+from shared.web.limits import signin_limited
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("auth", __name__, url_prefix="/auth", template_folder="templates")
+
+OIDC_PENDING = "cim_oidc_pending"
+NEXT_MAX = 2000
+
+METHOD_NAMES = {
+    "email-link": _l("a sign-in link sent by e-mail"),
+    "password+totp": _l("password and authenticator code"),
+    "oidc": _l("university account"),
+}
+ROLE_NAMES = {
+    Role.STUDENT: _l("Student"),
+    Role.ASSESSOR: _l("Assessor"),
+    Role.COORDINATOR: _l("Coordinator"),
+    Role.ADMINISTRATOR: _l("Administrator"),
+}
+
+
+def _settings() -> Settings:
+    return current_app.config["CIM_SETTINGS"]
+
+
+def mailer() -> Mailer:
+    return current_app.extensions["cim.mailer"]
+
+
+def own_url() -> str:
+    """This app's public address (the links it e-mails point back to it)."""
+    settings = _settings()
+    return settings.assessment_url if current_app.config.get("CIM_APP_NAME") == "assessment" else settings.intake_url
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def safe_next(value: str | None) -> str | None:
+    """`value` if it leads to a page of this site: a relative path ("/..." but not "//..." or
+    "/\\..."), or an absolute URL on one of the two apps' own configured origins. Else None."""
+    if not value or len(value) > NEXT_MAX:
+        return None
+    if any(ord(c) < 32 or ord(c) == 127 or c == "\\" for c in value):
+        return None
+    if value.startswith("/") and not value.startswith("//"):
+        parts = urlsplit(value)
+        return value if not parts.scheme and not parts.netloc else None
+    settings = _settings()
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.netloc and not parts.username and not parts.password:
+        own = {_origin(settings.intake_url), _origin(settings.assessment_url)}
+        if _origin(value) in own:
+            return value
+    return None
+
+
+def landing(principal: Principal | None, account: Account) -> str:
+    """Where a sign-in ends without a `next`: My CIM for a student, the app's start page for staff,
+    the registration page for an account that is neither yet."""
+    views = current_app.view_functions
+    intake = _settings().intake_url.rstrip("/")
+    if account.student_id:
+        if "forms.my_cim" in views:
+            return url_for("forms.my_cim", student_id=account.student_id)
+        return f"{intake}/students/{account.student_id}"
+    if principal is not None and any(g.role is not Role.STUDENT for g in principal.grants):
+        return "/"
+    return url_for("forms.register") if "forms.register" in views else f"{intake}/register"
+
+
+def _next_arg() -> str | None:
+    return safe_next(request.values.get("next"))
+
+
+def _done(account: Account, method: str, next_url: str | None) -> Response:
+    sign_in(account, method)
+    principal = current_caller().principal
+    flash(_("You are signed in."), "success")
+    return redirect(next_url or landing(principal, account), code=303)
+
+
+def _locale() -> str:
+    return str(get_locale() or "en")
+
+
+# -- forms -----------------------------------------------------------------------------------------
+def _email_shape(form: FlaskForm, field: Any) -> None:
+    value = (field.data or "").strip()
+    local, _at, domain = value.partition("@")
+    if not local or "." not in domain or any(c.isspace() for c in value):
+        raise ValidationError(_("Enter an e-mail address like name@example.org."))
+
+
+class LinkRequestForm(FlaskForm):
+    email = EmailField(
+        _l("E-mail address"),
+        [DataRequired(_l("Enter your e-mail address.")), Length(max=254), _email_shape],
+        filters=[lambda v: v.strip() if isinstance(v, str) else v],
+    )
+    next = HiddenField()
+
+
+class StaffSignInForm(FlaskForm):
+    email = EmailField(
+        _l("E-mail address"),
+        [DataRequired(_l("Enter your e-mail address.")), Length(max=254)],
+        filters=[lambda v: v.strip() if isinstance(v, str) else v],
+    )
+    password = PasswordField(_l("Password"), [DataRequired(_l("Enter your password.")), Length(max=1000)])
+    code = StringField(
+        _l("Code from your authenticator app"),
+        [DataRequired(_l("Enter the 6-digit code from your authenticator app.")), Length(max=10)],
+        filters=[lambda v: "".join(v.split()) if isinstance(v, str) else v],
+    )
+    next = HiddenField()
+
+
+class ConfirmForm(FlaskForm):
+    next = HiddenField()
+
+
+class PlainForm(FlaskForm):
+    """A button-only form (sign out): CSRF token only."""
+
+
+def _chooser(
+    link_form: LinkRequestForm | None = None, staff_form: StaffSignInForm | None = None, status: int = 200
+) -> tuple[str, int]:
+    next_url = _next_arg()
+    link_form = link_form or LinkRequestForm(formdata=None, prefix="link", next=next_url or "")
+    staff_form = staff_form or StaffSignInForm(formdata=None, prefix="staff", next=next_url or "")
+    oidc_url = None
+    if identity().oidc is not None:
+        if current_app.config.get("CIM_APP_NAME") == "assessment":
+            # The provider knows one callback: the intake app's. One session serves both apps.
+            target = next_url or "/"
+            if target.startswith("/"):
+                target = _settings().assessment_url.rstrip("/") + target
+            oidc_url = f"{_settings().intake_url.rstrip('/')}/auth/oidc/start?{urlencode({'next': target})}"
+        else:
+            oidc_url = url_for("auth.oidc_start", next=next_url) if next_url else url_for("auth.oidc_start")
+    return (
+        render_template(
+            "auth/sign_in.html", link_form=link_form, staff_form=staff_form, oidc_url=oidc_url, caller=current_caller()
+        ),
+        status,
+    )
+
+
+def _refusal(title: str, message: str, status: int) -> tuple[str, int]:
+    return render_template("auth/refused.html", title=title, message=message), status
+
+
+# -- the chooser -----------------------------------------------------------------------------------
+@bp.get("/sign-in")
+@access(PUBLIC)
+def sign_in_page() -> Any:
+    return _chooser()
+
+
+# -- students: e-mail links ------------------------------------------------------------------------
+def send_sign_in_link(account: Account, token: str, next_url: str | None, *, key: str | None = None) -> bool:
+    """E-mail a sign-in link for `account` (sent in the background; a failure is logged).
+    False if there is no address or the message could not be built."""
+    if not account.email:
+        return False
+    url = f"{own_url().rstrip('/')}/auth/link/{token}"
+    if next_url:
+        url += "?" + urlencode({"next": next_url})
+    mail = sign_in_link_mail(
+        to_email=account.email,
+        to_name=account.display_name or None,
+        url=url,
+        minutes=_settings().email_link_minutes,
+        locale=_locale(),
+        key=key or f"sign-in-link:{token_hash(token)}",
+    )
+    try:
+        mailer().deliver_later(mail)
+    except (CimError, ValueError):
+        log.error("sign-in link mail not sent", exc_info=True)
+        return False
+    return True
+
+
+def request_link_for(email: str, next_url: str | None) -> None:
+    """Mail a link if `email` belongs to an active student account; otherwise do nothing. The
+    caller answers alike either way."""
+    issued = identity().links.request_link(email)
+    if issued is not None:
+        send_sign_in_link(issued.account, issued.token, next_url)
+
+
+@bp.post("/link")
+@access(PUBLIC)
+@signin_limited
+def request_link() -> Any:
+    form = LinkRequestForm(prefix="link")
+    if not form.validate():
+        return _chooser(link_form=form, status=422)
+    request_link_for(form.email.data, safe_next(form.next.data))
+    return redirect(url_for("auth.check_email"), code=303)
+
+
+@bp.get("/check-email")
+@access(PUBLIC)
+def check_email() -> str:
+    return render_template("auth/check_email.html", minutes=_settings().email_link_minutes)
+
+
+@bp.get("/link/<string(maxlength=1000):token>")
+@access(PUBLIC)
+def confirm_link(token: str) -> str:
+    # Mail scanners fetch links: a GET only shows a button; the POST signs in.
+    form = ConfirmForm(formdata=None, next=_next_arg() or "")
+    return render_template("auth/confirm_link.html", form=form, token=token)
+
+
+@bp.post("/link/<string(maxlength=1000):token>")
+@access(PUBLIC)
+@signin_limited
+def redeem_link(token: str) -> Any:
+    form = ConfirmForm()
+    if not form.validate():  # CSRF
+        return _refusal(_("Sign-in link"), _("The form expired. Open the link from your e-mail again."), 400)
+    try:
+        account = identity().links.redeem(token)
+    except LinkExpired:
+        return _refusal(_("Sign-in link expired"), _("This sign-in link has expired. Ask for a new one."), 410)
+    except LinkAlreadyUsed:
+        return _refusal(
+            _("Sign-in link already used"), _("This sign-in link has already been used. Ask for a new one."), 410
+        )
+    except (LinkInvalid, AccountDisabled, SignInFailed):
+        return _refusal(_("Sign-in link not valid"), _("This sign-in link is not valid. Ask for a new one."), 400)
+    return _done(account, "email-link", safe_next(form.next.data))
+
+
+# -- staff: password + TOTP ------------------------------------------------------------------------
+@bp.post("/staff")
+@access(PUBLIC)
+@signin_limited
+def staff_sign_in() -> Any:
+    form = StaffSignInForm(prefix="staff")
+    if not form.validate():
+        return _chooser(staff_form=form, status=422)
+    try:
+        account = identity().staff.sign_in(form.email.data, form.password.data, form.code.data)
+    except SignInFailed as exc:
+        log.info("staff sign-in refused: %s", type(exc).__name__)
+        form.password.data = ""
+        form.code.data = ""
+        form.form_errors.append(_("The e-mail address, password or code is not right. Try again."))
+        return _chooser(staff_form=form, status=401)
+    return _done(account, "password+totp", safe_next(form.next.data))
+
+
+# -- OpenID Connect --------------------------------------------------------------------------------
+@bp.get("/oidc/start")
+@access(PUBLIC)
+@signin_limited
+def oidc_start() -> Any:
+    rp = identity().oidc
+    if rp is None:
+        return _refusal(_("University sign-in"), _("Sign-in with a university account is not set up here."), 404)
+    try:
+        pending = rp.begin()
+    except OidcError:
+        log.error("OIDC sign-in could not start", exc_info=True)
+        return _refusal(
+            _("University sign-in"), _("The university sign-in is not reachable right now. Try again later."), 503
+        )
+    # The request (state, nonce, PKCE verifier) waits in the signed form-session cookie of this
+    # browser: a callback from another browser finds nothing to match.
+    session[OIDC_PENDING] = {"request": pending.to_dict(), "next": _next_arg() or ""}
+    return redirect(pending.url, code=303)
+
+
+def _account_for(result: Any) -> Account:
+    """The account of an SSO identity: found by (issuer, subject) only, else a new account with
+    no roles. The e-mail is kept only if the provider verified it and nobody else has it; it is
+    never used to find or link an account."""
+    accounts = identity().accounts
+    found = accounts.account_for_identity(result.identity)
+    if found is not None:
+        return found
+    name = (result.name or "").strip()[:200] or (result.email or "").split("@")[0] or _("Student")
+    email = result.email if (result.email and result.email_verified) else None
+    try:
+        account = accounts.create_account(name, email)
+    except CimError:  # the address is taken (or unusable): keep the account, without it
+        account = accounts.create_account(name, None)
+    try:
+        accounts.link_identity(account.id, result.identity)
+    except IdentityConflict:  # a parallel first sign-in won the race: use its account
+        accounts.disable_account(account.id)
+        winner = accounts.account_for_identity(result.identity)
+        if winner is None:
+            raise
+        return winner
+    return account
+
+
+@bp.get("/oidc/callback")
+@access(PUBLIC)
+@signin_limited
+def oidc_callback() -> Any:
+    rp = identity().oidc
+    if rp is None:
+        return _refusal(_("University sign-in"), _("Sign-in with a university account is not set up here."), 404)
+    pending = session.pop(OIDC_PENDING, None)
+    if not isinstance(pending, dict) or "request" not in pending:
+        return _refusal(
+            _("University sign-in"), _("This sign-in was not started here, or it took too long. Start again."), 400
+        )
+    try:
+        auth_request = AuthorizationRequest.from_dict(pending["request"])
+        result = rp.complete(request.args.to_dict(), auth_request)
+    except OidcProviderError as exc:
+        log.warning("OIDC sign-in refused: %s", type(exc).__name__)
+        return _refusal(_("University sign-in"), _("The university sign-in did not succeed. Start again."), 401)
+    except (OidcError, KeyError, ValueError, TypeError) as exc:
+        log.warning("OIDC callback refused: %s", type(exc).__name__)
+        return _refusal(_("University sign-in"), _("The university sign-in did not succeed. Start again."), 401)
+    account = _account_for(result)
+    if identity().accounts.principal(account.id) is None:
+        return _refusal(_("University sign-in"), _("This account cannot sign in. Contact the CIM office."), 403)
+    return _done(account, "oidc", safe_next(pending.get("next")))
+
+
+# -- signed in -------------------------------------------------------------------------------------
+@bp.get("/account")
+@access(SIGNED_IN)
+def account() -> str:
+    caller = current_caller()
+    principal = caller.principal
+    assert principal is not None
+    grants = sorted(principal.grants)
+    roles = [(str(ROLE_NAMES.get(g.role, g.role.value)), g.department) for g in grants]
+    method = str(METHOD_NAMES.get(caller.auth_method, caller.auth_method or "-"))
+    return render_template("auth/account.html", principal=principal, roles=roles, method=method, form=PlainForm())
+
+
+@bp.post("/sign-out")
+@access(SIGNED_IN)
+def sign_out_view() -> Response:
+    if not PlainForm().validate():
+        flash(_("The form expired. Try again."), "error")
+        return redirect(url_for("auth.account"), code=303)
+    sign_out()
+    flash(_("You are signed out."), "success")
+    return redirect("/", code=303)
+
+
+@bp.post("/sign-out-everywhere")
+@access(SIGNED_IN)
+def sign_out_everywhere() -> Response:
+    if not PlainForm().validate():
+        flash(_("The form expired. Try again."), "error")
+        return redirect(url_for("auth.account"), code=303)
+    sign_out(everywhere=True)
+    flash(_("You are signed out on every device."), "success")
+    return redirect("/", code=303)
