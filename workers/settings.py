@@ -9,4 +9,8 @@ from shared.config import Settings
 
 @cache
 def settings() -> Settings:
-    return Settings.from_env()
+    """The settings, checked as the apps check theirs: in production a worker refuses to run
+    with a default secret, SQLite, DEBUG on and the rest of `check_production_safety`."""
+    loaded = Settings.from_env()
+    loaded.check_production_safety()
+    return loaded

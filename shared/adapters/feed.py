@@ -69,6 +69,9 @@ class HttpEventFeed:
 
     def __init__(self, base_url: str, path: str = INTAKE_FEED_PATH, *, timeout: float = 10.0,
                  max_limit: int = 5000, token: str = "") -> None:
+        if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
+            # urlopen also opens file:// and ftp:// URLs: a feed is only ever read over HTTP(S).
+            raise ValueError(f"a feed URL must be http(s), not {base_url!r}")
         self.url = base_url.rstrip("/") + path
         self.timeout = timeout
         self.max_limit = max_limit

@@ -158,3 +158,16 @@ def test_the_secret_scan_would_find_one() -> None:
     sample = "key = '-----BEGIN RSA " + "PRIVATE KEY-----'\nurl = 'postgresql://cim:" + "hunter2hunter2@db/cim'"
     assert SECRET_PATTERNS["private key"].search(sample)
     assert SECRET_PATTERNS["password in a URL"].search(sample)
+
+
+def test_the_workers_refuse_unsafe_production_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workers import settings as worker_settings
+
+    worker_settings.settings.cache_clear()
+    monkeypatch.setenv("CIM_ENV", "production")
+    monkeypatch.delenv("CIM_SECRET_KEY", raising=False)
+    try:
+        with pytest.raises(RuntimeError, match="CIM_SECRET_KEY"):
+            worker_settings.settings()
+    finally:
+        worker_settings.settings.cache_clear()

@@ -77,3 +77,4 @@ def test_a_page_read_ahead_before_a_reset_is_not_applied(tmp_path: Path) -> None
     # Page (0, 6] applied, (6, 12] read ahead; the reset lands; (6, 12] no longer reaches back to the
     # checkpoints, so it is skipped, and the page read ahead after it (12) is dropped: from 0 again.
     assert feed.reads[:4] == [0, 6, 12, 0]
+
