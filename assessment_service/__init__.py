@@ -18,7 +18,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from assessment_service.bootstrap import build_context
     from assessment_service.cli import projections_cli
     from assessment_service.logs import configure_logging, correlation_id_var
-    from assessment_service.web import api, pages
+    from assessment_service.web import api, pages, privacy
     from shared.clock import SystemClock
     from shared.web.auth import identity_from_settings
     from shared.web.errors import correlation_id
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     configure_web(app, settings, identity, name="assessment", api_blueprints=(api.bp,))
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(privacy.bp)
     app.cli.add_command(projections_cli)
 
     @app.before_request

@@ -23,7 +23,7 @@ CONFLICT_REASONS = ("personal_relationship", "professional_relationship", "super
 #: Why an assessor was taken off a report.
 UNASSIGN_REASONS = ("coordinator_decision", "conflict_of_interest")
 #: Which view showed a student's personal data to a member of staff.
-VIEWED_WHAT = ("report", "review_queue", "student_overview")
+VIEWED_WHAT = ("report", "review_queue", "student_overview", "my_data")
 
 _UUID = validate.Regexp(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _DEPARTMENT = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -307,3 +307,30 @@ def conflict_on_report(conn: sa.Connection, report_id: str, account_id: str) -> 
             assignment_conflicts.c.assessor_account_id == account_id,
         )
     ).first() is not None
+
+
+def held_about(conn: sa.Connection, student_id: str) -> dict[str, Any]:
+    """Right of access: every row the assessment read models hold about one student, every
+    column as stored (JSON columns decoded), oldest first. `student` is None if the student is
+    not projected (yet). Only rows keyed by this student id; nothing joined from anyone else."""
+
+    def rows(table: sa.Table, order: sa.ColumnElement[Any]) -> list[dict[str, Any]]:
+        found = conn.execute(sa.select(table).where(table.c.student_id == student_id).order_by(order)).all()
+        return [dict(row._mapping) for row in found]
+
+    student = conn.execute(sa.select(students).where(students.c.student_id == student_id)).first()
+    held_reports = rows(reports, reports.c.position)
+    for report in held_reports:
+        report["answers"] = None if report["answers"] is None else json.loads(report["answers"])
+        report["activity_ids"] = json.loads(report["activity_ids"] or "[]")
+    held_activities = rows(activities, activities.c.position)
+    for activity in held_activities:
+        activity["withdrawn"] = bool(activity["withdrawn"])
+    return {
+        "student": None if student is None else dict(student._mapping),
+        "activities": held_activities,
+        "reports": held_reports,
+        "review_queue": rows(review_queue, review_queue.c.position),
+        "assignments": rows(assignments, assignments.c.position),
+        "conflicts": rows(assignment_conflicts, assignment_conflicts.c.position),
+    }

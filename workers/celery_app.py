@@ -7,7 +7,10 @@ Start with: celery -A workers.celery_app worker / celery -A workers.celery_app b
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
+from kombu import Connection
 
 from shared import task_names
 from workers.schedule import BEAT_SCHEDULE
@@ -18,6 +21,29 @@ from workers.settings import settings
 TASK_TIME_LIMIT = 120
 
 app = Celery("cim", include=["workers.tasks.projections", "workers.tasks.retention"])
+
+
+class PromptReconnectConnection(Connection):
+    """Reconnects to the broker every second, not on kombu's default back-off (2, 4, 6 … 30 s
+    between attempts). Measured (R5): after a 30 s Redis outage the worker and beat came back
+    10–13 s after Redis did, waiting out that back-off; one TCP connect a second to a local Redis
+    costs nothing. Only the default schedule is replaced: a caller that names its own intervals
+    (the publish retry policy) keeps them."""
+
+    def _ensure_connection(  # type: ignore[override]
+        self, errback: Any = None, max_retries: Any = None, interval_start: float = 2,
+        interval_step: float = 2, interval_max: float = 30, **kwargs: Any,
+    ) -> Any:
+        if (interval_start, interval_step, interval_max) == (2, 2, 30):
+            interval_start, interval_step, interval_max = 0.5, 0.5, 1.0
+        return super()._ensure_connection(
+            errback, max_retries, interval_start=interval_start, interval_step=interval_step,
+            interval_max=interval_max, **kwargs,
+        )
+
+
+# Every connection the worker and beat open (consumer, beat's publisher) is built from this class.
+app.amqp.Connection = PromptReconnectConnection
 
 _redis_url = settings().redis_url
 

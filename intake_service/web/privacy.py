@@ -120,6 +120,7 @@ def my_data(student_id: str) -> str:
         event_name=lambda t: EVENT_NAMES.get(t, t),
         field_name=lambda f: FIELD_NAMES.get(f, f),
         what_name=lambda w: WHAT_NAMES.get(w, w),
+        assessment_url=current_app.config["CIM_SETTINGS"].assessment_url.rstrip("/"),
     )
 
 
