@@ -100,6 +100,10 @@ def pct(values: list[float], q: float) -> float:
 # ---------------------------------------------------------------------------------------------
 # processes
 # ---------------------------------------------------------------------------------------------
+#: The intake-feed projections' checkpoint. `assignments` is projected from the assessment
+#: service's own store (staff decisions), whose positions are another sequence: left out.
+CHECKPOINT_SQL = "SELECT coalesce(min(position), 0) FROM projection_checkpoints WHERE name <> 'assignments'"
+
 #: The integration API token every bench request presents (run_backend mints it in the identity
 #: database the services use); the services' worker reads feeds with it too (CIM_FEED_TOKEN).
 BENCH_TOKEN = ""
@@ -344,7 +348,7 @@ class Databases:
         return int(self.scalar(self.intake_url, "SELECT coalesce(max(position), 0) FROM events"))
 
     def checkpoint(self) -> int:
-        return int(self.scalar(self.assessment_url, "SELECT coalesce(min(position), 0) FROM projection_checkpoints"))
+        return int(self.scalar(self.assessment_url, CHECKPOINT_SQL))
 
     def positions_for(self, after: int) -> dict[tuple[str, int], int]:
         conn = self.connect(self.intake_url)
@@ -517,7 +521,7 @@ def preload(dbs: Databases, maker: EventMaker, n_events: int, *, one_transaction
 def _poller(backend: str, url: str, interval: float, stop: Any, out: Any) -> None:
     dbs = Databases(backend, "", url, "")
     conn = dbs.connect(url)
-    sql = "SELECT coalesce(min(position), 0) FROM projection_checkpoints"
+    sql = CHECKPOINT_SQL
     samples: list[tuple[float, int]] = []
     last = -1
     polls = 0

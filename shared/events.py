@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,6 +17,18 @@ from shared.errors import UnknownEventType, ValidationFailed
 
 JSON = dict[str, Any]
 Upcaster = Callable[[JSON], JSON]
+
+_MS_MASK = (1 << 48) - 1
+
+
+def new_event_id() -> str:
+    """A UUID version 7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits. As unique
+    as a version 4, but ordered by time, so the store's unique index on event ids grows at its
+    right edge instead of touching a random page per event (bench/RESULTS.md, batched appends)."""
+    value = (time.time_ns() // 1_000_000 & _MS_MASK) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = value & ~(0xF << 76) | 0x7 << 76  # version 7
+    value = value & ~(0x3 << 62) | 0x2 << 62  # the RFC 4122/9562 variant
+    return str(uuid.UUID(int=value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +56,7 @@ class NewEvent:
     data: JSON
     metadata: JSON
     occurred_at: datetime
-    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    event_id: str = field(default_factory=new_event_id)
 
 
 class RecordedEvent(NamedTuple):

@@ -255,6 +255,14 @@ class SqlEventStore:
     ) -> AppendResult:
         sql = self._statements
         now = self._clock.now().isoformat()
+        # Everything but the version is serialised before the write lock is taken, so the lock is
+        # held for the queries and the inserts only (what other writers wait for).
+        prepared = []
+        for event in events:
+            meta = dict(event.metadata)
+            meta["idempotency_key"] = idempotency_key
+            prepared.append((event.event_id, event.type, event.schema_version, _dumps(event.data), _dumps(meta),
+                             event.occurred_at.isoformat()))
         # One transaction: BEGIN IMMEDIATE on SQLite (its connections are in autocommit mode,
         # see sql.py), psycopg's implicit BEGIN on PostgreSQL; commit() ends either. On an error
         # the connection goes back to the pool uncommitted and the pool rolls it back, still
@@ -270,23 +278,10 @@ class SqlEventStore:
             current = cursor.fetchone()[0]
             if expected_version is not None and current != expected_version:
                 raise ConcurrencyConflict(stream_id, expected_version, current)
-            rows = []
-            for offset, event in enumerate(events, start=1):
-                meta = dict(event.metadata)
-                meta["idempotency_key"] = idempotency_key
-                rows.append(
-                    (
-                        event.event_id,
-                        stream_id,
-                        current + offset,
-                        event.type,
-                        event.schema_version,
-                        _dumps(event.data),
-                        _dumps(meta),
-                        event.occurred_at.isoformat(),
-                        now,
-                    )
-                )
+            rows = [
+                (event_id, stream_id, current + offset, type_, schema_version, data, meta, occurred, now)
+                for offset, (event_id, type_, schema_version, data, meta, occurred) in enumerate(prepared, start=1)
+            ]
             if self._sqlite:
                 positions = self._insert_sqlite(cursor, rows)
             else:
