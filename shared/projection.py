@@ -251,7 +251,8 @@ class ProjectionRunner:
         # Read-ahead: while a full page is applied, the next one is already being fetched (the
         # feed server decodes it in its own process meanwhile). One read in flight at a time, so
         # a feed needs no thread safety; a page read ahead for the wrong `after` (a reset moved
-        # the checkpoints meanwhile) is dropped and read again.
+        # the checkpoints meanwhile) is dropped and read again, and one read ahead when the time
+        # budget runs out is waited for and left unused (the next run reads it again).
         ahead: tuple[int, Future[list[RecordedEvent]]] | None = None
         pool: ThreadPoolExecutor | None = None
         try:
@@ -266,7 +267,7 @@ class ProjectionRunner:
                 ahead = None
                 if not events:
                     return total
-                if len(events) >= self.batch_size and deadline is None:
+                if len(events) >= self.batch_size:
                     pool = pool or ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-read-ahead")
                     next_after = events[-1].position
                     ahead = (next_after, pool.submit(self.feed.read, after=next_after, limit=self.batch_size))
