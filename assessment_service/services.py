@@ -30,13 +30,15 @@ CATCH_UP_BUDGET_SECONDS = 30.0
 DECISION_ATTEMPTS = 5
 
 
-def catch_up_projections(ctx: AssessmentContext, correlation_id: str | None = None) -> int:
-    """Apply every intake event past each projection's checkpoint, and every event of the own
-    store past the `assignments` checkpoint. Safe to run twice or at once."""
+def catch_up_projections(ctx: AssessmentContext, correlation_id: str | None = None, *, own: bool = True) -> int:
+    """Apply every intake event past each projection's checkpoint and, with `own`, every event of
+    the own store past the `assignments` checkpoint (the requests that record decisions project
+    them at once; this is their backstop). Safe to run twice or at once."""
     token = correlation_id_var.set(correlation_id)
     try:
         applied = ctx.runner.catch_up(time_budget=CATCH_UP_BUDGET_SECONDS)
-        applied += ctx.own_runner.catch_up(time_budget=CATCH_UP_BUDGET_SECONDS)
+        if own:
+            applied += ctx.own_runner.catch_up(time_budget=CATCH_UP_BUDGET_SECONDS)
         if applied:
             log.info("projections caught up", extra={"applied": applied})
         return applied

@@ -16,6 +16,8 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "catch-up-projections": {
         "task": task_names.CATCH_UP_PROJECTIONS,
         "schedule": CATCH_UP_EVERY_SECONDS,
+        # The tick also brings the status view and the own-store projection up to date.
+        "kwargs": {"backstop": True},
         # A tick not started within a few periods is worthless (a newer one is queued): drop it
         # instead of running a backlog of identical catch-ups after an outage.
         "options": {"expires": CATCH_UP_EVERY_SECONDS * 3},

@@ -61,7 +61,8 @@ def test_every_beat_entry_names_a_registered_task_and_expires() -> None:
     catch_up = schedule.BEAT_SCHEDULE["catch-up-projections"]
     assert catch_up["options"]["expires"] <= 60
     assert 2 <= catch_up["schedule"] <= 5
-    daily = schedule.BEAT_SCHEDULE["dispose-due-records"]  # H4: retention, once a day
+    assert catch_up["kwargs"] == {"backstop": True}  # the tick also catches up the status view
+    daily = schedule.BEAT_SCHEDULE["dispose-due-records"]  # retention, once a day
     assert daily["options"]["expires"] < 24 * 3600
 
 
@@ -99,6 +100,8 @@ def test_catch_up_task_called_as_a_function_projects_and_updates_the_intake_view
 
     assert projection_tasks.catch_up_projections(correlation_id="corr-7") == 4
     assert projection_tasks.catch_up_projections(correlation_id="corr-7") == 0  # a duplicate wake-up
+    assert view.status_for(sid) is None  # a wake-up leaves the status view to beat's tick
+    assert projection_tasks.catch_up_projections(backstop=True) == 0  # beat's tick
     assert view.status_for(sid) == "registered"
     assert set(ctx.runner.checkpoints().values()) == {1}
     assert broker.get(task_names.CATCH_UP_PENDING_KEY) is None  # the next commit wakes a new catch-up
@@ -116,7 +119,7 @@ def test_a_failing_intake_view_does_not_fail_the_catch_up(tmp_path: Path, monkey
     down = fakeredis.FakeServer()
     down.connected = False
     monkeypatch.setattr(projection_tasks, "redis_client", lambda: fakeredis.FakeRedis(server=down))
-    assert projection_tasks.catch_up_projections() == 0
+    assert projection_tasks.catch_up_projections(backstop=True) == 0
 
 
 @pytest.fixture

@@ -14,13 +14,20 @@ log = logging.getLogger(__name__)
 
 
 @app.task(name=task_names.CATCH_UP_PROJECTIONS, base=CimTask)
-def catch_up_projections(correlation_id: str | None = None) -> int:
-    """Apply every intake event past each assessment checkpoint, then bring intake's status view
-    up to date. Idempotency key: the checkpoints. Safe to run twice, late, or at once."""
+def catch_up_projections(correlation_id: str | None = None, backstop: bool = False) -> int:
+    """Apply every intake event past each assessment checkpoint. Idempotency key: the
+    checkpoints. Safe to run twice, late, or at once.
+
+    A wake-up (an intake commit) does only that, so the next wake-up is not kept waiting behind
+    work that is not on the path to the review queue (one worker process on SQLite). Beat's tick
+    (`backstop=True`) also catches up the assessment's own `assignments` projection (the requests
+    that record decisions project them at once) and intake's status view: "my CIM" shows a new
+    status within one beat period."""
     clear_pending(redis_client())  # commits from now on queue the next catch-up
-    applied = services.catch_up_projections(assessment_context(), correlation_id)
-    try:
-        intake_view().catch_up()
-    except Exception:  # the assessment read models are committed; the next tick retries this
-        log.exception("intake status view could not catch up")
+    applied = services.catch_up_projections(assessment_context(), correlation_id, own=backstop)
+    if backstop:
+        try:
+            intake_view().catch_up()
+        except Exception:  # the assessment read models are committed; the next tick retries this
+            log.exception("intake status view could not catch up")
     return applied
