@@ -58,9 +58,6 @@ def department_finder(services: IntakeServices) -> Callable[[str], str | None]:
     """For object-level access rules: the department a student registered in, None if unknown."""
 
     def department_of(student_id: str) -> str | None:
-        if not is_uuid(student_id):
-            return None
-        state, version, _ = services.state(student_id)
-        return state.department or None if version else None
+        return services.registered_department(student_id) if is_uuid(student_id) else None
 
     return department_of

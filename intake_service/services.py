@@ -198,6 +198,14 @@ class IntakeServices:
         _, _, decoded = self.state(student_id)
         return next(e for e in decoded if isinstance(e, StudentRegistered))
 
+    def registered_department(self, student_id: str) -> str | None:
+        """The department code a student registered in, None if unknown: read from the stored
+        registration as it is (the department is not sealed), so no personal field is opened."""
+        events = self.store.read_stream(stream_for(student_id))
+        if not events or events[0].type != "StudentRegistered":
+            return None
+        return str(events[0].data.get("department") or "") or None
+
     def department_of(self, student_id: str) -> Department:
         state, _, _ = self.state(student_id)
         return self._department(state.department)

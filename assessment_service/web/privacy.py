@@ -33,6 +33,7 @@ from shared.errors import NotFound
 from shared.validation import is_uuid
 from shared.web.access import access, current_caller, student_record
 from shared.web.errors import correlation_id
+from shared.web.labels import STUDENT_FIELD_NAMES
 
 bp = Blueprint("privacy", __name__)
 
@@ -45,34 +46,15 @@ NOT_ON_PAGE = frozenset({"student_id", "position", "status_rank", "status_positi
 DECISION_TYPES = frozenset({"AssessorAssigned", "AssessorUnassigned", "ConflictOfInterestDeclared"})
 
 FIELD_NAMES: dict[str, Any] = {
-    "name": _l("Name"),
-    "email": _l("E-mail"),
-    "department": _l("Department"),
-    "programme": _l("Programme"),
-    "expected_end_term": _l("Expected end of studies"),
-    "rules": _l("Rules version"),
+    **STUDENT_FIELD_NAMES,
     "registered_at": _l("Registered"),
     "status": _l("Status"),
     "status_changed_at": _l("Status changed"),
     "studies_completed_on": _l("Studies completed on"),
     "reports_submitted": _l("Reports submitted"),
-    "activity_id": _l("Activity id"),
-    "kind": _l("Kind"),
-    "title": _l("Title"),
-    "organiser": _l("Organiser"),
-    "setting": _l("Where"),
-    "country_code": _l("Country"),
-    "start_date": _l("Start date"),
-    "end_date": _l("End date"),
-    "hours": _l("Hours"),
-    "description": _l("Description"),
     "logged_at": _l("Logged"),
     "withdrawn": _l("Withdrawn"),
-    "report_id": _l("Report id"),
     "submitted_at": _l("Submitted"),
-    "answers": _l("Answers"),
-    "activity_ids": _l("Activities"),
-    "attachment_id": _l("Attachment id"),
     "correlation_id": _l("Request id"),
     "assessor_account_id": _l("Assessor (account id)"),
     "assigned_at": _l("Assigned"),

@@ -18,6 +18,7 @@ from shared.validation import is_uuid
 from shared.web.access import access, current_caller, student_record
 from shared.web.auth import identity
 from shared.web.errors import correlation_id
+from shared.web.labels import STUDENT_FIELD_NAMES
 
 bp = Blueprint("privacy", __name__)
 
@@ -36,33 +37,14 @@ EVENT_NAMES: dict[str, Any] = {
 }
 
 FIELD_NAMES: dict[str, Any] = {
+    **STUDENT_FIELD_NAMES,
     "student_id": _l("Student id"),
-    "name": _l("Name"),
-    "email": _l("E-mail"),
     "university_id": _l("University id"),
-    "department": _l("Department"),
-    "programme": _l("Programme"),
-    "expected_end_term": _l("Expected end of studies"),
-    "rules": _l("Rules version"),
-    "activity_id": _l("Activity id"),
-    "kind": _l("Kind"),
-    "title": _l("Title"),
-    "organiser": _l("Organiser"),
-    "setting": _l("Where"),
-    "country_code": _l("Country"),
-    "start_date": _l("Start date"),
-    "end_date": _l("End date"),
-    "hours": _l("Hours"),
-    "description": _l("Description"),
     "reason": _l("Reason"),
-    "attachment_id": _l("Attachment id"),
     "filename": _l("File name"),
     "size": _l("Size (bytes)"),
     "sha256": _l("SHA-256 checksum"),
     "pages": _l("Pages"),
-    "report_id": _l("Report id"),
-    "answers": _l("Answers"),
-    "activity_ids": _l("Activities"),
     "completed_on": _l("Completed on"),
     "term": _l("Term"),
 }

@@ -70,14 +70,6 @@ class Caller:
     def has_role(self, role: Role, department: str | None = None) -> bool:
         return self.principal is not None and self.principal.has_role(role, department)
 
-    @property
-    def is_administrator(self) -> bool:
-        return self.principal is not None and self.principal.is_administrator
-
-    @property
-    def is_staff(self) -> bool:
-        return self.principal is not None and any(g.role is not Role.STUDENT for g in self.principal.grants)
-
 
 ANONYMOUS = Caller()
 
@@ -125,8 +117,6 @@ def rule_of(view: Callable[..., Any] | None) -> Rule | None:
 # -- the rules ---------------------------------------------------------------------------------
 PUBLIC = Rule("public", lambda caller, args: True, anonymous_ok=True)
 SIGNED_IN = Rule("signed in", lambda caller, args: caller.principal is not None)
-STAFF = Rule("staff", lambda caller, args: caller.is_staff)
-ADMINISTRATOR = Rule("administrator", lambda caller, args: caller.is_administrator)
 
 
 def token_scope(scope: str) -> Rule:
@@ -137,12 +127,6 @@ def token_scope(scope: str) -> Rule:
         f"token:{scope}",
         lambda caller, args: caller.token is not None and caller.token.account_id is None and caller.has_scope(scope),
     )
-
-
-def staff_of_department(*roles: Role) -> Rule:
-    """Anyone holding one of `roles` in some department (the page then shows only those)."""
-    names = "/".join(r.value for r in roles)
-    return Rule(f"staff:{names}", lambda caller, args: any(caller.has_role(r) for r in roles))
 
 
 #: Finds the department of a student id in the app's own data; None if unknown.

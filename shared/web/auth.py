@@ -17,7 +17,7 @@ from shared.identity.models import Account
 from shared.identity.oidc import OidcClientConfig
 from shared.identity.sessions import SessionPolicy
 from shared.identity.wiring import Identity, build_identity
-from shared.web.access import ANONYMOUS, Caller, enforce_access
+from shared.web.access import ANONYMOUS, Caller, current_caller, enforce_access
 
 
 def identity_from_settings(settings: Settings, clock: Any, *, redis: Any | None = None) -> Identity:
@@ -103,7 +103,7 @@ def sign_in(account: Account, method: str) -> None:
     """Start a new session for `account` (never reuse the one the browser had: rotation at
     sign-in), and start a fresh form session too (new CSRF token)."""
     ident = identity()
-    old = current_caller_session()
+    old = current_caller().session_id
     if old:
         ident.sessions.revoke(old)
     session.clear()
@@ -114,7 +114,7 @@ def sign_in(account: Account, method: str) -> None:
 
 def rotate_session() -> None:
     """New session id, same sign-in time (after a role change or a sensitive step)."""
-    old = current_caller_session()
+    old = current_caller().session_id
     if old:
         new = identity().sessions.rotate(old)
         if new:
@@ -122,7 +122,7 @@ def rotate_session() -> None:
 
 
 def sign_out(*, everywhere: bool = False) -> None:
-    caller: Caller = g.get("cim_caller", ANONYMOUS)
+    caller = current_caller()
     ident = identity()
     if everywhere and caller.account_id:
         ident.sessions.revoke_all(caller.account_id)
@@ -131,11 +131,6 @@ def sign_out(*, everywhere: bool = False) -> None:
     session.clear()
     g.cim_caller = ANONYMOUS
     g.cim_clear_session_cookie = True
-
-
-def current_caller_session() -> str | None:
-    caller: Caller = g.get("cim_caller", ANONYMOUS)
-    return caller.session_id
 
 
 def _write_cookie(response: Response) -> Response:
