@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -144,33 +143,13 @@ def _record(
     )
 
 
-def _engine_of(obj: Any, attr: str) -> sa.Engine | None:
-    engine = getattr(obj, attr, None)
-    return engine if isinstance(engine, sa.Engine) else None
-
-
 def _delete_api_tokens(identity: Identity, token_ids: list[str]) -> list[str]:
-    """Delete revoked API tokens. The IdentityStore contract has no delete yet, so this speaks
-    to the two stores it knows (SQL table, in-memory dict) and to nothing else."""
-    if not token_ids:
-        return []
-    store = identity.store
-    engine = _engine_of(store, "engine")
-    if engine is not None:
-        from shared.identity.sql_store import api_tokens
-
-        with engine.begin() as conn:
-            conn.execute(
-                api_tokens.delete().where(api_tokens.c.id.in_(token_ids), api_tokens.c.revoked_at.is_not(None))
-            )
+    """Delete revoked API tokens, then move the identity database's WAL into the file (SQLite) so
+    the deleted rows do not linger there."""
+    gone = identity.store.delete_revoked_api_tokens(token_ids)
+    engine = getattr(identity.store, "engine", None)
+    if gone and isinstance(engine, sa.Engine):
         compact_sqlite(engine)
-        return token_ids
-    tokens = getattr(store, "_tokens", None)
-    if isinstance(tokens, dict):
-        for token_id in token_ids:
-            tokens.pop(token_id, None)
-        return token_ids
-    log.warning("revoked API tokens are due but this identity store cannot delete them")
-    return []
+    return gone
 
 

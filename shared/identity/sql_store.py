@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -422,3 +422,12 @@ class SqlIdentityStore:
                 .values(revoked_at=at)
             )
             return result.rowcount == 1
+
+    def delete_revoked_api_tokens(self, token_ids: Sequence[str]) -> list[str]:
+        if not token_ids:
+            return []
+        with self._tx() as conn:
+            revoked = api_tokens.c.id.in_(list(token_ids)) & api_tokens.c.revoked_at.is_not(None)
+            gone = conn.execute(sa.select(api_tokens.c.id).where(revoked)).scalars().all()
+            conn.execute(api_tokens.delete().where(api_tokens.c.id.in_(gone)))
+        return sorted(gone, key=list(token_ids).index)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
@@ -100,6 +101,10 @@ class IdentityStore(Protocol):
     def touch_api_token(self, token_id: str, at: datetime) -> None: ...
 
     def revoke_api_token(self, token_id: str, at: datetime) -> bool: ...
+
+    def delete_revoked_api_tokens(self, token_ids: Sequence[str]) -> list[str]:
+        """Delete these tokens if they are revoked (retention); returns the ids deleted."""
+        ...
 
 
 class InMemoryIdentityStore:
@@ -270,3 +275,10 @@ class InMemoryIdentityStore:
                 return False
             self._tokens[token_id] = replace(token, revoked_at=at)
             return True
+
+    def delete_revoked_api_tokens(self, token_ids: Sequence[str]) -> list[str]:
+        with self._lock:
+            gone = [t for t in token_ids if t in self._tokens and self._tokens[t].revoked_at is not None]
+            for token_id in gone:
+                del self._tokens[token_id]
+            return gone

@@ -212,3 +212,17 @@ def test_personal_data_stays_out_of_reprs(clock: FixedClock) -> None:
     account = _account(clock)
     assert "Ada" not in repr(account)
     assert "example" not in repr(account)
+
+
+def test_only_revoked_api_tokens_are_deleted(identity_store: IdentityStore, clock: FixedClock) -> None:
+    def token(n: int) -> ApiTokenRecord:
+        return ApiTokenRecord(id=str(uuid.uuid4()), name=f"t{n}", token_hash=f"{n}" * 64,
+                              scopes=frozenset({"intake:read"}), account_id=None, created_at=clock.now())
+
+    live, revoked = token(1), token(2)
+    identity_store.add_api_token(live)
+    identity_store.add_api_token(revoked)
+    identity_store.revoke_api_token(revoked.id, clock.now())
+    assert identity_store.delete_revoked_api_tokens([live.id, revoked.id, str(uuid.uuid4())]) == [revoked.id]
+    assert [t.id for t in identity_store.api_tokens()] == [live.id]
+    assert identity_store.delete_revoked_api_tokens([]) == []
