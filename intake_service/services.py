@@ -79,24 +79,27 @@ class IntakeServices:
         self.max_upload_bytes = max_upload_bytes
 
     # -- queries ---------------------------------------------------------------------------
-    def history(self, student_id: str) -> list[RecordedEvent]:
+    def history(self, student_id: str, *, personal: bool = True) -> list[RecordedEvent]:
         """The student's stream with personal fields opened and data upcast to the current
-        schema version, or NotFound (unknown and malformed ids answer alike)."""
+        schema version, or NotFound (unknown and malformed ids answer alike). With
+        `personal=False` the personal fields read as None, as after erasure: no key is fetched
+        and nothing is decrypted (what a decision that never looks at them needs)."""
         if not is_uuid(student_id):
             raise NotFound("No such student.")
         events = self.store.read_stream(stream_for(student_id))
         if not events:
             raise NotFound("No such student.")
-        return self.open_events(events)
+        return self.open_events(events, personal=personal)
 
     def feed(self, after: int, limit: int) -> list[RecordedEvent]:
         """The global feed, opened and upcast, as the workers read it."""
         return self.open_events(self.store.read_all(after=after, limit=limit))
 
-    def open_events(self, events: list[RecordedEvent]) -> list[RecordedEvent]:
+    def open_events(self, events: list[RecordedEvent], *, personal: bool = True) -> list[RecordedEvent]:
         """Unseal personal data (one key lookup per page, one Fernet per subject per page) and
-        upcast; an event needing neither is returned as it is."""
-        subjects = {subject_of(e.stream_id) for e in events}
+        upcast; an event needing neither is returned as it is. With `personal=False` sealed
+        fields become None without a key lookup."""
+        subjects = {subject_of(e.stream_id) for e in events} if personal else set()
         fernets = FernetCache(self.codec.vault.keys_for(s for s in subjects if s))
         codec_open, upcast, current_version = self.codec.open_with, REGISTRY.upcast, REGISTRY.current_version
         out = []
@@ -115,8 +118,10 @@ class IntakeServices:
             ))
         return out
 
-    def state(self, student_id: str) -> tuple[domain.StudentState, int, list[Any]]:
-        recorded = self.history(student_id)
+    def state(self, student_id: str, *, personal: bool = True) -> tuple[domain.StudentState, int, list[Any]]:
+        """The student's folded state, stream version and decoded events. Decisions that never
+        read a personal field pass `personal=False` and skip the key vault and Fernet."""
+        recorded = self.history(student_id, personal=personal)
         decoded = [REGISTRY.decode_recorded(e) for e in recorded]
         return domain.fold(decoded), len(recorded), decoded
 
@@ -262,6 +267,8 @@ class IntakeServices:
                 state, domain.AmendActivity(activity_id, details), dept, self._today()
             ),
             {"activity_id": activity_id},
+            # "Nothing changed" compares the description too, which is sealed.
+            personal=True,
         )
 
     def withdraw_activity(self, student_id: str, activity_id: str, reason: str, ctx: RequestContext) -> Outcome:
@@ -370,6 +377,8 @@ class IntakeServices:
         request: tuple[Any, ...],
         decide: Callable[[domain.StudentState, Department], list[Any]],
         result: dict[str, Any],
+        *,
+        personal: bool = False,
     ) -> Outcome:
         key = self._scoped_key(ctx, f"student:{student_id}")
         fingerprint = request_fingerprint(student_id, *request)
@@ -381,7 +390,7 @@ class IntakeServices:
         # against the new state. With If-Match, a moved stream is the caller's 409.
         attempts = 1 if ctx.expected_version is not None else 5
         for attempt in range(attempts):
-            state, version, _ = self.state(student_id)
+            state, version, _ = self.state(student_id, personal=personal)
             if ctx.expected_version is not None and ctx.expected_version != version:
                 raise ConcurrencyConflict(stream_for(student_id), ctx.expected_version, version)
             events = decide(state, self._department(state.department))

@@ -88,10 +88,10 @@ export CIM_FEED_TOKEN
 # One gunicorn worker per service: one writing process per SQLite database (measured: several
 # writer processes starve one of them). Threads give concurrency within that process.
 # Each process logs to its own file under var/log, so this terminal shows only the summary.
-"$BIN/gunicorn" --bind "127.0.0.1:$INTAKE_PORT" --workers 1 --threads 4 --no-control-socket \
+"$BIN/gunicorn" --config config/gunicorn.conf.py --bind "127.0.0.1:$INTAKE_PORT" --workers 1 --threads 4 --no-control-socket \
     "intake_service:create_app()" >>"$LOGS/intake.log" 2>&1 &
 PIDS+=($!)
-"$BIN/gunicorn" --bind "127.0.0.1:$ASSESSMENT_PORT" --workers 1 --threads 4 --no-control-socket \
+"$BIN/gunicorn" --config config/gunicorn.conf.py --bind "127.0.0.1:$ASSESSMENT_PORT" --workers 1 --threads 4 --no-control-socket \
     "assessment_service:create_app()" >>"$LOGS/assessment.log" 2>&1 &
 PIDS+=($!)
 "$BIN/celery" -A workers.celery_app worker --concurrency 1 --loglevel INFO >>"$LOGS/worker.log" 2>&1 &

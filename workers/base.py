@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 from celery import Task
-from celery.signals import setup_logging, worker_process_init
+from celery.signals import setup_logging, worker_process_init, worker_ready
 
 from assessment_service import queries
 from assessment_service.bootstrap import AssessmentContext, build_context
@@ -16,6 +16,7 @@ from assessment_service.logs import configure_logging, correlation_id_var
 from intake_service.assessment_view import AssessmentView, build_view
 from shared.adapters.feed import FunctionFeed
 from shared.events import RecordedEvent
+from shared.runtime import settle_heap
 from workers.settings import settings
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,13 @@ def _fresh_process(**_: Any) -> None:
         intake_view()
     except Exception:  # a database still starting: the first task builds it instead
         log.warning("could not prepare the projection context at process start", exc_info=True)
+    settle_heap()
+
+
+@worker_ready.connect
+def _settle_consumer(**_: Any) -> None:
+    """The consumer process that hands messages to the pool: no full-heap GC pauses either."""
+    settle_heap()
 
 
 @setup_logging.connect

@@ -6,13 +6,13 @@ projection handlers only ever see current shapes.
 
 from __future__ import annotations
 
-import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
+
+import orjson
+import urllib3
 
 from shared.errors import StorageUnavailable
 from shared.events import EventRegistry, RecordedEvent
@@ -63,20 +63,31 @@ class FeedAccessRefused(StorageUnavailable):
 
 class HttpEventFeed:
     """Reads a feed page by page: GET <base_url><path>?after=N&limit=M -> {events, next_after, head}.
-
     Every feed needs an API token with the scope `feed:read` (CIM_FEED_TOKEN): `token` is sent as
-    `Authorization: Bearer <token>` (and never appears in messages or logs)."""
+    `Authorization: Bearer <token>` (and never appears in messages or logs).
+
+    The connection is kept alive between reads (urllib3's pool; thread-safe): a catch-up after
+    each commit would otherwise pay a TCP connect and the server's accept every time. A kept
+    connection the server has closed meanwhile is noticed and replaced (one retry: a GET is safe
+    to repeat)."""
 
     def __init__(self, base_url: str, path: str = INTAKE_FEED_PATH, *, timeout: float = 10.0,
                  max_limit: int = 5000, token: str = "") -> None:
         if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
-            # urlopen also opens file:// and ftp:// URLs: a feed is only ever read over HTTP(S).
+            # Only ever HTTP(S): never a file:// or ftp:// URL from a mistyped setting.
             raise ValueError(f"a feed URL must be http(s), not {base_url!r}")
         self.url = base_url.rstrip("/") + path
         self.timeout = timeout
         self.max_limit = max_limit
         self.last_head: int | None = None
         self._token = token.strip()
+        self._pool = urllib3.connection_from_url(
+            self.url,
+            maxsize=2,  # the runner's reader and its read-ahead
+            block=False,
+            timeout=urllib3.Timeout(connect=min(timeout, 5.0), read=timeout),
+            retries=urllib3.Retry(total=1, connect=1, read=1, redirect=0, status=0, raise_on_status=False),
+        )
 
     def __repr__(self) -> str:  # the token stays out of reprs (and so out of logs)
         return f"HttpEventFeed({self.url!r}, token={'set' if self._token else 'none'})"
@@ -89,21 +100,23 @@ class HttpEventFeed:
 
     def _get(self, after: int, limit: int) -> dict[str, Any]:
         query = urllib.parse.urlencode({"after": after, "limit": min(limit, self.max_limit)})
-        request = urllib.request.Request(f"{self.url}?{query}", headers=self.headers())
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                body: dict[str, Any] = json.load(response)
-        except urllib.error.HTTPError as exc:
-            if exc.code in (401, 403):
-                why = "no API token was sent" if not self._token else "the API token was refused"
-                raise FeedAccessRefused(
-                    f"the feed at {self.url} answered {exc.code}: {why} "
-                    "(CIM_FEED_TOKEN needs a valid token with the scope feed:read)"
-                ) from None
+            response = self._pool.request("GET", f"{self.url}?{query}", headers=self.headers())
+        except urllib3.exceptions.HTTPError as exc:
             raise StorageUnavailable(f"the feed at {self.url} could not be read: {exc}") from exc
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise StorageUnavailable(f"the feed at {self.url} could not be read: {exc}") from exc
-        self.last_head = int(body.get("head", 0))
+        if response.status in (401, 403):
+            why = "no API token was sent" if not self._token else "the API token was refused"
+            raise FeedAccessRefused(
+                f"the feed at {self.url} answered {response.status}: {why} "
+                "(CIM_FEED_TOKEN needs a valid token with the scope feed:read)"
+            )
+        if response.status != 200:
+            raise StorageUnavailable(f"the feed at {self.url} could not be read: HTTP {response.status}")
+        try:
+            body = dict(orjson.loads(response.data))
+            self.last_head = int(body.get("head", 0))
+        except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+            raise StorageUnavailable(f"the feed at {self.url} answered something that is not a feed page") from exc
         return body
 
     def read(self, after: int, limit: int) -> list[RecordedEvent]:
@@ -111,6 +124,9 @@ class HttpEventFeed:
 
     def head(self) -> int:
         return int(self._get(0, 1).get("head", 0))
+
+    def close(self) -> None:
+        self._pool.close()
 
 
 class StoreEventFeed:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
@@ -42,6 +43,8 @@ class SqlKeyVault:
     def __init__(self, url: str, secret: str) -> None:
         self._sqlite = is_sqlite(url)
         self._engine = make_engine(url, immediate=True, pool_size=5)
+        # SQLite: reads take no write lock (the writer engine begins IMMEDIATE).
+        self._reader = make_engine(url, pool_size=5) if self._sqlite else self._engine
         self._kek = _kek(secret)
         if self._sqlite:
             @sa.event.listens_for(self._engine, "connect")
@@ -62,16 +65,15 @@ class SqlKeyVault:
             raise StorageUnavailable("the key vault could not be written") from exc
 
     def _key_for(self, subject_id: str) -> bytes:
+        # Almost always the key exists: read it without taking the write lock.
+        with self._reader.connect() as conn:
+            row = conn.execute(self._key_query(subject_id)).first()
+        if row is not None:
+            return self._existing(subject_id, row)
         with self._engine.begin() as conn:
-            row = conn.execute(
-                sa.select(subject_keys.c.wrapped_key, subject_keys.c.erased_at).where(
-                    subject_keys.c.subject_id == subject_id
-                )
-            ).first()
-            if row is not None:
-                if row.erased_at is not None or row.wrapped_key is None:
-                    raise KeyErased(subject_id)
-                return self._unwrap(row.wrapped_key)
+            row = conn.execute(self._key_query(subject_id)).first()
+            if row is not None:  # made by a concurrent writer meanwhile
+                return self._existing(subject_id, row)
             key = Fernet.generate_key()
             conn.execute(
                 subject_keys.insert().values(
@@ -81,6 +83,17 @@ class SqlKeyVault:
                 )
             )
             return key
+
+    @staticmethod
+    def _key_query(subject_id: str) -> sa.Select[Any]:
+        return sa.select(subject_keys.c.wrapped_key, subject_keys.c.erased_at).where(
+            subject_keys.c.subject_id == subject_id
+        )
+
+    def _existing(self, subject_id: str, row: Any) -> bytes:
+        if row.erased_at is not None or row.wrapped_key is None:
+            raise KeyErased(subject_id)
+        return self._unwrap(row.wrapped_key)
 
     def keys_for(self, subject_ids: Iterable[str]) -> dict[str, bytes]:
         try:
@@ -93,7 +106,7 @@ class SqlKeyVault:
         if not wanted:
             return {}
         out: dict[str, bytes] = {}
-        with self._engine.connect() as conn:
+        with self._reader.connect() as conn:
             for start in range(0, len(wanted), 500):
                 rows = conn.execute(
                     sa.select(subject_keys.c.subject_id, subject_keys.c.wrapped_key).where(
@@ -151,3 +164,4 @@ class SqlKeyVault:
 
     def dispose(self) -> None:
         self._engine.dispose()
+        self._reader.dispose()

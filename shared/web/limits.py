@@ -156,6 +156,12 @@ def init_rate_limits(app: Flask, settings: Settings) -> Limiter:
         swallow_errors=True,
         headers_enabled=False,
     )
+    @limiter.request_filter
+    def _nothing_to_count() -> bool:
+        # A read of a view without the sign-in limit counts against no limit: skip the
+        # evaluation altogether (it is most of a feed request's limiter cost).
+        return request.method not in LIMITED_METHODS and _not_signin_view()
+
     limiter.init_app(app)
     # Check the limits first, before CSRF and authentication: floods of forged posts count too.
     funcs = app.before_request_funcs.setdefault(None, [])

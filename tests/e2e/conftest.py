@@ -103,7 +103,8 @@ class Pipeline:
         for name, module, url in (("intake", "intake_service", self.intake_url),
                                   ("assessment", "assessment_service", self.assessment_url)):
             port = url.rsplit(":", 1)[1]
-            self._start(name, [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", self.processes,
+            self._start(name, [str(BIN / "gunicorn"), "--config", str(ROOT / "config" / "gunicorn.conf.py"),
+                               "--bind", f"127.0.0.1:{port}", "--workers", self.processes,
                                "--threads", "4", "--no-control-socket", f"{module}:create_app()"])
         wait_for(lambda: http("GET", f"{self.intake_url}/api/v1/events?limit=1", headers=self.intake_auth)[0] == 200,
                  30, "intake")

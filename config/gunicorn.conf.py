@@ -1,0 +1,13 @@
+"""gunicorn settings shared by every way the apps are served (scripts/run.sh, docker-compose,
+the end-to-end tests, the benchmarks): `gunicorn -c config/gunicorn.conf.py ...`. Bind address,
+worker and thread counts stay on the command line, where each of them differs."""
+
+from typing import Any
+
+
+def post_worker_init(worker: Any) -> None:
+    """The app is loaded in this worker: take its start-up heap out of the collector's walks
+    (shared.runtime.settle_heap; 50–60 ms GIL pauses otherwise)."""
+    from shared.runtime import settle_heap
+
+    settle_heap()
