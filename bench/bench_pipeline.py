@@ -722,12 +722,23 @@ def bench_lag(
             step = (step + 1) % 6
             k += senders
 
+    probe_before = host_probe()
     with Poller(dbs.backend, dbs.assessment_url) as poller:
+        cpu0: dict[str, float] = {}
+
+        def take_cpu() -> None:  # at the end of the warm-up: CPU of the steady part only
+            time.sleep(max(measure_from - time.monotonic(), 0.0))
+            cpu0.update({name: tree_cpu(proc.pid) for name, proc in pipe.procs.items()})
+
+        cpu_taker = threading.Thread(target=take_cpu)
+        cpu_taker.start()
         threads = [threading.Thread(target=sender, args=(i,)) for i in range(senders)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+        cpu_taker.join()
+        cpu1 = {name: tree_cpu(proc.pid) for name, proc in pipe.procs.items()}
         wait_drained(dbs, 60)
         time.sleep(0.2)
         poll = poller.finish()
@@ -753,7 +764,7 @@ def bench_lag(
     if trace:  # one line per POST: seconds since the start, POST ms, POST-answered->visible ms
         t0 = min(r[0] for r in records)
         with open(trace, "w") as fh:
-            for t_start, t_end, status, stream, version in records:
+            for t_start, t_end, _status, stream, version in records:
                 pos = positions.get((stream, version))
                 vis = poller.visible_at(pos) if pos is not None else None
                 after = f"{(vis - t_end) * 1000:.1f}" if vis is not None else "-"
@@ -764,6 +775,13 @@ def bench_lag(
         "senders": senders,
         "seconds": round(span, 1),
         "posts": len(steady),
+        # CPU ms each process spent per steady-state POST (its share of the pipeline's work),
+        # and a fixed pure-Python loop timed before and after the run: this machine's speed
+        # varies between runs (a shared host), and these show how fast it was during this one.
+        "cpu_ms_per_post": {
+            name: round((cpu1[name] - cpu0.get(name, cpu1[name])) * 1000 / max(len(steady), 1), 2) for name in cpu1
+        },
+        "host_probe_ms": [probe_before, host_probe()],
         "warmup_seconds": warmup,
         "warmup_posts": len(records) - len(steady),
         "warmup_lag_p50_ms": pct(warm_lag, 0.5) * 1000,
@@ -1152,6 +1170,18 @@ def tree_cpu(pid: int) -> float:
     return sum(proc_cpu(p) for p in tree_pids(pid))
 
 
+def host_probe() -> float:
+    """Milliseconds for a fixed pure-Python loop of a million additions (best of 3)."""
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        x = 0
+        for i in range(1_000_000):
+            x += i
+        best = min(best, time.perf_counter() - t0)
+    return round(best * 1000, 1)
+
+
 def loadavg() -> list[str]:
     return open("/proc/loadavg").read().split()[:3]
 
@@ -1239,7 +1269,7 @@ def run_backend(
                 f"  lag at {r['achieved_per_s']:.0f}/s: POST->visible p50 {r['lag_p50_ms']:.1f} ms, "
                 f"p99 {r['lag_p99_ms']:.1f} ms, max {r['lag_max_ms']:.1f} ms (POST p50 {r['post_p50_ms']:.1f} ms) "
                 f"errors {r['errors']}; warm-up {r['warmup_seconds']:.0f} s: p50 {r['warmup_lag_p50_ms']:.1f} ms, "
-                f"p99 {r['warmup_lag_p99_ms']:.1f} ms"
+                f"p99 {r['warmup_lag_p99_ms']:.1f} ms; CPU ms/POST {r['cpu_ms_per_post']}; probe {r['host_probe_ms']}"
             )
         if "burst" not in skip:
             r = bench_burst(
