@@ -77,6 +77,7 @@ class HttpEventFeed:
             # Only ever HTTP(S): never a file:// or ftp:// URL from a mistyped setting.
             raise ValueError(f"a feed URL must be http(s), not {base_url!r}")
         self.url = base_url.rstrip("/") + path
+        self._path = urllib.parse.urlsplit(self.url).path  # the request line carries the path only
         self.timeout = timeout
         self.max_limit = max_limit
         self.last_head: int | None = None
@@ -101,7 +102,7 @@ class HttpEventFeed:
     def _get(self, after: int, limit: int) -> dict[str, Any]:
         query = urllib.parse.urlencode({"after": after, "limit": min(limit, self.max_limit)})
         try:
-            response = self._pool.request("GET", f"{self.url}?{query}", headers=self.headers())
+            response = self._pool.request("GET", f"{self._path}?{query}", headers=self.headers())
         except urllib3.exceptions.HTTPError as exc:
             raise StorageUnavailable(f"the feed at {self.url} could not be read: {exc}") from exc
         if response.status in (401, 403):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from shared.adapters.sql import is_sqlite, make_engine
+from shared.adapters.sql import is_sqlite, make_engine, write_lock_for
 from shared.clock import Clock, SystemClock
 from shared.errors import ConcurrencyConflict, IdempotencyKeyReused, StorageUnavailable
 from shared.events import NewEvent, RecordedEvent
@@ -180,10 +179,9 @@ class SqlEventStore:
         # SQLite lets one transaction write at a time, and threads that collide on BEGIN
         # IMMEDIATE wait in its busy handler, which sleeps (up to 100 ms a try) instead of
         # queueing: with 8 threads one writer starved for seconds. This process's writers queue
-        # on a lock instead; other processes still meet busy_timeout.
-        self._write_lock: contextlib.AbstractContextManager[Any] = (
-            threading.Lock() if self._sqlite else contextlib.nullcontext()
-        )
+        # on a lock instead (shared with the key vault on the same file); other processes still
+        # meet busy_timeout.
+        self._write_lock = write_lock_for(url)
 
     # -- set-up -----------------------------------------------------------------------------
     def create_schema(self) -> None:

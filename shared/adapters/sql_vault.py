@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from shared.adapters.sql import is_sqlite, make_engine
+from shared.adapters.sql import is_sqlite, make_engine, write_lock_for
 from shared.errors import StorageUnavailable
 from shared.personal import KeyErased
 
@@ -45,6 +45,8 @@ class SqlKeyVault:
         self._engine = make_engine(url, immediate=True, pool_size=5)
         # SQLite: reads take no write lock (the writer engine begins IMMEDIATE).
         self._reader = make_engine(url, pool_size=5) if self._sqlite else self._engine
+        # The same lock as the event store's writers on this file (see write_lock_for).
+        self._write_lock = write_lock_for(url)
         self._kek = _kek(secret)
         if self._sqlite:
             @sa.event.listens_for(self._engine, "connect")
@@ -70,7 +72,7 @@ class SqlKeyVault:
             row = conn.execute(self._key_query(subject_id)).first()
         if row is not None:
             return self._existing(subject_id, row)
-        with self._engine.begin() as conn:
+        with self._write_lock, self._engine.begin() as conn:
             row = conn.execute(self._key_query(subject_id)).first()
             if row is not None:  # made by a concurrent writer meanwhile
                 return self._existing(subject_id, row)
@@ -128,7 +130,7 @@ class SqlKeyVault:
         """Overwrite the key with NULL and keep a tombstone, so nothing can be sealed for the
         subject again with a fresh key by mistake. True if a key was destroyed."""
         now = datetime.now(UTC).isoformat()
-        with self._engine.begin() as conn:
+        with self._write_lock, self._engine.begin() as conn:
             row = conn.execute(
                 sa.select(subject_keys.c.wrapped_key).where(subject_keys.c.subject_id == subject_id)
             ).first()

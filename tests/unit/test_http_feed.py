@@ -25,12 +25,14 @@ class FeedHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive
     connections: ClassVar[set[tuple[str, int]]] = set()
     requests: ClassVar[list[str]] = []
+    paths: ClassVar[list[str]] = []
     answer: ClassVar[tuple[int, bytes]] = (200, b"")
     close_after_reply: ClassVar[bool] = False
 
     def do_GET(self) -> None:
         type(self).connections.add(self.client_address)
         type(self).requests.append(self.headers.get("Authorization", ""))
+        type(self).paths.append(self.path)
         status, body = type(self).answer
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -49,6 +51,7 @@ class FeedHandler(BaseHTTPRequestHandler):
 def server() -> Iterator[str]:
     FeedHandler.connections = set()
     FeedHandler.requests = []
+    FeedHandler.paths = []
     FeedHandler.answer = (200, json.dumps({"events": [EVENT], "next_after": 7, "head": 9}).encode())
     FeedHandler.close_after_reply = False
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), FeedHandler)
@@ -70,6 +73,7 @@ def test_reads_reuse_one_connection_and_carry_the_token(server: str) -> None:
     assert feed.last_head == 9
     assert len(FeedHandler.connections) == 1
     assert FeedHandler.requests == ["Bearer cim_secret"] * 5
+    assert FeedHandler.paths[0] == "/api/v1/events?after=0&limit=10"  # origin-form request line
 
 
 def test_a_connection_the_server_closed_is_replaced(server: str) -> None:

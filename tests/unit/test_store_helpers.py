@@ -43,3 +43,26 @@ def test_fixed_clock_stands_still_until_moved(clock: FixedClock) -> None:
     assert clock.now() == start + timedelta(hours=1)
     with pytest.raises(ValueError, match="tz-aware"):
         FixedClock(datetime(2026, 1, 1))
+
+
+def test_writers_to_one_sqlite_file_share_one_lock_in_a_process(tmp_path, monkeypatch) -> None:
+    """The event store and the key vault on the intake database queue on one lock (not in
+    SQLite's sleeping busy handler); other files and PostgreSQL get their own or none."""
+    import contextlib
+
+    from shared.adapters.sql import write_lock_for
+    from shared.adapters.sql_store import SqlEventStore
+    from shared.adapters.sql_vault import SqlKeyVault
+
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'intake.db'}"
+    assert write_lock_for(url) is write_lock_for("sqlite:///intake.db")
+    assert write_lock_for(url) is not write_lock_for(f"sqlite:///{tmp_path / 'other.db'}")
+    assert isinstance(write_lock_for("postgresql://cim@db/cim"), contextlib.nullcontext)
+    assert isinstance(write_lock_for("sqlite://"), contextlib.nullcontext)
+    store, vault = SqlEventStore(url), SqlKeyVault(url, "a-vault-secret-of-at-least-32-characters!!")
+    try:
+        assert store._write_lock is vault._write_lock is write_lock_for(url)
+    finally:
+        store.dispose()
+        vault.dispose()
