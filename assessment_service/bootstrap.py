@@ -55,7 +55,9 @@ def build_context(settings: Settings, **overrides: Any) -> AssessmentContext:
     # decisions' own event store below has its own, fully durable engine.
     engine = make_engine(url, immediate=True, pool_size=5, durable=False)
     reader = make_engine(url, pool_size=5) if is_sqlite(url) else engine
-    feed = overrides.get("feed") or HttpEventFeed(settings.intake_url, token=settings.feed_token)
+    feed = overrides.get("feed") or HttpEventFeed(
+        settings.intake_feed_url or settings.intake_url, token=settings.feed_token
+    )
     # Pages of 2,000 (the intake feed serves up to 5,000): fewer round trips and fsync'd commits.
     batch_size = overrides.get("batch_size", 2000)
     runner = ProjectionRunner(engine, feed, projections.ALL, batch_size=batch_size, reader=reader)

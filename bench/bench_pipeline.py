@@ -236,9 +236,10 @@ class Pipeline:
             check=True,
             capture_output=True,
         )
-        for name, module, url in (
-            ("intake", "intake_service", self.intake_url),
-            ("assessment", "assessment_service", self.assessment_url),
+        for name, factory, url in (
+            ("intake", "intake_service:create_app()", self.intake_url),
+            ("assessment", "assessment_service:create_app()", self.assessment_url),
+            ("intake-feed", "intake_service:create_feed_app()", self.env["CIM_INTAKE_FEED_URL"]),
         ):
             port = url.rsplit(":", 1)[1]
             self._start(
@@ -254,7 +255,7 @@ class Pipeline:
                     "--threads",
                     "4",
                     "--no-control-socket",
-                    f"{module}:create_app()",
+                    factory,
                 ],
             )
         wait_for(lambda: http_get(f"{self.intake_url}/api/v1/events?limit=1")[0] == 200, 60, "intake")
@@ -1217,6 +1218,8 @@ def run_backend(
             "CIM_REDIS_URL": redis_url,
             "CIM_INTAKE_URL": f"http://127.0.0.1:{port}",
             "CIM_ASSESSMENT_URL": f"http://127.0.0.1:{port + 1}",
+            # the intake's feed server (a process of its own, as scripts/run.sh starts it)
+            "CIM_INTAKE_FEED_URL": f"http://127.0.0.1:{port + 2}",
             "CIM_IDENTITY_KEY": "bench-only-identity-key-0123456789abcdef",
             # the benchmark is one client posting up to 1,000 events/s: no rate limit applies
             "CIM_RATELIMIT_POST": "100000000 per minute",

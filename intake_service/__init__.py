@@ -37,3 +37,26 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(privacy.bp)
     register_cli(app)
     return app
+
+
+def create_feed_app(settings: Settings | None = None, **overrides: Any) -> Flask:
+    """The intake's feed server: `GET /api/v1/events` only (tokens with `feed:read`), nothing that
+    writes, no pages. `make run` serves it as a process of its own beside the intake app, and the
+    workers read from it (CIM_INTAKE_FEED_URL): SQLite keeps one writing process per database,
+    but readers may be several, so decoding and unsealing feed pages no longer queue behind the
+    POSTs in the writer's single interpreter (bench/PIPELINE_RESULTS.md)."""
+    from intake_service.bootstrap import build_services
+    from intake_service.web import api
+    from shared.clock import SystemClock
+    from shared.web.auth import identity_from_settings
+    from shared.web.setup import configure_web
+
+    settings = settings or Settings.from_env()
+    settings.check_production_safety()
+    app = Flask(__name__, static_folder=None)
+    app.config.update(MAX_CONTENT_LENGTH=64 * 1024, CIM_JSON_ONLY=True)
+    app.extensions["cim.intake"] = build_services(settings, **overrides)
+    identity = overrides.get("identity") or identity_from_settings(settings, overrides.get("clock") or SystemClock())
+    configure_web(app, settings, identity, name="intake-feed", api_blueprints=(api.feed_bp,), sign_in=False)
+    app.register_blueprint(api.feed_bp)
+    return app

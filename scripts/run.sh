@@ -15,12 +15,14 @@ BIN="$ROOT/.venv/bin"
 REDIS_PORT="${CIM_RUN_REDIS_PORT:-6379}"
 INTAKE_PORT="${CIM_RUN_INTAKE_PORT:-8000}"
 ASSESSMENT_PORT="${CIM_RUN_ASSESSMENT_PORT:-8001}"
+FEED_PORT="${CIM_RUN_INTAKE_FEED_PORT:-8002}"
 SMTP_PORT="${CIM_RUN_SMTP_PORT:-8025}"
 
 export CIM_DATA_DIR="${CIM_DATA_DIR:-$ROOT/var}"
 export CIM_REDIS_URL="${CIM_REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}"
 export CIM_INTAKE_URL="http://127.0.0.1:$INTAKE_PORT"
 export CIM_ASSESSMENT_URL="http://127.0.0.1:$ASSESSMENT_PORT"
+export CIM_INTAKE_FEED_URL="http://127.0.0.1:$FEED_PORT"
 export CIM_SMTP_HOST=127.0.0.1 CIM_SMTP_PORT="$SMTP_PORT"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 RUN="$CIM_DATA_DIR/run"
@@ -94,6 +96,11 @@ PIDS+=($!)
 "$BIN/gunicorn" --config config/gunicorn.conf.py --bind "127.0.0.1:$ASSESSMENT_PORT" --workers 1 --threads 4 --no-control-socket \
     "assessment_service:create_app()" >>"$LOGS/assessment.log" 2>&1 &
 PIDS+=($!)
+# The intake's feed server: the same database, read only (GET /api/v1/events), in a process of
+# its own, so the workers' feed reads do not queue behind POSTs in the one writing process.
+"$BIN/gunicorn" --config config/gunicorn.conf.py --bind "127.0.0.1:$FEED_PORT" --workers 1 --threads 4 \
+    --no-control-socket "intake_service:create_feed_app()" >>"$LOGS/intake-feed.log" 2>&1 &
+PIDS+=($!)
 "$BIN/celery" -A workers.celery_app worker --concurrency 1 --loglevel INFO >>"$LOGS/worker.log" 2>&1 &
 PIDS+=($!)
 "$BIN/celery" -A workers.celery_app beat --loglevel INFO --schedule "$RUN/celerybeat-schedule" \
@@ -127,7 +134,8 @@ cat <<MSG
     mail        SMTP sink on 127.0.0.1:$SMTP_PORT; sign-in mails land in $MAILDIR/new
                 (ls $MAILDIR/new; open the newest and follow its /auth/link/... address)
     sign in     $CIM_INTAKE_URL/auth/sign-in   (students: e-mail link; staff: password + TOTP)
-    logs        $LOGS/{intake,assessment,worker,beat,smtp}.log
+    feed        $CIM_INTAKE_FEED_URL/api/v1/events  (the intake feed the workers read; scope feed:read)
+    logs        $LOGS/{intake,intake-feed,assessment,worker,beat,smtp}.log
 
 MSG
 if [[ "${CIM_ENV:-development}" == development && -f "$DEMO_ACCOUNTS" ]]; then

@@ -36,6 +36,8 @@ class Settings:
     max_upload_bytes: int = 10 * 1024 * 1024
     max_request_bytes: int = 12 * 1024 * 1024
     intake_url: str = "http://127.0.0.1:8000"
+    #: Where the workers read the intake feed: the feed server (`create_feed_app`); empty = intake_url.
+    intake_feed_url: str = ""
     assessment_url: str = "http://127.0.0.1:8001"
     wakeup: str = "celery"
     default_locale: str = "en"
@@ -123,6 +125,7 @@ class Settings:
             "max_upload_bytes": int(env.get("CIM_MAX_UPLOAD_BYTES", cls.max_upload_bytes)),
             "max_request_bytes": int(env.get("CIM_MAX_REQUEST_BYTES", cls.max_request_bytes)),
             "intake_url": env.get("CIM_INTAKE_URL", cls.intake_url),
+            "intake_feed_url": env.get("CIM_INTAKE_FEED_URL", cls.intake_feed_url),
             "assessment_url": env.get("CIM_ASSESSMENT_URL", cls.assessment_url),
             "wakeup": env.get("CIM_WAKEUP", cls.wakeup),
             "default_locale": env.get("CIM_DEFAULT_LOCALE", cls.default_locale),

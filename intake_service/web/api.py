@@ -255,6 +255,11 @@ def feed() -> Response:
     )
 
 
+#: The same feed view alone, for the intake's feed server (`create_feed_app`).
+feed_bp = Blueprint("intake_feed", __name__, url_prefix="/api/v1")
+feed_bp.add_url_rule("/events", view_func=feed, methods=["GET"])
+
+
 @bp.get("/openapi.json")
 @access(PUBLIC)
 def openapi() -> Response:

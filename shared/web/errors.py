@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Flask, Response, g, jsonify, redirect, render_template, request
+from flask import Flask, Response, current_app, g, jsonify, redirect, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from shared.errors import CimError, ValidationFailed
@@ -32,7 +32,9 @@ def problem(status: int, title: str, detail: str, errors: dict[str, list[str]] |
 
 
 def wants_json() -> bool:
-    return request.path.startswith("/api/")
+    """Errors under /api/ are JSON problem documents; so is every error of an app that has no
+    pages at all (`CIM_JSON_ONLY`, the intake's feed server)."""
+    return request.path.startswith("/api/") or bool(current_app.config.get("CIM_JSON_ONLY"))
 
 
 def correlation_id() -> str:

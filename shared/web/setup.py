@@ -24,11 +24,13 @@ def select_locale() -> str:
 
 
 def configure_web(
-    app: Flask, settings: Settings, identity: Identity, *, name: str, api_blueprints: tuple[Blueprint, ...]
+    app: Flask, settings: Settings, identity: Identity, *, name: str, api_blueprints: tuple[Blueprint, ...],
+    sign_in: bool = True,
 ) -> None:
     """`name` tells the apps' form-session cookies apart (they share a host, and cookies ignore
     ports); the sign-in session cookie is deliberately the same for both: one sign-in serves
-    both apps, from one session store."""
+    both apps, from one session store. `sign_in=False` leaves out the /auth pages (the intake's
+    feed server answers API tokens only)."""
     if settings.debug and settings.is_production:
         raise RuntimeError("unsafe production settings: DEBUG must be off")
     app.config.update(
@@ -53,7 +55,8 @@ def configure_web(
     from shared.web.limits import init_rate_limits
 
     init_rate_limits(app, settings)
-    install_sign_in(app, settings)
+    if sign_in:
+        install_sign_in(app, settings)
 
 
 def install_sign_in(app: Flask, settings: Settings) -> None:

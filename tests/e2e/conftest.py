@@ -100,14 +100,19 @@ class Pipeline:
         subprocess.run([sys.executable, "-c", "import intake_service, assessment_service; "
                         "intake_service.create_app(); assessment_service.create_app()"],
                        cwd=ROOT, env=self.env, check=True, capture_output=True)
-        for name, module, url in (("intake", "intake_service", self.intake_url),
-                                  ("assessment", "assessment_service", self.assessment_url)):
+        feed_url = self.env["CIM_INTAKE_FEED_URL"]
+        for name, factory, url in (("intake", "intake_service:create_app()", self.intake_url),
+                                   ("assessment", "assessment_service:create_app()", self.assessment_url),
+                                   ("intake-feed", "intake_service:create_feed_app()", feed_url)):
             port = url.rsplit(":", 1)[1]
             self._start(name, [str(BIN / "gunicorn"), "--config", str(ROOT / "config" / "gunicorn.conf.py"),
                                "--bind", f"127.0.0.1:{port}", "--workers", self.processes,
-                               "--threads", "4", "--no-control-socket", f"{module}:create_app()"])
+                               "--threads", "4", "--no-control-socket", factory])
         wait_for(lambda: http("GET", f"{self.intake_url}/api/v1/events?limit=1", headers=self.intake_auth)[0] == 200,
                  30, "intake")
+        feed_auth = {"Authorization": f"Bearer {self.feed_token}"}
+        wait_for(lambda: http("GET", f"{feed_url}/api/v1/events?limit=1", headers=feed_auth)[0] == 200,
+                 30, "intake feed")
         wait_for(lambda: http("GET", f"{self.assessment_url}/api/v1/projections",
                               headers=self.assessment_auth)[0] == 200, 30, "assessment")
 
@@ -218,6 +223,8 @@ def pipeline(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pipelin
         "CIM_REDIS_URL": redis_url,
         "CIM_INTAKE_URL": f"http://127.0.0.1:{free_port()}",
         "CIM_ASSESSMENT_URL": f"http://127.0.0.1:{free_port()}",
+        # The workers read the intake feed from its own server, as `make run` starts it.
+        "CIM_INTAKE_FEED_URL": f"http://127.0.0.1:{free_port()}",
         "CIM_LOG_LEVEL": "INFO",
         "CIM_IDENTITY_DB_URL": identity_db,
         "CIM_IDENTITY_KEY": IDENTITY_KEY,
