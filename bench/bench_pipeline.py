@@ -925,7 +925,7 @@ def bench_catch_up(pipe: Pipeline, dbs: Databases, maker: EventMaker, n: int, se
     head0 = dbs.head()
     log(f"  catch-up: committing {n} events in one transaction")
     t_commit = preload(dbs, maker, n, one_transaction=True)
-    w_cpu0, i_cpu0 = tree_cpu(pipe.procs["worker"].pid), tree_cpu(pipe.procs["intake"].pid)
+    w_cpu0, i_cpu0 = tree_cpu(pipe.procs["worker"].pid), tree_cpu(pipe.procs["intake-feed"].pid)
     CeleryWakeUp(settings.redis_url).after_commit("bench-catch-up")
     head = dbs.head()
     samples = []
@@ -938,7 +938,7 @@ def bench_catch_up(pipe: Pipeline, dbs: Databases, maker: EventMaker, n: int, se
             raise RuntimeError("catch-up did not finish in 900 s")
         time.sleep(0.05)
     elapsed = samples[-1][0]
-    w_cpu, i_cpu = tree_cpu(pipe.procs["worker"].pid) - w_cpu0, tree_cpu(pipe.procs["intake"].pid) - i_cpu0
+    w_cpu, i_cpu = tree_cpu(pipe.procs["worker"].pid) - w_cpu0, tree_cpu(pipe.procs["intake-feed"].pid) - i_cpu0
     events = head - head0
     # the longest pause in checkpoint progress (the catch-up task's 30 s budget, then a beat tick)
     longest_flat, run = 0.0, 0.0
@@ -980,7 +980,7 @@ def bench_rebuild(pipe: Pipeline, dbs: Databases, maker: EventMaker, n_total: in
     )
     startup = time.monotonic() - t
     out = open(pipe.workdir / "rebuild.log", "wb")  # noqa: SIM115
-    intake_pid = pipe.procs["intake"].pid
+    intake_pid = pipe.procs["intake-feed"].pid
     intake_cpu0 = tree_cpu(intake_pid)
     ru0 = __import__("resource").getrusage(__import__("resource").RUSAGE_CHILDREN)
     t0 = time.monotonic()
@@ -1244,7 +1244,8 @@ def run_backend(
     }
     skip = set(args.skip.split(",")) if args.skip else set()
     try:
-        log(f"{backend}: starting redis db {redis_db}, gunicorn :{port} :{port + 1}, celery worker + beat")
+        log(f"{backend}: starting redis db {redis_db}, gunicorn :{port} :{port + 1} :{port + 2} (feed), "
+            "celery worker + beat")
         pipe.start_apps()
         pipe.start_worker()
         pipe.start_beat()
