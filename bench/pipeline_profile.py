@@ -51,9 +51,20 @@ def setup_env(tmp: Path, redis_url: str = "redis://127.0.0.1:6439/0") -> dict[st
         "CIM_REDIS_URL": redis_url,
         "CIM_WAKEUP": "none",
         "CIM_LOG_LEVEL": "WARNING",
+        "CIM_IDENTITY_KEY": "bench-only-identity-key-0123456789abcdef",
+        "CIM_RATELIMIT_POST": "100000000 per minute",
     }
     os.environ.update(env)
     return env
+
+
+def with_token(env: dict[str, str]) -> None:
+    """Mint the bench's API token in the identity database the servers will use (every request
+    needs one since issue 4) and give it to the in-process worker as its feed token."""
+    from shared.config import Settings
+
+    bp.BENCH_TOKEN = bp.mint_token(Settings.from_env())
+    env["CIM_FEED_TOKEN"] = os.environ["CIM_FEED_TOKEN"] = bp.BENCH_TOKEN
 
 
 def cmd_rebuild(args: argparse.Namespace) -> None:
@@ -152,15 +163,16 @@ def cmd_task(args: argparse.Namespace) -> None:
     red.start()
     env = setup_env(tmp, f"redis://127.0.0.1:{args.redis_port}/0")
     env.update(
-        {"CIM_INTAKE_URL": f"http://127.0.0.1:{args.port}", "CIM_ASSESSMENT_URL": f"http://127.0.0.1:{args.port + 1}"}
+        {"CIM_INTAKE_URL": f"http://127.0.0.1:{args.port}", "CIM_ASSESSMENT_URL": f"http://127.0.0.1:{args.port + 1}",
+         "CIM_INTAKE_FEED_URL": f"http://127.0.0.1:{args.port + 2}"}
     )
     os.environ.update(env)
+    with_token(env)
     full_env = {k: v for k, v in os.environ.items()}
     full_env["PYTHONPATH"] = str(bp.ROOT)
     pipe = bp.Pipeline("sqlite", tmp, full_env)
     try:
         pipe.start_apps()
-        import requests
 
         from shared.adapters import feed as feed_mod
         from workers import base
@@ -190,7 +202,7 @@ def cmd_task(args: argparse.Namespace) -> None:
         view.catch_up = timed("status_view", view.catch_up)  # type: ignore[method-assign]
         task_mod.clear_pending = timed("clear_pending", task_mod.clear_pending)
         del feed_mod
-        session = requests.Session()
+        session = bp.authed_session()
         registered = session.post(f"{pipe.intake_url}/api/v1/students", json=bp._student_body("prof"), timeout=30)
         sid = registered.json()["student_id"]
         task_mod.catch_up_projections.run()
@@ -253,9 +265,11 @@ def cmd_whatif(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="cim-prof-"))
     env = setup_env(tmp)
     env.update(
-        {"CIM_INTAKE_URL": f"http://127.0.0.1:{args.port}", "CIM_ASSESSMENT_URL": f"http://127.0.0.1:{args.port + 1}"}
+        {"CIM_INTAKE_URL": f"http://127.0.0.1:{args.port}", "CIM_ASSESSMENT_URL": f"http://127.0.0.1:{args.port + 1}",
+         "CIM_INTAKE_FEED_URL": f"http://127.0.0.1:{args.port + 2}"}
     )
     os.environ.update(env)
+    with_token(env)
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = str(bp.ROOT)
     from shared.config import Settings
