@@ -7,7 +7,7 @@
 # as CIM_FEED_TOKEN; the first start seeds synthetic demo data through the API and makes demo
 # staff accounts (development only), printed in the summary.
 # Ports can be moved for a second copy: CIM_RUN_REDIS_PORT, CIM_RUN_INTAKE_PORT,
-# CIM_RUN_ASSESSMENT_PORT, CIM_RUN_SMTP_PORT.
+# CIM_RUN_ASSESSMENT_PORT, CIM_RUN_INTAKE_FEED_PORT, CIM_RUN_SMTP_PORT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
