@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole system on the embedded default (called by `make run` once .venv exists):
 # redis-server on loopback (AOF on, no eviction), an SMTP sink (aiosmtpd, :8025, mail kept as a
-# Maildir in var/mail), the intake service (:8000) and the assessment service (:8001) under
-# gunicorn, one Celery worker and Celery beat. Ctrl-C stops them all.
+# Maildir in var/mail), the intake service (:8000), its read-only feed server (:8002) and the
+# assessment service (:8001) under gunicorn, one Celery worker and Celery beat. Ctrl-C stops them all.
 # At start it mints the workers' API token (scope feed:read) with the identity CLI and exports it
 # as CIM_FEED_TOKEN; the first start seeds synthetic demo data through the API and makes demo
 # staff accounts (development only), printed in the summary.
