@@ -70,6 +70,13 @@ class EventStore(Protocol):
         """
         ...
 
+    def append_many(self, batches: Sequence[tuple[str, Sequence[NewEvent]]]) -> list[AppendResult]:
+        """Append to several streams, each at whatever version it has (expected version None),
+        in ONE transaction: all of them or none. For records that belong to many streams at once
+        (a staff page showing ten students' data: one `PersonalDataViewed` per student's audit
+        stream) — one commit instead of ten. No idempotency keys."""
+        ...
+
     def find_idempotent(self, idempotency_key: str, request_hash: str | None = None) -> AppendResult | None:
         """The result stored under a key, or None. Raises IdempotencyKeyReused on a hash mismatch."""
         ...

@@ -21,6 +21,12 @@ class InMemoryEventStore:
         self._streams: dict[str, list[RecordedEvent]] = {}
         self._keys: dict[str, tuple[str | None, AppendResult]] = {}
 
+    def append_many(self, batches: Sequence[tuple[str, Sequence[NewEvent]]]) -> list[AppendResult]:
+        if any(not events for _, events in batches):
+            raise ValueError("append needs at least one event")
+        # Appends at any version cannot fail once checked, so one after the other is all or none.
+        return [self.append(stream_id, events, expected_version=None) for stream_id, events in batches]
+
     def append(
         self,
         stream_id: str,

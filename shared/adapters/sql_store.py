@@ -242,6 +242,57 @@ class SqlEventStore:
                 raise StorageUnavailable(f"the event store could not record the write: {_brief(exc)}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def append_many(self, batches: Sequence[tuple[str, Sequence[NewEvent]]]) -> list[AppendResult]:
+        if any(not events for _, events in batches):
+            raise ValueError("append needs at least one event")
+        if not batches:
+            return []
+        for attempt in range(3):
+            try:
+                return self._append_many_once(batches)
+            except sa.exc.IntegrityError:
+                # A concurrent writer took a version of one of these streams first: read again.
+                if attempt == 2:
+                    raise StorageUnavailable("the event store could not record the write: conflicting writes") from None
+            except sa.exc.DBAPIError as exc:
+                raise StorageUnavailable(f"the event store could not record the write: {_brief(exc)}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _append_many_once(self, batches: Sequence[tuple[str, Sequence[NewEvent]]]) -> list[AppendResult]:
+        sql = self._statements
+        now = self._clock.now().isoformat()
+        prepared = [
+            (stream_id, [(e.event_id, e.type, e.schema_version, _dumps(e.data),
+                          _dumps({**e.metadata, "idempotency_key": None}), e.occurred_at.isoformat()) for e in events])
+            for stream_id, events in batches
+        ]
+        outcomes = []
+        with (
+            self._write_lock,
+            _driver_connection(self._writer) as conn,
+            contextlib.closing(conn.cursor()) as cursor,
+        ):
+            if self._sqlite:
+                cursor.execute("BEGIN IMMEDIATE")
+            for stream_id, events in prepared:
+                cursor.execute(sql.stream_version, (stream_id,))
+                current = cursor.fetchone()[0]
+                rows = [
+                    (event_id, stream_id, current + offset, type_, schema_version, data, meta, occurred, now)
+                    for offset, (event_id, type_, schema_version, data, meta, occurred) in enumerate(events, start=1)
+                ]
+                positions = self._insert_sqlite(cursor, rows) if self._sqlite else self._insert_postgres(cursor, rows)
+                outcomes.append(AppendResult(
+                    stream_id=stream_id,
+                    first_version=current + 1,
+                    last_version=current + len(rows),
+                    positions=tuple(positions),
+                    event_ids=tuple(row[0] for row in events),
+                    result={},
+                ))
+            conn.commit()
+        return outcomes
+
     def _append_once(
         self,
         stream_id: str,

@@ -415,6 +415,26 @@ def test_staff_views_of_personal_data_are_recorded_and_denied_ones_are_not(world
     assert len(world.audit("A")) == 4
 
 
+def test_a_page_of_many_students_records_their_views_in_one_write(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes: list[int] = []
+    append_many = world.ctx.store.append_many
+
+    def counted(batches):  # type: ignore[no-untyped-def]
+        writes.append(len(batches))
+        return append_many(batches)
+
+    monkeypatch.setattr(world.ctx.store, "append_many", counted)
+    head = world.ctx.store.head()
+    assert world.browser("coordinator").get("/review-queue").status_code == 200
+    assert writes == [2]  # students A and B, one transaction
+    recorded = world.ctx.store.read_all(after=head, limit=10)
+    assert {(e.stream_id, e.data["what"]) for e in recorded} == {
+        (f"audit-{world.students['A']}", "review_queue"), (f"audit-{world.students['B']}", "review_queue"),
+    }
+
+
 def test_a_view_that_cannot_be_recorded_shows_nothing(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     from shared.errors import StorageUnavailable
 
@@ -422,6 +442,7 @@ def test_a_view_that_cannot_be_recorded_shows_nothing(world: World, monkeypatch:
         raise StorageUnavailable("the event store could not record the write")
 
     monkeypatch.setattr(world.ctx.store, "append", broken)
+    monkeypatch.setattr(world.ctx.store, "append_many", broken)
     page = world.browser("coordinator").get(f"/reports/{world.reports['A']}")
     assert page.status_code == 503
     assert "I learnt a lot." not in page.get_data(as_text=True)
