@@ -342,7 +342,7 @@ def test_recorded_at_comes_from_the_clock_and_occurred_at_is_kept_apart(
 
 #: Everything public an event store may offer. Nothing here changes or removes a stored event.
 ALLOWED_API = {
-    "append", "find_idempotent", "read_stream", "stream_version", "read_all", "head", "count",
+    "append", "append_many", "find_idempotent", "read_stream", "stream_version", "read_all", "head", "count",
     # SqlEventStore's set-up and shutdown
     "create_schema", "dispose", "url",
 }
