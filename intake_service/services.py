@@ -510,5 +510,5 @@ def erase_student_and_account(
                 revoked += 1
         engine = getattr(identity.store, "engine", None)
         if engine is not None:
-            compact_sqlite(engine)
+            compact_sqlite(engine, vacuum=True)
     return Erasure(student_id, account.id if account else None, revoked)

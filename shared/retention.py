@@ -98,16 +98,21 @@ def due(candidates: Iterable[Candidate], policy: RetentionPolicy, now: datetime)
     )
 
 
-def compact_sqlite(engine: sa.Engine) -> None:
+def compact_sqlite(engine: sa.Engine, *, vacuum: bool = False) -> None:
     """On SQLite, move the WAL into the main file and truncate it, so pages holding deleted or
     overwritten data do not linger in the -wal file (secure_delete zeroes them in the main file).
-    A no-op on other databases."""
+    With `vacuum`, first rebuild the whole file (VACUUM), so no stale byte survives anywhere in
+    it, free pages included: for small files that hold names (the identity database), where a
+    canary of an erased person was once found left over in the main file. A no-op on other
+    databases."""
     if engine.dialect.name != "sqlite":
         return
     raw = engine.raw_connection()
     try:
         driver = raw.driver_connection
         assert driver is not None
+        if vacuum:
+            driver.execute("VACUUM")
         driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         raw.close()
