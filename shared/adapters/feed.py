@@ -126,9 +126,6 @@ class HttpEventFeed:
     def head(self) -> int:
         return int(self._get(0, 1).get("head", 0))
 
-    def close(self) -> None:
-        self._pool.close()
-
 
 class StoreEventFeed:
     """Reads an event store in-process (tests, benchmarks). `opener` is the writer's own reading

@@ -140,6 +140,15 @@ _SQLITE = _Statements("?")  # sqlite3's paramstyle
 _POSTGRES = _Statements("%s")  # psycopg's
 
 
+def _prepare(events: Sequence[NewEvent], idempotency_key: str | None) -> list[tuple[Any, ...]]:
+    """Each event's columns but its stream, version and recorded time, serialised."""
+    return [
+        (e.event_id, e.type, e.schema_version, _dumps(e.data),
+         _dumps({**e.metadata, "idempotency_key": idempotency_key}), e.occurred_at.isoformat())
+        for e in events
+    ]
+
+
 @contextlib.contextmanager
 def _driver_connection(engine: sa.Engine) -> Iterator[Any]:
     """A DBAPI connection from the engine's pool. Driver errors come out as SQLAlchemy's
@@ -259,37 +268,13 @@ class SqlEventStore:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _append_many_once(self, batches: Sequence[tuple[str, Sequence[NewEvent]]]) -> list[AppendResult]:
-        sql = self._statements
         now = self._clock.now().isoformat()
-        prepared = [
-            (stream_id, [(e.event_id, e.type, e.schema_version, _dumps(e.data),
-                          _dumps({**e.metadata, "idempotency_key": None}), e.occurred_at.isoformat()) for e in events])
-            for stream_id, events in batches
-        ]
-        outcomes = []
-        with (
-            self._write_lock,
-            _driver_connection(self._writer) as conn,
-            contextlib.closing(conn.cursor()) as cursor,
-        ):
-            if self._sqlite:
-                cursor.execute("BEGIN IMMEDIATE")
-            for stream_id, events in prepared:
-                cursor.execute(sql.stream_version, (stream_id,))
-                current = cursor.fetchone()[0]
-                rows = [
-                    (event_id, stream_id, current + offset, type_, schema_version, data, meta, occurred, now)
-                    for offset, (event_id, type_, schema_version, data, meta, occurred) in enumerate(events, start=1)
-                ]
-                positions = self._insert_sqlite(cursor, rows) if self._sqlite else self._insert_postgres(cursor, rows)
-                outcomes.append(AppendResult(
-                    stream_id=stream_id,
-                    first_version=current + 1,
-                    last_version=current + len(rows),
-                    positions=tuple(positions),
-                    event_ids=tuple(row[0] for row in events),
-                    result={},
-                ))
+        prepared = [(stream_id, events, _prepare(events, None)) for stream_id, events in batches]
+        with self._write_transaction() as (conn, cursor):
+            outcomes = [
+                self._insert_stream(cursor, stream_id, events, rows, self._version(cursor, stream_id), now, {})
+                for stream_id, events, rows in prepared
+            ]
             conn.commit()
         return outcomes
 
@@ -302,20 +287,28 @@ class SqlEventStore:
         request_hash: str | None,
         result: Mapping[str, Any] | None,
     ) -> AppendResult:
-        sql = self._statements
         now = self._clock.now().isoformat()
         # Everything but the version is serialised before the write lock is taken, so the lock is
         # held for the queries and the inserts only (what other writers wait for).
-        prepared = []
-        for event in events:
-            meta = dict(event.metadata)
-            meta["idempotency_key"] = idempotency_key
-            prepared.append((event.event_id, event.type, event.schema_version, _dumps(event.data), _dumps(meta),
-                             event.occurred_at.isoformat()))
-        # One transaction: BEGIN IMMEDIATE on SQLite (its connections are in autocommit mode,
-        # see sql.py), psycopg's implicit BEGIN on PostgreSQL; commit() ends either. On an error
-        # the connection goes back to the pool uncommitted and the pool rolls it back, still
-        # under the write lock.
+        prepared = _prepare(events, idempotency_key)
+        with self._write_transaction() as (conn, cursor):
+            current = self._version(cursor, stream_id)
+            if expected_version is not None and current != expected_version:
+                raise ConcurrencyConflict(stream_id, expected_version, current)
+            outcome = self._insert_stream(cursor, stream_id, events, prepared, current, now, dict(result or {}))
+            if idempotency_key is not None:
+                cursor.execute(
+                    self._statements.insert_key, (idempotency_key, request_hash, _dumps(outcome.as_record()), now)
+                )
+            conn.commit()
+        return outcome
+
+    @contextlib.contextmanager
+    def _write_transaction(self) -> Iterator[tuple[Any, Any]]:
+        """One transaction: BEGIN IMMEDIATE on SQLite (its connections are in autocommit mode,
+        see sql.py), psycopg's implicit BEGIN on PostgreSQL; the caller's commit() ends either.
+        On an error the connection goes back to the pool uncommitted and the pool rolls it back,
+        still under the write lock."""
         with (
             self._write_lock,
             _driver_connection(self._writer) as conn,
@@ -323,30 +316,30 @@ class SqlEventStore:
         ):
             if self._sqlite:
                 cursor.execute("BEGIN IMMEDIATE")
-            cursor.execute(sql.stream_version, (stream_id,))
-            current = cursor.fetchone()[0]
-            if expected_version is not None and current != expected_version:
-                raise ConcurrencyConflict(stream_id, expected_version, current)
-            rows = [
-                (event_id, stream_id, current + offset, type_, schema_version, data, meta, occurred, now)
-                for offset, (event_id, type_, schema_version, data, meta, occurred) in enumerate(prepared, start=1)
-            ]
-            if self._sqlite:
-                positions = self._insert_sqlite(cursor, rows)
-            else:
-                positions = self._insert_postgres(cursor, rows)
-            outcome = AppendResult(
-                stream_id=stream_id,
-                first_version=current + 1,
-                last_version=current + len(events),
-                positions=tuple(positions),
-                event_ids=tuple(e.event_id for e in events),
-                result=dict(result or {}),
-            )
-            if idempotency_key is not None:
-                cursor.execute(sql.insert_key, (idempotency_key, request_hash, _dumps(outcome.as_record()), now))
-            conn.commit()
-        return outcome
+            yield conn, cursor
+
+    def _version(self, cursor: Any, stream_id: str) -> int:
+        cursor.execute(self._statements.stream_version, (stream_id,))
+        return int(cursor.fetchone()[0])
+
+    def _insert_stream(
+        self, cursor: Any, stream_id: str, events: Sequence[NewEvent], prepared: list[tuple[Any, ...]],
+        current: int, now: str, result: dict[str, Any],
+    ) -> AppendResult:
+        """Insert one stream's prepared events after version `current`, inside the transaction."""
+        rows = [
+            (event_id, stream_id, current + offset, type_, schema_version, data, meta, occurred, now)
+            for offset, (event_id, type_, schema_version, data, meta, occurred) in enumerate(prepared, start=1)
+        ]
+        positions = self._insert_sqlite(cursor, rows) if self._sqlite else self._insert_postgres(cursor, rows)
+        return AppendResult(
+            stream_id=stream_id,
+            first_version=current + 1,
+            last_version=current + len(events),
+            positions=tuple(positions),
+            event_ids=tuple(e.event_id for e in events),
+            result=result,
+        )
 
     def _insert_sqlite(self, cursor: Any, rows: list[tuple[Any, ...]]) -> list[int]:
         # SQLite serialises writers (BEGIN IMMEDIATE), so rowids are assigned in commit order.
