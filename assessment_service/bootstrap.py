@@ -19,6 +19,9 @@ from shared.clock import Clock, SystemClock
 from shared.config import Settings
 from shared.projection import EventFeed, ProjectionRunner
 
+#: Events per feed page and per projection transaction: fewer round trips and commits.
+BATCH_SIZE = 2000
+
 
 @dataclass
 class AssessmentContext:
@@ -58,8 +61,7 @@ def build_context(settings: Settings, **overrides: Any) -> AssessmentContext:
     feed = overrides.get("feed") or HttpEventFeed(
         settings.intake_feed_url or settings.intake_url, token=settings.feed_token
     )
-    # Pages of 2,000 (the intake feed serves up to 5,000): fewer round trips and fsync'd commits.
-    batch_size = overrides.get("batch_size", 2000)
+    batch_size = overrides.get("batch_size", BATCH_SIZE)  # the intake feed serves up to 5,000
     runner = ProjectionRunner(engine, feed, projections.ALL, batch_size=batch_size, reader=reader)
     runner.create_schema()
     catalogue = overrides.get("catalogue") or Catalogue.load(settings.departments_file)

@@ -66,7 +66,7 @@ BIN = Path(sys.executable).parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-RUNNER_BATCH = 250  # assessment_service.bootstrap: ProjectionRunner(batch_size=250)
+from assessment_service.bootstrap import BATCH_SIZE as RUNNER_BATCH  # noqa: E402  (events per projection transaction)
 
 ACTIVITY = {
     "kind": "summer-school",
@@ -405,16 +405,11 @@ class EventMaker:
         """(student_id, wrapped key, [(type, schema_version, sealed data), ...])."""
         from cryptography.fernet import Fernet
 
-        from shared.personal import PREFIX
+        from shared.personal import SubjectCipher
 
         sid = str(uuid.uuid4())
-        key = Fernet.generate_key()
-        fernet = Fernet(key)
-
-        def seal(value: Any) -> str:
-            return (
-                PREFIX + fernet.encrypt(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()).decode()
-            )
+        key = Fernet.generate_key()  # the vault's key format
+        cipher = SubjectCipher(key)
 
         tag = f"{n}x{sid[:6]}"
         out: list[tuple[str, int, dict[str, Any]]] = [
@@ -423,9 +418,9 @@ class EventMaker:
                 self.versions["StudentRegistered"],
                 {
                     "student_id": sid,
-                    "name": seal(f"Bench Student {tag}"),
-                    "email": seal(f"bench.{tag}@example.org"),
-                    "university_id": seal(f"b{tag}"[:32]),
+                    "name": cipher.seal("name", f"Bench Student {tag}"),
+                    "email": cipher.seal("email", f"bench.{tag}@example.org"),
+                    "university_id": cipher.seal("university_id", f"b{tag}"[:32]),
                     "department": "SOCSW",
                     "programme": "SSASK",
                     "expected_end_term": "VT2028",
@@ -437,7 +432,7 @@ class EventMaker:
         for _ in range(4):
             aid = str(uuid.uuid4())
             aids.append(aid)
-            data = dict(ACTIVITY, activity_id=aid, description=seal(ACTIVITY["description"]))
+            data = dict(ACTIVITY, activity_id=aid, description=cipher.seal("description", ACTIVITY["description"]))
             out.append(("ActivityLogged", self.versions["ActivityLogged"], data))
         out.append(
             (
@@ -445,7 +440,7 @@ class EventMaker:
                 self.versions["ReportSubmitted"],
                 {
                     "report_id": str(uuid.uuid4()),
-                    "answers": seal(ANSWERS),
+                    "answers": cipher.seal("answers", ANSWERS),
                     "activity_ids": aids,
                     "attachment_id": None,
                     "rules": "SOCSW@1",

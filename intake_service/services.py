@@ -17,7 +17,7 @@ from shared.catalogue import Catalogue, Department
 from shared.clock import Clock
 from shared.errors import ConcurrencyConflict, NotFound, ValidationFailed
 from shared.events import NewEvent, RecordedEvent
-from shared.personal import FernetCache, PersonalDataCodec
+from shared.personal import CipherCache, PersonalDataCodec
 from shared.retention import compact_sqlite
 from shared.store import ANY_VERSION, NO_STREAM, EventStore, request_fingerprint
 from shared.validation import is_uuid
@@ -96,16 +96,16 @@ class IntakeServices:
         return self.open_events(self.store.read_all(after=after, limit=limit))
 
     def open_events(self, events: list[RecordedEvent], *, personal: bool = True) -> list[RecordedEvent]:
-        """Unseal personal data (one key lookup per page, one Fernet per subject per page) and
+        """Unseal personal data (one key lookup per page, one cipher per subject per page) and
         upcast; an event needing neither is returned as it is. With `personal=False` sealed
         fields become None without a key lookup."""
         subjects = {subject_of(e.stream_id) for e in events} if personal else set()
-        fernets = FernetCache(self.codec.vault.keys_for(s for s in subjects if s))
+        ciphers = CipherCache(self.codec.vault.keys_for(s for s in subjects if s))
         codec_open, upcast, current_version = self.codec.open_with, REGISTRY.upcast, REGISTRY.current_version
         out = []
         for event in events:
             stream_id = event.stream_id
-            data = codec_open(event.data, partial(fernets.get, subject_of(stream_id)))
+            data = codec_open(event.data, partial(ciphers.get, subject_of(stream_id)))
             data = upcast(event.type, event.schema_version, data)  # as it was when current
             version = current_version(event.type)
             if data is event.data and event.schema_version == version:
@@ -120,7 +120,7 @@ class IntakeServices:
 
     def state(self, student_id: str, *, personal: bool = True) -> tuple[domain.StudentState, int, list[Any]]:
         """The student's folded state, stream version and decoded events. Decisions that never
-        read a personal field pass `personal=False` and skip the key vault and Fernet."""
+        read a personal field pass `personal=False` and skip the key vault and decryption."""
         recorded = self.history(student_id, personal=personal)
         decoded = [REGISTRY.decode_recorded(e) for e in recorded]
         return domain.fold(decoded), len(recorded), decoded

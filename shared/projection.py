@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -96,9 +97,77 @@ class _PendingWrites:
         self.flushing = True
         try:
             for statement, rows, _keys in groups:
+                if len(rows) > 1 and _driver_executemany(self.conn, statement, rows):
+                    continue
                 self.conn.execute(statement, rows if len(rows) > 1 else rows[0])
         finally:
             self.flushing = False
+
+
+# dialect -> (statement, column keys) -> how to run it on the driver's cursor (None: through SQLAlchemy)
+_driver_plans: weakref.WeakKeyDictionary[Any, dict[tuple[Any, tuple[str, ...]], _DriverPlan | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@dataclass(frozen=True)
+class _DriverPlan:
+    """A statement compiled for one dialect and one set of parameter names, with what SQLAlchemy
+    would add to each row: the statement's own constants and the types' bind processors."""
+
+    sql: str
+    order: tuple[str, ...] | None  # positional paramstyle (SQLite's qmark): the names in order
+    constants: dict[str, Any]
+    processors: tuple[tuple[str, Callable[[Any], Any]], ...]
+
+    def parameters(self, rows: Sequence[Mapping[str, Any]]) -> Sequence[Any]:
+        if self.constants or self.processors:
+            merged = []
+            for row in rows:
+                full = {**self.constants, **row}
+                for name, process in self.processors:
+                    full[name] = process(full[name])
+                merged.append(full)
+            rows = merged
+        if self.order is None:
+            return rows
+        order = self.order
+        return [tuple(row[name] for name in order) for row in rows]
+
+
+def _driver_executemany(conn: sa.Connection, statement: Any, rows: list[Mapping[str, Any]]) -> bool:
+    """Run one group's rows as one `executemany` on the driver's own cursor, with the SQL the
+    statement compiles to on this dialect (compiled once per parameter names), the statement's
+    constants and the types' bind processors applied as SQLAlchemy would. Profiled: for a
+    2,000-event page SQLAlchemy's per-row parameter handling cost about as much as the driver's
+    own work. Returns False (the caller uses `conn.execute`) for statements that need more
+    (expanding or post-compile parameters, escaped names, RETURNING) or rows of other names."""
+    keys = tuple(rows[0])
+    plans = _driver_plans.setdefault(conn.dialect, {})
+    try:
+        plan = plans[(statement, keys)]
+    except KeyError:
+        plan = plans[(statement, keys)] = _driver_plan(conn.dialect, statement, rows[0])
+    if plan is None or any(row.keys() != rows[0].keys() for row in rows):
+        return False
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(plan.sql, plan.parameters(rows))
+    finally:
+        cursor.close()
+    return True
+
+
+def _driver_plan(dialect: sa.Dialect, statement: Any, sample: Mapping[str, Any]) -> _DriverPlan | None:
+    compiled = statement.compile(dialect=dialect, column_keys=list(sample))
+    if (compiled.literal_execute_params or compiled.post_compile_params or compiled.escaped_bind_names
+            or compiled.effective_returning or not isinstance(statement, sa.sql.dml.ValuesBase | sa.Update)):
+        return None
+    full = compiled.construct_params(params=dict(sample))
+    constants = {name: value for name, value in full.items() if name not in sample}
+    processors = tuple((name, fn) for name, fn in compiled._bind_processors.items() if name in full)
+    order = tuple(compiled.positiontup) if compiled.positional else None
+    return _DriverPlan(compiled.string, order, constants, processors)
 
 
 def queue(conn: sa.Connection, statement: Any, params: Mapping[str, Any] | None = None, *,

@@ -1,0 +1,110 @@
+"""Queued projection writes: inside a runner batch they run as one executemany per statement on the
+driver's own cursor (with the statement's constants and the types' bind processors applied as
+SQLAlchemy would); the rows must come out exactly as if every write had run on its own."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from shared.adapters.sql import make_engine
+from shared.events import RecordedEvent
+from shared.projection import Projection, ProjectionRunner, queue, table_digest
+
+metadata = sa.MetaData()
+tally = sa.Table(
+    "tally",
+    metadata,
+    sa.Column("key", sa.String(20), primary_key=True),
+    sa.Column("label", sa.String(50), nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("flagged", sa.Boolean, nullable=False),
+    sa.Column("last", sa.BigInteger, nullable=False),
+)
+# A constant inside the statement (`count + 1`: a bound 1) and a Boolean (a bind processor).
+BUMP = (tally.update().where(tally.c.key == sa.bindparam("b_key"))
+        .values(count=tally.c.count + 1, flagged=sa.bindparam("b_flag"), last=sa.bindparam("b_last")))
+RENAME = tally.update().where(tally.c.key == sa.bindparam("b_key")).values(label=sa.bindparam("b_label"))
+
+
+def _upsert(dialect: str) -> sa.Insert:
+    insert = postgresql.insert(tally) if dialect == "postgresql" else sqlite.insert(tally)
+    return insert.on_conflict_do_update(index_elements=[tally.c.key],
+                                        set_={"label": insert.excluded.label, "last": insert.excluded.last})
+
+
+def on_event(conn: sa.Connection, event: RecordedEvent) -> None:
+    key, what = event.data["key"], event.data["what"]
+    if what == "upsert":
+        queue(conn, UPSERTS[conn.dialect.name],
+              {"key": key, "label": f"v{event.position}", "count": 0, "flagged": False, "last": event.position},
+              key=key)
+    elif what == "bump":
+        queue(conn, BUMP, {"b_key": key, "b_flag": event.position % 2 == 0, "b_last": event.position}, key=key)
+    else:
+        queue(conn, RENAME, {"b_key": key, "b_label": f"r{event.position}"}, key=key)
+
+
+UPSERTS = {"postgresql": _upsert("postgresql"), "sqlite": _upsert("sqlite")}
+PROJECTION = Projection("tally", (tally,), {"Tallied": on_event})
+
+
+def history() -> list[RecordedEvent]:
+    """Upserts, bumps and renames of six keys, interleaved: some keys upserted twice, bumps of one
+    key far apart and close together, so groups form, merge past other keys and split."""
+    at = datetime(2026, 11, 28, tzinfo=UTC)
+    steps = [(k, "upsert") for k in "abcdef"] + [
+        ("a", "bump"), ("b", "bump"), ("a", "bump"), ("c", "rename"), ("a", "upsert"), ("a", "bump"),
+        ("d", "bump"), ("e", "rename"), ("d", "bump"), ("f", "upsert"), ("b", "rename"), ("b", "bump"),
+    ] * 3
+    return [RecordedEvent(position=n, event_id=f"e{n}", stream_id=f"s-{key}", version=n, type="Tallied",
+                          schema_version=1, data={"key": key, "what": what}, metadata={}, occurred_at=at,
+                          recorded_at=at)
+            for n, (key, what) in enumerate(steps, start=1)]
+
+
+class ListFeed:
+    def __init__(self, events: list[RecordedEvent]) -> None:
+        self.events = events
+
+    def read(self, after: int, limit: int) -> list[RecordedEvent]:
+        return [e for e in self.events if e.position > after][:limit]
+
+    def head(self) -> int:
+        return self.events[-1].position
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgres":
+        return request.getfixturevalue("pg_url")
+    return f"sqlite:///{tmp_path / 'writes.db'}"
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 1000])
+def test_batched_writes_equal_one_by_one_writes(db_url: str, batch_size: int) -> None:
+    events = history()
+    engine = make_engine(db_url, immediate=True)
+    runner = ProjectionRunner(engine, ListFeed(events), [PROJECTION], batch_size=batch_size)
+    runner.create_schema()
+    assert runner.catch_up() == len(events)
+    with engine.connect() as conn:
+        batched = conn.execute(sa.select(tally).order_by(tally.c.key)).all()
+        batched_digest = table_digest(conn, [tally])
+
+    # The same writes, each executed at once (outside a runner, `queue` executes immediately).
+    with engine.begin() as conn:
+        conn.execute(tally.delete())
+        for event in events:
+            on_event(conn, event)
+    with engine.connect() as conn:
+        one_by_one = conn.execute(sa.select(tally).order_by(tally.c.key)).all()
+        assert table_digest(conn, [tally]) == batched_digest
+    engine.dispose()
+    assert batched == one_by_one
+    a = {row.key: row for row in one_by_one}["a"]
+    assert a.count == 9 and a.flagged is (a.last % 2 == 0) and a.label == f"v{a.last - 1}"
