@@ -5,6 +5,8 @@ event store."""
 
 from __future__ import annotations
 
+import time
+
 import click
 from flask import current_app
 from flask.cli import AppGroup
@@ -50,6 +52,7 @@ def rebuild(name: str | None) -> None:
 def _rebuild(runner: ProjectionRunner, names: list[str] | None) -> None:
     selected = runner.resolve_names(names)
     head = runner.feed.head()
+    started = time.monotonic()
     runner.reset(selected)
     done = 0
     with click.progressbar(length=max(head, 1), label=f"Rebuilding {', '.join(selected)}") as bar:
@@ -63,4 +66,7 @@ def _rebuild(runner: ProjectionRunner, names: list[str] | None) -> None:
 
         applied = runner.catch_up(selected, on_batch=advance)
         bar.update(max(head - done, 0))
-    click.echo(f"Applied {applied} events; checkpoints: {runner.checkpoints()}")
+    took = time.monotonic() - started
+    rate = f" ({head / took:,.0f} events/s)" if head and took > 0 else ""
+    click.echo(f"Rebuilt {', '.join(selected)} up to position {head} in {took:.2f} s{rate}: "
+               f"{applied} event applications; checkpoints: {runner.checkpoints()}")

@@ -47,6 +47,7 @@ import math
 import multiprocessing as mp
 import os
 import platform
+import re
 import shutil
 import signal
 import sqlite3
@@ -1020,9 +1021,15 @@ def bench_rebuild(pipe: Pipeline, dbs: Databases, maker: EventMaker, n_total: in
             by_progress[f"{int(frac * 100)}%"] = round(cand[0][1], 1)
     by_progress["end"] = round(samples[-1][1], 1) if samples else None
     rows = table_rows(dbs)
+    # The command's own report of each rebuild (reset + catch-up, without the process start-up):
+    # "Rebuilt <names> up to position N in X s".
+    phase = sum(float(x) for x in re.findall(
+        r"Rebuilt .*? up to position \d+ in ([\d.]+) s", (pipe.workdir / "rebuild.log").read_text()))
     return {
         "events": head,
         "seconds": round(elapsed, 1),
+        "rebuild_phase_s": round(phase, 2),
+        "rows_per_s_rebuild_phase": sum(rows.values()) / phase if phase else float("nan"),
         "events_per_s": head / elapsed,
         "events_per_s_excl_startup": head / max(elapsed - startup, 1e-9),
         "cli_startup_s": round(startup, 2),
@@ -1301,7 +1308,8 @@ def run_backend(
             res["rebuild"] = r
             log(
                 f"  rebuild of {r['events']} events: {r['seconds']} s = {r['events_per_s']:.0f} events/s, "
-                f"{r['rows_per_s']:.0f} rows/s, peak RSS {r['peak_rss_mb']} MB, by progress {r['rss_by_progress_mb']}; "
+                f"{r['rows_per_s']:.0f} rows/s (rebuild phase {r['rebuild_phase_s']} s: "
+                f"{r['rows_per_s_rebuild_phase']:.0f} rows/s), peak RSS {r['peak_rss_mb']} MB, by progress {r['rss_by_progress_mb']}; "
                 f"CPU s rebuild {r['cpu_s_rebuild_process']}, intake feed {r['cpu_s_intake_feed_server']}"
             )
             r = bench_raw_insert(dbs, res["rebuild"]["events"])
@@ -1335,12 +1343,16 @@ def verdicts(r: dict[str, Any]) -> list[tuple[str, str, str]]:
             )
         )
     if "raw_insert" in r:
+        # The rebuild's rate as the command measures it (reset + catch-up), like the raw reference's
+        # (its inserts, without connecting or loading); the whole command's, start-up included, beside it.
         raw = r["raw_insert"]["rows_per_s"]
-        rb = r["rebuild"]["rows_per_s"]
+        rb = r["rebuild"]["rows_per_s_rebuild_phase"]
+        whole = r["rebuild"]["rows_per_s"]
         out.append(
             (
                 "rebuild >= 1/3 of raw batched insert",
-                f"{rb:,.0f} / {raw:,.0f} rows/s = {rb / raw:.2f}",
+                f"{rb:,.0f} / {raw:,.0f} rows/s = {rb / raw:.2f} (whole command incl. "
+                f"{r['rebuild']['cli_startup_s']} s start-up: {whole / raw:.2f})",
                 "PASS" if rb >= raw / 3 else "FAIL",
             )
         )

@@ -3,8 +3,8 @@
 A projection is a name, the read-model tables it alone writes, and an explicit `HANDLERS` dict
 (`event type -> on_<event_name>(conn, event)`). Handlers may hand their writes to `queue(conn,
 statement, params, key=...)` instead of `conn.execute`: inside the runner, the executions of one
-statement object within one projection's batch then run as one `executemany` where that cannot
-change the result (consecutive ones, or keyed ones moved only past writes of other keys), in the
+statement object within one projection's batch then run as one `executemany` (on the driver's
+cursor, or as COPY on PostgreSQL: `shared.adapters.bulk_writes`) where that cannot change the result (consecutive ones, or keyed ones moved only past writes of other keys), in the
 same transaction, flushed before any other statement runs on that connection and before the
 checkpoint moves; outside the runner `queue` simply executes. The runner reads one batch from
 the lowest checkpoint of its projections (outside any transaction: the feed may be HTTP), then in ONE
@@ -20,8 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from shared.adapters import bulk_writes
 from shared.events import RecordedEvent
 
 log = logging.getLogger(__name__)
@@ -51,23 +52,32 @@ checkpoints = sa.Table(
 )
 
 
+_running_writes = threading.local()  # `.active`: this thread is executing queued writes now
+
+
 class _PendingWrites:
     """Writes queued during one projection's batch, executed at `flush` as few executemany calls.
 
     A write joins the group of the same statement object when nothing queued after that group
     could be affected by moving it there: the group is the last one, or the write has a `key`
     and every later group holds only writes with other keys (writes of different keys touch
-    different rows, so they commute). Otherwise it starts a new group. Groups run in order."""
+    different rows, so they commute). Otherwise it starts a new group. Groups run in order.
 
-    __slots__ = ("conn", "flushing", "groups")
+    `flush_behind` hands the groups to a writer thread instead (same connection, same
+    transaction, in order): the database works on one projection's rows while the handlers of
+    the next one run. `flush` (and any other statement on the connection, through the
+    before_execute hook) first waits for the writer and raises what it raised."""
+
+    __slots__ = ("conn", "groups", "inflight", "writer")
 
     _REACH = 8  # groups looked back at; the statements of a projection are few
 
-    def __init__(self, conn: sa.Connection) -> None:
+    def __init__(self, conn: sa.Connection, writer: ThreadPoolExecutor | None = None) -> None:
         self.conn = conn
         # [statement, rows, keys of the rows (None once any row has no key)]
         self.groups: list[tuple[Any, list[Mapping[str, Any]], set[Any] | None]] = []
-        self.flushing = False
+        self.writer = writer
+        self.inflight: list[Future[None]] = []
 
     def add(self, statement: Any, params: Mapping[str, Any] | None, key: Any = None) -> None:
         if params is None:  # nothing to batch: run it now, after what is queued
@@ -90,84 +100,40 @@ class _PendingWrites:
         groups.append((statement, [params], None if key is None else {key}))
 
     def flush(self) -> None:
-        groups = self.groups
-        if not groups:
+        """Run everything queued now (after what the writer has), in this thread."""
+        self.wait()
+        groups, self.groups = self.groups, []
+        if groups:
+            self._run(groups)
+
+    def flush_behind(self) -> None:
+        """Hand what is queued to the writer thread (or run it now without one)."""
+        if self.writer is None:
+            self.flush()
             return
-        self.groups = []
-        self.flushing = True
+        groups, self.groups = self.groups, []
+        if groups:
+            self.inflight.append(self.writer.submit(self._run, groups))
+
+    def wait(self) -> None:
+        """Wait for every write handed to the writer; raise the first error among them."""
+        inflight, self.inflight = self.inflight, []
+        error: BaseException | None = None
+        for future in inflight:
+            exc = future.exception()  # waits; later ones are waited for even after an error
+            error = error or exc
+        if error is not None:
+            raise error
+
+    def _run(self, groups: list[tuple[Any, list[Mapping[str, Any]], set[Any] | None]]) -> None:
+        _running_writes.active = True
         try:
             for statement, rows, _keys in groups:
-                if len(rows) > 1 and _driver_executemany(self.conn, statement, rows):
+                if len(rows) > 1 and bulk_writes.executemany(self.conn, statement, rows):
                     continue
                 self.conn.execute(statement, rows if len(rows) > 1 else rows[0])
         finally:
-            self.flushing = False
-
-
-# dialect -> (statement, column keys) -> how to run it on the driver's cursor (None: through SQLAlchemy)
-_driver_plans: weakref.WeakKeyDictionary[Any, dict[tuple[Any, tuple[str, ...]], _DriverPlan | None]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-@dataclass(frozen=True)
-class _DriverPlan:
-    """A statement compiled for one dialect and one set of parameter names, with what SQLAlchemy
-    would add to each row: the statement's own constants and the types' bind processors."""
-
-    sql: str
-    order: tuple[str, ...] | None  # positional paramstyle (SQLite's qmark): the names in order
-    constants: dict[str, Any]
-    processors: tuple[tuple[str, Callable[[Any], Any]], ...]
-
-    def parameters(self, rows: Sequence[Mapping[str, Any]]) -> Sequence[Any]:
-        if self.constants or self.processors:
-            merged = []
-            for row in rows:
-                full = {**self.constants, **row}
-                for name, process in self.processors:
-                    full[name] = process(full[name])
-                merged.append(full)
-            rows = merged
-        if self.order is None:
-            return rows
-        order = self.order
-        return [tuple(row[name] for name in order) for row in rows]
-
-
-def _driver_executemany(conn: sa.Connection, statement: Any, rows: list[Mapping[str, Any]]) -> bool:
-    """Run one group's rows as one `executemany` on the driver's own cursor, with the SQL the
-    statement compiles to on this dialect (compiled once per parameter names), the statement's
-    constants and the types' bind processors applied as SQLAlchemy would. Profiled: for a
-    2,000-event page SQLAlchemy's per-row parameter handling cost about as much as the driver's
-    own work. Returns False (the caller uses `conn.execute`) for statements that need more
-    (expanding or post-compile parameters, escaped names, RETURNING) or rows of other names."""
-    keys = tuple(rows[0])
-    plans = _driver_plans.setdefault(conn.dialect, {})
-    try:
-        plan = plans[(statement, keys)]
-    except KeyError:
-        plan = plans[(statement, keys)] = _driver_plan(conn.dialect, statement, rows[0])
-    if plan is None or any(row.keys() != rows[0].keys() for row in rows):
-        return False
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.executemany(plan.sql, plan.parameters(rows))
-    finally:
-        cursor.close()
-    return True
-
-
-def _driver_plan(dialect: sa.Dialect, statement: Any, sample: Mapping[str, Any]) -> _DriverPlan | None:
-    compiled = statement.compile(dialect=dialect, column_keys=list(sample))
-    if (compiled.literal_execute_params or compiled.post_compile_params or compiled.escaped_bind_names
-            or compiled.effective_returning or not isinstance(statement, sa.sql.dml.ValuesBase | sa.Update)):
-        return None
-    full = compiled.construct_params(params=dict(sample))
-    constants = {name: value for name, value in full.items() if name not in sample}
-    processors = tuple((name, fn) for name, fn in compiled._bind_processors.items() if name in full)
-    order = tuple(compiled.positiontup) if compiled.positional else None
-    return _DriverPlan(compiled.string, order, constants, processors)
+            _running_writes.active = False
 
 
 def queue(conn: sa.Connection, statement: Any, params: Mapping[str, Any] | None = None, *,
@@ -191,8 +157,19 @@ def queue(conn: sa.Connection, statement: Any, params: Mapping[str, Any] | None 
 def _flush_pending(conn: sa.Connection, *_args: Any) -> None:
     """before_execute: any other statement on the connection sees the queued writes first."""
     pending = conn.info.get(_PENDING)
-    if pending is not None and not pending.flushing:
+    if pending is not None and not getattr(_running_writes, "active", False):
         pending.flush()
+
+
+#: Pages at least this long write behind (see `_PendingWrites.flush_behind`); a live wake-up's
+#: page of a few events gains nothing from a thread.
+_WRITE_BEHIND_MIN_EVENTS = 200
+
+_MOVE_CHECKPOINT = (
+    checkpoints.update()
+    .where(checkpoints.c.name == sa.bindparam("b_name"))
+    .values(position=sa.bindparam("b_position"), updated_at=sa.bindparam("b_at"))
+)
 
 
 class EventFeed(Protocol):
@@ -324,6 +301,10 @@ class ProjectionRunner:
         # budget runs out is waited for and left unused (the next run reads it again).
         ahead: tuple[int, Future[list[RecordedEvent]]] | None = None
         pool: ThreadPoolExecutor | None = None
+        # One connection for the whole run (one pool checkout and pre-ping, not one per batch);
+        # each batch is its own transaction on it.
+        conn: sa.Connection | None = None
+        writer: ThreadPoolExecutor | None = None  # for full pages: see _PendingWrites.flush_behind
         try:
             while True:
                 after = min(positions[name] for name in selected)
@@ -340,7 +321,10 @@ class ProjectionRunner:
                     pool = pool or ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-read-ahead")
                     next_after = events[-1].position
                     ahead = (next_after, pool.submit(self.feed.read, after=next_after, limit=self.batch_size))
-                applied, positions = self._apply_batch(selected, after, events)
+                conn = conn or self.engine.connect()
+                if writer is None and len(events) >= _WRITE_BEHIND_MIN_EVENTS and len(selected) > 1:
+                    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection-writer")
+                applied, positions = self._apply_batch(conn, selected, after, events, writer)
                 total += applied
                 if on_batch is not None:
                     on_batch(applied, events[-1].position)
@@ -359,18 +343,26 @@ class ProjectionRunner:
                 ahead[1].cancel()
             if pool is not None:
                 pool.shutdown(wait=True)
+            if writer is not None:
+                writer.shutdown(wait=True)
+            if conn is not None:
+                conn.close()
 
     def _apply_batch(
-        self, names: Sequence[str], after: int, events: list[RecordedEvent]
+        self, conn: sa.Connection, names: Sequence[str], after: int, events: list[RecordedEvent],
+        writer: ThreadPoolExecutor | None = None,
     ) -> tuple[int, dict[str, int]]:
         """Apply `events` (every event in (after, events[-1].position]) past each locked checkpoint.
 
-        Returns how many applications were made and the checkpoints as this transaction left them."""
+        With a `writer` thread, one projection's queued rows are written while the next one's
+        handlers run (same transaction). Returns how many applications were made and the
+        checkpoints as this transaction left them."""
         applied = 0
         positions: dict[str, int] = {}
-        with self.engine.begin() as conn:
+        moved: list[dict[str, Any]] = []
+        with conn.begin():
             current = self._lock_checkpoints(conn, names)
-            pending = _PendingWrites(conn)
+            pending = _PendingWrites(conn, writer)
             conn.info[_PENDING] = pending
             try:
                 for name in names:
@@ -385,15 +377,18 @@ class ProjectionRunner:
                     projection = self.projections[name]
                     for event in todo:
                         projection.apply(conn, event)
-                    pending.flush()  # this projection's rows, then its checkpoint
-                    conn.execute(
-                        checkpoints.update().where(checkpoints.c.name == name),
-                        {"position": todo[-1].position, "updated_at": time.time()},
-                    )
+                    pending.flush_behind()  # this projection's rows (each projection's in order)
+                    moved.append({"b_name": name, "b_position": todo[-1].position, "b_at": time.time()})
                     positions[name] = todo[-1].position
                     applied += len(todo)
+                pending.flush()  # every row written before any checkpoint moves
+                if moved:
+                    conn.execute(_MOVE_CHECKPOINT, moved)
             finally:
-                conn.info.pop(_PENDING, None)
+                try:
+                    pending.wait()  # nothing may still run on the connection when the transaction ends
+                finally:
+                    conn.info.pop(_PENDING, None)
         if applied:
             log.info(
                 "projected batch",
@@ -413,7 +408,6 @@ class ProjectionRunner:
         SQLite: the engine began with BEGIN IMMEDIATE, which already holds the database's write
         lock, so a concurrent runner waits here and then sees the moved checkpoint.
         """
-        self._ensure_rows(conn, names)
         query = (
             sa.select(checkpoints.c.name, checkpoints.c.position)
             .where(checkpoints.c.name.in_(list(names)))
@@ -421,7 +415,11 @@ class ProjectionRunner:
         )
         if self._postgres:
             query = query.with_for_update()
-        return {name: int(position) for name, position in conn.execute(query).all()}
+        found = {name: int(position) for name, position in conn.execute(query).all()}
+        if len(found) < len(names):  # a projection added since create_schema: its row, then lock again
+            self._ensure_rows(conn, names)
+            found = {name: int(position) for name, position in conn.execute(query).all()}
+        return found
 
     # -- rebuilding -------------------------------------------------------------------------
     def reset(self, names: Sequence[str] | None = None) -> None:

@@ -43,10 +43,12 @@ def make_engine(
     `pre_ping`, a PostgreSQL checkout costs no extra round trip; a connection broken by a server
     restart then fails one operation (the caller answers 503) and is replaced.
 
-    `durable=False` is for read models only (SQLite): commits are not fsynced one by one
-    (synchronous=NORMAL in WAL mode), so a power cut may take back the last few commits — rows and
-    their checkpoint together, as they share each transaction — and the runner applies those
-    events again. Never for an event store: there a commit is a promise to the caller."""
+    `durable=False` is for read models only: commits are not flushed to disk one by one (SQLite:
+    synchronous=NORMAL in WAL mode; PostgreSQL: synchronous_commit=off for this engine's
+    sessions), so a crash of the machine (SQLite) or of the server (PostgreSQL) may take back the
+    last few commits — rows and their checkpoint together, as they share each transaction — and
+    the runner applies those events again. Never for an event store: there a commit is a promise
+    to the caller."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
@@ -62,7 +64,10 @@ def make_engine(
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = str(parsed.set(drivername="postgresql+psycopg"))
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping)
+    connect_args = {} if durable or parsed.get_backend_name() != "postgresql" else {
+        "options": "-c synchronous_commit=off"}
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping,
+                            connect_args=connect_args)
 
 
 def _configure_sqlite(engine: sa.Engine, *, immediate: bool, durable: bool = True) -> None:

@@ -1,0 +1,186 @@
+"""Many executions of one write statement, at the driver's own speed (used by the projection runner).
+
+`executemany(conn, statement, rows)` runs `rows` (parameter dicts of the same names) in the
+connection's current transaction, with the same result as `conn.execute(statement, rows)`, or
+returns False and runs nothing (the caller then uses `conn.execute`):
+
+- On every backend, the statement is compiled once per (dialect, parameter names) and the rows go
+  to the driver cursor's `executemany`, with the statement's own constants and the column types'
+  bind processors applied as SQLAlchemy would. Profiled on a 2,000-event projection page:
+  SQLAlchemy's per-row parameter handling cost about as much as the driver's own work.
+- On PostgreSQL, an INSERT of many rows goes through COPY, which costs a fraction of a per-row
+  statement on both sides (measured: 20,000 activity rows, client CPU 0.05–0.08 s instead of 0.25 s,
+  and faster on the server). A plain INSERT copies straight into its table. An INSERT ... ON
+  CONFLICT (columns) copies into a staging table (temporary, this session's, emptied after each
+  use and at commit) and runs ONE `INSERT ... SELECT ... ON CONFLICT`: the same result as the
+  rows one by one *only if no two rows share a conflict key* (one statement cannot touch a row
+  twice), so rows with a repeated key take the per-row path.
+"""
+
+from __future__ import annotations
+
+import weakref
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql.dml import OnConflictDoNothing, OnConflictDoUpdate
+
+#: Fewer rows than this run as executemany even where COPY could (COPY has a fixed cost of a few
+#: round trips: set-up, the copy, the insert from the stage, emptying the stage).
+COPY_MIN_ROWS = 64
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A statement compiled for one dialect and one set of parameter names, with what SQLAlchemy
+    would add to each row: the statement's own constants and the types' bind processors."""
+
+    sql: str
+    order: tuple[str, ...] | None  # positional paramstyle (SQLite's qmark): the names in order
+    constants: dict[str, Any]
+    processors: tuple[tuple[str, Callable[[Any], Any]], ...]
+    copy: _CopyPlan | None  # PostgreSQL INSERTs only
+
+    def parameters(self, rows: Sequence[Mapping[str, Any]]) -> Sequence[Any]:
+        if self.constants or self.processors:
+            merged = []
+            for row in rows:
+                full = {**self.constants, **row}
+                for name, process in self.processors:
+                    full[name] = process(full[name])
+                merged.append(full)
+            rows = merged
+        if self.order is None:
+            return rows
+        order = self.order
+        return [tuple(row[name] for name in order) for row in rows]
+
+
+@dataclass(frozen=True)
+class _CopyPlan:
+    names: tuple[str, ...]  # the parameter (= column) names, in COPY order
+    copy_sql: str  # COPY <target> (columns) FROM STDIN
+    conflict: tuple[str, ...]  # the conflict target's column names; () for a plain INSERT
+    stage: str = ""
+    create_stage: str = ""
+    insert_from_stage: str = ""
+    constants: dict[str, Any] | None = None  # parameters of the ON CONFLICT clause itself
+
+    def distinct_keys(self, rows: Sequence[Mapping[str, Any]]) -> bool:
+        conflict = self.conflict
+        if len(conflict) == 1:
+            (name,) = conflict
+            return len({row[name] for row in rows}) == len(rows)
+        return len({tuple(row[name] for name in conflict) for row in rows}) == len(rows)
+
+
+_plans: weakref.WeakKeyDictionary[Any, dict[tuple[Any, tuple[str, ...]], _Plan | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def executemany(conn: sa.Connection, statement: Any, rows: Sequence[Mapping[str, Any]]) -> bool:
+    """Run `statement` once per row of `rows` in `conn`'s transaction; False (nothing run) when
+    the statement needs SQLAlchemy's full execution path (expanding or post-compile parameters,
+    escaped names, RETURNING, not an INSERT/UPDATE/DELETE) or the rows differ in their names."""
+    if not rows:
+        return True
+    first = rows[0]
+    keys = tuple(first)
+    plans = _plans.setdefault(conn.dialect, {})
+    try:
+        plan = plans[(statement, keys)]
+    except KeyError:
+        plan = plans[(statement, keys)] = _plan(conn.dialect, statement, first)
+    if plan is None or any(row.keys() != first.keys() for row in rows):
+        return False
+    parameters = plan.parameters(rows)
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    cursor = dbapi.cursor()
+    try:
+        copy = plan.copy
+        if copy is not None and len(rows) >= COPY_MIN_ROWS and (not copy.conflict or copy.distinct_keys(rows)):
+            _copy(cursor, copy, parameters)
+        else:
+            cursor.executemany(plan.sql, parameters)
+    finally:
+        cursor.close()
+    return True
+
+
+def _copy(cursor: Any, plan: _CopyPlan, rows: Sequence[Mapping[str, Any]]) -> None:
+    if plan.conflict:
+        # Every time, not once per connection: a rolled-back transaction takes back a staging
+        # table it made, and asking costs one round trip (PostgreSQL answers with a NOTICE).
+        cursor.execute(plan.create_stage)
+    names = plan.names
+    with cursor.copy(plan.copy_sql) as copy:
+        for row in rows:
+            copy.write_row([row[name] for name in names])
+    if plan.conflict:
+        cursor.execute(plan.insert_from_stage, plan.constants or None)
+        cursor.execute(f"DELETE FROM {plan.stage}")
+
+
+def _plan(dialect: sa.Dialect, statement: Any, sample: Mapping[str, Any]) -> _Plan | None:
+    if not isinstance(statement, sa.Insert | sa.Update | sa.Delete):
+        return None
+    compiled = statement.compile(dialect=dialect, column_keys=list(sample))
+    if (compiled.literal_execute_params or compiled.post_compile_params or compiled.escaped_bind_names
+            or compiled.effective_returning):
+        return None
+    full = compiled.construct_params(params=dict(sample))
+    constants = {name: value for name, value in full.items() if name not in sample}
+    processors = tuple((name, fn) for name, fn in compiled._bind_processors.items() if name in full)
+    order = tuple(compiled.positiontup) if compiled.positional else None
+    copy = _copy_plan(dialect, statement, compiled, sample, constants) if dialect.name == "postgresql" else None
+    return _Plan(compiled.string, order, constants, processors, copy)
+
+
+def _copy_plan(dialect: sa.Dialect, statement: Any, compiled: Any, sample: Mapping[str, Any],
+               constants: dict[str, Any]) -> _CopyPlan | None:
+    """How to run this INSERT as COPY, or None (not a single-row VALUES insert into a table of
+    exactly these columns, a conflict target given by constraint name or with a WHERE, ...)."""
+    if not isinstance(statement, sa.Insert) or compiled.positional:
+        return None
+    table = statement.table
+    if not isinstance(table, sa.Table) or statement._multi_values or statement.select is not None:
+        return None
+    columns = {column.key: column for column in table.columns}
+    if any(name not in columns or columns[name].name != name for name in sample):
+        return None
+    preparer = dialect.identifier_preparer
+    target = preparer.format_table(table)
+    quoted = ", ".join(preparer.quote(name) for name in sample)
+    names = tuple(sample)
+    copy_sql = f"COPY {target} ({quoted}) FROM STDIN"
+    conflict_clause = statement._post_values_clause
+    if conflict_clause is None:
+        return _CopyPlan(names, copy_sql, ())
+    if not isinstance(conflict_clause, OnConflictDoUpdate | OnConflictDoNothing):
+        return None
+    elements = conflict_clause.inferred_target_elements or []
+    if conflict_clause.constraint_target is not None or conflict_clause.inferred_target_whereclause is not None:
+        return None
+    conflict = tuple(element if isinstance(element, str) else getattr(element, "key", None) for element in elements)
+    if not conflict or any(name not in sample for name in conflict):
+        return None
+    head, marker, tail = compiled.string.partition(" ON CONFLICT ")
+    if not marker or " ON CONFLICT " in tail or any(f"%({name})s" in tail for name in sample):
+        return None
+    suffix = f"{crc:08x}" if (crc := zlib.crc32(",".join(names).encode())) else "0"
+    stage = preparer.quote(f"cim_stage_{table.name}_{suffix}"[:63])
+    return _CopyPlan(
+        names=names,
+        copy_sql=f"COPY {stage} ({quoted}) FROM STDIN",
+        conflict=conflict,
+        stage=stage,
+        create_stage=(f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "
+                      f"SELECT {quoted} FROM {target} WITH NO DATA"),
+        insert_from_stage=f"INSERT INTO {target} ({quoted}) SELECT {quoted} FROM {stage} ON CONFLICT {tail}",
+        constants={name: value for name, value in constants.items() if f"%({name})s" in tail},
+    )
