@@ -1309,7 +1309,8 @@ def run_backend(
             log(
                 f"  rebuild of {r['events']} events: {r['seconds']} s = {r['events_per_s']:.0f} events/s, "
                 f"{r['rows_per_s']:.0f} rows/s (rebuild phase {r['rebuild_phase_s']} s: "
-                f"{r['rows_per_s_rebuild_phase']:.0f} rows/s), peak RSS {r['peak_rss_mb']} MB, by progress {r['rss_by_progress_mb']}; "
+                f"{r['rows_per_s_rebuild_phase']:.0f} rows/s), peak RSS {r['peak_rss_mb']} MB, "
+                f"by progress {r['rss_by_progress_mb']}; "
                 f"CPU s rebuild {r['cpu_s_rebuild_process']}, intake feed {r['cpu_s_intake_feed_server']}"
             )
             r = bench_raw_insert(dbs, res["rebuild"]["events"])

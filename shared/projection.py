@@ -4,8 +4,9 @@ A projection is a name, the read-model tables it alone writes, and an explicit `
 (`event type -> on_<event_name>(conn, event)`). Handlers may hand their writes to `queue(conn,
 statement, params, key=...)` instead of `conn.execute`: inside the runner, the executions of one
 statement object within one projection's batch then run as one `executemany` (on the driver's
-cursor, or as COPY on PostgreSQL: `shared.adapters.bulk_writes`) where that cannot change the result (consecutive ones, or keyed ones moved only past writes of other keys), in the
-same transaction, flushed before any other statement runs on that connection and before the
+cursor, or as COPY on PostgreSQL: `shared.adapters.bulk_writes`) where that cannot change the
+result (consecutive ones, or keyed ones moved only past writes of other keys), in the same
+transaction, flushed before any other statement runs on that connection and before the
 checkpoint moves; outside the runner `queue` simply executes. The runner reads one batch from
 the lowest checkpoint of its projections (outside any transaction: the feed may be HTTP), then in ONE
 database transaction locks every checkpoint row (``SELECT ... FOR UPDATE`` on PostgreSQL; the

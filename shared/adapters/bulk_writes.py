@@ -135,10 +135,15 @@ def _plan(dialect: sa.Dialect, statement: Any, sample: Mapping[str, Any]) -> _Pl
         return None
     full = compiled.construct_params(params=dict(sample))
     constants = {name: value for name, value in full.items() if name not in sample}
-    processors = tuple((name, fn) for name, fn in compiled._bind_processors.items() if name in full)
-    order = tuple(compiled.positiontup) if compiled.positional else None
+    processors: list[tuple[str, Callable[[Any], Any]]] = []
+    for name, fn in compiled._bind_processors.items():
+        if name in full:
+            if not callable(fn):  # a tuple type's per-element processors: not for this path
+                return None
+            processors.append((name, fn))
+    order = tuple(compiled.positiontup or ()) if compiled.positional else None
     copy = _copy_plan(dialect, statement, compiled, sample, constants) if dialect.name == "postgresql" else None
-    return _Plan(compiled.string, order, constants, processors, copy)
+    return _Plan(compiled.string, order, constants, tuple(processors), copy)
 
 
 def _copy_plan(dialect: sa.Dialect, statement: Any, compiled: Any, sample: Mapping[str, Any],
@@ -166,14 +171,16 @@ def _copy_plan(dialect: sa.Dialect, statement: Any, compiled: Any, sample: Mappi
     elements = conflict_clause.inferred_target_elements or []
     if conflict_clause.constraint_target is not None or conflict_clause.inferred_target_whereclause is not None:
         return None
-    conflict = tuple(element if isinstance(element, str) else getattr(element, "key", None) for element in elements)
+    conflict: tuple[str, ...] = tuple(
+        element if isinstance(element, str) else str(getattr(element, "key", "")) for element in elements
+    )
     if not conflict or any(name not in sample for name in conflict):
         return None
-    head, marker, tail = compiled.string.partition(" ON CONFLICT ")
+    _values, marker, tail = compiled.string.partition(" ON CONFLICT ")
     if not marker or " ON CONFLICT " in tail or any(f"%({name})s" in tail for name in sample):
         return None
-    suffix = f"{crc:08x}" if (crc := zlib.crc32(",".join(names).encode())) else "0"
-    stage = preparer.quote(f"cim_stage_{table.name}_{suffix}"[:63])
+    # One staging table per (table, columns): a name within PostgreSQL's 63 characters.
+    stage = preparer.quote(f"cim_stage_{table.name[:40]}_{zlib.crc32(','.join(names).encode()):08x}")
     return _CopyPlan(
         names=names,
         copy_sql=f"COPY {stage} ({quoted}) FROM STDIN",

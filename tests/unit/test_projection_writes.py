@@ -107,4 +107,6 @@ def test_batched_writes_equal_one_by_one_writes(db_url: str, batch_size: int) ->
     engine.dispose()
     assert batched == one_by_one
     a = {row.key: row for row in one_by_one}["a"]
-    assert a.count == 9 and a.flagged is (a.last % 2 == 0) and a.label == f"v{a.last - 1}"
+    assert a.count == 9
+    assert a.flagged is (a.last % 2 == 0)
+    assert a.label == f"v{a.last - 1}"
