@@ -67,6 +67,20 @@ def history() -> list[RecordedEvent]:
             for n, (key, what) in enumerate(steps, start=1)]
 
 
+def bulk_history() -> list[RecordedEvent]:
+    """Groups long enough for COPY on PostgreSQL (shared.adapters.bulk_writes.COPY_MIN_ROWS):
+    150 new keys (copied straight in), the same keys again (they exist: the staged upsert), then
+    each of 80 keys upserted twice in a row (a repeated key: one by one), bumps between."""
+    at = datetime(2026, 11, 28, tzinfo=UTC)
+    keys = [f"k{n:03d}" for n in range(150)]
+    steps = [(k, "upsert") for k in keys] + [(k, "bump") for k in keys[:100]] + [(k, "upsert") for k in keys]
+    steps += [(k, "upsert") for k in keys[:80] for _ in range(2)] + [(k, "bump") for k in keys[50:]]
+    return [RecordedEvent(position=n, event_id=f"e{n}", stream_id=f"s-{key}", version=n, type="Tallied",
+                          schema_version=1, data={"key": key, "what": what}, metadata={}, occurred_at=at,
+                          recorded_at=at)
+            for n, (key, what) in enumerate(steps, start=1)]
+
+
 class ListFeed:
     def __init__(self, events: list[RecordedEvent]) -> None:
         self.events = events
@@ -85,9 +99,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'writes.db'}"
 
 
-@pytest.mark.parametrize("batch_size", [1, 5, 1000])
-def test_batched_writes_equal_one_by_one_writes(db_url: str, batch_size: int) -> None:
-    events = history()
+@pytest.mark.parametrize(("make_history", "batch_size"), [
+    (history, 1), (history, 5), (history, 1000), (bulk_history, 150), (bulk_history, 5000),
+])
+def test_batched_writes_equal_one_by_one_writes(db_url: str, make_history, batch_size: int) -> None:  # noqa: ANN001
+    events = make_history()
     engine = make_engine(db_url, immediate=True)
     runner = ProjectionRunner(engine, ListFeed(events), [PROJECTION], batch_size=batch_size)
     runner.create_schema()
@@ -106,6 +122,13 @@ def test_batched_writes_equal_one_by_one_writes(db_url: str, batch_size: int) ->
         assert table_digest(conn, [tally]) == batched_digest
     engine.dispose()
     assert batched == one_by_one
+    if make_history is bulk_history:
+        rows = {row.key: row for row in one_by_one}
+        assert len(rows) == 150
+        last_upsert = max(e.position for e in events if e.data == {"key": "k000", "what": "upsert"})
+        assert rows["k000"].label == f"v{last_upsert}"  # the second upsert of its pair
+        assert rows["k060"].count == 2
+        return
     a = {row.key: row for row in one_by_one}["a"]
     assert a.count == 9
     assert a.flagged is (a.last % 2 == 0)
