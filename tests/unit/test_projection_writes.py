@@ -102,7 +102,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.mark.parametrize(("make_history", "batch_size"), [
     (history, 1), (history, 5), (history, 1000), (bulk_history, 150), (bulk_history, 5000),
 ])
-def test_batched_writes_equal_one_by_one_writes(db_url: str, make_history, batch_size: int) -> None:  # noqa: ANN001
+def test_batched_writes_equal_one_by_one_writes(db_url: str, make_history, batch_size: int) -> None:
     events = make_history()
     engine = make_engine(db_url, immediate=True)
     runner = ProjectionRunner(engine, ListFeed(events), [PROJECTION], batch_size=batch_size)
