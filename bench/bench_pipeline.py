@@ -395,9 +395,9 @@ class EventMaker:
 
     def __init__(self, vault_secret: str) -> None:
         from intake_service.events import REGISTRY
-        from shared.adapters.sql_vault import _kek
+        from shared.adapters.sql_vault import KeyWrapper
 
-        self.kek = _kek(vault_secret)
+        self.wrapper = KeyWrapper(vault_secret)
         self.versions = {
             t: REGISTRY.current_version(t) for t in ("StudentRegistered", "ActivityLogged", "ReportSubmitted")
         }
@@ -448,7 +448,7 @@ class EventMaker:
                 },
             )
         )
-        return sid, self.kek.encrypt(key).decode("ascii"), out
+        return sid, self.wrapper.wrap(sid, key), out
 
 
 def preload(dbs: Databases, maker: EventMaker, n_events: int, *, one_transaction: bool, chunk: int = 6000) -> float:

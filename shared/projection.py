@@ -33,6 +33,7 @@ import sqlalchemy as sa
 
 from shared.adapters import bulk_writes
 from shared.events import RecordedEvent
+from shared.runtime import collection_paused
 
 log = logging.getLogger(__name__)
 
@@ -323,9 +324,13 @@ class ProjectionRunner:
                     next_after = events[-1].position
                     ahead = (next_after, pool.submit(self.feed.read, after=next_after, limit=self.batch_size))
                 conn = conn or self.engine.connect()
-                if writer is None and len(events) >= _WRITE_BEHIND_MIN_EVENTS and len(selected) > 1:
-                    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection-writer")
-                applied, positions = self._apply_batch(conn, selected, after, events, writer)
+                if len(events) >= _WRITE_BEHIND_MIN_EVENTS:
+                    if writer is None and len(selected) > 1:
+                        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection-writer")
+                    with collection_paused():  # a page's objects are acyclic: see collection_paused
+                        applied, positions = self._apply_batch(conn, selected, after, events, writer)
+                else:
+                    applied, positions = self._apply_batch(conn, selected, after, events, writer)
                 total += applied
                 if on_batch is not None:
                     on_batch(applied, events[-1].position)
