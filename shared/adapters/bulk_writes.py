@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql.dml import OnConflictDoNothing, OnConflictDo
 _UNIQUE_VIOLATION = "23505"  # SQLSTATE unique_violation
 
 #: Fewer rows than this run as executemany even where COPY could (COPY has a fixed cost of a few
-#: round trips: set-up, the copy, the insert from the stage, emptying the stage).
+#: round trips: the copy itself, and for an upsert a savepoint and its release).
 COPY_MIN_ROWS = 64
 
 
@@ -66,10 +66,10 @@ class _Plan:
 @dataclass(frozen=True)
 class _CopyPlan:
     names: tuple[str, ...]  # the parameter (= column) names, in COPY order
-    copy_sql: str  # COPY <target> (columns) FROM STDIN
-    conflict: tuple[str, ...]  # the conflict target's column names; () for a plain INSERT
-    direct_sql: str = ""  # COPY straight into the table (an upsert's first try)
-    upsert_sql: str = ""  # the upsert row by row (keys repeat within the rows)
+    into_table: str  # COPY <table> (columns) FROM STDIN: a plain INSERT, an upsert's first try
+    conflict: tuple[str, ...] = ()  # the conflict target's column names; () for a plain INSERT
+    upsert_sql: str = ""  # the upsert row by row (when keys repeat within the rows)
+    into_stage: str = ""  # COPY <staging table> (columns) FROM STDIN
     stage: str = ""
     create_stage: str = ""
     insert_from_stage: str = ""
@@ -122,14 +122,14 @@ def _copy(cursor: Any, plan: _CopyPlan, rows: Sequence[Mapping[str, Any]]) -> No
     names = plan.names
     values = [[row[name] for name in names] for row in rows]
     if not plan.conflict:
-        _copy_rows(cursor, plan.copy_sql, values)
+        _copy_rows(cursor, plan.into_table, values)
         return
     # An upsert rarely meets an existing row (a projection inserts each id once; conflicts are
     # replays): copy straight into the table under a savepoint, and only if a key is already
     # there (or repeats) go back and upsert through the staging table.
     cursor.execute("SAVEPOINT cim_bulk_copy")
     try:
-        _copy_rows(cursor, plan.direct_sql, values)
+        _copy_rows(cursor, plan.into_table, values)
     except Exception as exc:
         if getattr(exc, "sqlstate", None) != _UNIQUE_VIOLATION:
             raise
@@ -140,7 +140,7 @@ def _copy(cursor: Any, plan: _CopyPlan, rows: Sequence[Mapping[str, Any]]) -> No
         # Every time, not once per connection: a rolled-back transaction takes back a staging
         # table it made, and asking costs one round trip (PostgreSQL answers with a NOTICE).
         cursor.execute(plan.create_stage)
-        _copy_rows(cursor, plan.copy_sql, values)
+        _copy_rows(cursor, plan.into_stage, values)
         cursor.execute(plan.insert_from_stage, plan.constants or None)
         cursor.execute(f"DELETE FROM {plan.stage}")
     else:
@@ -189,10 +189,10 @@ def _copy_plan(dialect: sa.Dialect, statement: Any, compiled: Any, sample: Mappi
     target = preparer.format_table(table)
     quoted = ", ".join(preparer.quote(name) for name in sample)
     names = tuple(sample)
-    copy_sql = f"COPY {target} ({quoted}) FROM STDIN"
+    into_table = f"COPY {target} ({quoted}) FROM STDIN"
     conflict_clause = statement._post_values_clause
     if conflict_clause is None:
-        return _CopyPlan(names, copy_sql, ())
+        return _CopyPlan(names, into_table)
     if not isinstance(conflict_clause, OnConflictDoUpdate | OnConflictDoNothing):
         return None
     elements = conflict_clause.inferred_target_elements or []
@@ -210,10 +210,10 @@ def _copy_plan(dialect: sa.Dialect, statement: Any, compiled: Any, sample: Mappi
     stage = preparer.quote(f"cim_stage_{table.name[:40]}_{zlib.crc32(','.join(names).encode()):08x}")
     return _CopyPlan(
         names=names,
-        copy_sql=f"COPY {stage} ({quoted}) FROM STDIN",
+        into_table=into_table,
         conflict=conflict,
-        direct_sql=copy_sql,
         upsert_sql=compiled.string,
+        into_stage=f"COPY {stage} ({quoted}) FROM STDIN",
         stage=stage,
         create_stage=(f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "
                       f"SELECT {quoted} FROM {target} WITH NO DATA"),
