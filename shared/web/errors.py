@@ -10,9 +10,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Flask, Response, current_app, g, jsonify, redirect, render_template, request
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
-from shared.errors import CimError, ValidationFailed
+from shared.errors import CimError, StorageUnavailable, ValidationFailed
 from shared.web.access import SignInRequired
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,16 @@ def register_error_handlers(app: Flask) -> None:
                 response.headers["Retry-After"] = exc.get_response().headers["Retry-After"]
             return response
         return render_template("error.html", status=status, message=exc.description), status
+
+    @app.errorhandler(sa_exc.OperationalError)
+    def _database_unreachable(exc: sa_exc.OperationalError) -> Any:
+        """A database that cannot be reached (stopped, restarting, a connection it dropped) where
+        no adapter turned it into StorageUnavailable (the identity store's look-ups, say): 503,
+        try again, as for the event store — not a 500. The pool has already dropped the broken
+        connection, so the next request reconnects."""
+        log.warning("database unreachable: %s", type(exc.orig).__name__ if exc.orig else "?",
+                    extra={"correlation_id": correlation_id()})
+        return _cim_error(StorageUnavailable("The database cannot be reached just now; try again shortly."))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
