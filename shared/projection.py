@@ -131,7 +131,7 @@ class _PendingWrites:
         _running_writes.active = True
         try:
             for statement, rows, _keys in groups:
-                if len(rows) > 1 and bulk_writes.executemany(self.conn, statement, rows):
+                if bulk_writes.executemany(self.conn, statement, rows):
                     continue
                 self.conn.execute(statement, rows if len(rows) > 1 else rows[0])
         finally:

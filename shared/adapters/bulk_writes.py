@@ -111,6 +111,8 @@ def executemany(conn: sa.Connection, statement: Any, rows: Sequence[Mapping[str,
         copy = plan.copy
         if copy is not None and len(rows) >= COPY_MIN_ROWS:
             _copy(cursor, copy, parameters)
+        elif len(rows) == 1:  # a live wake-up's page: mostly one row per statement
+            cursor.execute(plan.sql, parameters[0])
         else:
             cursor.executemany(plan.sql, parameters)
     finally:

@@ -36,12 +36,16 @@ def write_lock_for(url: str) -> contextlib.AbstractContextManager[Any]:
 
 
 def make_engine(
-    url: str, *, immediate: bool = False, pool_size: int = 10, pre_ping: bool = True, durable: bool = True
+    url: str, *, immediate: bool = False, pool_size: int = 10, pre_ping: bool = False, durable: bool = True
 ) -> sa.Engine:
     """An engine for `url`. With `immediate`, SQLite transactions begin with BEGIN IMMEDIATE so
-    writers queue on the write lock up front instead of failing to upgrade a read lock. Without
-    `pre_ping`, a PostgreSQL checkout costs no extra round trip; a connection broken by a server
-    restart then fails one operation (the caller answers 503) and is replaced.
+    writers queue on the write lock up front instead of failing to upgrade a read lock.
+
+    PostgreSQL connections are not pre-pinged by default: a ping is a round trip on every
+    checkout (six per POST and its projection, measured), and after a server restart the first
+    operation on a pooled connection fails instead — SQLAlchemy then drops the whole pool, the
+    request answers 503 (`shared.web.errors`; the adapters raise StorageUnavailable) and the
+    next one reconnects; a worker's catch-up fails and the next wake-up or beat tick retries.
 
     `durable=False` is for read models only: commits are not flushed to disk one by one (SQLite:
     synchronous=NORMAL in WAL mode; PostgreSQL: synchronous_commit=off for this engine's
