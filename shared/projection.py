@@ -127,6 +127,13 @@ class _PendingWrites:
         if error is not None:
             raise error
 
+    def settle(self) -> None:
+        """Wait for every write handed to the writer, whatever it raised (an error is already
+        on its way out)."""
+        inflight, self.inflight = self.inflight, []
+        for future in inflight:
+            future.exception()
+
     def _run(self, groups: list[tuple[Any, list[Mapping[str, Any]], set[Any] | None]]) -> None:
         _running_writes.active = True
         try:
@@ -390,11 +397,13 @@ class ProjectionRunner:
                 pending.flush()  # every row written before any checkpoint moves
                 if moved:
                     conn.execute(_MOVE_CHECKPOINT, moved)
+            except BaseException:
+                # Nothing may still run on the connection when the transaction rolls back; the
+                # error being raised is the one to report (the writer's, if any, came later).
+                pending.settle()
+                raise
             finally:
-                try:
-                    pending.wait()  # nothing may still run on the connection when the transaction ends
-                finally:
-                    conn.info.pop(_PENDING, None)
+                conn.info.pop(_PENDING, None)
         if applied:
             log.info(
                 "projected batch",

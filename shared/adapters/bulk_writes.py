@@ -106,6 +106,7 @@ def executemany(conn: sa.Connection, statement: Any, rows: Sequence[Mapping[str,
     parameters = plan.parameters(rows)
     dbapi = conn.connection.dbapi_connection
     assert dbapi is not None
+    dbapi_error = conn.dialect.loaded_dbapi.Error
     cursor = dbapi.cursor()
     try:
         copy = plan.copy
@@ -115,6 +116,13 @@ def executemany(conn: sa.Connection, statement: Any, rows: Sequence[Mapping[str,
             cursor.execute(plan.sql, parameters[0])
         else:
             cursor.executemany(plan.sql, parameters)
+    except dbapi_error as exc:
+        # As SQLAlchemy's own execution would: its exception types (IntegrityError,
+        # OperationalError, ... — what callers and the web error handlers catch), without the
+        # parameters (personal data), and a connection the error shows broken is dropped.
+        if conn.dialect.is_disconnect(exc, dbapi, cursor):
+            conn.invalidate(exc)
+        raise sa.exc.DBAPIError.instance(plan.sql, None, exc, dbapi_error) from exc
     finally:
         cursor.close()
     return True

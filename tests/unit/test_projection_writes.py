@@ -133,3 +133,37 @@ def test_batched_writes_equal_one_by_one_writes(db_url: str, make_history, batch
     assert a.count == 9
     assert a.flagged is (a.last % 2 == 0)
     assert a.label == f"v{a.last - 1}"
+
+
+broken_log = sa.Table(
+    "broken_log",
+    metadata,
+    sa.Column("key", sa.String(20), primary_key=True),
+    sa.Column("n", sa.Integer, nullable=False),
+)
+BROKEN_INSERT = broken_log.insert()
+
+
+def on_event_broken(conn: sa.Connection, event: RecordedEvent) -> None:
+    """Queues a row the database refuses (NULL into NOT NULL) for the last key only."""
+    key = event.data["key"]
+    if event.data["what"] == "upsert":
+        queue(conn, BROKEN_INSERT, {"key": f"{key}-{event.position}",
+                                    "n": None if key == "k149" else event.position}, key=key)
+
+
+def test_a_write_refused_behind_the_handlers_rolls_back_every_projection(db_url: str) -> None:
+    """Pages of 200+ events write one projection's rows on a writer thread while the next one's
+    handlers run: a write refused there fails the whole batch, rows and checkpoints alike."""
+    events = bulk_history()
+    engine = make_engine(db_url, immediate=True)
+    broken = Projection("a_broken", (broken_log,), {"Tallied": on_event_broken})
+    runner = ProjectionRunner(engine, ListFeed(events), [broken, PROJECTION], batch_size=5000)
+    runner.create_schema()
+    with pytest.raises(sa.exc.IntegrityError):
+        runner.catch_up()
+    assert runner.checkpoints() == {"a_broken": 0, "tally": 0}
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(tally)).scalar() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(broken_log)).scalar() == 0
+    engine.dispose()
