@@ -72,6 +72,19 @@ class InMemoryKeyVault:
         return self._keys.pop(subject_id, None) is not None
 
 
+def aead_seal(aead: AESGCM, prefix: str, plain: bytes, associated: bytes) -> str:
+    """`prefix` + urlsafe base64 of (a fresh nonce ‖ ciphertext ‖ tag): the pd2 and kw2 tokens."""
+    nonce = os.urandom(_NONCE_BYTES)
+    return prefix + base64.urlsafe_b64encode(nonce + aead.encrypt(nonce, plain, associated)).decode("ascii")
+
+
+def aead_open(aead: AESGCM, body: str, associated: bytes) -> bytes:
+    """The plain bytes of a token made by `aead_seal` (`body`: the token without its prefix).
+    Raises InvalidTag, ValueError or binascii.Error when it does not open."""
+    blob = base64.urlsafe_b64decode(body)
+    return aead.decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], associated)
+
+
 class SubjectCipher:
     """One subject's key: seals fields as pd2 tokens and opens pd2 and pd1 ones."""
 
@@ -87,16 +100,13 @@ class SubjectCipher:
         self._fernet: Fernet | None = None
 
     def seal(self, name: str, value: Any) -> str:
-        nonce = os.urandom(_NONCE_BYTES)
-        sealed = self._aead.encrypt(nonce, orjson.dumps(value), name.encode())
-        return PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
+        return aead_seal(self._aead, PREFIX, orjson.dumps(value), name.encode())
 
     def open(self, name: str, token: str) -> Any:
         """The value sealed in `token` (either format) for field `name`; None if it does not open."""
         try:
             if token.startswith(PREFIX):
-                blob = base64.urlsafe_b64decode(token[_PREFIX_LENGTH:])
-                plain = self._aead.decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], name.encode())
+                plain = aead_open(self._aead, token[_PREFIX_LENGTH:], name.encode())
             else:
                 if self._fernet is None:
                     self._fernet = Fernet(self._key)

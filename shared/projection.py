@@ -18,6 +18,7 @@ together. Rebuilding resets one projection's rows and checkpoint to 0 and catche
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -119,20 +120,15 @@ class _PendingWrites:
 
     def wait(self) -> None:
         """Wait for every write handed to the writer; raise the first error among them."""
-        inflight, self.inflight = self.inflight, []
-        error: BaseException | None = None
-        for future in inflight:
-            exc = future.exception()  # waits; later ones are waited for even after an error
-            error = error or exc
+        error = self.settle()
         if error is not None:
             raise error
 
-    def settle(self) -> None:
-        """Wait for every write handed to the writer, whatever it raised (an error is already
-        on its way out)."""
+    def settle(self) -> BaseException | None:
+        """Wait for every write handed to the writer, even after one failed; the first error."""
         inflight, self.inflight = self.inflight, []
-        for future in inflight:
-            future.exception()
+        errors = [future.exception() for future in inflight]
+        return next((error for error in errors if error is not None), None)
 
     def _run(self, groups: list[tuple[Any, list[Mapping[str, Any]], set[Any] | None]]) -> None:
         _running_writes.active = True
@@ -310,8 +306,8 @@ class ProjectionRunner:
         # budget runs out is waited for and left unused (the next run reads it again).
         ahead: tuple[int, Future[list[RecordedEvent]]] | None = None
         pool: ThreadPoolExecutor | None = None
-        # One connection for the whole run (one pool checkout and pre-ping, not one per batch);
-        # each batch is its own transaction on it.
+        # One connection for the whole run (one pool checkout, not one per batch); each batch
+        # is its own transaction on it.
         conn: sa.Connection | None = None
         writer: ThreadPoolExecutor | None = None  # for full pages: see _PendingWrites.flush_behind
         try:
@@ -331,12 +327,11 @@ class ProjectionRunner:
                     next_after = events[-1].position
                     ahead = (next_after, pool.submit(self.feed.read, after=next_after, limit=self.batch_size))
                 conn = conn or self.engine.connect()
-                if len(events) >= _WRITE_BEHIND_MIN_EVENTS:
-                    if writer is None and len(selected) > 1:
-                        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection-writer")
-                    with collection_paused():  # a page's objects are acyclic: see collection_paused
-                        applied, positions = self._apply_batch(conn, selected, after, events, writer)
-                else:
+                full_page = len(events) >= _WRITE_BEHIND_MIN_EVENTS
+                if full_page and writer is None and len(selected) > 1:
+                    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection-writer")
+                # A long page's objects are acyclic: see collection_paused.
+                with collection_paused() if full_page else contextlib.nullcontext():
                     applied, positions = self._apply_batch(conn, selected, after, events, writer)
                 total += applied
                 if on_batch is not None:
@@ -400,7 +395,7 @@ class ProjectionRunner:
             except BaseException:
                 # Nothing may still run on the connection when the transaction rolls back; the
                 # error being raised is the one to report (the writer's, if any, came later).
-                pending.settle()
+                pending.settle()  # its error, if any, is dropped for the one being raised
                 raise
             finally:
                 conn.info.pop(_PENDING, None)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +27,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from shared.adapters.sql import is_sqlite, make_engine, write_lock_for
 from shared.errors import StorageUnavailable
-from shared.personal import KeyErased
+from shared.personal import KeyErased, aead_open, aead_seal
 
 vault_metadata = sa.MetaData()
 
@@ -43,7 +42,6 @@ subject_keys = sa.Table(
 
 
 _WRAP_PREFIX = "kw2:"
-_NONCE_BYTES = 12
 
 
 def _kek(secret: str) -> Fernet:
@@ -65,15 +63,12 @@ class KeyWrapper:
         self._legacy = _kek(secret)
 
     def wrap(self, subject_id: str, key: bytes) -> str:
-        nonce = os.urandom(_NONCE_BYTES)
-        sealed = self._aead.encrypt(nonce, key, subject_id.encode())
-        return _WRAP_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
+        return aead_seal(self._aead, _WRAP_PREFIX, key, subject_id.encode())
 
     def unwrap(self, subject_id: str, wrapped: str) -> bytes:
         try:
             if wrapped.startswith(_WRAP_PREFIX):
-                blob = base64.urlsafe_b64decode(wrapped[len(_WRAP_PREFIX):])
-                return self._aead.decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], subject_id.encode())
+                return aead_open(self._aead, wrapped[len(_WRAP_PREFIX):], subject_id.encode())
             return self._legacy.decrypt(wrapped.encode("ascii"))
         except (InvalidTag, InvalidToken, ValueError, binascii.Error):
             raise RuntimeError("a subject key does not open with this CIM_SECRET_KEY") from None

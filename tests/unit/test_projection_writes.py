@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from shared.adapters.sql import make_engine
 from shared.events import RecordedEvent
 from shared.projection import Projection, ProjectionRunner, queue, table_digest
+from tests.unit.test_my_cim_status import ListFeed
 
 metadata = sa.MetaData()
 tally = sa.Table(
@@ -56,40 +57,29 @@ PROJECTION = Projection("tally", (tally,), {"Tallied": on_event})
 def history() -> list[RecordedEvent]:
     """Upserts, bumps and renames of six keys, interleaved: some keys upserted twice, bumps of one
     key far apart and close together, so groups form, merge past other keys and split."""
-    at = datetime(2026, 11, 28, tzinfo=UTC)
     steps = [(k, "upsert") for k in "abcdef"] + [
         ("a", "bump"), ("b", "bump"), ("a", "bump"), ("c", "rename"), ("a", "upsert"), ("a", "bump"),
         ("d", "bump"), ("e", "rename"), ("d", "bump"), ("f", "upsert"), ("b", "rename"), ("b", "bump"),
     ] * 3
-    return [RecordedEvent(position=n, event_id=f"e{n}", stream_id=f"s-{key}", version=n, type="Tallied",
-                          schema_version=1, data={"key": key, "what": what}, metadata={}, occurred_at=at,
-                          recorded_at=at)
-            for n, (key, what) in enumerate(steps, start=1)]
+    return _tallied(steps)
 
 
 def bulk_history() -> list[RecordedEvent]:
     """Groups long enough for COPY on PostgreSQL (shared.adapters.bulk_writes.COPY_MIN_ROWS):
     150 new keys (copied straight in), the same keys again (they exist: the staged upsert), then
     each of 80 keys upserted twice in a row (a repeated key: one by one), bumps between."""
-    at = datetime(2026, 11, 28, tzinfo=UTC)
     keys = [f"k{n:03d}" for n in range(150)]
     steps = [(k, "upsert") for k in keys] + [(k, "bump") for k in keys[:100]] + [(k, "upsert") for k in keys]
     steps += [(k, "upsert") for k in keys[:80] for _ in range(2)] + [(k, "bump") for k in keys[50:]]
+    return _tallied(steps)
+
+
+def _tallied(steps: list[tuple[str, str]]) -> list[RecordedEvent]:
+    at = datetime(2026, 11, 28, tzinfo=UTC)
     return [RecordedEvent(position=n, event_id=f"e{n}", stream_id=f"s-{key}", version=n, type="Tallied",
                           schema_version=1, data={"key": key, "what": what}, metadata={}, occurred_at=at,
                           recorded_at=at)
             for n, (key, what) in enumerate(steps, start=1)]
-
-
-class ListFeed:
-    def __init__(self, events: list[RecordedEvent]) -> None:
-        self.events = events
-
-    def read(self, after: int, limit: int) -> list[RecordedEvent]:
-        return [e for e in self.events if e.position > after][:limit]
-
-    def head(self) -> int:
-        return self.events[-1].position
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
