@@ -12,7 +12,7 @@ from assessment_service import projections
 from assessment_service.events import REGISTRY
 from assessment_service.projections import assignments
 from shared.adapters.feed import HttpEventFeed, StoreEventFeed
-from shared.adapters.sql import is_sqlite, make_engine
+from shared.adapters.sql import autocommit, is_sqlite, make_engine
 from shared.adapters.sql_store import SqlEventStore
 from shared.catalogue import Catalogue
 from shared.clock import Clock, SystemClock
@@ -53,11 +53,12 @@ def build_context(settings: Settings, **overrides: Any) -> AssessmentContext:
         # Both stores name their tables `events`: one database would mix the two logs.
         raise RuntimeError("CIM_ASSESSMENT_DB_URL must name another database than CIM_INTAKE_DB_URL")
     # Writers queue on SQLite's write lock up front (BEGIN IMMEDIATE): that lock is what
-    # serialises concurrent projection runners there. Reads use a plain engine. The read models
+    # serialises concurrent projection runners there. Reads use a plain engine (on PostgreSQL the
+    # same pool in autocommit: a read needs no BEGIN/ROLLBACK round trips). The read models
     # are rebuildable, so their commits skip the per-commit fsync (durable=False); the staff
     # decisions' own event store below has its own, fully durable engine.
     engine = make_engine(url, immediate=True, pool_size=5, durable=False)
-    reader = make_engine(url, pool_size=5) if is_sqlite(url) else engine
+    reader = make_engine(url, pool_size=5) if is_sqlite(url) else autocommit(engine)
     feed = overrides.get("feed") or HttpEventFeed(
         settings.intake_feed_url or settings.intake_url, token=settings.feed_token
     )

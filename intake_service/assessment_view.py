@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from shared.adapters.feed import HttpEventFeed
-from shared.adapters.sql import is_sqlite, make_engine
+from shared.adapters.sql import autocommit, is_sqlite, make_engine
 from shared.config import Settings
 from shared.events import RecordedEvent
 from shared.projection import EventFeed, Handler, Projection, ProjectionRunner
@@ -73,7 +73,7 @@ def build_view(settings: Settings, feed: EventFeed | None = None, engine: sa.Eng
     url = engine.url.render_as_string(hide_password=False) if engine is not None else settings.intake_db_url
     engine = engine or make_engine(url, immediate=True, pool_size=2)
     # Page reads must not take SQLite's write lock (the writer engine begins IMMEDIATE).
-    reader = make_engine(url, pool_size=2) if is_sqlite(url) else engine
+    reader = make_engine(url, pool_size=2) if is_sqlite(url) else autocommit(engine)
     # The status feed needs an API token with feed:read (CIM_FEED_TOKEN), like every feed.
     feed = feed or HttpEventFeed(settings.assessment_url, STATUS_FEED_PATH, token=settings.feed_token)
     runner = ProjectionRunner(engine, feed, [PROJECTION], batch_size=1000, reader=reader)

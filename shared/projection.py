@@ -240,6 +240,12 @@ class ProjectionRunner:
         self.projections = {p.name: p for p in sorted(projections, key=lambda p: p.name)}
         self.batch_size = batch_size
         self._postgres = engine.dialect.name == "postgresql"
+        # The checkpoints as this process last committed or read them. A catch-up starts from
+        # these instead of reading them again (a wake-up's first round trips): the batch locks
+        # the real ones anyway, and applies only past them, so a remembered position another
+        # runner has moved on only re-reads a page, and one a reset has moved back is noticed
+        # there (or, when the feed has nothing past it, by the check before giving up).
+        self._known: dict[str, int] = {}
         if not sa.event.contains(engine, "before_execute", _flush_pending):
             sa.event.listen(engine, "before_execute", _flush_pending)
 
@@ -268,7 +274,9 @@ class ProjectionRunner:
         with self.reader.connect() as conn:
             rows = conn.execute(sa.select(checkpoints.c.name, checkpoints.c.position)).all()
         found = {name: int(position) for name, position in rows}
-        return {name: found.get(name, 0) for name in self.projections}
+        current = {name: found.get(name, 0) for name in self.projections}
+        self._known = dict(current)
+        return current
 
     def status(self) -> list[ProjectionStatus]:
         """Each projection's checkpoint and the feed head (None when the feed is unreachable)."""
@@ -296,9 +304,12 @@ class ProjectionRunner:
         selected = self.resolve_names(names)
         deadline = None if time_budget is None else time.monotonic() + time_budget
         total = 0
-        # One checkpoint read per call; after each batch the positions come from the batch's
-        # own transaction (locked there, so they include any concurrent runner's or reset's).
-        positions = self.checkpoints()
+        # The positions this process knows (see _known), else one checkpoint read; after each
+        # batch they come from the batch's own transaction (locked there, so they include any
+        # concurrent runner's or reset's).
+        known = self._known
+        remembered = all(name in known for name in selected)
+        positions = dict(known) if remembered else self.checkpoints()
         # Read-ahead: while a full page is applied, the next one is already being fetched (the
         # feed server decodes it in its own process meanwhile). One read in flight at a time, so
         # a feed needs no thread safety; a page read ahead for the wrong `after` (a reset moved
@@ -321,6 +332,12 @@ class ProjectionRunner:
                     events = self.feed.read(after=after, limit=self.batch_size)
                 ahead = None
                 if not events:
+                    if remembered:  # nothing past what this process remembers: are they still so?
+                        remembered = False
+                        fresh = self.checkpoints()
+                        if any(fresh[name] != positions[name] for name in selected):
+                            positions = fresh
+                            continue
                     return total
                 if len(events) >= self.batch_size:
                     pool = pool or ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-read-ahead")
@@ -333,6 +350,8 @@ class ProjectionRunner:
                 # A long page's objects are acyclic: see collection_paused.
                 with collection_paused() if full_page else contextlib.nullcontext():
                     applied, positions = self._apply_batch(conn, selected, after, events, writer)
+                self._known = {**self._known, **positions}
+                remembered = False  # these come from the batch's locked rows
                 total += applied
                 if on_batch is not None:
                     on_batch(applied, events[-1].position)
@@ -435,6 +454,7 @@ class ProjectionRunner:
     def reset(self, names: Sequence[str] | None = None) -> None:
         """Empty the named projections' tables and set their checkpoints to 0, atomically."""
         selected = self.resolve_names(names)
+        self._known = {}
         with self.engine.begin() as conn:
             self._lock_checkpoints(conn, selected)
             for name in selected:

@@ -74,6 +74,14 @@ def make_engine(
                             connect_args=connect_args)
 
 
+def autocommit(engine: sa.Engine) -> sa.Engine:
+    """`engine`'s pool, each statement its own transaction: for plain reads on PostgreSQL, which
+    then need no BEGIN before and no ROLLBACK after (one statement sees one snapshot either way
+    under READ COMMITTED). psycopg switches the mode on the client; the pool switches it back
+    when it takes a connection back."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def _configure_sqlite(engine: sa.Engine, *, immediate: bool, durable: bool = True) -> None:
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

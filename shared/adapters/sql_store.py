@@ -130,6 +130,24 @@ class _Statements:
         self.append_lock = f"SELECT pg_advisory_xact_lock({_APPEND_LOCK_KEY})"
         self.copy_events = f"COPY events ({_EVENT_COLUMNS}) FROM STDIN"
         self.next_positions = f"SELECT nextval('events_position_seq') FROM generate_series(1, {p})"
+        # PostgreSQL's one-statement append (SqlEventStore._append_in_one_statement). The lock's
+        # CTE is the outermost scan of the join and nextval() is evaluated per joined row, in
+        # the order unnest gives them: every position is drawn under the lock, in version order.
+        # The parameters: stream id twice, recorded time, the six per-event columns as arrays,
+        # and the expected version twice (NULL: any).
+        self.append_statement = (
+            f"WITH append_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock({_APPEND_LOCK_KEY})),"
+            f" current AS MATERIALIZED (SELECT coalesce(max(version), 0) AS version FROM events"
+            f" WHERE stream_id = {p})"
+            f" INSERT INTO events ({_EVENT_COLUMNS})"
+            f" SELECT nextval('events_position_seq'), e.event_id, {p}, current.version + e.n, e.type,"
+            f" e.schema_version, e.data, e.metadata, e.occurred_at, {p}"
+            f" FROM append_lock, current, unnest({p}::text[], {p}::text[], {p}::integer[], {p}::text[],"
+            f" {p}::text[], {p}::text[]) WITH ORDINALITY"
+            f" AS e(event_id, type, schema_version, data, metadata, occurred_at, n)"
+            f" WHERE {p}::integer IS NULL OR current.version = {p}::integer"
+            f" RETURNING position, version"
+        )
         self.insert_key = (
             f"INSERT INTO idempotency_keys (key, request_hash, record, recorded_at) VALUES ({p}, {p}, {p}, {p})"
         )
@@ -154,25 +172,38 @@ def _prepare(events: Sequence[NewEvent], idempotency_key: str | None) -> list[tu
 
 
 @contextlib.contextmanager
-def _driver_connection(engine: sa.Engine) -> Iterator[Any]:
+def _driver_connection(engine: sa.Engine, *, autocommit: bool = False) -> Iterator[Any]:
     """A DBAPI connection from the engine's pool. Driver errors come out as SQLAlchemy's
     (IntegrityError, OperationalError, ...: all DBAPIError). The pool rolls back whatever is left
     uncommitted when it takes the connection back. The store's PostgreSQL engine has no
     pre-ping, so a connection an error shows broken (a restarted server) is dropped with the
-    rest of the pool, as SQLAlchemy's Connection does: the call fails, the next one reconnects."""
+    rest of the pool, as SQLAlchemy's Connection does: the call fails, the next one reconnects.
+
+    `autocommit` (psycopg only) runs each statement as its own transaction: no BEGIN before it
+    and no ROLLBACK when the pool takes it back, two round trips fewer for a one-statement read
+    or append. The connection goes back to the pool in transaction mode (or, if it cannot be
+    switched back, is dropped): the pool's other users count on that."""
     dbapi_error = engine.dialect.loaded_dbapi.Error
     try:
         pooled = engine.raw_connection()
     except dbapi_error as exc:
         raise sa.exc.DBAPIError.instance(None, None, exc, dbapi_error) from exc
+    driver: Any = pooled.driver_connection
     try:
-        yield pooled.driver_connection
+        if autocommit:
+            driver.autocommit = True
+        yield driver
     except dbapi_error as exc:
         if engine.dialect.is_disconnect(exc, pooled.dbapi_connection, None):
             pooled.invalidate()
             engine.dispose()
         raise sa.exc.DBAPIError.instance(None, None, exc, dbapi_error) from exc
     finally:
+        if autocommit:
+            try:
+                driver.autocommit = False
+            except Exception:  # a broken connection: never back to the pool in autocommit
+                pooled.invalidate()
         pooled.close()
 
 
@@ -295,6 +326,8 @@ class SqlEventStore:
         # Everything but the version is serialised before the write lock is taken, so the lock is
         # held for the queries and the inserts only (what other writers wait for).
         prepared = _prepare(events, idempotency_key)
+        if not self._sqlite and idempotency_key is None and len(events) < _COPY_MIN_EVENTS:
+            return self._append_in_one_statement(stream_id, events, prepared, expected_version, now, result)
         with self._write_transaction() as (conn, cursor):
             current = self._version(cursor, stream_id)
             if expected_version is not None and current != expected_version:
@@ -306,6 +339,39 @@ class SqlEventStore:
                 )
             conn.commit()
         return outcome
+
+    def _append_in_one_statement(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        prepared: list[tuple[Any, ...]],
+        expected_version: int | None,
+        now: str,
+        result: Mapping[str, Any] | None,
+    ) -> AppendResult:
+        """PostgreSQL, no idempotency key: the version check, the append lock, the positions and
+        the rows in one statement that is its own transaction (psycopg's autocommit) — one round
+        trip where the transaction took six (BEGIN, version, lock, positions, INSERT, COMMIT).
+        The lock is taken before any position is drawn and held to the statement's commit, as in
+        the transaction; a version taken meanwhile fails UNIQUE(stream_id, version) as there."""
+        columns = [list(column) for column in zip(*prepared, strict=True)]  # psycopg: a list is an array
+        with _driver_connection(self._writer, autocommit=True) as conn, contextlib.closing(conn.cursor()) as cursor:
+            cursor.execute(
+                self._statements.append_statement,
+                (stream_id, stream_id, now, *columns, expected_version, expected_version),
+            )
+            numbered = sorted(cursor.fetchall(), key=lambda row: row[1])
+        if not numbered:  # the version check refused it: nothing was written
+            raise ConcurrencyConflict(stream_id, expected_version, self.stream_version(stream_id))
+        first = numbered[0][1]
+        return AppendResult(
+            stream_id=stream_id,
+            first_version=first,
+            last_version=first + len(events) - 1,
+            positions=tuple(int(row[0]) for row in numbered),
+            event_ids=tuple(e.event_id for e in events),
+            result=dict(result or {}),
+        )
 
     @contextlib.contextmanager
     def _write_transaction(self) -> Iterator[tuple[Any, Any]]:
@@ -410,10 +476,13 @@ class SqlEventStore:
         return self._read(statement, params)[0][0]
 
     def _read(self, statement: str, params: tuple[Any, ...]) -> list[Sequence[Any]]:
-        """The rows of one query; a database error is StorageUnavailable. On PostgreSQL the read
-        runs in a transaction that the pool ends (rolls back) when the connection goes back."""
+        """The rows of one query; a database error is StorageUnavailable. On PostgreSQL the query
+        runs in autocommit: one statement sees one snapshot either way (READ COMMITTED)."""
         try:
-            with _driver_connection(self._reader) as conn, contextlib.closing(conn.cursor()) as cursor:
+            with (
+                _driver_connection(self._reader, autocommit=not self._sqlite) as conn,
+                contextlib.closing(conn.cursor()) as cursor,
+            ):
                 cursor.execute(statement, params)
                 rows: list[Sequence[Any]] = cursor.fetchall()
                 return rows

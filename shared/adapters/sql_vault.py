@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from shared.adapters.sql import is_sqlite, make_engine, write_lock_for
+from shared.adapters.sql import autocommit, is_sqlite, make_engine, write_lock_for
 from shared.errors import StorageUnavailable
 from shared.personal import KeyErased, aead_open, aead_seal
 
@@ -78,8 +78,9 @@ class SqlKeyVault:
     def __init__(self, url: str, secret: str) -> None:
         self._sqlite = is_sqlite(url)
         self._engine = make_engine(url, immediate=True, pool_size=5)
-        # SQLite: reads take no write lock (the writer engine begins IMMEDIATE).
-        self._reader = make_engine(url, pool_size=5) if self._sqlite else self._engine
+        # SQLite: reads take no write lock (the writer engine begins IMMEDIATE). PostgreSQL:
+        # reads share the pool in autocommit (no BEGIN and ROLLBACK round trips around them).
+        self._reader = make_engine(url, pool_size=5) if self._sqlite else autocommit(self._engine)
         # The same lock as the event store's writers on this file (see write_lock_for).
         self._write_lock = write_lock_for(url)
         self._wrapper = KeyWrapper(secret)

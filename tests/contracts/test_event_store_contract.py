@@ -184,6 +184,48 @@ def test_a_long_batch_round_trips_and_keeps_its_constraints(
     assert len(store.read_stream(sid)) == 40
 
 
+
+def test_a_short_batch_takes_positions_in_version_order(store: EventStore) -> None:
+    """A few events in one append (PostgreSQL writes up to 15 in one statement): positions rise
+    with the versions, the result names them, and a stale or taken version stores nothing."""
+    sid, other = stream(), stream()
+    store.append(other, [new_event()], expected_version=NO_STREAM)
+    events = [new_event(data={"n": n}) for n in range(5)]
+    result = store.append(sid, events, expected_version=NO_STREAM)
+    recorded = store.read_stream(sid)
+    assert [e.version for e in recorded] == [1, 2, 3, 4, 5]
+    assert [e.data["n"] for e in recorded] == [0, 1, 2, 3, 4]
+    assert [e.event_id for e in recorded] == [e.event_id for e in events]
+    assert [e.position for e in recorded] == list(result.positions)
+    assert list(result.positions) == sorted(result.positions)
+    assert (result.first_version, result.last_version) == (1, 5)
+    assert [e.position for e in store.read_all(after=result.positions[0] - 1)] == list(result.positions)
+    before = store.head()
+    with pytest.raises(ConcurrencyConflict) as stale:
+        store.append(sid, [new_event(), new_event()], expected_version=3)
+    assert stale.value.actual == 5
+    assert store.head() == before
+    more = store.append(sid, [new_event(), new_event()], expected_version=5)
+    assert (more.first_version, more.last_version) == (6, 7)
+    assert more.positions[0] > result.positions[-1]
+
+
+@pytest.mark.postgres
+def test_postgres_connections_go_back_to_the_pool_in_transaction_mode(pg_store: SqlEventStore) -> None:
+    """Reads and short appends run in autocommit; the pool's other users (schema creation, keyed
+    appends) count on getting a connection in transaction mode back."""
+    sid = stream()
+    pg_store.append(sid, [new_event()], expected_version=NO_STREAM)
+    pg_store.read_stream(sid)
+    with pytest.raises(ConcurrencyConflict):
+        pg_store.append(sid, [new_event()], expected_version=NO_STREAM)
+    pooled = pg_store._writer.raw_connection()
+    try:
+        assert pooled.driver_connection.autocommit is False
+    finally:
+        pooled.close()
+    pg_store.append(sid, [new_event()], expected_version=1, idempotency_key="k-" + sid)
+    assert pg_store.find_idempotent("k-" + sid) is not None
 def test_empty_append_is_refused(store: EventStore) -> None:
     with pytest.raises(ValueError, match="at least one event"):
         store.append(stream(), [], expected_version=NO_STREAM)

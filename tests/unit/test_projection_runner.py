@@ -208,3 +208,54 @@ def test_a_rebuild_started_while_a_batch_was_in_flight_skips_no_event(db_url: st
     clean = runner_for(f"sqlite:///{tmp_path / 'clean.db'}", store)
     clean.catch_up()
     assert other.digest() == clean.digest()
+
+
+def test_a_wake_up_starts_from_the_checkpoints_this_process_committed(db_url: str) -> None:
+    """After its first catch-up a runner does not read the checkpoints again before reading the
+    feed: it starts where its own last batch left them (the batch locks the real ones)."""
+    store = InMemoryEventStore()
+    seed(store, 3)
+    runner = runner_for(db_url, store)
+    runner.catch_up()
+    reads: list[int] = []
+    real = runner.checkpoints
+
+    def counted() -> dict[str, int]:
+        reads.append(1)
+        return real()
+
+    runner.checkpoints = counted  # type: ignore[method-assign]
+    seed(store, 2)
+    assert runner.catch_up() == 4 * 4
+    assert reads == []
+    assert set(real().values()) == {10}
+
+
+def test_a_remembered_checkpoint_moved_by_another_runner_applies_nothing_twice(db_url: str) -> None:
+    store = InMemoryEventStore()
+    seed(store, 4)
+    first, other = runner_for(db_url, store), runner_for(db_url, store)
+    first.catch_up()
+    seed(store, 3)
+    assert other.catch_up() == 4 * 6  # first still remembers position 8
+    seed(store, 1)
+    assert first.catch_up() == 4 * 2  # reads from 8, applies only past the locked 14
+    with first.engine.connect() as conn:
+        total = sa.select(sa.func.sum(projections.students.students.c.reports_submitted))
+        assert conn.execute(total).scalar_one() == 8
+    assert set(first.checkpoints().values()) == {16}
+
+
+def test_a_reset_by_another_runner_is_noticed_with_nothing_new_in_the_feed(db_url: str) -> None:
+    """A rebuild elsewhere moved the checkpoints back to 0 while the feed has nothing past the
+    position this runner remembers: its next catch-up (a beat tick) still re-applies everything."""
+    store = InMemoryEventStore()
+    seed(store, 5)
+    first, other = runner_for(db_url, store), runner_for(db_url, store)
+    first.catch_up()
+    live = first.digest()
+    other.reset(["students"])
+    assert other.checkpoints()["students"] == 0
+    assert first.catch_up() == 10
+    assert first.checkpoints()["students"] == 10
+    assert first.digest() == live
