@@ -189,11 +189,17 @@ def cmd_task(args: argparse.Namespace) -> None:
         {"CIM_INTAKE_URL": f"http://127.0.0.1:{args.port}", "CIM_ASSESSMENT_URL": f"http://127.0.0.1:{args.port + 1}",
          "CIM_INTAKE_FEED_URL": f"http://127.0.0.1:{args.port + 2}"}
     )
+    backend = "sqlite"
+    if args.pg_url:  # both databases on PostgreSQL (fresh ones), the servers as the bench runs them
+        backend = "postgresql"
+        bp.pg_recreate(args.pg_url, ["cim_f_prof_intake", "cim_f_prof_assess"])
+        env["CIM_INTAKE_DB_URL"] = bp.pg_url_for(args.pg_url, "cim_f_prof_intake")
+        env["CIM_ASSESSMENT_DB_URL"] = bp.pg_url_for(args.pg_url, "cim_f_prof_assess")
     os.environ.update(env)
     with_token(env)
     full_env = {k: v for k, v in os.environ.items()}
     full_env["PYTHONPATH"] = str(bp.ROOT)
-    pipe = bp.Pipeline("sqlite", tmp, full_env)
+    pipe = bp.Pipeline(backend, tmp, full_env)
     try:
         pipe.start_apps()
 
@@ -232,6 +238,7 @@ def cmd_task(args: argparse.Namespace) -> None:
         for v in phases.values():
             v.clear()
         prof = cProfile.Profile()
+        task_cpu = 0.0
         for i in range(args.rounds):
             t0 = time.perf_counter()
             r = session.post(f"{pipe.intake_url}/api/v1/students/{sid}/activities", json=bp.ACTIVITY, timeout=30)
@@ -240,7 +247,10 @@ def cmd_task(args: argparse.Namespace) -> None:
             t0 = time.perf_counter()
             if i >= args.rounds // 2:
                 prof.enable()
+            c0 = time.process_time()
             task_mod.catch_up_projections.run()
+            if i < args.rounds // 2:
+                task_cpu += time.process_time() - c0
             prof.disable()
             phases["task_total"].append(time.perf_counter() - t0)
         print(f"one event per wake-up, {args.rounds} rounds (ms: median / p90 / p99; calls per task)")
@@ -251,7 +261,9 @@ def cmd_task(args: argparse.Namespace) -> None:
                     f"  {name:14} {statistics.median(s) * 1000:7.2f} {s[int(0.9 * (len(s) - 1))] * 1000:7.2f} "
                     f"{s[int(0.99 * (len(s) - 1))] * 1000:7.2f}   x{len(vals) / args.rounds:.1f}"
                 )
+        print(f"  task CPU (unprofiled half): {task_cpu * 1000 / max(args.rounds // 2, 1):.2f} ms")
         print(top(prof, args.top, "cumtime"))
+        print(top(prof, args.top, "tottime"))
     finally:
         pipe.stop_all()
         red.stop()
@@ -341,6 +353,7 @@ def main() -> None:
     r.add_argument("--top", type=int, default=30)
     r.add_argument("--assessment-url", default="", help="the projector's database (default: SQLite in a temp dir)")
     t = sub.add_parser("task")
+    t.add_argument("--pg-url", default="", help="run both databases on this PostgreSQL server (default: SQLite)")
     t.add_argument("--rounds", type=int, default=200)
     t.add_argument("--redis-port", type=int, default=6439)
     t.add_argument("--port", type=int, default=8390)

@@ -175,6 +175,15 @@ _MOVE_CHECKPOINT = (
     .where(checkpoints.c.name == sa.bindparam("b_name"))
     .values(position=sa.bindparam("b_position"), updated_at=sa.bindparam("b_at"))
 )
+# Built once (each wake-up's batch locks its checkpoints): a reused statement memoises its
+# construction and SQLAlchemy's cache key. Sorted by name, so runners lock in one order.
+_READ_CHECKPOINTS = sa.select(checkpoints.c.name, checkpoints.c.position)
+_LOCK = (
+    sa.select(checkpoints.c.name, checkpoints.c.position)
+    .where(checkpoints.c.name.in_(sa.bindparam("names", expanding=True)))
+    .order_by(checkpoints.c.name)
+)
+_LOCK_FOR_UPDATE = _LOCK.with_for_update()
 
 
 class EventFeed(Protocol):
@@ -272,7 +281,7 @@ class ProjectionRunner:
     # -- reading checkpoints ----------------------------------------------------------------
     def checkpoints(self) -> dict[str, int]:
         with self.reader.connect() as conn:
-            rows = conn.execute(sa.select(checkpoints.c.name, checkpoints.c.position)).all()
+            rows = conn.execute(_READ_CHECKPOINTS).all()
         found = {name: int(position) for name, position in rows}
         current = {name: found.get(name, 0) for name in self.projections}
         self._known = dict(current)
@@ -437,17 +446,12 @@ class ProjectionRunner:
         SQLite: the engine began with BEGIN IMMEDIATE, which already holds the database's write
         lock, so a concurrent runner waits here and then sees the moved checkpoint.
         """
-        query = (
-            sa.select(checkpoints.c.name, checkpoints.c.position)
-            .where(checkpoints.c.name.in_(list(names)))
-            .order_by(checkpoints.c.name)
-        )
-        if self._postgres:
-            query = query.with_for_update()
-        found = {name: int(position) for name, position in conn.execute(query).all()}
+        query = _LOCK_FOR_UPDATE if self._postgres else _LOCK
+        params = {"names": list(names)}
+        found = {name: int(position) for name, position in conn.execute(query, params).all()}
         if len(found) < len(names):  # a projection added since create_schema: its row, then lock again
             self._ensure_rows(conn, names)
-            found = {name: int(position) for name, position in conn.execute(query).all()}
+            found = {name: int(position) for name, position in conn.execute(query, params).all()}
         return found
 
     # -- rebuilding -------------------------------------------------------------------------

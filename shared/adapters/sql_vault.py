@@ -74,6 +74,17 @@ class KeyWrapper:
             raise RuntimeError("a subject key does not open with this CIM_SECRET_KEY") from None
 
 
+# Built once (each POST and each feed page looks keys up): a reused statement object memoises
+# its construction and SQLAlchemy's cache key.
+_KEY_QUERY = sa.select(subject_keys.c.wrapped_key, subject_keys.c.erased_at).where(
+    subject_keys.c.subject_id == sa.bindparam("subject_id")
+)
+_KEYS_QUERY = sa.select(subject_keys.c.subject_id, subject_keys.c.wrapped_key).where(
+    subject_keys.c.subject_id.in_(sa.bindparam("subject_ids", expanding=True)),
+    subject_keys.c.wrapped_key.is_not(None),
+)
+
+
 class SqlKeyVault:
     def __init__(self, url: str, secret: str) -> None:
         self._sqlite = is_sqlite(url)
@@ -105,11 +116,11 @@ class SqlKeyVault:
     def _key_for(self, subject_id: str) -> bytes:
         # Almost always the key exists: read it without taking the write lock.
         with self._reader.connect() as conn:
-            row = conn.execute(self._key_query(subject_id)).first()
+            row = conn.execute(_KEY_QUERY, {"subject_id": subject_id}).first()
         if row is not None:
             return self._existing(subject_id, row)
         with self._write_lock, self._engine.begin() as conn:
-            row = conn.execute(self._key_query(subject_id)).first()
+            row = conn.execute(_KEY_QUERY, {"subject_id": subject_id}).first()
             if row is not None:  # made by a concurrent writer meanwhile
                 return self._existing(subject_id, row)
             key = Fernet.generate_key()
@@ -122,11 +133,6 @@ class SqlKeyVault:
             )
             return key
 
-    @staticmethod
-    def _key_query(subject_id: str) -> sa.Select[Any]:
-        return sa.select(subject_keys.c.wrapped_key, subject_keys.c.erased_at).where(
-            subject_keys.c.subject_id == subject_id
-        )
 
     def _existing(self, subject_id: str, row: Any) -> bytes:
         if row.erased_at is not None or row.wrapped_key is None:
@@ -146,12 +152,7 @@ class SqlKeyVault:
         out: dict[str, bytes] = {}
         with self._reader.connect() as conn:
             for start in range(0, len(wanted), 500):
-                rows = conn.execute(
-                    sa.select(subject_keys.c.subject_id, subject_keys.c.wrapped_key).where(
-                        subject_keys.c.subject_id.in_(wanted[start : start + 500]),
-                        subject_keys.c.wrapped_key.is_not(None),
-                    )
-                )
+                rows = conn.execute(_KEYS_QUERY, {"subject_ids": wanted[start : start + 500]})
                 for subject_id, wrapped in rows:
                     out[subject_id] = self._wrapper.unwrap(subject_id, wrapped)
         return out

@@ -116,6 +116,12 @@ def _account(row: sa.Row) -> Account:
     )
 
 
+# Built once: every API request looks its token up, and a statement object made per call costs
+# its construction and SQLAlchemy's cache-key walk each time (a reused one memoises both).
+_TOKEN_BY_HASH = sa.select(api_tokens).where(api_tokens.c.token_hash == sa.bindparam("value"))
+_TOKEN_BY_ID = sa.select(api_tokens).where(api_tokens.c.id == sa.bindparam("value"))
+
+
 def _token(row: sa.Row) -> ApiTokenRecord:
     created = _utc(row.created_at)
     assert created is not None
@@ -394,16 +400,16 @@ class SqlIdentityStore:
         except IntegrityError as exc:
             raise IdentityConflict("token id or hash taken") from exc
 
-    def _one_token(self, where: sa.ColumnElement[bool]) -> ApiTokenRecord | None:
+    def _one_token(self, query: sa.Select[Any], value: str) -> ApiTokenRecord | None:
         with self._engine.connect() as conn:
-            row = conn.execute(sa.select(api_tokens).where(where)).first()
+            row = conn.execute(query, {"value": value}).first()
         return _token(row) if row is not None else None
 
     def api_token_by_hash(self, token_hash: str) -> ApiTokenRecord | None:
-        return self._one_token(api_tokens.c.token_hash == token_hash)
+        return self._one_token(_TOKEN_BY_HASH, token_hash)
 
     def get_api_token(self, token_id: str) -> ApiTokenRecord | None:
-        return self._one_token(api_tokens.c.id == token_id)
+        return self._one_token(_TOKEN_BY_ID, token_id)
 
     def api_tokens(self) -> list[ApiTokenRecord]:
         with self._engine.connect() as conn:
