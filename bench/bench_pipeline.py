@@ -134,6 +134,55 @@ def authed_session() -> Any:
     return session
 
 
+class _Answer:
+    def __init__(self, status: int, body: bytes) -> None:
+        self.status_code = status
+        self.content = body
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class LightSession:
+    """A keep-alive JSON client on http.client, for the lag run's senders: the load generator
+    shares the two cores with the system it measures, and `requests` spent ~1.9 ms of CPU per
+    POST there (bench process 18.5 % of a core at 100 POST/s, measured). Same requests on the
+    wire (method, path, headers, JSON body); one connection per sender thread, reopened once
+    if the server closed it between requests."""
+
+    def __init__(self, headers: dict[str, str] | None = None) -> None:
+        self.headers = {"Content-Type": "application/json", **auth_headers(), **(headers or {})}
+        self._conn: Any = None
+        self._host = ""
+
+    def post(self, url: str, json: Any = None, timeout: float = 30.0) -> _Answer:  # noqa: A002
+        import http.client
+        import json as json_mod
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        body = json_mod.dumps(json).encode()
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        for attempt in (1, 2):
+            if self._conn is None or self._host != parts.netloc:
+                self._conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+                self._host = parts.netloc
+            try:
+                self._conn.request("POST", path, body, self.headers)
+                answer = self._conn.getresponse()
+                return _Answer(answer.status, answer.read())
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self._conn.close()
+                self._conn = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, Any]:
     import urllib.error
     import urllib.request
@@ -666,7 +715,7 @@ def wait_drained(dbs: Databases, timeout: float) -> float:
 # ---------------------------------------------------------------------------------------------
 def bench_lag(
     pipe: Pipeline, dbs: Databases, rate: float, duration: float, senders: int = 4, warmup: float = 3.0,
-    trace: str = "",
+    trace: str = "", client: str = "http.client",
 ) -> dict[str, Any]:
     """POST->visible at a steady `rate`. The first `warmup` seconds run at the same rate but are
     reported apart ("warm-up"), not in the steady-state percentiles: there each process makes its
@@ -682,7 +731,7 @@ def bench_lag(
     total = int(rate * (duration + warmup))
 
     def sender(i: int) -> None:
-        session = authed_session()
+        session = LightSession() if client == "http.client" else authed_session()
         k = i  # this sender's slots: i, i+senders, ...
         sid = None
         aids: list[str] = []
@@ -770,6 +819,7 @@ def bench_lag(
     return {
         "rate_target": rate,
         "senders": senders,
+        "client": client,
         "seconds": round(span, 1),
         "posts": len(steady),
         # CPU ms each process spent per steady-state POST (its share of the pipeline's work),
@@ -1277,6 +1327,7 @@ def run_backend(
                 sizes["lag_seconds"],
                 senders=args.lag_senders or (8 if backend == "sqlite" else 12),
                 trace=args.lag_trace,
+                client=args.lag_client,
             )
             res["lag"] = r
             log(
@@ -1408,6 +1459,10 @@ def main() -> None:
     ap.add_argument("--http-seconds", type=float)
     ap.add_argument("--lag-rate", type=float, default=100.0)
     ap.add_argument("--lag-seconds", type=float, default=60.0)
+    ap.add_argument(
+        "--lag-client", default="http.client", choices=("http.client", "requests"),
+        help="the lag run's HTTP client: http.client (light, the default) or requests (as before 2026-11-29)",
+    )
     ap.add_argument("--lag-trace", default="", help="write one line per POST of the lag run to this file")
     ap.add_argument("--burst-rate", type=float, default=1000.0)
     ap.add_argument("--burst-threads", type=int, default=0, help="appending threads (default 1 SQLite, 3 PostgreSQL)")
