@@ -159,7 +159,7 @@ class LightSession:
         self._conn: Any = None
         self._host = ""
 
-    def post(self, url: str, json: Any = None, timeout: float = 30.0) -> _Answer:  # noqa: A002
+    def post(self, url: str, json: Any = None, timeout: float = 30.0) -> _Answer:
         import http.client
         import json as json_mod
         from urllib.parse import urlsplit

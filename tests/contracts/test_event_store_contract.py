@@ -157,6 +157,23 @@ def test_data_round_trips_exactly(store: EventStore) -> None:
     assert store.read_stream(sid)[0].data == data
 
 
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_numbers_are_refused_and_nothing_is_stored(
+    backend: str, bad: float, request: pytest.FixtureRequest
+) -> None:
+    """JSON has no NaN or infinity (orjson would write them as null, changing the event): the
+    SQL stores refuse them, nested or not, alongside nulls that are fine, and store nothing."""
+    store: SqlEventStore = request.getfixturevalue(BACKEND_FIXTURES[backend])
+    before = store.head()
+    for data in ({"x": bad}, {"a": None, "nested": {"list": [1, None, {"deep": bad}]}}):
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            store.append(stream(), [new_event(data=data)], expected_version=NO_STREAM)
+    assert store.head() == before
+    fine = store.append(stream(), [new_event(data={"a": None, "f": 2.5})], expected_version=NO_STREAM)
+    assert store.read_stream(fine.stream_id)[0].data == {"a": None, "f": 2.5}
+
+
 def test_a_long_batch_round_trips_and_keeps_its_constraints(
     store: EventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -226,6 +243,8 @@ def test_postgres_connections_go_back_to_the_pool_in_transaction_mode(pg_store: 
         pooled.close()
     pg_store.append(sid, [new_event()], expected_version=1, idempotency_key="k-" + sid)
     assert pg_store.find_idempotent("k-" + sid) is not None
+
+
 def test_empty_append_is_refused(store: EventStore) -> None:
     with pytest.raises(ValueError, match="at least one event"):
         store.append(stream(), [], expected_version=NO_STREAM)
