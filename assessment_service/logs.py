@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,16 @@ correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
+#: A database's account of a refused row: PostgreSQL's DETAIL ("Key (email)=(…) already exists",
+#: "Failing row contains (…)") and SQLAlchemy's "[parameters: …]" quote the row's values, which
+#: for a read model include personal data. The engines hide parameters (make_engine); this takes
+#: out whatever a driver or a wrapped error still carries, so no log line quotes a row.
+_ROW_VALUES = re.compile(r"(DETAIL:|\[parameters:)[^\n]*")
+
+
+def _without_row_values(text: str) -> str:
+    return _ROW_VALUES.sub(lambda m: f"{m.group(1)} (withheld: may quote row values)", text)
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -22,7 +33,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _without_row_values(record.getMessage()),
         }
         cid = getattr(record, "correlation_id", None) or correlation_id_var.get()
         if cid:
@@ -31,7 +42,7 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and key not in entry:
                 entry[key] = value
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = _without_row_values(self.formatException(record.exc_info))
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 

@@ -52,7 +52,10 @@ def make_engine(
     sessions), so a crash of the machine (SQLite) or of the server (PostgreSQL) may take back the
     last few commits — rows and their checkpoint together, as they share each transaction — and
     the runner applies those events again. Never for an event store: there a commit is a promise
-    to the caller."""
+    to the caller.
+
+    Every engine hides statement parameters from its error messages (`hide_parameters`): a
+    refused row's values, personal data among them, would otherwise reach the logs."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
@@ -63,6 +66,7 @@ def make_engine(
             connect_args={"check_same_thread": False, "timeout": 60},
             pool_size=pool_size,
             max_overflow=pool_size,
+            hide_parameters=True,
         )
         _configure_sqlite(engine, immediate=immediate, durable=durable)
         return engine
@@ -71,7 +75,7 @@ def make_engine(
     connect_args = {} if durable or parsed.get_backend_name() != "postgresql" else {
         "options": "-c synchronous_commit=off"}
     return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping,
-                            connect_args=connect_args)
+                            connect_args=connect_args, hide_parameters=True)
 
 
 def autocommit(engine: sa.Engine) -> sa.Engine:
