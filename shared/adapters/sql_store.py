@@ -139,18 +139,34 @@ class _Statements:
         # the order unnest gives them: every position is drawn under the lock, in version order.
         # The parameters: stream id twice, recorded time, the six per-event columns as arrays,
         # and the expected version twice (NULL: any).
-        self.append_statement = (
+        locked = (
             f"WITH append_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock({_APPEND_LOCK_KEY})),"
             f" current AS MATERIALIZED (SELECT coalesce(max(version), 0) AS version FROM events"
             f" WHERE stream_id = {p})"
-            f" INSERT INTO events ({_EVENT_COLUMNS})"
+        )
+        insert = (
+            f"INSERT INTO events ({_EVENT_COLUMNS})"
             f" SELECT nextval('events_position_seq'), e.event_id, {p}, current.version + e.n, e.type,"
             f" e.schema_version, e.data, e.metadata, e.occurred_at, {p}"
             f" FROM append_lock, current, unnest({p}::text[], {p}::text[], {p}::integer[], {p}::text[],"
             f" {p}::text[], {p}::text[]) WITH ORDINALITY"
             f" AS e(event_id, type, schema_version, data, metadata, occurred_at, n)"
             f" WHERE {p}::integer IS NULL OR current.version = {p}::integer"
-            f" RETURNING position, version"
+            f" RETURNING position, version, event_id"
+        )
+        self.append_statement = f"{locked} {insert}"
+        # The same with its idempotency key claimed in the same statement (so in the same
+        # transaction), the key's record (AppendResult.as_record) built from the inserted rows;
+        # no rows inserted, no key. More parameters: key, request hash, stream id, the result's
+        # JSON, recorded time.
+        self.append_keyed_statement = (
+            f"{locked}, inserted AS ({insert}),"
+            f" claimed AS (INSERT INTO idempotency_keys (key, request_hash, record, recorded_at)"
+            f" SELECT {p}, {p}, json_build_object('stream_id', {p}::text, 'first_version', min(version),"
+            f" 'last_version', max(version), 'positions', json_agg(position ORDER BY version),"
+            f" 'event_ids', json_agg(event_id ORDER BY version), 'result', {p}::json)::text, {p}"
+            f" FROM inserted HAVING count(*) > 0)"
+            f" SELECT position, version FROM inserted"
         )
         self.insert_key = (
             f"INSERT INTO idempotency_keys (key, request_hash, record, recorded_at) VALUES ({p}, {p}, {p}, {p})"
@@ -330,8 +346,10 @@ class SqlEventStore:
         # Everything but the version is serialised before the write lock is taken, so the lock is
         # held for the queries and the inserts only (what other writers wait for).
         prepared = _prepare(events, idempotency_key)
-        if not self._sqlite and idempotency_key is None and len(events) < _COPY_MIN_EVENTS:
-            return self._append_in_one_statement(stream_id, events, prepared, expected_version, now, result)
+        if not self._sqlite and len(events) < _COPY_MIN_EVENTS:
+            return self._append_in_one_statement(
+                stream_id, events, prepared, expected_version, now, result, idempotency_key, request_hash
+            )
         with self._write_transaction() as (conn, cursor):
             current = self._version(cursor, stream_id)
             if expected_version is not None and current != expected_version:
@@ -352,18 +370,23 @@ class SqlEventStore:
         expected_version: int | None,
         now: str,
         result: Mapping[str, Any] | None,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
     ) -> AppendResult:
-        """PostgreSQL, no idempotency key: the version check, the append lock, the positions and
-        the rows in one statement that is its own transaction (psycopg's autocommit) — one round
-        trip where the transaction took six (BEGIN, version, lock, positions, INSERT, COMMIT).
-        The lock is taken before any position is drawn and held to the statement's commit, as in
-        the transaction; a version taken meanwhile fails UNIQUE(stream_id, version) as there."""
+        """PostgreSQL, up to 15 events: the version check, the append lock, the positions, the
+        rows and the idempotency key (if any) in one statement that is its own transaction
+        (psycopg's autocommit) — one round trip where the transaction took six or seven (BEGIN,
+        version, lock, positions, INSERT, key, COMMIT). The lock is taken before any position is
+        drawn and held to the statement's commit, as in the transaction; a version or a key
+        taken meanwhile fails its UNIQUE constraint, and the whole statement with it, as there."""
         columns = [list(column) for column in zip(*prepared, strict=True)]  # psycopg: a list is an array
+        params: tuple[Any, ...] = (stream_id, stream_id, now, *columns, expected_version, expected_version)
+        statement = self._statements.append_statement
+        if idempotency_key is not None:
+            statement = self._statements.append_keyed_statement
+            params += (idempotency_key, request_hash, stream_id, _dumps(dict(result or {})), now)
         with _driver_connection(self._writer, autocommit=True) as conn, contextlib.closing(conn.cursor()) as cursor:
-            cursor.execute(
-                self._statements.append_statement,
-                (stream_id, stream_id, now, *columns, expected_version, expected_version),
-            )
+            cursor.execute(statement, params)
             numbered = sorted(cursor.fetchall(), key=lambda row: row[1])
         if not numbered:  # the version check refused it: nothing was written
             raise ConcurrencyConflict(stream_id, expected_version, self.stream_version(stream_id))

@@ -225,6 +225,16 @@ def test_a_short_batch_takes_positions_in_version_order(store: EventStore) -> No
     more = store.append(sid, [new_event(), new_event()], expected_version=5)
     assert (more.first_version, more.last_version) == (6, 7)
     assert more.positions[0] > result.positions[-1]
+    key = f"short-{sid}"  # with a key (PostgreSQL claims it in the same statement)
+    keyed = store.append(sid, [new_event() for _ in range(3)], expected_version=7, idempotency_key=key,
+                         result={"n": 3})
+    assert [e.position for e in store.read_stream(sid, after_version=7)] == list(keyed.positions)
+    replay = store.append(sid, [new_event()], expected_version=7, idempotency_key=key)
+    assert replay.replayed
+    assert dataclasses.replace(replay, replayed=False) == keyed
+    with pytest.raises(ConcurrencyConflict):
+        store.append(sid, [new_event()], expected_version=7, idempotency_key=f"stale-{sid}")
+    assert store.find_idempotent(f"stale-{sid}") is None
 
 
 @pytest.mark.postgres
