@@ -17,16 +17,13 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     (feed=, batch_size=, context=, identity=, clock=)."""
     from assessment_service.bootstrap import build_context
     from assessment_service.cli import projections_cli
-    from assessment_service.logs import configure_logging, correlation_id_var
     from assessment_service.web import api, pages, privacy
     from shared.clock import SystemClock
     from shared.web.auth import identity_from_settings
-    from shared.web.errors import correlation_id
     from shared.web.setup import configure_web
 
     settings = settings or Settings.from_env()
     settings.check_production_safety()
-    configure_logging(settings.log_level)
     # One stylesheet for both services' pages, kept in shared/static.
     app = Flask(__name__, static_folder=str(ROOT / "shared" / "static"))
     context = overrides.get("context") or build_context(settings, **overrides)
@@ -38,11 +35,6 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(privacy.bp)
     app.cli.add_command(projections_cli)
-
-    @app.before_request
-    def _bind_correlation_id() -> None:
-        correlation_id_var.set(correlation_id())
-
     return app
 
 

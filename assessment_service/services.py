@@ -12,11 +12,11 @@ from typing import Any
 from assessment_service import domain, queries
 from assessment_service.bootstrap import AssessmentContext
 from assessment_service.events import REGISTRY, PersonalDataViewed, audit_stream, report_stream
-from assessment_service.logs import correlation_id_var
 from shared.errors import ConcurrencyConflict, NotFound
 from shared.events import NewEvent
 from shared.identity.models import Principal, Role
 from shared.identity.wiring import Identity
+from shared.logs import correlation_id_var
 from shared.store import request_fingerprint
 from shared.validation import is_uuid
 

@@ -12,10 +12,10 @@ from celery.signals import setup_logging, worker_process_init, worker_ready
 
 from assessment_service import queries
 from assessment_service.bootstrap import AssessmentContext, build_context
-from assessment_service.logs import configure_logging, correlation_id_var
 from intake_service.assessment_view import AssessmentView, build_view
 from shared.adapters.feed import FunctionFeed
 from shared.events import RecordedEvent
+from shared.logs import configure_logging, correlation_id_var
 from shared.runtime import settle_heap
 from workers.settings import settings
 

@@ -1,5 +1,6 @@
-"""The web set-up both apps share: locale, CSRF, authentication and access rules, security
-headers, rate limits, error handlers and the sign-in pages."""
+"""The web set-up both apps share: JSON logs with the correlation id, locale, CSRF,
+authentication and access rules, security headers, rate limits, error handlers and the sign-in
+pages."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from flask_wtf.csrf import CSRFProtect
 
 from shared.config import ROOT, Settings
 from shared.identity.wiring import Identity
+from shared.logs import configure_logging, correlation_id_var
 from shared.web.auth import init_auth
-from shared.web.errors import register_error_handlers
+from shared.web.errors import correlation_id, register_error_handlers
 from shared.web.headers import install_security_headers
 
 LOCALES = ("en", "sv")
@@ -33,6 +35,14 @@ def configure_web(
     feed server answers API tokens only)."""
     if settings.debug and settings.is_production:
         raise RuntimeError("unsafe production settings: DEBUG must be off")
+    # JSON log lines, each with the request's correlation id (X-Correlation-ID or a new one): the
+    # same id the events and the wake-up carry, so one id follows a POST through the worker.
+    configure_logging(settings.log_level)
+
+    @app.before_request
+    def _bind_correlation_id() -> None:
+        correlation_id_var.set(correlation_id())
+
     app.config.update(
         SECRET_KEY=settings.secret_key,
         CIM_SETTINGS=settings,

@@ -12,7 +12,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from assessment_service import create_app as create_assessment_app
-from assessment_service.logs import JsonFormatter
 from intake_service import assessment_view
 from intake_service import create_app as create_intake_app
 from shared.adapters.feed import FunctionFeed, StoreEventFeed
@@ -22,6 +21,7 @@ from shared.clock import FixedClock
 from shared.config import Settings
 from shared.identity.models import Role
 from shared.identity.wiring import Identity
+from shared.logs import JsonFormatter
 from tests.authkit import authed_client, bearer, make_account, make_identity, sign_in
 
 ANSWERS = {"learning": "I learnt a lot.", "profession": "It matters.", "perspective": "Wider."}

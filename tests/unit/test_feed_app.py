@@ -53,3 +53,49 @@ def test_the_feed_server_writes_nothing_and_has_no_pages(apps) -> None:
         assert (response.status_code, response.mimetype) == (404, "application/problem+json")
     routes = {rule.rule for rule in feed_app.url_map.iter_rules()}
     assert routes == {"/api/v1/events"}
+
+
+def test_intake_and_feed_servers_log_json_lines_with_the_request_correlation_id(tmp_path) -> None:
+    """Both intake processes log as the assessment service and the workers do: JSON lines, and
+    whatever is logged while a request runs carries that request's X-Correlation-ID."""
+    import logging
+
+    from shared.logs import JsonFormatter, correlation_id_var
+
+    seen: list[str | None] = []
+
+    class ProbeStore(InMemoryEventStore):
+        def read_stream(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            seen.append(correlation_id_var.get())
+            return super().read_stream(*args, **kwargs)
+
+        def read_all(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            seen.append(correlation_id_var.get())
+            return super().read_all(*args, **kwargs)
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    for handler in before:
+        root.removeHandler(handler)
+    try:
+        clock = FixedClock(NOW)
+        identity = make_identity(clock)
+        store, vault = ProbeStore(), InMemoryKeyVault()
+        settings = Settings(data_dir=tmp_path, wakeup="none", ratelimit_storage="memory://")
+        intake = create_app(settings, store=store, vault=vault, clock=clock, identity=identity)
+        assert any(isinstance(h.formatter, JsonFormatter) for h in root.handlers)
+        feed_app = create_feed_app(settings, store=store, vault=vault, clock=clock, identity=identity)
+        writer = authed_client(intake, bearer(identity, "intake:register", "intake:write", "intake:read"))
+        sid = writer.post("/api/v1/students", json=STUDENT).json["student_id"]
+        seen.clear()
+        writer.get(f"/api/v1/students/{sid}/events", headers={"X-Correlation-ID": "trace-intake-7"})
+        authed_client(feed_app, bearer(identity, "feed:read")).get(
+            "/api/v1/events?after=0", headers={"X-Correlation-ID": "trace-feed-7"}
+        )
+        assert seen[0] == "trace-intake-7"
+        assert seen[-1] == "trace-feed-7"
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in before:
+            root.addHandler(handler)

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from assessment_service.logs import JsonFormatter
 from shared.adapters.sql import make_engine
+from shared.logs import JsonFormatter
 
 CANARY = "canary-7f3a@example.org"
 

@@ -1,4 +1,7 @@
-"""Structured logs: one JSON object per line, carrying the correlation id of the request or task."""
+"""Structured logs: one JSON object per line, carrying the correlation id of the request or task.
+
+Every process logs this way: the three web apps (shared.web.setup.configure_web), the Celery
+worker and beat (workers.base). No Flask here: the workers use it too."""
 
 from __future__ import annotations
 
