@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import contextlib
+import http.client
 import itertools
 import json
 import math
@@ -61,6 +62,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -134,6 +136,9 @@ def authed_session() -> Any:
     return session
 
 
+_json_dumps = json.dumps  # LightSession.post's `json` argument hides the module
+
+
 class _Answer:
     def __init__(self, status: int, body: bytes) -> None:
         self.status_code = status
@@ -159,13 +164,9 @@ class LightSession:
         self._conn: Any = None
         self._host = ""
 
-    def post(self, url: str, json: Any = None, timeout: float = 30.0) -> _Answer:
-        import http.client
-        import json as json_mod
-        from urllib.parse import urlsplit
-
+    def post(self, url: str, json: Any = None, timeout: float = 30.0) -> _Answer:  # requests' signature
         parts = urlsplit(url)
-        body = json_mod.dumps(json).encode()
+        body = _json_dumps(json).encode()
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         for attempt in (1, 2):
             if self._conn is None or self._host != parts.netloc:

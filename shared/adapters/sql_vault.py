@@ -133,7 +133,6 @@ class SqlKeyVault:
             )
             return key
 
-
     def _existing(self, subject_id: str, row: Any) -> bytes:
         if row.erased_at is not None or row.wrapped_key is None:
             raise KeyErased(subject_id)

@@ -3,12 +3,15 @@ nothing else — no writes, no pages, no sign-in."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from intake_service import create_app, create_feed_app
 from shared.adapters.memory_store import InMemoryEventStore
 from shared.clock import FixedClock
 from shared.config import Settings
+from shared.logs import JsonFormatter, correlation_id_var
 from shared.personal import InMemoryKeyVault
 from tests.authkit import authed_client, bearer, make_identity
 from tests.unit.test_intake_api import ACTIVITY, NOW, STUDENT
@@ -58,10 +61,6 @@ def test_the_feed_server_writes_nothing_and_has_no_pages(apps) -> None:
 def test_intake_and_feed_servers_log_json_lines_with_the_request_correlation_id(tmp_path) -> None:
     """Both intake processes log as the assessment service and the workers do: JSON lines, and
     whatever is logged while a request runs carries that request's X-Correlation-ID."""
-    import logging
-
-    from shared.logs import JsonFormatter, correlation_id_var
-
     seen: list[str | None] = []
 
     class ProbeStore(InMemoryEventStore):
