@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -246,6 +248,11 @@ class SqlEventStore:
         # on a lock instead (shared with the key vault on the same file); other processes still
         # meet busy_timeout.
         self._write_lock = write_lock_for(url)
+        if self._sqlite and isinstance(self._write_lock, contextlib.nullcontext):
+            self._write_lock = threading.Lock()  # an in-memory or URI database: this store's own
+        # SQLite: the one connection this process writes through, held out of the pool (see
+        # _sqlite_transaction); with the pid that opened it.
+        self._sqlite_writer: tuple[int, Any] | None = None
 
     # -- set-up -----------------------------------------------------------------------------
     def create_schema(self) -> None:
@@ -258,6 +265,10 @@ class SqlEventStore:
             metadata.create_all(conn)
 
     def dispose(self) -> None:
+        with self._write_lock:
+            held, self._sqlite_writer = self._sqlite_writer, None
+            if held is not None and held[0] == os.getpid():
+                held[1].close()
         self._writer.dispose()
         if self._reader is not self._writer:
             self._reader.dispose()
@@ -400,20 +411,49 @@ class SqlEventStore:
             result=dict(result or {}),
         )
 
+    def _write_transaction(self) -> contextlib.AbstractContextManager[tuple[Any, Any]]:
+        """One transaction, as (connection, cursor); the caller's commit() ends it, and whatever
+        it leaves uncommitted (an error, a refused version) is rolled back."""
+        return self._sqlite_transaction() if self._sqlite else self._postgres_transaction()
+
     @contextlib.contextmanager
-    def _write_transaction(self) -> Iterator[tuple[Any, Any]]:
-        """One transaction: BEGIN IMMEDIATE on SQLite (its connections are in autocommit mode,
-        see sql.py), psycopg's implicit BEGIN on PostgreSQL; the caller's commit() ends either.
-        On an error the connection goes back to the pool uncommitted and the pool rolls it back,
-        still under the write lock."""
-        with (
-            self._write_lock,
-            _driver_connection(self._writer) as conn,
-            contextlib.closing(conn.cursor()) as cursor,
-        ):
-            if self._sqlite:
-                cursor.execute("BEGIN IMMEDIATE")
+    def _postgres_transaction(self) -> Iterator[tuple[Any, Any]]:
+        """psycopg's implicit BEGIN; on an error the connection goes back to the pool
+        uncommitted and the pool rolls it back."""
+        with _driver_connection(self._writer) as conn, contextlib.closing(conn.cursor()) as cursor:
             yield conn, cursor
+
+    @contextlib.contextmanager
+    def _sqlite_transaction(self) -> Iterator[tuple[Any, Any]]:
+        """SQLite's write transaction: BEGIN IMMEDIATE (its connections are in autocommit mode,
+        see sql.py) on one connection held for the life of the store.
+
+        This process's writers already queue on the write lock, so one connection serves them
+        all; taking it from the pool and handing it back around every append (the pool resets it
+        with a ROLLBACK) cost more CPU than the transaction's own statements (bench/RESULTS.md,
+        the 8-process cell). Whatever the caller leaves uncommitted — an error, a refused
+        version — is rolled back here, still under the lock. The connection was opened through
+        the engine (its pragmas: WAL, synchronous=FULL, busy_timeout); a forked child opens its
+        own and leaves its parent's alone."""
+        dbapi_error = self._writer.dialect.loaded_dbapi.Error
+        with self._write_lock:
+            held = self._sqlite_writer
+            if held is None or held[0] != os.getpid():
+                try:
+                    held = self._sqlite_writer = (os.getpid(), self._writer.raw_connection())
+                except dbapi_error as exc:
+                    raise sa.exc.DBAPIError.instance(None, None, exc, dbapi_error) from exc
+            conn: Any = held[1].driver_connection
+            cursor = conn.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                yield conn, cursor
+            except dbapi_error as exc:
+                raise sa.exc.DBAPIError.instance(None, None, exc, dbapi_error) from exc
+            finally:
+                cursor.close()
+                if conn.in_transaction:
+                    conn.rollback()
 
     def _version(self, cursor: Any, stream_id: str) -> int:
         cursor.execute(self._statements.stream_version, (stream_id,))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import sqlite3
 import threading
 import time
 import uuid
@@ -111,6 +112,46 @@ def test_append_many_is_all_or_none(backend: str, request: pytest.FixtureRequest
         store.append_many([(fresh, [new_event()]), (stream(), [taken])])  # the second cannot be stored
     assert store.head() == head
     assert store.read_stream(fresh) == []
+
+
+def test_a_failed_sqlite_write_leaves_neither_rows_nor_the_lock_behind(
+    sqlite_store: SqlEventStore, sqlite_url: str
+) -> None:
+    """On SQLite a process writes through one connection it holds (SqlEventStore.
+    _sqlite_transaction): a transaction that fails is rolled back there, so SQLite's write lock
+    is free for another process at once and the store's next append begins cleanly."""
+    taken = new_event()
+    sqlite_store.append(stream(), [taken], expected_version=NO_STREAM)
+    head, fresh = sqlite_store.head(), stream()
+    with pytest.raises(StorageUnavailable):
+        sqlite_store.append_many([(fresh, [new_event()]), (stream(), [taken])])
+    other = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), timeout=0.5, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # "database is locked" if the failed one were still open
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    assert sqlite_store.head() == head
+    sqlite_store.append(fresh, [new_event()], expected_version=NO_STREAM)
+    assert [e.version for e in sqlite_store.read_stream(fresh)] == [1]
+
+
+def test_a_forked_process_writes_through_its_own_sqlite_connection(sqlite_store: SqlEventStore) -> None:
+    """A store made before a fork (the parent has written) goes on writing in the child and,
+    afterwards, in the parent: the child opens its own connection instead of using the
+    parent's."""
+    sid = stream()
+    sqlite_store.append(sid, [new_event()], expected_version=NO_STREAM)
+
+    def child() -> None:
+        sqlite_store.append(sid, [new_event()], expected_version=1)
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(30)
+    assert process.exitcode == 0
+    sqlite_store.append(sid, [new_event()], expected_version=2)
+    assert [e.version for e in sqlite_store.read_stream(sid)] == [1, 2, 3]
 
 
 def test_append_with_the_current_version_continues_the_stream(store: EventStore) -> None:
