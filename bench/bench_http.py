@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, libpq_url, machine_facts, percentile, pg_reset, sa_url
+from common import ROOT, libpq_url, machine_facts, mint_api_token, percentile, pg_reset, sa_url
 
 ACTIVITY = {
     "kind": "summer-school",
@@ -53,7 +53,7 @@ def free_port() -> int:
 
 def start_gunicorn(
     backend: str, data_dir: Path, pg_url: str, workers: int, threads: int
-) -> tuple[subprocess.Popen, str]:
+) -> tuple[subprocess.Popen, str, str]:
     port = free_port()
     env = dict(os.environ)
     env.update(
@@ -62,6 +62,11 @@ def start_gunicorn(
             "CIM_WAKEUP": "none",
             "CIM_LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+            "CIM_IDENTITY_KEY": "bench-only-identity-key-0123456789abcdef",
+            # the clients post as fast as the service answers: no rate limit applies (and, with no
+            # Redis in this run, the limiter counts in memory)
+            "CIM_RATELIMIT_POST": "100000000 per minute",
+            "CIM_RATELIMIT_STORAGE": "memory://",
         }
     )
     if backend == "postgresql":
@@ -76,6 +81,11 @@ def start_gunicorn(
     store = SqlEventStore(url, pool_size=1)
     store.create_schema()
     store.dispose()
+    # The clients call the API as an integration does: with a bearer token allowed to register
+    # students and log their activities.
+    from shared.config import Settings
+
+    token = mint_api_token(Settings.from_env(env), ("intake:register", "intake:write", "intake:read"))
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     log = open(data_dir / "gunicorn.log", "w")  # noqa: SIM115  (gunicorn writes to it until stopped)
     proc = subprocess.Popen(
@@ -92,7 +102,7 @@ def start_gunicorn(
             raise RuntimeError(f"gunicorn exited: {(data_dir / 'gunicorn.log').read_text()[-2000:]}")
         try:
             if requests.get(base + "/api/v1/openapi.json", timeout=2).status_code == 200:
-                return proc, base
+                return proc, base, token
         except requests.RequestException:
             pass
         time.sleep(0.2)
@@ -110,10 +120,12 @@ def stop_gunicorn(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def _client(base: str, client_no: int, duration: float, warmup: float, barrier: Any, queue: Any) -> None:
+def _client(base: str, token: str, client_no: int, duration: float, warmup: float, barrier: Any,
+            queue: Any) -> None:
     import requests
 
     session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
     lat: dict[str, list[float]] = {"students": [], "activities": []}
     errors: dict[str, int] = {}
     n = 0
@@ -167,11 +179,12 @@ def _client(base: str, client_no: int, duration: float, warmup: float, barrier: 
     queue.put({"lat": lat, "errors": errors, "elapsed": time.perf_counter() - t0})
 
 
-def run_load(base: str, clients: int, duration: float, warmup: float) -> dict[str, Any]:
+def run_load(base: str, token: str, clients: int, duration: float, warmup: float) -> dict[str, Any]:
     ctx = mp.get_context("fork")
     barrier = ctx.Barrier(clients)
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_client, args=(base, i, duration, warmup, barrier, queue)) for i in range(clients)]
+    procs = [ctx.Process(target=_client, args=(base, token, i, duration, warmup, barrier, queue))
+             for i in range(clients)]
     for p in procs:
         p.start()
     outs = [queue.get(timeout=duration + warmup + 300) for _ in procs]
@@ -247,10 +260,10 @@ def main() -> None:
         if backend == "postgresql":
             pg_reset(libpq_url(args.pg_url))
         workers, threads = (1, 8) if backend == "sqlite" else (2, 4)
-        proc, base = start_gunicorn(backend, data_dir, args.pg_url, workers, threads)
+        proc, base, token = start_gunicorn(backend, data_dir, args.pg_url, workers, threads)
         try:
             for clients in (int(x) for x in args.clients.split(",")):
-                r = run_load(base, clients, duration, args.warmup)
+                r = run_load(base, token, clients, duration, args.warmup)
                 r.update({"backend": backend, "gunicorn": f"{workers} worker x {threads} threads (gthread)"})
                 results.append(r)
                 print(f"  http {backend:10} clients={clients} {r['per_s']:7,.0f} req/s p50 {r['p50_ms']:6.1f} ms "
@@ -260,6 +273,10 @@ def main() -> None:
     if args.out:
         Path(args.out).write_text(json.dumps({"machine": facts, "results": results}, indent=1))
     print(markdown(results))
+    failed = {f"{r['backend']}, {r['clients']} client(s)": r["errors"] for r in results if r["errors"]}
+    if failed:
+        # A refused request is not a measurement of an append: the run is not a result.
+        sys.exit(f"bench_http: requests answered other than 201: {failed}")
 
 
 if __name__ == "__main__":

@@ -69,6 +69,10 @@ BIN = Path(sys.executable).parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import mint_api_token  # noqa: E402
+
 from assessment_service.bootstrap import BATCH_SIZE as RUNNER_BATCH  # noqa: E402  (events per projection transaction)
 
 ACTIVITY = {
@@ -119,13 +123,7 @@ def auth_headers() -> dict[str, str]:
 
 
 def mint_token(settings: Any) -> str:
-    from shared.clock import SystemClock
-    from shared.identity.wiring import build_identity
-
-    identity = build_identity(clock=SystemClock(), identity_key=settings.identity_secret,
-                              db_url=settings.identity_db_url)
-    identity.store.create_schema()  # type: ignore[attr-defined]
-    return identity.api_tokens.create("bench", BENCH_SCOPES).token
+    return mint_api_token(settings, BENCH_SCOPES)
 
 
 def authed_session() -> Any:

@@ -155,3 +155,15 @@ def git_rev() -> str:
         ).stdout.strip()
     except Exception:
         return "unknown"
+
+
+def mint_api_token(settings: Any, scopes: tuple[str, ...], name: str = "bench") -> str:
+    """A fresh API token with `scopes` in the identity database `settings` name (the one the
+    services under test read): the benchmarks call the API as an integration would."""
+    from shared.clock import SystemClock
+    from shared.identity.wiring import build_identity
+
+    identity = build_identity(clock=SystemClock(), identity_key=settings.identity_secret,
+                              db_url=settings.identity_db_url)
+    identity.store.create_schema()  # type: ignore[attr-defined]
+    return identity.api_tokens.create(name, scopes).token
