@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import gc
 import json
 import multiprocessing as mp
@@ -74,6 +75,27 @@ class StoreClient:
 
     def close(self) -> None:
         self.store.dispose()
+
+
+class StoreNoLockClient(StoreClient):
+    """PostgreSQL only, for measurement: the store with its append lock taken out of its
+    statements, so positions may commit out of order (readers could skip). The store's rate
+    against this one's is what the no-skip guarantee costs the store itself."""
+
+    def __init__(self, backend: str, target: str, pool_size: int) -> None:
+        super().__init__(backend, target, pool_size)
+        from shared.adapters import sql_store
+
+        statements = copy.copy(self.store._statements)
+        lock_cte = f"append_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock({sql_store._APPEND_LOCK_KEY})), "
+        for name in ("append_statement", "append_keyed_statement"):
+            text = getattr(statements, name)
+            unlocked = text.replace(lock_cte, "").replace("FROM append_lock, current,", "FROM current,")
+            if "pg_advisory" in unlocked or "append_lock" in unlocked:
+                raise RuntimeError(f"store-nolock: the store's {name} changed shape; update this client")
+            setattr(statements, name, unlocked)
+        statements.append_lock = "SELECT 1"  # the COPY path's lock statement (batches of 16+)
+        self.store._statements = statements
 
 
 class RawSqliteClient:
@@ -270,6 +292,8 @@ CLIENTS: dict[str, type] = {
 def client_class(impl: str, backend: str) -> type:
     if impl == "store":
         return StoreClient
+    if impl == "store-nolock":
+        return StoreNoLockClient
     if impl == "peer":
         return PeerClient
     if backend == "sqlite":
@@ -647,7 +671,7 @@ def main() -> None:
     ap.add_argument("--writers", default="1,8")
     ap.add_argument("--batches", default="1,100")
     ap.add_argument("--backends", default="sqlite,postgresql")
-    ap.add_argument("--impls", default="store,raw,peer,raw-tablelock,raw-nolock")
+    ap.add_argument("--impls", default="store,raw,peer,raw-tablelock,raw-nolock,store-nolock")
     ap.add_argument("--skip-append", action="store_true")
     ap.add_argument("--skip-read", action="store_true")
     ap.add_argument("--out", default="", help="write the results as JSON here")
@@ -676,7 +700,7 @@ def main() -> None:
                     rounds: dict[str, list[dict[str, Any]]] = {}
                     for rnd in range(rounds_n):
                         for impl in impls:
-                            if backend == "sqlite" and impl in ("raw-tablelock", "raw-nolock"):
+                            if backend == "sqlite" and impl in ("raw-tablelock", "raw-nolock", "store-nolock"):
                                 continue
                             r = run_append_cell(impl, backend, target, batch, writers, duration, args.mode)
                             r["round"] = rnd

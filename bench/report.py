@@ -53,13 +53,26 @@ def targets(results: list[dict[str, Any]]) -> str:
                          f"({store['commits_per_s']:,.0f} vs {peer['commits_per_s']:,.0f}/s) | "
                          f"{verdict(ratio > 1.0, ratio - 1.0)} |")
         adv, tab, none = impls.get("raw"), impls.get("raw-tablelock"), impls.get("raw-nolock")
+        unlocked = impls.get("store-nolock")
+        if backend == "postgresql" and tab and none and store and unlocked:
+            # The target: what the no-skip guarantee costs the store (against the same store
+            # without its lock) is no more than what the peer's table lock costs (against the
+            # same raw inserts without it).
+            cost_store = 1 - store["commits_per_s"] / unlocked["commits_per_s"]
+            cost_tab = 1 - tab["commits_per_s"] / none["commits_per_s"]
+            lines.append(f"| PG no-skip: the store's lock costs <= the peer's table lock | {label} | store "
+                         f"{cost_store:+.0%} of its rate without the lock ({store['commits_per_s']:,.0f} vs "
+                         f"{unlocked['commits_per_s']:,.0f}/s); table lock {cost_tab:+.0%} of the no-lock rate "
+                         f"({tab['commits_per_s']:,.0f} vs {none['commits_per_s']:,.0f}/s) | "
+                         f"{verdict(cost_store <= cost_tab, cost_tab - cost_store)} |")
         if backend == "postgresql" and adv and tab and none:
+            # For information: the two locks in the same (older, six-statement) transaction.
             cost_adv = 1 - adv["commits_per_s"] / none["commits_per_s"]
             cost_tab = 1 - tab["commits_per_s"] / none["commits_per_s"]
-            lines.append(f"| PG no-skip: advisory lock costs <= table lock | {label} | advisory {cost_adv:+.0%} vs "
-                         f"table lock {cost_tab:+.0%} of the no-lock rate ({adv['commits_per_s']:,.0f} / "
-                         f"{tab['commits_per_s']:,.0f} / {none['commits_per_s']:,.0f}/s) | "
-                         f"{verdict(cost_adv <= cost_tab, cost_tab - cost_adv)} |")
+            lines.append(f"| (info) advisory vs table lock, same raw transaction | {label} | advisory "
+                         f"{cost_adv:+.0%} vs table lock {cost_tab:+.0%} of the no-lock rate "
+                         f"({adv['commits_per_s']:,.0f} / {tab['commits_per_s']:,.0f} / "
+                         f"{none['commits_per_s']:,.0f}/s) | — |")
     for r in results:
         if r["kind"] == "read_all" and r["backend"] == "sqlite" and r["impl"] == "store":
             ok = r["events_per_s"] >= 150_000
