@@ -48,6 +48,9 @@ from common import (
     sa_url,
 )
 
+# Measurement variants that only exist on PostgreSQL (locks taken out, or a table lock instead).
+POSTGRES_ONLY = ("raw-tablelock", "raw-nolock", "store-nolock", "peer-nolock")
+
 STREAM_LEN = 10  # commits per stream before a writer moves on to a new stream
 
 INSERT_COLS = "event_id, stream_id, version, type, schema_version, data, metadata, occurred_at, recorded_at"
@@ -282,6 +285,18 @@ class PeerClient:
         self.factory.close()
 
 
+class PeerNoLockClient(PeerClient):
+    """PostgreSQL only, for measurement: the peer without its table lock (its recorder's lock
+    statements emptied; readers could skip). The peer's rate against this one's is what its
+    table lock costs it."""
+
+    def __init__(self, backend: str, target: str, pool_size: int) -> None:
+        super().__init__(backend, target, pool_size)
+        if not self.recorder.lock_table_statements:
+            raise RuntimeError("peer-nolock: the peer's recorder has no lock statements to take out")
+        self.recorder.lock_table_statements = []
+
+
 CLIENTS: dict[str, type] = {
     "store": StoreClient,
     "raw": RawSqliteClient,  # replaced per backend below
@@ -296,6 +311,8 @@ def client_class(impl: str, backend: str) -> type:
         return StoreNoLockClient
     if impl == "peer":
         return PeerClient
+    if impl == "peer-nolock":
+        return PeerNoLockClient
     if backend == "sqlite":
         return RawSqliteClient
     return {"raw": RawPgClient, "raw-tablelock": RawPgTableLockClient, "raw-nolock": RawPgNoLockClient}[impl]
@@ -309,7 +326,7 @@ def create_schema(impl: str, backend: str, target: str) -> None:
                 os.unlink(target + suffix)
     else:
         pg_reset(target)
-    if impl == "peer":
+    if impl.startswith("peer"):
         from eventsourcing.persistence import InfrastructureFactory
 
         factory = InfrastructureFactory.construct(peer_env(backend, target, 1, create=True))
@@ -671,7 +688,7 @@ def main() -> None:
     ap.add_argument("--writers", default="1,8")
     ap.add_argument("--batches", default="1,100")
     ap.add_argument("--backends", default="sqlite,postgresql")
-    ap.add_argument("--impls", default="store,raw,peer,raw-tablelock,raw-nolock,store-nolock")
+    ap.add_argument("--impls", default="store,raw,peer,raw-tablelock,raw-nolock,store-nolock,peer-nolock")
     ap.add_argument("--skip-append", action="store_true")
     ap.add_argument("--skip-read", action="store_true")
     ap.add_argument("--out", default="", help="write the results as JSON here")
@@ -700,7 +717,7 @@ def main() -> None:
                     rounds: dict[str, list[dict[str, Any]]] = {}
                     for rnd in range(rounds_n):
                         for impl in impls:
-                            if backend == "sqlite" and impl in ("raw-tablelock", "raw-nolock", "store-nolock"):
+                            if backend == "sqlite" and impl in POSTGRES_ONLY:
                                 continue
                             r = run_append_cell(impl, backend, target, batch, writers, duration, args.mode)
                             r["round"] = rnd
