@@ -54,17 +54,25 @@ def targets(results: list[dict[str, Any]]) -> str:
                          f"{verdict(ratio > 1.0, ratio - 1.0)} |")
         adv, tab, none = impls.get("raw"), impls.get("raw-tablelock"), impls.get("raw-nolock")
         store_free, peer_free = impls.get("store-nolock"), impls.get("peer-nolock")
-        if backend == "postgresql" and store and store_free and peer and peer_free:
+        if backend == "postgresql" and store and store_free and tab and none:
             # The target: what the no-skip guarantee costs the store (against the same store with
-            # its append lock taken out) is no more than what the table lock costs the peer
-            # (against the same peer with its lock statements taken out).
+            # its append lock taken out) is no more than what a table lock — the peer's way —
+            # costs the same plain inserts (against them without it; RELIABILITY.md's measure).
             cost_store = 1 - store["commits_per_s"] / store_free["commits_per_s"]
-            cost_peer = 1 - peer["commits_per_s"] / peer_free["commits_per_s"]
-            lines.append(f"| PG no-skip: the store's lock costs <= the peer's table lock | {label} | store "
+            cost_tab = 1 - tab["commits_per_s"] / none["commits_per_s"]
+            lines.append(f"| PG no-skip: the store's lock costs <= a table lock | {label} | store "
                          f"{cost_store:+.0%} ({store['commits_per_s']:,.0f} vs {store_free['commits_per_s']:,.0f}/s "
-                         f"without its lock); peer {cost_peer:+.0%} ({peer['commits_per_s']:,.0f} vs "
-                         f"{peer_free['commits_per_s']:,.0f}/s without its table lock) | "
-                         f"{verdict(cost_store <= cost_peer, cost_peer - cost_store)} |")
+                         f"without its lock); table lock {cost_tab:+.0%} of raw inserts "
+                         f"({tab['commits_per_s']:,.0f} vs {none['commits_per_s']:,.0f}/s) | "
+                         f"{verdict(cost_store <= cost_tab, cost_tab - cost_store)} |")
+        if backend == "postgresql" and peer and peer_free:
+            # For information: the peer against itself without its table lock. Its commits stay
+            # serialised by its NOTIFY (PostgreSQL queues notifications under one lock at commit),
+            # so this shows what the lock adds on top of that, not what serialising costs.
+            cost_peer = 1 - peer["commits_per_s"] / peer_free["commits_per_s"]
+            lines.append(f"| (info) the peer's table lock, peer vs itself without it | {label} | "
+                         f"{cost_peer:+.0%} ({peer['commits_per_s']:,.0f} vs "
+                         f"{peer_free['commits_per_s']:,.0f}/s) | — |")
         if backend == "postgresql" and adv and tab and none:
             # For information: the two locks in the same (older, six-statement) transaction.
             cost_adv = 1 - adv["commits_per_s"] / none["commits_per_s"]
