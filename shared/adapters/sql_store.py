@@ -253,6 +253,7 @@ class SqlEventStore:
         # SQLite: the one connection this process writes through, held out of the pool (see
         # _sqlite_transaction); with the pid that opened it.
         self._sqlite_writer: tuple[int, Any] | None = None
+        self._inherited: list[Any] = []  # a forked child's copies of its parent's (never closed)
 
     # -- set-up -----------------------------------------------------------------------------
     def create_schema(self) -> None:
@@ -439,6 +440,8 @@ class SqlEventStore:
         with self._write_lock:
             held = self._sqlite_writer
             if held is None or held[0] != os.getpid():
+                if held is not None:
+                    self._leave_parent_connections(held[1])
                 try:
                     held = self._sqlite_writer = (os.getpid(), self._writer.raw_connection())
                 except dbapi_error as exc:
@@ -454,6 +457,15 @@ class SqlEventStore:
                 cursor.close()
                 if conn.in_transaction:
                     conn.rollback()
+
+    def _leave_parent_connections(self, parents_writer: Any) -> None:
+        """In a process forked from the one that opened them: SQLite connections must not cross a
+        fork, so the pools are dropped without closing what they hold (SQLAlchemy's advice for
+        os.fork) and the parent's writing connection stays referenced, never finalised here."""
+        self._inherited.append(parents_writer)
+        self._writer.dispose(close=False)
+        if self._reader is not self._writer:
+            self._reader.dispose(close=False)
 
     def _version(self, cursor: Any, stream_id: str) -> int:
         cursor.execute(self._statements.stream_version, (stream_id,))

@@ -7,6 +7,7 @@ passes the same suite as the SQL store. R2 and R3 of the reliability brief are a
 from __future__ import annotations
 
 import dataclasses
+import gc
 import multiprocessing
 import os
 import sqlite3
@@ -142,9 +143,15 @@ def test_a_forked_process_writes_through_its_own_sqlite_connection(sqlite_store:
     parent's."""
     sid = stream()
     sqlite_store.append(sid, [new_event()], expected_version=NO_STREAM)
+    sqlite_store.read_stream(sid)
+    sqlite_store.create_schema()  # (idempotent) leaves a second connection idle in the pool
+    parents = {id(obj) for obj in gc.get_objects() if isinstance(obj, sqlite3.Connection)}
 
     def child() -> None:
         sqlite_store.append(sid, [new_event()], expected_version=1)
+        # the parent's connections are all still alive here, so a new one cannot share an id
+        assert id(sqlite_store._sqlite_writer[1].driver_connection) not in parents
+        assert len(sqlite_store.read_stream(sid)) == 2
 
     process = multiprocessing.get_context("fork").Process(target=child)
     process.start()
