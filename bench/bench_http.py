@@ -1,10 +1,11 @@
 """HTTP appends through the running intake service under gunicorn.
 
-Starts gunicorn itself on a free loopback port (CIM_WAKEUP=none, a temp CIM_DATA_DIR), once on
-SQLite and once on PostgreSQL (if --pg-url), and drives it with 1 and then 8 concurrent clients
-(separate processes, each a requests.Session): register a student (POST /api/v1/students), then
-log 4 activities for them (POST /api/v1/students/<id>/activities), and again, for a fixed time.
-Every response must be 201; anything else counts as an error.
+Starts gunicorn itself on a free loopback port (CIM_WAKEUP=none, a temp CIM_DATA_DIR, the POST
+rate limit lifted), once on SQLite and once on PostgreSQL (if --pg-url), and drives it with 1 and
+then 8 concurrent clients (separate processes, each a requests.Session with a bearer token minted
+for the run): register a student (POST /api/v1/students), then log 4 activities for them
+(POST /api/v1/students/<id>/activities), and again, for a fixed time. Every response must be 201;
+anything else counts as an error, and a run with errors exits non-zero (it measured nothing).
 
 gunicorn: gthread workers. SQLite: 1 worker x 8 threads (RELIABILITY.md: one writing process per
 SQLite database); PostgreSQL: 2 workers x 4 threads (2 cores here).
