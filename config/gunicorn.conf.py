@@ -11,3 +11,8 @@ def post_worker_init(worker: Any) -> None:
     from shared.runtime import settle_heap
 
     settle_heap()
+
+
+# gunicorn's own records (start-up, worker boots and exits, a worker's unhandled error) as JSON
+# lines like the apps' (shared.web.gunicorn_logs.JsonLogger).
+logger_class = "shared.web.gunicorn_logs.JsonLogger"
