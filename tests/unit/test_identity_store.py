@@ -226,3 +226,28 @@ def test_only_revoked_api_tokens_are_deleted(identity_store: IdentityStore, cloc
     assert identity_store.delete_revoked_api_tokens([live.id, revoked.id, str(uuid.uuid4())]) == [revoked.id]
     assert [t.id for t in identity_store.api_tokens()] == [live.id]
     assert identity_store.delete_revoked_api_tokens([]) == []
+
+
+def test_sqlite_identity_writes_queue_on_the_process_write_lock(tmp_path: Path, clock: FixedClock) -> None:
+    """Threads writing to the identity database wait on this process's lock for that file
+    (`write_lock_for`), as the event store's do, instead of polling in SQLite's busy handler."""
+    from shared.adapters.sql import write_lock_for
+
+    url = f"sqlite:///{tmp_path / 'identity.db'}"
+    store = SqlIdentityStore(url)
+    store.create_schema()
+    done = threading.Event()
+
+    def write() -> None:
+        store.mark_used("token-hash", "link", clock.now() + timedelta(hours=1), clock.now())
+        done.set()
+
+    lock = write_lock_for(url)
+    with lock:
+        writer = threading.Thread(target=write)
+        writer.start()
+        assert not done.wait(0.3)  # queued behind the lock, not written
+    assert done.wait(10)
+    writer.join()
+    assert not store.mark_used("token-hash", "link", clock.now() + timedelta(hours=1), clock.now())
+    store.dispose()
