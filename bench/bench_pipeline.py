@@ -122,10 +122,6 @@ def auth_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {BENCH_TOKEN}"} if BENCH_TOKEN else {}
 
 
-def mint_token(settings: Any) -> str:
-    return mint_api_token(settings, BENCH_SCOPES)
-
-
 def authed_session() -> Any:
     import requests
 
@@ -1291,7 +1287,7 @@ def run_backend(
         }
     )
     global BENCH_TOKEN
-    BENCH_TOKEN = mint_token(Settings.from_env(env))
+    BENCH_TOKEN = mint_api_token(Settings.from_env(env), BENCH_SCOPES)
     env["CIM_FEED_TOKEN"] = BENCH_TOKEN
     for k, v in env.items():  # this process appends (burst) and sends wake-ups as the intake does
         if k.startswith("CIM_"):

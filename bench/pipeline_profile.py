@@ -63,7 +63,7 @@ def with_token(env: dict[str, str]) -> None:
     needs one since issue 4) and give it to the in-process worker as its feed token."""
     from shared.config import Settings
 
-    bp.BENCH_TOKEN = bp.mint_token(Settings.from_env())
+    bp.BENCH_TOKEN = bp.mint_api_token(Settings.from_env(), bp.BENCH_SCOPES)
     env["CIM_FEED_TOKEN"] = os.environ["CIM_FEED_TOKEN"] = bp.BENCH_TOKEN
 
 

@@ -193,6 +193,12 @@ def _prepare(events: Sequence[NewEvent], idempotency_key: str | None) -> list[tu
     ]
 
 
+def _as_sqlalchemy_error(exc: Exception, dbapi_error: type[Exception]) -> sa.exc.StatementError:
+    """A driver's error as SQLAlchemy's (IntegrityError, OperationalError, ...: all DBAPIError),
+    which the store's callers catch whichever way the statement was run."""
+    return sa.exc.DBAPIError.instance(None, None, exc, dbapi_error)
+
+
 @contextlib.contextmanager
 def _driver_connection(engine: sa.Engine, *, autocommit: bool = False) -> Iterator[Any]:
     """A DBAPI connection from the engine's pool. Driver errors come out as SQLAlchemy's
@@ -209,7 +215,7 @@ def _driver_connection(engine: sa.Engine, *, autocommit: bool = False) -> Iterat
     try:
         pooled = engine.raw_connection()
     except dbapi_error as exc:
-        raise sa.exc.DBAPIError.instance(None, None, exc, dbapi_error) from exc
+        raise _as_sqlalchemy_error(exc, dbapi_error) from exc
     driver: Any = pooled.driver_connection
     try:
         if autocommit:
@@ -219,7 +225,7 @@ def _driver_connection(engine: sa.Engine, *, autocommit: bool = False) -> Iterat
         if engine.dialect.is_disconnect(exc, pooled.dbapi_connection, None):
             pooled.invalidate()
             engine.dispose()
-        raise sa.exc.DBAPIError.instance(None, None, exc, dbapi_error) from exc
+        raise _as_sqlalchemy_error(exc, dbapi_error) from exc
     finally:
         if autocommit:
             try:
@@ -445,14 +451,14 @@ class SqlEventStore:
                 try:
                     held = self._sqlite_writer = (os.getpid(), self._writer.raw_connection())
                 except dbapi_error as exc:
-                    raise sa.exc.DBAPIError.instance(None, None, exc, dbapi_error) from exc
+                    raise _as_sqlalchemy_error(exc, dbapi_error) from exc
             conn: Any = held[1].driver_connection
             cursor = conn.cursor()
             try:
                 cursor.execute("BEGIN IMMEDIATE")
                 yield conn, cursor
             except dbapi_error as exc:
-                raise sa.exc.DBAPIError.instance(None, None, exc, dbapi_error) from exc
+                raise _as_sqlalchemy_error(exc, dbapi_error) from exc
             finally:
                 cursor.close()
                 if conn.in_transaction:
