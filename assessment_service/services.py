@@ -6,28 +6,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from assessment_service import domain, queries
 from assessment_service.bootstrap import AssessmentContext
 from assessment_service.events import REGISTRY, PersonalDataViewed, audit_stream, report_stream
-from shared.errors import ConcurrencyConflict, NotFound
-from shared.events import NewEvent
+from shared.application import Application, Outcome, RequestContext
+from shared.errors import NotFound
 from shared.identity.models import Principal, Role
 from shared.identity.wiring import Identity
 from shared.logs import correlation_id_var
-from shared.store import request_fingerprint
 from shared.validation import is_uuid
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Outcome", "RequestContext", "catch_up_projections"]
+
 #: A catch-up stops after this long and leaves the rest to the next wake-up or beat tick, so a
 #: task never outlives the broker's visibility timeout (see workers/celery_app.py).
 CATCH_UP_BUDGET_SECONDS = 30.0
-
-#: Without If-Match a decision is retried this often against a report stream that moved.
-DECISION_ATTEMPTS = 5
 
 
 def catch_up_projections(ctx: AssessmentContext, correlation_id: str | None = None, *, own: bool = True) -> int:
@@ -46,39 +43,8 @@ def catch_up_projections(ctx: AssessmentContext, correlation_id: str | None = No
         correlation_id_var.reset(token)
 
 
-@dataclass(frozen=True)
-class RequestContext:
-    """Who asks (the event's actor), under which correlation id, with which idempotency key."""
-
-    actor: str
-    correlation_id: str
-    idempotency_key: str | None = None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a decision answers: the report stream's version after it, and whether it was replayed."""
-
-    result: dict[str, Any]
-    version: int
-    replayed: bool = False
-
-
-def _to_new(ctx: AssessmentContext, events: Iterable[object], req: RequestContext) -> list[NewEvent]:
-    now = ctx.clock.now()
-    out = []
-    for event in events:
-        type_name, version, data = REGISTRY.encode(event)
-        out.append(
-            NewEvent(
-                type=type_name,
-                schema_version=version,
-                data=data,
-                metadata={"actor": req.actor, "correlation_id": req.correlation_id, "causation_id": None},
-                occurred_at=now,
-            )
-        )
-    return out
+def _application(ctx: AssessmentContext) -> Application:
+    return Application(ctx.store, REGISTRY, ctx.clock, after_commit=lambda _correlation_id: _project(ctx))
 
 
 def _facts(ctx: AssessmentContext, report_id: str) -> domain.ReportFacts:
@@ -110,36 +76,18 @@ def _decide(
     """Load the report's stream, decide, append with the version it was decided on. A moved
     stream (another decision in between) is decided again; a repeated form is replayed."""
     stream = report_stream(report_id)
-    key = request_fingerprint(req.actor, stream, req.idempotency_key) if req.idempotency_key else None
-    fingerprint = request_fingerprint(report_id, *request)
-    if key:
-        replay = ctx.store.find_idempotent(key, fingerprint)
-        if replay is not None:
-            return Outcome(dict(replay.result), replay.last_version, replayed=True)
-    for attempt in range(DECISION_ATTEMPTS):
-        facts = _facts(ctx, report_id)
+    facts: list[domain.ReportFacts] = []
+
+    def load() -> tuple[domain.ReportAssignment, int]:
+        facts[:] = [_facts(ctx, report_id)]
         recorded = ctx.store.read_stream(stream)
         version = recorded[-1].version if recorded else 0
-        state = domain.fold(REGISTRY.decode_recorded(e) for e in recorded)
-        events = decide(state, facts)
-        if not events:
-            return Outcome({}, version)
-        try:
-            appended = ctx.store.append(
-                stream,
-                _to_new(ctx, events, req),
-                expected_version=version,
-                idempotency_key=key,
-                request_hash=fingerprint,
-                result={"report_id": report_id},
-            )
-        except ConcurrencyConflict:
-            if attempt == DECISION_ATTEMPTS - 1:
-                raise
-            continue
-        _project(ctx)
-        return Outcome(dict(appended.result), appended.last_version, appended.replayed)
-    raise AssertionError("unreachable")  # pragma: no cover
+        return domain.fold(REGISTRY.decode_recorded(e) for e in recorded), version
+
+    return _application(ctx).execute(
+        stream, req, scope=stream, request=(report_id, *request), load=load,
+        decide=lambda state: decide(state, facts[0]), result={"report_id": report_id},
+    )
 
 
 def _require_coordinator(by: Principal, facts: domain.ReportFacts) -> None:
@@ -208,9 +156,9 @@ def record_views(
     queue of fifty students is one commit, not fifty). Called BEFORE the data is sent: if
     recording fails (StorageUnavailable, 503) nothing is shown, and nothing is recorded."""
     batches = [
-        (audit_stream(student_id), _to_new(ctx, [
+        (audit_stream(student_id), [
             PersonalDataViewed(student_id=student_id, viewer_account_id=viewer_account_id, what=what)
-        ], req))
+        ])
         for student_id in dict.fromkeys(student_ids)  # once per student, in order
     ]
-    return len(ctx.store.append_many(batches))
+    return _application(ctx).record_many(batches, req)

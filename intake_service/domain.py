@@ -27,7 +27,8 @@ from shared.errors import NotFound, RuleViolated, ValidationFailed
 # -- commands ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RegisterStudent:
-    student_id: str
+    """Register for CIM; the service gives the new student their id."""
+
     name: str
     email: str
     university_id: str
@@ -83,6 +84,22 @@ class CompleteStudies:
 
 @dataclass(frozen=True)
 class WithdrawRegistration:
+    reason: str
+
+
+@dataclass(frozen=True)
+class UploadAttachment:
+    """Record a PDF the service has checked (and stored under `attachment_id`)."""
+
+    attachment_id: str
+    filename: str
+    size: int
+    sha256: str
+    pages: int
+
+
+@dataclass(frozen=True)
+class EraseStudent:
     reason: str
 
 
@@ -162,7 +179,7 @@ def _require_active(state: StudentState) -> None:
         raise RuleViolated("This registration has been withdrawn; nothing more can be recorded.")
 
 
-def decide_register(state: StudentState, cmd: RegisterStudent, dept: Department) -> list[Any]:
+def decide_register(state: StudentState, cmd: RegisterStudent, dept: Department, student_id: str) -> list[Any]:
     if state.registered:
         raise RuleViolated("This student is already registered.")
     if dept.programme(cmd.programme) is None:
@@ -171,7 +188,7 @@ def decide_register(state: StudentState, cmd: RegisterStudent, dept: Department)
         )
     return [
         StudentRegistered(
-            student_id=cmd.student_id,
+            student_id=student_id,
             name=cmd.name,
             email=cmd.email,
             university_id=cmd.university_id,
@@ -238,9 +255,13 @@ def decide_withdraw_activity(state: StudentState, cmd: WithdrawActivity) -> list
     return [ActivityWithdrawn(activity_id=cmd.activity_id, reason=cmd.reason)]
 
 
-def decide_upload_attachment(state: StudentState, event: AttachmentUploaded) -> list[Any]:
+def decide_upload_attachment(state: StudentState, cmd: UploadAttachment) -> list[Any]:
     _require_active(state)
-    return [event]
+    return [
+        AttachmentUploaded(
+            attachment_id=cmd.attachment_id, filename=cmd.filename, size=cmd.size, sha256=cmd.sha256, pages=cmd.pages
+        )
+    ]
 
 
 def decide_submit_report(state: StudentState, cmd: SubmitReport, dept: Department) -> list[Any]:
@@ -295,12 +316,12 @@ def decide_complete_studies(state: StudentState, cmd: CompleteStudies, today: da
     return [StudiesCompleted(completed_on=cmd.completed_on, term=cmd.term)]
 
 
-def decide_erase(state: StudentState, reason: str) -> list[Any]:
+def decide_erase(state: StudentState, cmd: EraseStudent) -> list[Any]:
     if not state.registered:
         raise NotFound("No such student.")
     if state.erased:
         return []
-    return [StudentErased(reason=reason)]
+    return [StudentErased(reason=cmd.reason)]
 
 
 def decide_withdraw_registration(state: StudentState, cmd: WithdrawRegistration) -> list[Any]:

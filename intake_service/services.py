@@ -4,45 +4,29 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from intake_service import domain
-from intake_service.events import REGISTRY, AttachmentUploaded, PersonalDataViewed, StudentRegistered
+from intake_service.events import REGISTRY, PersonalDataViewed, StudentRegistered
 from intake_service.uploads import UploadStore, check_pdf
 from shared.adapters.wakeup import WakeUp
+from shared.application import Application, Outcome, RequestContext
 from shared.catalogue import Catalogue, Department
 from shared.clock import Clock
-from shared.errors import ConcurrencyConflict, NotFound, ValidationFailed
-from shared.events import NewEvent, RecordedEvent
+from shared.errors import NotFound, ValidationFailed
+from shared.events import JSON, RecordedEvent
 from shared.personal import CipherCache, PersonalDataCodec
 from shared.retention import compact_sqlite
-from shared.store import ANY_VERSION, NO_STREAM, EventStore, request_fingerprint
+from shared.store import EventStore
 from shared.validation import is_uuid
 
 if TYPE_CHECKING:
     from shared.identity.wiring import Identity
 
-
-@dataclass(frozen=True)
-class RequestContext:
-    """Who asks, under which correlation id, with which idempotency key and expected version."""
-
-    actor: str
-    correlation_id: str
-    idempotency_key: str | None = None
-    expected_version: int | None = None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a use case answers: the ids it made and the stream version after it."""
-
-    result: dict[str, Any]
-    version: int
-    replayed: bool = False
+__all__ = ["IntakeServices", "Outcome", "RequestContext", "account_data", "erase_student_and_account"]
 
 
 def stream_for(student_id: str) -> str:
@@ -77,6 +61,7 @@ class IntakeServices:
         self.wakeup = wakeup
         self.uploads = uploads
         self.max_upload_bytes = max_upload_bytes
+        self.app = Application(store, REGISTRY, clock, after_commit=wakeup.after_commit, seal=self._seal)
 
     # -- queries ---------------------------------------------------------------------------
     def history(self, student_id: str, *, personal: bool = True) -> list[RecordedEvent]:
@@ -186,18 +171,7 @@ class IntakeServices:
         """Log that staff opened the student's personal data: `PersonalDataViewed` in the stream
         `audit-<student_id>` (ids only), so the student's own stream version does not move."""
         event = PersonalDataViewed(student_id=student_id, viewer_account_id=viewer_account_id, what=what)
-        type_name, version, data = REGISTRY.encode(event)
-        self.store.append(
-            audit_stream_for(student_id),
-            [NewEvent(
-                type=type_name,
-                schema_version=version,
-                data=data,
-                metadata={"actor": ctx.actor, "correlation_id": ctx.correlation_id, "causation_id": None},
-                occurred_at=self.clock.now(),
-            )],
-            expected_version=ANY_VERSION,
-        )
+        self.app.record(audit_stream_for(student_id), [event], ctx)
 
     def registration(self, student_id: str) -> StudentRegistered:
         _, _, decoded = self.state(student_id)
@@ -222,63 +196,50 @@ class IntakeServices:
         return dept
 
     # -- commands --------------------------------------------------------------------------
-    def register_student(self, cmd: dict[str, Any], ctx: RequestContext) -> Outcome:
-        key = self._scoped_key(ctx, "register")
-        fingerprint = request_fingerprint("register", cmd)
-        if key:
-            replay = self.store.find_idempotent(key, fingerprint)
-            if replay is not None:
-                return Outcome(dict(replay.result), replay.last_version, replayed=True)
-        dept = self._department(cmd["department"])
+    def register_student(self, cmd: domain.RegisterStudent, ctx: RequestContext) -> Outcome:
+        request = asdict(cmd)
         student_id = str(uuid.uuid4())
-        command = domain.RegisterStudent(student_id=student_id, **cmd)
-        events = domain.decide_register(domain.StudentState(), command, dept)
-        appended = self.store.append(
-            stream_for(student_id),
-            self._to_new(events, ctx, student_id),
-            expected_version=NO_STREAM,
-            idempotency_key=key,
-            request_hash=fingerprint,
-            result={"student_id": student_id},
+
+        def decide() -> list[Any]:
+            dept = self._department(cmd.department)
+            return domain.decide_register(domain.StudentState(), cmd, dept, student_id)
+
+        return self.app.start(
+            stream_for(student_id), ctx, scope="register", request=("register", request), decide=decide,
+            result={"student_id": student_id}, subject=student_id,
         )
-        self.wakeup.after_commit(ctx.correlation_id)
-        return Outcome(dict(appended.result), appended.last_version, appended.replayed)
 
     def log_activity(self, student_id: str, details: domain.ActivityDetails, ctx: RequestContext) -> Outcome:
-        activity_id = str(uuid.uuid4())
+        command = domain.LogActivity(str(uuid.uuid4()), details)
         return self._execute(
             student_id,
             ctx,
             ("log_activity", details),
-            lambda state, dept: domain.decide_log_activity(
-                state, domain.LogActivity(activity_id, details), dept, self._today()
-            ),
-            {"activity_id": activity_id},
+            lambda state, dept: domain.decide_log_activity(state, command, dept, self._today()),
+            {"activity_id": command.activity_id},
         )
 
     def amend_activity(
         self, student_id: str, activity_id: str, details: domain.ActivityDetails, ctx: RequestContext
     ) -> Outcome:
+        command = domain.AmendActivity(activity_id, details)
         return self._execute(
             student_id,
             ctx,
             ("amend_activity", activity_id, details),
-            lambda state, dept: domain.decide_amend_activity(
-                state, domain.AmendActivity(activity_id, details), dept, self._today()
-            ),
+            lambda state, dept: domain.decide_amend_activity(state, command, dept, self._today()),
             {"activity_id": activity_id},
             # "Nothing changed" compares the description too, which is sealed.
             personal=True,
         )
 
     def withdraw_activity(self, student_id: str, activity_id: str, reason: str, ctx: RequestContext) -> Outcome:
+        command = domain.WithdrawActivity(activity_id, reason)
         return self._execute(
             student_id,
             ctx,
             ("withdraw_activity", activity_id, reason),
-            lambda state, dept: domain.decide_withdraw_activity(
-                state, domain.WithdrawActivity(activity_id, reason)
-            ),
+            lambda state, dept: domain.decide_withdraw_activity(state, command),
             {"activity_id": activity_id},
         )
 
@@ -286,9 +247,8 @@ class IntakeServices:
         self, student_id: str, content: bytes, filename: str | None, ctx: RequestContext
     ) -> Outcome:
         checked = check_pdf(content, filename, self.max_upload_bytes)
-        attachment_id = str(uuid.uuid4())
-        event = AttachmentUploaded(
-            attachment_id=attachment_id,
+        command = domain.UploadAttachment(
+            attachment_id=str(uuid.uuid4()),
             filename=checked.filename,
             size=len(checked.content),
             sha256=checked.sha256,
@@ -297,11 +257,11 @@ class IntakeServices:
         saved: list[bool] = []
 
         def decide(state: domain.StudentState, dept: Department) -> list[Any]:
-            events = domain.decide_upload_attachment(state, event)
+            events = domain.decide_upload_attachment(state, command)
             if not saved:
                 # Written before the event: an event never points at a missing file. A file
                 # whose event failed to commit is an orphan that disposal can sweep.
-                self.uploads.save(attachment_id, checked.content)
+                self.uploads.save(command.attachment_id, checked.content)
                 saved.append(True)
             return events
 
@@ -310,7 +270,7 @@ class IntakeServices:
             ctx,
             ("upload", checked.sha256, checked.filename),
             decide,
-            {"attachment_id": attachment_id, "pages": checked.pages, "size": len(checked.content)},
+            {"attachment_id": command.attachment_id, "pages": checked.pages, "size": len(checked.content)},
         )
 
     def submit_report(
@@ -321,24 +281,22 @@ class IntakeServices:
         attachment_id: str | None,
         ctx: RequestContext,
     ) -> Outcome:
-        report_id = str(uuid.uuid4())
-        command = domain.SubmitReport(report_id, answers, activity_ids, attachment_id)
+        command = domain.SubmitReport(str(uuid.uuid4()), answers, activity_ids, attachment_id)
         return self._execute(
             student_id,
             ctx,
             ("submit_report", answers, activity_ids, attachment_id),
             lambda state, dept: domain.decide_submit_report(state, command, dept),
-            {"report_id": report_id},
+            {"report_id": command.report_id},
         )
 
     def complete_studies(self, student_id: str, completed_on: date, term: str, ctx: RequestContext) -> Outcome:
+        command = domain.CompleteStudies(completed_on, term)
         return self._execute(
             student_id,
             ctx,
             ("complete_studies", completed_on, term),
-            lambda state, dept: domain.decide_complete_studies(
-                state, domain.CompleteStudies(completed_on, term), self._today()
-            ),
+            lambda state, dept: domain.decide_complete_studies(state, command, self._today()),
             {},
         )
 
@@ -346,11 +304,12 @@ class IntakeServices:
         """Erasure (GDPR art. 17): record StudentErased, destroy the key, delete the files.
         Safe to repeat: a retry after a crash finishes what the first attempt started."""
         state, _, _ = self.state(student_id)
+        command = domain.EraseStudent(reason)
         outcome = self._execute(
             student_id,
             ctx,
             ("erase", reason),
-            lambda state, dept: domain.decide_erase(state, reason),
+            lambda state, dept: domain.decide_erase(state, command),
             {},
         )
         self.codec.vault.destroy(student_id)
@@ -359,13 +318,12 @@ class IntakeServices:
         return outcome
 
     def withdraw_registration(self, student_id: str, reason: str, ctx: RequestContext) -> Outcome:
+        command = domain.WithdrawRegistration(reason)
         return self._execute(
             student_id,
             ctx,
             ("withdraw_registration", reason),
-            lambda state, dept: domain.decide_withdraw_registration(
-                state, domain.WithdrawRegistration(reason)
-            ),
+            lambda state, dept: domain.decide_withdraw_registration(state, command),
             {},
         )
 
@@ -380,69 +338,23 @@ class IntakeServices:
         *,
         personal: bool = False,
     ) -> Outcome:
-        key = self._scoped_key(ctx, f"student:{student_id}")
-        fingerprint = request_fingerprint(student_id, *request)
-        if key:
-            replay = self.store.find_idempotent(key, fingerprint)
-            if replay is not None:
-                return Outcome(dict(replay.result), replay.last_version, replayed=True)
-        # Without If-Match the caller did not read a version: a concurrent write is retried
-        # against the new state. With If-Match, a moved stream is the caller's 409.
-        attempts = 1 if ctx.expected_version is not None else 5
-        for attempt in range(attempts):
-            state, version, _ = self.state(student_id, personal=personal)
-            if ctx.expected_version is not None and ctx.expected_version != version:
-                raise ConcurrencyConflict(stream_for(student_id), ctx.expected_version, version)
-            events = decide(state, self._department(state.department))
-            if not events:
-                return Outcome(result, version)
-            try:
-                appended = self.store.append(
-                    stream_for(student_id),
-                    self._to_new(events, ctx, student_id),
-                    expected_version=version,
-                    idempotency_key=key,
-                    request_hash=fingerprint,
-                    result=result,
-                )
-            except ConcurrencyConflict:
-                if attempt == attempts - 1:
-                    raise
-                continue
-            self.wakeup.after_commit(ctx.correlation_id)
-            return Outcome(dict(appended.result), appended.last_version, appended.replayed)
-        raise AssertionError("unreachable")  # pragma: no cover
+        """One command on the student's stream, through the application layer."""
 
-    def _to_new(self, events: list[Any], ctx: RequestContext, student_id: str) -> list[NewEvent]:
-        now = self.clock.now()
-        out = []
-        for event in events:
-            type_name, version, data = REGISTRY.encode(event)
-            data = self.codec.seal(type_name, data, student_id)
-            out.append(
-                NewEvent(
-                    type=type_name,
-                    schema_version=version,
-                    data=data,
-                    metadata={
-                        "actor": ctx.actor,
-                        "correlation_id": ctx.correlation_id,
-                        "causation_id": None,
-                    },
-                    occurred_at=now,
-                )
-            )
-        return out
+        def load() -> tuple[domain.StudentState, int]:
+            state, version, _ = self.state(student_id, personal=personal)
+            return state, version
+
+        return self.app.execute(
+            stream_for(student_id), ctx, scope=f"student:{student_id}", request=(student_id, *request),
+            load=load, decide=lambda state: decide(state, self._department(state.department)),
+            result=result, subject=student_id,
+        )
+
+    def _seal(self, type_name: str, data: JSON, subject: str | None) -> JSON:
+        return data if subject is None else self.codec.seal(type_name, data, subject)
 
     def _today(self) -> date:
         return self.clock.now().date()
-
-    @staticmethod
-    def _scoped_key(ctx: RequestContext, scope: str) -> str | None:
-        """Keys are per actor and target, so two clients' keys never collide."""
-        if not ctx.idempotency_key:
-            return None
-        return request_fingerprint(ctx.actor, scope, ctx.idempotency_key)
 
 
 # -- the subject's account (identity store) and erasure across both ------------------------------

@@ -5,13 +5,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import types
+import typing
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, NamedTuple
+from datetime import date, datetime
+from typing import Any, ClassVar, NamedTuple
 
 import marshmallow
+from marshmallow import fields as mfields
 
 from shared.errors import UnknownEventType, ValidationFailed
 
@@ -77,6 +80,82 @@ class RecordedEvent(NamedTuple):
     recorded_at: datetime
 
 
+# -- an event declared once: a dataclass whose fields carry their rules ---------------------------
+Validator = Callable[[Any], Any]
+
+
+def event_field(
+    *validate: Validator, personal: bool = False, email: bool = False, items: Sequence[Validator] = ()
+) -> Any:
+    """Declare an event (or a part of one) field's rules where the field is declared:
+    `validate` are marshmallow validators, `personal` fields are sealed with the subject's key
+    (and may read as None once it is destroyed), `email` checks an address, `items` validate
+    each item of a list. The event's schema is derived from these (`schema_for`)."""
+    return field(metadata={"validate": tuple(validate), "personal": personal, "email": email, "items": tuple(items)})
+
+
+class _EventSchema(marshmallow.Schema):
+    event_class: ClassVar[type]
+
+    @marshmallow.post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> Any:
+        return self.event_class(**data)
+
+
+_SCALARS: dict[Any, type[mfields.Field]] = {
+    str: mfields.String, int: mfields.Integer, bool: mfields.Boolean, date: mfields.Date, datetime: mfields.DateTime,
+}
+
+
+def _plain(tp: Any, validate: Sequence[Validator] = ()) -> mfields.Field:
+    kind = _SCALARS.get(tp)
+    if kind is None:
+        raise TypeError(f"no marshmallow field for {tp!r}")
+    return kind(validate=list(validate)) if validate else kind()
+
+
+def _marshmallow_field(tp: Any, spec: Mapping[str, Any]) -> mfields.Field:
+    personal = bool(spec.get("personal"))
+    allow_none = personal  # an erased subject's personal fields read as None
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
+        allow_none = True
+        (tp,) = [a for a in args if a is not type(None)]
+    options: dict[str, Any] = {"required": True, "allow_none": allow_none}
+    if spec.get("validate"):
+        options["validate"] = list(spec["validate"])
+    if personal:
+        options["metadata"] = {"personal": True}
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is dict:
+        return mfields.Dict(keys=_plain(args[0]), values=_plain(args[1]), **options)
+    if origin is list:
+        return mfields.List(_plain(args[0], spec.get("items", ())), **options)
+    if tp is str and spec.get("email"):
+        return mfields.Email(**options)
+    kind = _SCALARS.get(tp)
+    if kind is None:
+        raise TypeError(f"no marshmallow field for {tp!r}")
+    return kind(**options)
+
+
+def schema_for(cls: type) -> marshmallow.Schema:
+    """The marshmallow schema of an event dataclass, derived from its fields' types and their
+    `event_field` rules, in the dataclass's field order (the order data is stored in). Every
+    field is required; `X | None` and personal fields allow None."""
+    hints = typing.get_type_hints(cls)
+    declared: dict[str, Any] = {
+        f.name: _marshmallow_field(hints[f.name], f.metadata) for f in dataclasses.fields(cls)
+    }
+    schema_cls = type(f"{cls.__name__}Schema", (_EventSchema,), {"event_class": cls, **declared})
+    return typing.cast(marshmallow.Schema, schema_cls())
+
+
+def fields_of(cls: type, source: object) -> dict[str, Any]:
+    """The values of `cls`'s dataclass fields read from `source` (an event carrying them)."""
+    return {f.name: getattr(source, f.name) for f in dataclasses.fields(cls)}
+
+
 @dataclass(frozen=True, slots=True)
 class _EventType:
     name: str
@@ -100,14 +179,16 @@ class EventRegistry:
     def register(
         self,
         cls: type,
-        schema: marshmallow.Schema,
+        schema: marshmallow.Schema | None = None,
         *,
         version: int = 1,
         upcasters: Mapping[int, Upcaster] | None = None,
         name: str | None = None,
     ) -> None:
-        """Register an event class. `upcasters[n]` turns version n data into version n + 1."""
+        """Register an event class, with its schema derived from the class unless one is given
+        (`schema_for`). `upcasters[n]` turns version n data into version n + 1."""
         type_name = name or cls.__name__
+        schema = schema if schema is not None else schema_for(cls)
         ups = dict(upcasters or {})
         missing = [n for n in range(1, version) if n not in ups]
         if missing:

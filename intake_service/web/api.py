@@ -137,7 +137,7 @@ def _details(data: dict[str, Any]) -> domain.ActivityDetails:
 def register_student() -> Response:
     ctx = context()
     data = load_json(RegisterStudentRequest())
-    outcome = services().register_student(data, ctx)
+    outcome = services().register_student(domain.RegisterStudent(**data), ctx)
     sid = outcome.result["student_id"]
     return created(outcome, url_for("api.student_events", student_id=sid))
 

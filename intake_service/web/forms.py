@@ -264,15 +264,15 @@ class RegisterForm(PageForm):
         if dept is not None and dept.programme(field.data) is None:
             raise ValidationError(_("Choose a programme of the department you chose."))
 
-    def command(self) -> dict[str, Any]:
-        return {
-            "name": self.name.data,
-            "email": self.email.data,
-            "university_id": self.university_id.data,
-            "department": self.department.data,
-            "programme": self.programme.data,
-            "expected_end_term": self.expected_end_term.data,
-        }
+    def command(self) -> domain.RegisterStudent:
+        return domain.RegisterStudent(
+            name=self.name.data,
+            email=self.email.data,
+            university_id=self.university_id.data,
+            department=self.department.data,
+            programme=self.programme.data,
+            expected_end_term=self.expected_end_term.data,
+        )
 
 
 class ActivityForm(PageForm):

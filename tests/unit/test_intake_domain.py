@@ -28,15 +28,15 @@ def details(**changes) -> domain.ActivityDetails:
 
 
 def test_registration_records_the_rule_set_version_it_was_checked_with():
-    cmd = domain.RegisterStudent("s1", "Tova Exempel", "t@example.org", "tx1", "SOCSW", "SSASK", "VT2028")
-    [event] = domain.decide_register(domain.StudentState(), cmd, SOCSW)
+    cmd = domain.RegisterStudent("Tova Exempel", "t@example.org", "tx1", "SOCSW", "SSASK", "VT2028")
+    [event] = domain.decide_register(domain.StudentState(), cmd, SOCSW, "s1")
     assert event.rules == "SOCSW@1"
 
 
 def test_unknown_programme_is_refused_naming_the_field():
-    cmd = domain.RegisterStudent("s1", "Tova", "t@example.org", "tx1", "SOCSW", "MALAK", "VT2028")
+    cmd = domain.RegisterStudent("Tova", "t@example.org", "tx1", "SOCSW", "MALAK", "VT2028")
     with pytest.raises(ValidationFailed) as err:
-        domain.decide_register(domain.StudentState(), cmd, SOCSW)
+        domain.decide_register(domain.StudentState(), cmd, SOCSW, "s1")
     assert "programme" in err.value.fields
 
 

@@ -23,6 +23,7 @@ from pypdf import PdfWriter
 
 from intake_service import create_app
 from intake_service.bootstrap import build_services
+from intake_service.domain import RegisterStudent
 from intake_service.retention import RetentionContext, candidates, dispose_due
 from intake_service.services import IntakeServices, RequestContext
 from shared import mail as mail_module
@@ -102,9 +103,9 @@ class World:
         self.ctx = RetentionContext(self.services, self.identity, load_policy())
 
     def register(self, name: str | None = None) -> str:
-        outcome = self.services.register_student(
-            {"name": name or f"Synthetic {canary()}", "email": f"{canary()}@example.org",
-             "university_id": f"u-{secrets.token_hex(4)}", **STUDENT}, CTX)
+        outcome = self.services.register_student(RegisterStudent(
+            name=name or f"Synthetic {canary()}", email=f"{canary()}@example.org",
+            university_id=f"u-{secrets.token_hex(4)}", **STUDENT), CTX)
         return str(outcome.result["student_id"])
 
     def used_token_count(self) -> int:
