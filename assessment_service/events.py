@@ -1,9 +1,10 @@
 """The assessment service's own events: what staff decide about reports, and who viewed whose data.
 
 Stored in the assessment service's own event store (the `events` table of its database, next to
-the read models). Each event is a frozen dataclass stored under its class name (never renamed),
-with a marshmallow schema and a schema version. They carry ids and codes only, never free text:
-a reason typed about a person would be personal data, so reasons are chosen from short code lists.
+the read models). Each event is a frozen dataclass, declared once: stored under its class name
+(never renamed), with its schema derived from its fields (shared/events.py) and a schema version.
+They carry ids and codes only, never free text: a reason typed about a person would be personal
+data, so reasons are chosen from short code lists.
 
 Streams: `assessment-report-<report_id>` (assignment and conflicts of one report; optimistic
 concurrency per report) and `audit-<student_id>` (staff views of one student's personal data).
@@ -11,12 +12,11 @@ concurrency per report) and `audit-<student_id>` (staff views of one student's p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
-from marshmallow import Schema, fields, post_load, validate
+from marshmallow import validate
 
-from shared.events import EventRegistry
+from shared.events import EventRegistry, rules
 
 #: Why an assessor declared a conflict of interest (shown translated on the page).
 CONFLICT_REASONS = ("personal_relationship", "professional_relationship", "supervised_student", "other")
@@ -38,37 +38,35 @@ def audit_stream(student_id: str) -> str:
 
 
 @dataclass(frozen=True)
-class AssessorAssigned:
-    """A coordinator of the report's department assigned an assessor of that department to it."""
+class _ReportDecision:
+    """What every decision about a report names: the report, its student and department, and the
+    assessor it concerns."""
 
-    report_id: str
-    student_id: str
-    department: str
-    assessor_account_id: str
+    report_id: str = field(metadata=rules(_UUID))
+    student_id: str = field(metadata=rules(_UUID))
+    department: str = field(metadata=rules(_DEPARTMENT))
+    assessor_account_id: str = field(metadata=rules(validate.Length(1, 36)))
 
 
 @dataclass(frozen=True)
-class AssessorUnassigned:
+class AssessorAssigned(_ReportDecision):
+    """A coordinator of the report's department assigned an assessor of that department to it."""
+
+
+@dataclass(frozen=True)
+class AssessorUnassigned(_ReportDecision):
     """An assessor was taken off a report: by a coordinator, or at once when they declared a
     conflict of interest (recorded by the same request as the declaration)."""
 
-    report_id: str
-    student_id: str
-    department: str
-    assessor_account_id: str
-    reason_code: str
+    reason_code: str = field(metadata=rules(validate.OneOf(UNASSIGN_REASONS)))
 
 
 @dataclass(frozen=True)
-class ConflictOfInterestDeclared:
+class ConflictOfInterestDeclared(_ReportDecision):
     """An assessor declared a conflict of interest with the student of a report. It bars them from
     every report of that student. Recorded by the assessor."""
 
-    report_id: str
-    student_id: str
-    department: str
-    assessor_account_id: str
-    reason_code: str
+    reason_code: str = field(metadata=rules(validate.OneOf(CONFLICT_REASONS)))
 
 
 @dataclass(frozen=True)
@@ -76,53 +74,17 @@ class PersonalDataViewed:
     """A member of staff was shown a student's personal data (`what`: which view). Recorded by the
     request that showed it, before showing it."""
 
-    student_id: str
-    viewer_account_id: str
-    what: str
-
-
-class _EventSchema(Schema):
-    event_class: type
-
-    @post_load
-    def _make(self, data: dict[str, Any], **_: Any) -> Any:
-        return self.event_class(**data)
-
-
-class _ReportDecisionSchema(_EventSchema):
-    report_id = fields.String(required=True, validate=_UUID)
-    student_id = fields.String(required=True, validate=_UUID)
-    department = fields.String(required=True, validate=_DEPARTMENT)
-    assessor_account_id = fields.String(required=True, validate=validate.Length(1, 36))
-
-
-class AssessorAssignedSchema(_ReportDecisionSchema):
-    event_class = AssessorAssigned
-
-
-class AssessorUnassignedSchema(_ReportDecisionSchema):
-    event_class = AssessorUnassigned
-    reason_code = fields.String(required=True, validate=validate.OneOf(UNASSIGN_REASONS))
-
-
-class ConflictOfInterestDeclaredSchema(_ReportDecisionSchema):
-    event_class = ConflictOfInterestDeclared
-    reason_code = fields.String(required=True, validate=validate.OneOf(CONFLICT_REASONS))
-
-
-class PersonalDataViewedSchema(_EventSchema):
-    event_class = PersonalDataViewed
-    student_id = fields.String(required=True, validate=_UUID)
-    viewer_account_id = fields.String(required=True, validate=validate.Length(1, 36))
-    what = fields.String(required=True, validate=validate.OneOf(VIEWED_WHAT))
+    student_id: str = field(metadata=rules(_UUID))
+    viewer_account_id: str = field(metadata=rules(validate.Length(1, 36)))
+    what: str = field(metadata=rules(validate.OneOf(VIEWED_WHAT)))
 
 
 def build_registry() -> EventRegistry:
     registry = EventRegistry()
-    registry.register(AssessorAssigned, AssessorAssignedSchema())
-    registry.register(AssessorUnassigned, AssessorUnassignedSchema())
-    registry.register(ConflictOfInterestDeclared, ConflictOfInterestDeclaredSchema())
-    registry.register(PersonalDataViewed, PersonalDataViewedSchema())
+    registry.register(AssessorAssigned)
+    registry.register(AssessorUnassigned)
+    registry.register(ConflictOfInterestDeclared)
+    registry.register(PersonalDataViewed)
     return registry
 
 

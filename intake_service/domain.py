@@ -9,8 +9,9 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
-from intake_service.events import (
+from intake_service.events import (  # ActivityDetails: the activity's shape, declared with its events
     ActivityAmended,
+    ActivityDetails,
     ActivityLogged,
     ActivityWithdrawn,
     AttachmentUploaded,
@@ -22,6 +23,7 @@ from intake_service.events import (
 )
 from shared.catalogue import Department
 from shared.errors import NotFound, RuleViolated, ValidationFailed
+from shared.events import fields_of
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -35,19 +37,6 @@ class RegisterStudent:
     department: str
     programme: str
     expected_end_term: str
-
-
-@dataclass(frozen=True)
-class ActivityDetails:
-    kind: str
-    title: str
-    organiser: str
-    setting: str
-    country_code: str | None
-    start_date: date
-    end_date: date
-    hours: int | None
-    description: str
 
 
 @dataclass(frozen=True)
@@ -123,20 +112,6 @@ class StudentState:
     studies_completed_on: date | None = None
 
 
-def _details(event: ActivityLogged | ActivityAmended) -> ActivityDetails:
-    return ActivityDetails(
-        kind=event.kind,
-        title=event.title,
-        organiser=event.organiser,
-        setting=event.setting,
-        country_code=event.country_code,
-        start_date=event.start_date,
-        end_date=event.end_date,
-        hours=event.hours,
-        description=event.description,
-    )
-
-
 def evolve(state: StudentState, event: Any) -> StudentState:
     """Apply one event to the state. Unknown events leave it unchanged."""
     match event:
@@ -144,7 +119,7 @@ def evolve(state: StudentState, event: Any) -> StudentState:
             return replace(state, registered=True, department=event.department)
         case ActivityLogged() | ActivityAmended():
             activities = dict(state.activities)
-            activities[event.activity_id] = Activity(event.activity_id, _details(event))
+            activities[event.activity_id] = Activity(event.activity_id, ActivityDetails.of(event))
             return replace(state, activities=activities)
         case ActivityWithdrawn():
             activities = dict(state.activities)
@@ -227,7 +202,7 @@ def decide_log_activity(
     if cmd.activity_id in state.activities:
         raise RuleViolated("This activity is already logged.")
     check_activity(cmd.details, dept, today)
-    return [ActivityLogged(activity_id=cmd.activity_id, **_fields(cmd.details))]
+    return [ActivityLogged(activity_id=cmd.activity_id, **fields_of(ActivityDetails, cmd.details))]
 
 
 def decide_amend_activity(
@@ -242,7 +217,7 @@ def decide_amend_activity(
     check_activity(cmd.details, dept, today)
     if activity.details == cmd.details:
         return []
-    return [ActivityAmended(activity_id=cmd.activity_id, **_fields(cmd.details))]
+    return [ActivityAmended(activity_id=cmd.activity_id, **fields_of(ActivityDetails, cmd.details))]
 
 
 def decide_withdraw_activity(state: StudentState, cmd: WithdrawActivity) -> list[Any]:
@@ -330,17 +305,3 @@ def decide_withdraw_registration(state: StudentState, cmd: WithdrawRegistration)
     if state.withdrawn:
         return []
     return [RegistrationWithdrawn(reason=cmd.reason)]
-
-
-def _fields(details: ActivityDetails) -> dict[str, Any]:
-    return {
-        "kind": details.kind,
-        "title": details.title,
-        "organiser": details.organiser,
-        "setting": details.setting,
-        "country_code": details.country_code,
-        "start_date": details.start_date,
-        "end_date": details.end_date,
-        "hours": details.hours,
-        "description": details.description,
-    }

@@ -84,14 +84,14 @@ class RecordedEvent(NamedTuple):
 Validator = Callable[[Any], Any]
 
 
-def event_field(
+def rules(
     *validate: Validator, personal: bool = False, email: bool = False, items: Sequence[Validator] = ()
-) -> Any:
-    """Declare an event (or a part of one) field's rules where the field is declared:
-    `validate` are marshmallow validators, `personal` fields are sealed with the subject's key
-    (and may read as None once it is destroyed), `email` checks an address, `items` validate
-    each item of a list. The event's schema is derived from these (`schema_for`)."""
-    return field(metadata={"validate": tuple(validate), "personal": personal, "email": email, "items": tuple(items)})
+) -> dict[str, Any]:
+    """An event field's rules, declared where the field is: `name: str = field(metadata=rules(...))`.
+    `validate` are marshmallow validators; `personal` fields are sealed with the subject's key
+    (and may read as None once it is destroyed); `email` checks an address; `items` validate each
+    item of a list. The event's schema is derived from these (`schema_for`)."""
+    return {"validate": tuple(validate), "personal": personal, "email": email, "items": tuple(items)}
 
 
 class _EventSchema(marshmallow.Schema):
@@ -141,7 +141,7 @@ def _marshmallow_field(tp: Any, spec: Mapping[str, Any]) -> mfields.Field:
 
 def schema_for(cls: type) -> marshmallow.Schema:
     """The marshmallow schema of an event dataclass, derived from its fields' types and their
-    `event_field` rules, in the dataclass's field order (the order data is stored in). Every
+    `rules`, in the dataclass's field order (the order data is stored in). Every
     field is required; `X | None` and personal fields allow None."""
     hints = typing.get_type_hints(cls)
     declared: dict[str, Any] = {

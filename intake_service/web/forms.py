@@ -33,7 +33,8 @@ from wtforms.validators import Length, Optional, StopValidation, ValidationError
 from wtforms.widgets import CheckboxInput
 
 from intake_service import domain
-from shared.catalogue import Catalogue, Department
+from shared.catalogue import SETTINGS, Catalogue, Department
+from shared.events import fields_of
 from shared.validation import TERM_PATTERN, country_codes, is_uuid
 
 # Same characters the JSON API refuses (shared.validation.SafeText): the pages accept no more.
@@ -292,7 +293,7 @@ class ActivityForm(PageForm):
     setting = RadioField(
         _l("Where did it take place?"),
         [required(_l("Choose where the activity took place."))],
-        choices=[SelectChoice(code, label) for code, label in SETTING_LABELS.items()],
+        choices=[SelectChoice(code, SETTING_LABELS[code]) for code in SETTINGS],
     )
     country_code = SelectField(
         _l("Country"),
@@ -318,17 +319,7 @@ class ActivityForm(PageForm):
     def build(cls, dept: Department, locale: str, details: domain.ActivityDetails | None = None) -> ActivityForm:
         data: dict[str, Any] | None = None
         if details is not None:
-            data = {
-                "kind": details.kind,
-                "title": details.title,
-                "organiser": details.organiser,
-                "setting": details.setting,
-                "country_code": details.country_code or "",
-                "start_date": details.start_date,
-                "end_date": details.end_date,
-                "hours": details.hours,
-                "description": details.description,
-            }
+            data = {**fields_of(domain.ActivityDetails, details), "country_code": details.country_code or ""}
         form = cls(data=data)
         form.kind.choices = [
             SelectChoice("", _("Choose…")),

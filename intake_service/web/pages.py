@@ -198,20 +198,6 @@ def activity_line(details: domain.ActivityDetails, lang: str) -> str:
     return _("%(title)s, %(dates)s", title=details.title, dates=date_range(details.start_date, details.end_date))
 
 
-def details_of(event: ActivityLogged | ActivityAmended) -> domain.ActivityDetails:
-    return domain.ActivityDetails(
-        kind=event.kind,
-        title=event.title,
-        organiser=event.organiser,
-        setting=event.setting,
-        country_code=event.country_code,
-        start_date=event.start_date,
-        end_date=event.end_date,
-        hours=event.hours,
-        description=event.description,
-    )
-
-
 def describe(event: Any, before: domain.StudentState, department: Department | None, lang: str) -> str:
     """One timeline line for an event, given the state before it."""
     match event:
@@ -225,9 +211,9 @@ def describe(event: Any, before: domain.StudentState, department: Department | N
                 term=event.expected_end_term,
             )
         case ActivityLogged():
-            return _("Activity logged: %(activity)s", activity=activity_line(details_of(event), lang))
+            return _("Activity logged: %(activity)s", activity=activity_line(event, lang))
         case ActivityAmended():
-            return _("Activity amended: %(activity)s", activity=activity_line(details_of(event), lang))
+            return _("Activity amended: %(activity)s", activity=activity_line(event, lang))
         case ActivityWithdrawn():
             activity = before.activities.get(event.activity_id)
             title = activity.details.title if activity else "?"

@@ -6,9 +6,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from shared.catalogue import SETTINGS
 from shared.validation import CountryCode, SafeText, Term, UUIDString
-
-SETTINGS = ["abroad", "at_home", "digital"]
 
 
 class RegisterStudentRequest(Schema):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from shared.adapters.sql import make_engine
 from shared.application import Application, RequestContext, policy, policy_context
 from shared.clock import FixedClock
 from shared.errors import ConcurrencyConflict
-from shared.events import EventRegistry, NewEvent, RecordedEvent, event_field
+from shared.events import EventRegistry, NewEvent, RecordedEvent, rules
 from shared.projection import ProjectionRunner
 
 T0 = datetime(2026, 3, 16, 9, 30, tzinfo=UTC)
@@ -31,7 +31,7 @@ T0 = datetime(2026, 3, 16, 9, 30, tzinfo=UTC)
 class WelcomeQueued:
     """A welcome was queued for a newly registered student (a test event)."""
 
-    student_id: str = event_field(validate.Length(1, 64))
+    student_id: str = field(metadata=rules(validate.Length(1, 64)))
 
 
 REGISTRY = EventRegistry()

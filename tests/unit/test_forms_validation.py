@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from werkzeug.datastructures import MultiDict
 
-from intake_service import create_app
+from intake_service import create_app, domain
 from intake_service.services import IntakeServices
 from intake_service.web.forms import ActivityForm, RegisterForm, StudiesCompletedForm, WithdrawForm
 from shared.adapters.memory_store import InMemoryEventStore
@@ -73,7 +73,7 @@ def activity_form(app: Flask, **changes: str) -> ActivityForm:
 def test_a_valid_registration_becomes_the_command(app: Flask) -> None:
     form = register_form(app, expected_end_term="vt2028", name="  Astrid Lindqvist ")
     assert form.validate(), form.errors
-    assert form.command() == {**STUDENT, "expected_end_term": "VT2028"}
+    assert form.command() == domain.RegisterStudent(**{**STUDENT, "expected_end_term": "VT2028"})
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from intake_service import domain
 from intake_service.events import ActivityLogged, RegistrationWithdrawn, StudentRegistered
 from shared.catalogue import Catalogue
 from shared.errors import NotFound, RuleViolated, ValidationFailed
+from shared.events import fields_of
 
 CATALOGUE = Catalogue.load(Path(__file__).resolve().parents[2] / "config" / "departments.toml")
 SOCSW = CATALOGUE.department("SOCSW")
@@ -69,7 +70,7 @@ def test_activity_rules_name_the_broken_field(changes, field):
 
 
 def test_amending_with_identical_values_records_nothing():
-    logged = ActivityLogged("a1", **domain._fields(details()))
+    logged = ActivityLogged("a1", **fields_of(domain.ActivityDetails, details()))
     state = domain.fold([REGISTERED, logged])
     assert domain.decide_amend_activity(state, domain.AmendActivity("a1", details()), SOCSW, TODAY) == []
     [amended] = domain.decide_amend_activity(state, domain.AmendActivity("a1", details(hours=70)), SOCSW, TODAY)
@@ -83,7 +84,7 @@ def test_amending_an_unknown_activity_is_not_found():
 
 
 def test_report_needs_every_question_answered_and_own_activities():
-    logged = ActivityLogged("a1", **domain._fields(details()))
+    logged = ActivityLogged("a1", **fields_of(domain.ActivityDetails, details()))
     state = domain.fold([REGISTERED, logged])
     ok = domain.SubmitReport("r1", {"learning": "a", "profession": "b", "perspective": "c"}, ["a1"], None)
     [event] = domain.decide_submit_report(state, ok, SOCSW)
