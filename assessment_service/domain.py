@@ -17,7 +17,21 @@ from assessment_service.events import (
     AssessorUnassigned,
     ConflictOfInterestDeclared,
 )
-from shared.errors import RuleViolated, ValidationFailed
+from shared.errors import Reason, RuleViolated, ValidationFailed
+
+# What can be wrong with a decision (codes the pages translate; the English is the JSON API's).
+NOT_WAITING = Reason("report_not_waiting", "This report is no longer waiting for review.")
+NOT_AN_ASSESSOR_THERE = Reason("not_an_assessor_there", "Choose an assessor of this report's department.")
+ASSESSOR_CONFLICTED = Reason(
+    "assessor_conflicted", "This assessor has declared a conflict of interest with this student."
+)
+NO_REASON = Reason("no_reason", "Choose a reason.")
+NOT_A_LISTED_REASON = Reason("not_a_listed_reason", "Choose one of the listed reasons.")
+NOT_ASSIGNED = Reason(
+    "not_assigned", "Only an assessor assigned to this report can declare a conflict of interest on it."
+)
+#: Every reason a decision gives (the pages have a text for each).
+REASONS = (NOT_WAITING, NOT_AN_ASSESSOR_THERE, ASSESSOR_CONFLICTED, NO_REASON, NOT_A_LISTED_REASON, NOT_ASSIGNED)
 
 
 @dataclass(frozen=True)
@@ -63,11 +77,11 @@ class AssignAssessor:
 def decide_assign(state: ReportAssignment, facts: ReportFacts, command: AssignAssessor) -> list[object]:
     who = command.assessor_account_id
     if not facts.waiting:
-        raise RuleViolated("This report is no longer waiting for review.")
+        raise RuleViolated(NOT_WAITING())
     if not command.is_assessor_there:
-        raise RuleViolated("Choose an assessor of this report's department.", field="assessor")
+        raise RuleViolated(NOT_AN_ASSESSOR_THERE(), field="assessor")
     if who in state.conflicts or command.conflicted_with_student:
-        raise RuleViolated("This assessor has declared a conflict of interest with this student.", field="assessor")
+        raise RuleViolated(ASSESSOR_CONFLICTED(), field="assessor")
     if who in state.assessors:
         return []  # already assigned: nothing new to record
     return [AssessorAssigned(facts.report_id, facts.student_id, facts.department, who)]
@@ -88,11 +102,11 @@ def decide_declare_conflict(
 ) -> list[object]:
     """Only an assessor assigned to the report declares; they are taken off it in the same append."""
     if reason_code not in CONFLICT_REASONS:
-        raise ValidationFailed("Choose a reason.", {"reason": ["Choose one of the listed reasons."]})
+        raise ValidationFailed(NO_REASON(), {"reason": [NOT_A_LISTED_REASON()]})
     if assessor_account_id in state.conflicts:
         return []  # declared already
     if assessor_account_id not in state.assessors:
-        raise RuleViolated("Only an assessor assigned to this report can declare a conflict of interest on it.")
+        raise RuleViolated(NOT_ASSIGNED())
     return [
         ConflictOfInterestDeclared(
             facts.report_id, facts.student_id, facts.department, assessor_account_id, reason_code

@@ -22,7 +22,7 @@ from intake_service.events import (  # ActivityDetails: the activity's shape, de
     StudiesCompleted,
 )
 from shared.catalogue import Department
-from shared.errors import NotFound, RuleViolated, ValidationFailed
+from shared.errors import NotFound, Problem, Reason, RuleViolated, ValidationFailed
 from shared.events import fields_of
 
 
@@ -146,21 +146,59 @@ def fold(events: list[Any]) -> StudentState:
     return state
 
 
+# -- what can be wrong (codes the pages translate; the English is the JSON API's) ---------------
+NO_SUCH_STUDENT = Reason("no_such_student", "No such student.")
+NO_SUCH_ACTIVITY = Reason("no_such_activity", "No such activity.")
+REGISTRATION_WITHDRAWN = Reason(
+    "registration_withdrawn", "This registration has been withdrawn; nothing more can be recorded."
+)
+ALREADY_REGISTERED = Reason("already_registered", "This student is already registered.")
+UNKNOWN_PROGRAMME = Reason("unknown_programme", "Unknown programme.")
+NOT_A_PROGRAMME = Reason("not_a_programme", "Not a programme of {department}.")
+ACTIVITY_INVALID = Reason("activity_invalid", "The activity is not valid.")
+NOT_A_KIND = Reason("not_a_kind", "Not an activity kind of {department}.")
+SETTING_NOT_ALLOWED = Reason("setting_not_allowed", "{kind} can only be: {settings}.")
+COUNTRY_REQUIRED = Reason("country_required", "Give the country of an activity abroad.")
+ABROAD_IN_SWEDEN = Reason("abroad_in_sweden", "An activity abroad cannot be in Sweden.")
+END_BEFORE_START = Reason("end_before_start", "Must not be before the start date.")
+DATES_OUT_OF_RANGE = Reason("dates_out_of_range", "Dates must lie between 2000 and ten years ahead.")
+ALREADY_LOGGED = Reason("activity_already_logged", "This activity is already logged.")
+WITHDRAWN_NOT_AMENDABLE = Reason("withdrawn_activity_not_amendable", "A withdrawn activity cannot be amended.")
+REPORT_INVALID = Reason("report_invalid", "The report is not valid.")
+ANSWERS_MISSING = Reason("answers_missing", "Answer every reflection question; missing: {questions}.")
+ANSWERS_UNKNOWN = Reason("answers_unknown", "Unknown questions: {questions}.")
+ANSWERS_BLANK = Reason("answers_blank", "Blank answers: {questions}.")
+NO_ACTIVITIES = Reason("no_activities", "Choose at least one of your activities.")
+FOREIGN_ACTIVITIES = Reason("foreign_activities", "Some activities are not yours or do not exist.")
+WITHDRAWN_ACTIVITIES = Reason("withdrawn_activities", "Withdrawn activities cannot be covered.")
+ACTIVITY_TWICE = Reason("activity_listed_twice", "An activity is listed twice.")
+NO_SUCH_ATTACHMENT = Reason("no_such_attachment", "No such attachment of yours.")
+COMPLETED_IN_FUTURE = Reason("completed_in_future", "Studies cannot be completed in the future.")
+AFTER_TODAY = Reason("after_today", "Must not be after today.")
+
+#: Every reason a decision gives (the pages have a text for each).
+REASONS = (
+    NO_SUCH_STUDENT, NO_SUCH_ACTIVITY, REGISTRATION_WITHDRAWN, ALREADY_REGISTERED, UNKNOWN_PROGRAMME,
+    NOT_A_PROGRAMME, ACTIVITY_INVALID, NOT_A_KIND, SETTING_NOT_ALLOWED, COUNTRY_REQUIRED, ABROAD_IN_SWEDEN,
+    END_BEFORE_START, DATES_OUT_OF_RANGE, ALREADY_LOGGED, WITHDRAWN_NOT_AMENDABLE, REPORT_INVALID,
+    ANSWERS_MISSING, ANSWERS_UNKNOWN, ANSWERS_BLANK, NO_ACTIVITIES, FOREIGN_ACTIVITIES, WITHDRAWN_ACTIVITIES,
+    ACTIVITY_TWICE, NO_SUCH_ATTACHMENT, COMPLETED_IN_FUTURE, AFTER_TODAY,
+)
+
+
 # -- decisions -----------------------------------------------------------------------------
 def _require_active(state: StudentState) -> None:
     if not state.registered or state.erased:
-        raise NotFound("No such student.")
+        raise NotFound(NO_SUCH_STUDENT())
     if state.withdrawn:
-        raise RuleViolated("This registration has been withdrawn; nothing more can be recorded.")
+        raise RuleViolated(REGISTRATION_WITHDRAWN())
 
 
 def decide_register(state: StudentState, cmd: RegisterStudent, dept: Department, student_id: str) -> list[Any]:
     if state.registered:
-        raise RuleViolated("This student is already registered.")
+        raise RuleViolated(ALREADY_REGISTERED())
     if dept.programme(cmd.programme) is None:
-        raise ValidationFailed(
-            "Unknown programme.", {"programme": [f"Not a programme of {dept.code}."]}
-        )
+        raise ValidationFailed(UNKNOWN_PROGRAMME(), {"programme": [NOT_A_PROGRAMME(department=dept.code)]})
     return [
         StudentRegistered(
             student_id=student_id,
@@ -177,22 +215,22 @@ def decide_register(state: StudentState, cmd: RegisterStudent, dept: Department,
 
 def check_activity(details: ActivityDetails, dept: Department, today: date) -> None:
     """Raise ValidationFailed naming each field that breaks the department's catalogue rules."""
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, list[Problem]] = {}
     kind = dept.kind(details.kind)
     if kind is None:
-        errors["kind"] = [f"Not an activity kind of {dept.code}."]
+        errors["kind"] = [NOT_A_KIND(department=dept.code)]
     elif details.setting not in kind.settings:
-        errors["setting"] = [f"{kind.code} can only be: {', '.join(kind.settings)}."]
+        errors["setting"] = [SETTING_NOT_ALLOWED(kind=kind.code, settings=kind.settings)]
     if details.setting == "abroad" and not details.country_code:
-        errors["country_code"] = ["Give the country of an activity abroad."]
+        errors["country_code"] = [COUNTRY_REQUIRED()]
     if details.setting == "abroad" and details.country_code == "SE":
-        errors["country_code"] = ["An activity abroad cannot be in Sweden."]
+        errors["country_code"] = [ABROAD_IN_SWEDEN()]
     if details.end_date < details.start_date:
-        errors["end_date"] = ["Must not be before the start date."]
+        errors["end_date"] = [END_BEFORE_START()]
     if details.start_date.year < 2000 or details.end_date.year > today.year + 10:
-        errors.setdefault("start_date", []).append("Dates must lie between 2000 and ten years ahead.")
+        errors.setdefault("start_date", []).append(DATES_OUT_OF_RANGE())
     if errors:
-        raise ValidationFailed("The activity is not valid.", errors)
+        raise ValidationFailed(ACTIVITY_INVALID(), errors)
 
 
 def decide_log_activity(
@@ -200,7 +238,7 @@ def decide_log_activity(
 ) -> list[Any]:
     _require_active(state)
     if cmd.activity_id in state.activities:
-        raise RuleViolated("This activity is already logged.")
+        raise RuleViolated(ALREADY_LOGGED())
     check_activity(cmd.details, dept, today)
     return [ActivityLogged(activity_id=cmd.activity_id, **fields_of(ActivityDetails, cmd.details))]
 
@@ -211,9 +249,9 @@ def decide_amend_activity(
     _require_active(state)
     activity = state.activities.get(cmd.activity_id)
     if activity is None:
-        raise NotFound("No such activity.")
+        raise NotFound(NO_SUCH_ACTIVITY())
     if activity.withdrawn:
-        raise RuleViolated("A withdrawn activity cannot be amended.")
+        raise RuleViolated(WITHDRAWN_NOT_AMENDABLE())
     check_activity(cmd.details, dept, today)
     if activity.details == cmd.details:
         return []
@@ -224,7 +262,7 @@ def decide_withdraw_activity(state: StudentState, cmd: WithdrawActivity) -> list
     _require_active(state)
     activity = state.activities.get(cmd.activity_id)
     if activity is None:
-        raise NotFound("No such activity.")
+        raise NotFound(NO_SUCH_ACTIVITY())
     if activity.withdrawn:
         return []
     return [ActivityWithdrawn(activity_id=cmd.activity_id, reason=cmd.reason)]
@@ -241,33 +279,33 @@ def decide_upload_attachment(state: StudentState, cmd: UploadAttachment) -> list
 
 def decide_submit_report(state: StudentState, cmd: SubmitReport, dept: Department) -> list[Any]:
     _require_active(state)
-    errors: dict[str, list[str]] = {}
+    errors: dict[str, list[Problem]] = {}
     codes = {q.code for q in dept.reflection_questions}
     missing = sorted(codes - set(cmd.answers))
     unknown = sorted(set(cmd.answers) - codes)
     if missing:
-        errors["answers"] = [f"Answer every reflection question; missing: {', '.join(missing)}."]
+        errors["answers"] = [ANSWERS_MISSING(questions=missing)]
     if unknown:
-        errors.setdefault("answers", []).append(f"Unknown questions: {', '.join(unknown)}.")
+        errors.setdefault("answers", []).append(ANSWERS_UNKNOWN(questions=unknown))
     blank = sorted(code for code, text in cmd.answers.items() if not text.strip())
     if blank:
-        errors.setdefault("answers", []).append(f"Blank answers: {', '.join(blank)}.")
+        errors.setdefault("answers", []).append(ANSWERS_BLANK(questions=blank))
     if not cmd.activity_ids:
-        errors["activity_ids"] = ["Choose at least one of your activities."]
+        errors["activity_ids"] = [NO_ACTIVITIES()]
     foreign = [a for a in cmd.activity_ids if a not in state.activities]
     withdrawn = [
         a for a in cmd.activity_ids if a in state.activities and state.activities[a].withdrawn
     ]
     if foreign:
-        errors.setdefault("activity_ids", []).append("Some activities are not yours or do not exist.")
+        errors.setdefault("activity_ids", []).append(FOREIGN_ACTIVITIES())
     if withdrawn:
-        errors.setdefault("activity_ids", []).append("Withdrawn activities cannot be covered.")
+        errors.setdefault("activity_ids", []).append(WITHDRAWN_ACTIVITIES())
     if len(set(cmd.activity_ids)) != len(cmd.activity_ids):
-        errors.setdefault("activity_ids", []).append("An activity is listed twice.")
+        errors.setdefault("activity_ids", []).append(ACTIVITY_TWICE())
     if cmd.attachment_id is not None and cmd.attachment_id not in state.attachments:
-        errors["attachment_id"] = ["No such attachment of yours."]
+        errors["attachment_id"] = [NO_SUCH_ATTACHMENT()]
     if errors:
-        raise ValidationFailed("The report is not valid.", errors)
+        raise ValidationFailed(REPORT_INVALID(), errors)
     return [
         ReportSubmitted(
             report_id=cmd.report_id,
@@ -282,10 +320,7 @@ def decide_submit_report(state: StudentState, cmd: SubmitReport, dept: Departmen
 def decide_complete_studies(state: StudentState, cmd: CompleteStudies, today: date) -> list[Any]:
     _require_active(state)
     if cmd.completed_on > today:
-        raise ValidationFailed(
-            "Studies cannot be completed in the future.",
-            {"completed_on": ["Must not be after today."]},
-        )
+        raise ValidationFailed(COMPLETED_IN_FUTURE(), {"completed_on": [AFTER_TODAY()]})
     if state.studies_completed_on == cmd.completed_on:
         return []
     return [StudiesCompleted(completed_on=cmd.completed_on, term=cmd.term)]
@@ -293,7 +328,7 @@ def decide_complete_studies(state: StudentState, cmd: CompleteStudies, today: da
 
 def decide_erase(state: StudentState, cmd: EraseStudent) -> list[Any]:
     if not state.registered:
-        raise NotFound("No such student.")
+        raise NotFound(NO_SUCH_STUDENT())
     if state.erased:
         return []
     return [StudentErased(reason=cmd.reason)]
@@ -301,7 +336,7 @@ def decide_erase(state: StudentState, cmd: EraseStudent) -> list[Any]:
 
 def decide_withdraw_registration(state: StudentState, cmd: WithdrawRegistration) -> list[Any]:
     if not state.registered or state.erased:
-        raise NotFound("No such student.")
+        raise NotFound(NO_SUCH_STUDENT())
     if state.withdrawn:
         return []
     return [RegistrationWithdrawn(reason=cmd.reason)]

@@ -16,7 +16,7 @@ from shared.adapters.wakeup import WakeUp
 from shared.application import Application, Outcome, RequestContext
 from shared.catalogue import Catalogue, Department
 from shared.clock import Clock
-from shared.errors import NotFound, ValidationFailed
+from shared.errors import NotFound, Reason, ValidationFailed
 from shared.events import JSON, RecordedEvent
 from shared.personal import CipherCache, PersonalDataCodec
 from shared.retention import compact_sqlite
@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from shared.identity.wiring import Identity
 
 __all__ = ["IntakeServices", "Outcome", "RequestContext", "account_data", "erase_student_and_account"]
+
+
+UNKNOWN_DEPARTMENT = Reason("unknown_department", "Unknown department.")
+NOT_A_DEPARTMENT = Reason("not_a_department", "Not a CIM department.")
 
 
 def stream_for(student_id: str) -> str:
@@ -192,7 +196,7 @@ class IntakeServices:
     def _department(self, code: str) -> Department:
         dept = self.catalogue.department(code)
         if dept is None:
-            raise ValidationFailed("Unknown department.", {"department": ["Not a CIM department."]})
+            raise ValidationFailed(UNKNOWN_DEPARTMENT(), {"department": [NOT_A_DEPARTMENT()]})
         return dept
 
     # -- commands --------------------------------------------------------------------------

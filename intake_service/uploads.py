@@ -45,8 +45,9 @@ import unicodedata
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from shared.errors import ValidationFailed
+from shared.errors import Reason, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +66,20 @@ FORBIDDEN_NAMES = frozenset({
     "XFA",
 })
 
-MSG_EMPTY = "The file is empty."
-MSG_NOT_PDF = "The file is not a PDF."
-MSG_ACTIVE = "PDFs with scripts, actions or embedded files are not accepted."
-MSG_ENCRYPTED = "Encrypted PDFs are not accepted."
-MSG_UNREADABLE = "The PDF could not be read."
-MSG_NO_PAGES = "The PDF has no pages."
-MSG_TOO_MANY_PAGES = f"The PDF has too many pages (at most {MAX_PAGES})."
+MSG_EMPTY = Reason("file_empty", "The file is empty.")
+MSG_NOT_PDF = Reason("not_a_pdf", "The file is not a PDF.")
+MSG_ACTIVE = Reason("pdf_active", "PDFs with scripts, actions or embedded files are not accepted.")
+MSG_ENCRYPTED = Reason("pdf_encrypted", "Encrypted PDFs are not accepted.")
+MSG_UNREADABLE = Reason("pdf_unreadable", "The PDF could not be read.")
+MSG_NO_PAGES = Reason("pdf_no_pages", "The PDF has no pages.")
+MSG_TOO_MANY_PAGES = Reason("pdf_too_many_pages", "The PDF has too many pages (at most {max_pages}).")
+FILE_TOO_LARGE = Reason("file_too_large", "The file is too large.")
+MAX_FILE_SIZE = Reason("max_file_size", "The file must be at most {max_bytes} bytes.")
+#: Every reason an upload is refused for (the pages have a text for each).
+REASONS = (
+    MSG_EMPTY, MSG_NOT_PDF, MSG_ACTIVE, MSG_ENCRYPTED, MSG_UNREADABLE, MSG_NO_PAGES, MSG_TOO_MANY_PAGES,
+    FILE_TOO_LARGE, MAX_FILE_SIZE,
+)
 
 _HTML_HEAD = re.compile(rb"<\s*(?:!doctype|html|head|body|script|iframe|svg|object|embed|meta)\b", re.I)
 _STREAM = re.compile(rb"(?<![A-Za-z])stream(?:\r\n|\n|\r).*?(?<![A-Za-z])endstream", re.S)
@@ -99,8 +107,9 @@ def safe_filename(name: str | None) -> str:
     return base[-120:]
 
 
-def _refuse(message: str) -> ValidationFailed:
-    return ValidationFailed(message, {FIELD: [message]})
+def _refuse(reason: Reason, **params: Any) -> ValidationFailed:
+    problem = reason(**params)
+    return ValidationFailed(problem, {FIELD: [problem]})
 
 
 def pdf_names(raw: bytes) -> set[str]:
@@ -269,7 +278,7 @@ def check_pdf(content: bytes, filename: str | None, max_bytes: int) -> CheckedPd
     if not content:
         raise _refuse(MSG_EMPTY)
     if len(content) > max_bytes:
-        raise ValidationFailed("The file is too large.", {FIELD: [f"The file must be at most {max_bytes} bytes."]})
+        raise ValidationFailed(FILE_TOO_LARGE(), {FIELD: [MAX_FILE_SIZE(max_bytes=max_bytes)]})
     _check_shape(content)
     answer = probe_pdf(content)
     verdict = answer.get("verdict")
@@ -278,7 +287,7 @@ def check_pdf(content: bytes, filename: str | None, max_bytes: int) -> CheckedPd
     if verdict == "active":
         raise _refuse(MSG_ACTIVE)
     if verdict == "too_many_pages":
-        raise _refuse(MSG_TOO_MANY_PAGES)
+        raise _refuse(MSG_TOO_MANY_PAGES, max_pages=MAX_PAGES)
     if verdict != "ok":
         log.info("PDF refused: %s (%s)", verdict, answer.get("detail", ""))
         raise _refuse(MSG_UNREADABLE)

@@ -1,32 +1,75 @@
-"""Typed errors the domain and the store raise; each app maps them to one HTTP status."""
+"""Typed errors the domain and the store raise; each app maps them to one HTTP status.
+
+What is wrong is a `Problem`: a code with parameters, which the pages translate (by code, never
+by matching the English text), and the English text the JSON API and the logs show. A domain
+declares its kinds of problem once as `Reason`s and raises `REASON(param=...)`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong: its `code`, the `params` a translation fills in, and the English `message`."""
+
+    code: str
+    message: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class Reason:
+    """A kind of problem: its code and English template (`str.format`; a list parameter is
+    written comma-separated in English and handed to translations as it is)."""
+
+    code: str
+    template: str
+
+    def __call__(self, **params: Any) -> Problem:
+        shown = {k: ", ".join(map(str, v)) if isinstance(v, list | tuple) else v for k, v in params.items()}
+        return Problem(self.code, self.template.format(**shown), params)
 
 
 class CimError(Exception):
-    """Base of every error the product raises on purpose."""
+    """Base of every error the product raises on purpose. `code` names the kind of error (and its
+    HTTP status); `problem` says what exactly is wrong (a plain message becomes a problem with
+    the error's own code)."""
 
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str | Problem) -> None:
+        problem = message if isinstance(message, Problem) else Problem(self.code, message)
+        super().__init__(problem.message)
+        self.message = problem.message
+        self.problem = problem
+        #: What is wrong with each named field (empty when no field is to blame).
+        self.problems: dict[str, list[Problem]] = {}
 
 
 class ValidationFailed(CimError):
-    """Input broke a rule; `fields` maps each field name to what is wrong with it."""
+    """Input broke a rule; `problems` maps each field name to what is wrong with it, `fields`
+    the same in English (what the JSON API answers)."""
 
     status = 422
     code = "validation_failed"
 
     def __init__(
-        self, message: str, fields: Mapping[str, Sequence[str]] | None = None
+        self, message: str | Problem, fields: Mapping[str, Sequence[str | Problem]] | None = None
     ) -> None:
         super().__init__(message)
-        self.fields: dict[str, list[str]] = {k: list(v) for k, v in (fields or {}).items()}
+        self.problems: dict[str, list[Problem]] = {
+            name: [p if isinstance(p, Problem) else Problem(self.code, p) for p in found]
+            for name, found in (fields or {}).items()
+        }
+        self.fields: dict[str, list[str]] = {name: [p.message for p in found] for name, found in self.problems.items()}
 
 
 class RuleViolated(CimError):
@@ -35,9 +78,11 @@ class RuleViolated(CimError):
     status = 409
     code = "rule_violated"
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(self, message: str | Problem, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+        if field:
+            self.problems = {field: [self.problem]}
 
 
 class NotFound(CimError):

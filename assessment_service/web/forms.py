@@ -4,7 +4,6 @@ key (a double click records one decision), translated labels, and errors placed 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
@@ -13,6 +12,7 @@ from wtforms import Field, HiddenField, RadioField, SelectChoice, SelectField
 from wtforms.validators import AnyOf, InputRequired, ValidationError
 
 from assessment_service.events import CONFLICT_REASONS
+from shared.errors import CimError, Problem
 from shared.validation import is_uuid
 
 CONFLICT_REASON_LABELS = {
@@ -23,22 +23,21 @@ CONFLICT_REASON_LABELS = {
 }
 assert set(CONFLICT_REASON_LABELS) == set(CONFLICT_REASONS)
 
-# Messages the use cases raise, shown translated beside the field they name.
-DOMAIN_MESSAGES = {
-    "This report is no longer waiting for review.": _l("This report is no longer waiting for review."),
-    "Choose an assessor of this report's department.": _l("Choose an assessor of this report's department."),
-    "This assessor has declared a conflict of interest with this student.": _l(
-        "This assessor has declared a conflict of interest with this student."
-    ),
-    "Only an assessor assigned to this report can declare a conflict of interest on it.": _l(
-        "Only an assessor assigned to this report can declare a conflict of interest on it."
-    ),
-    "Choose one of the listed reasons.": _l("Choose one of the listed reasons."),
+# The decisions' problem codes (assessment_service.domain.REASONS), shown in the page's language.
+PAGE_TEXTS = {
+    "report_not_waiting": _l("This report is no longer waiting for review."),
+    "not_an_assessor_there": _l("Choose an assessor of this report's department."),
+    "assessor_conflicted": _l("This assessor has declared a conflict of interest with this student."),
+    "no_reason": _l("Choose one of the listed reasons."),
+    "not_a_listed_reason": _l("Choose one of the listed reasons."),
+    "not_assigned": _l("Only an assessor assigned to this report can declare a conflict of interest on it."),
 }
 
 
-def domain_text(message: str) -> str:
-    return str(DOMAIN_MESSAGES.get(message, message))
+def domain_text(problem: Problem) -> str:
+    """A problem in the page's language; one without a text here as its English message."""
+    text = PAGE_TEXTS.get(problem.code)
+    return problem.message if text is None else str(text)
 
 
 class DecisionForm(FlaskForm):
@@ -55,18 +54,18 @@ class DecisionForm(FlaskForm):
         value = self.form_token.data or ""
         return value if is_uuid(value) else None
 
-    def add_domain_errors(self, fields: Mapping[str, Sequence[str]], message: str | None = None) -> None:
-        placed = False
-        for name, messages in fields.items():
+    def add_domain_errors(self, error: CimError) -> None:
+        """Show a use case's refusal (ValidationFailed, RuleViolated) in the page's language,
+        beside each field it names, or at the top when it names none."""
+        for name, problems in error.problems.items():
             target = self._fields.get(name)
-            texts = [domain_text(m) for m in messages]
+            texts = [domain_text(p) for p in problems]
             if target is None or name in ("csrf_token", "form_token"):
                 self.form_errors.extend(texts)
             else:
                 target.errors = [*target.errors, *texts]
-            placed = True
-        if not placed and message:
-            self.form_errors.append(domain_text(message))
+        if not error.problems:
+            self.form_errors.append(domain_text(error.problem))
 
     def error_summary(self) -> list[tuple[str, str]]:
         out = [("", str(m)) for m in self.form_errors]

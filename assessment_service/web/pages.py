@@ -251,10 +251,8 @@ def _decided(form: DecisionForm, action: Any) -> bool:
     try:
         action(_request(form))
         return True
-    except ValidationFailed as exc:
-        form.add_domain_errors(exc.fields, exc.message)
-    except RuleViolated as exc:
-        form.add_domain_errors({exc.field: [exc.message]} if exc.field else {}, exc.message)
+    except (ValidationFailed, RuleViolated) as exc:
+        form.add_domain_errors(exc)
     except IdempotencyKeyReused:
         form.form_token.data = str(uuid.uuid4())
         form.form_errors.append(

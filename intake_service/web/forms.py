@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from types import MappingProxyType
 from typing import Any, cast
@@ -34,6 +34,7 @@ from wtforms.widgets import CheckboxInput
 
 from intake_service import domain
 from shared.catalogue import SETTINGS, Catalogue, Department
+from shared.errors import CimError, Problem
 from shared.events import fields_of
 from shared.validation import TERM_PATTERN, country_codes, is_uuid
 
@@ -162,19 +163,18 @@ class PageForm(FlaskForm):
         value = self.form_token.data or ""
         return value if is_uuid(value) else None
 
-    def add_domain_errors(self, fields: Mapping[str, Sequence[str]], message: str | None = None) -> None:
-        """Show a use case's ValidationFailed/RuleViolated beside the field it names."""
-        placed = False
-        for name, messages in fields.items():
+    def add_domain_errors(self, error: CimError) -> None:
+        """Show a use case's refusal (ValidationFailed, RuleViolated) in the page's language,
+        beside each field it names, or at the top when it names none."""
+        for name, problems in error.problems.items():
             target = self._fields.get(self.field_map.get(name, name))
-            texts = [domain_text(m) for m in messages]
+            texts = [domain_text(p) for p in problems]
             if target is None or name in ("csrf_token", "form_token"):
                 self.form_errors.extend(texts)
             else:
                 target.errors = [*target.errors, *texts]
-            placed = True
-        if not placed and message:
-            self.form_errors.append(domain_text(message))
+        if not error.problems:
+            self.form_errors.append(domain_text(error.problem))
 
     def error_summary(self) -> list[tuple[str, str]]:
         """(anchor id, message) for the summary at the top of the page, in field order."""
@@ -445,66 +445,79 @@ def country_name(code: str | None, locale: str) -> str:
     return str(Locale.parse(locale).territories.get(code, code))
 
 
-# -- domain messages in the page's language ---------------------------------------------------
-# The use cases answer in English (the JSON API's language); the pages show their own words.
-_DOMAIN_TEXTS: dict[str, Any] = {
-    "Not a CIM department.": _l("Not a CIM department."),
-    "Give the country of an activity abroad.": _l("Choose the country of an activity abroad."),
-    "An activity abroad cannot be in Sweden.": _l("An activity abroad cannot be in Sweden."),
-    "Must not be before the start date.": _l("Must not be before the start date."),
-    "Dates must lie between 2000 and ten years ahead.": _l("Dates must lie between 2000 and ten years ahead."),
-    "Choose at least one of your activities.": _l("Choose at least one of your activities."),
-    "Some activities are not yours or do not exist.": _l("Some activities are not yours or do not exist."),
-    "Withdrawn activities cannot be covered.": _l("Withdrawn activities cannot be covered."),
-    "An activity is listed twice.": _l("An activity is listed twice."),
-    "No such attachment of yours.": _l("No such attachment of yours."),
-    "Must not be after today.": _l("Must not be after today."),
-    "The file is empty.": _l("The file is empty."),
-    "The file is not a PDF.": _l("The file is not a PDF."),
-    "PDFs with scripts, actions or embedded files are not accepted.": _l(
-        "PDFs with scripts, actions or embedded files are not accepted."
-    ),
-    "Encrypted PDFs are not accepted.": _l("Encrypted PDFs are not accepted."),
-    "The PDF could not be read.": _l("The PDF could not be read."),
-    "The PDF has no pages.": _l("The PDF has no pages."),
-    "The PDF has too many pages (at most 500).": _l("The PDF has too many pages (at most 500)."),
-    "Must not contain control characters.": _l("Must not contain control characters."),
-    "This registration has been withdrawn; nothing more can be recorded.": _l(
-        "This registration has been withdrawn; nothing more can be recorded."
-    ),
-    "A withdrawn activity cannot be amended.": _l("A withdrawn activity cannot be amended."),
-    "This activity is already logged.": _l("This activity is already logged."),
-    "This student is already registered.": _l("This student is already registered."),
-    "No such student.": _l("The page you asked for does not exist."),
-    "No such activity.": _l("The page you asked for does not exist."),
+# -- domain problems in the page's language ----------------------------------------------------
+# The use cases answer with problem codes (and English for the JSON API); the pages show their
+# own words for each code. A problem without a text here is shown as its English message.
+PageText = Callable[[Mapping[str, Any]], str]
+
+
+def _fixed(text: Any) -> PageText:
+    return lambda _params: str(text)
+
+
+def _settings_only(params: Mapping[str, Any]) -> str:
+    words = [str(SETTING_WORDS.get(code, code)) for code in params.get("settings", ())]
+    return _("This kind of activity can only take place %(settings)s.", settings=_(" or ").join(words))
+
+
+def _max_file_size(params: Mapping[str, Any]) -> str:
+    return _("The file must be at most %(size)s MB.", size=max(1, int(params["max_bytes"]) // (1024 * 1024)))
+
+
+_NOT_FOUND = _fixed(_l("The page you asked for does not exist."))
+
+PAGE_TEXTS: dict[str, PageText] = {
+    # the intake's decisions (intake_service.domain.REASONS)
+    "no_such_student": _NOT_FOUND,
+    "no_such_activity": _NOT_FOUND,
+    "registration_withdrawn": _fixed(_l("This registration has been withdrawn; nothing more can be recorded.")),
+    "already_registered": _fixed(_l("This student is already registered.")),
+    "unknown_programme": _fixed(_l("Choose a programme of the department you chose.")),
+    "not_a_programme": _fixed(_l("Choose a programme of the department you chose.")),
+    "activity_invalid": _fixed(_l("The activity is not valid.")),
+    "not_a_kind": _fixed(_l("Choose a kind of activity of your department.")),
+    "setting_not_allowed": _settings_only,
+    "country_required": _fixed(_l("Choose the country of an activity abroad.")),
+    "abroad_in_sweden": _fixed(_l("An activity abroad cannot be in Sweden.")),
+    "end_before_start": _fixed(_l("Must not be before the start date.")),
+    "dates_out_of_range": _fixed(_l("Dates must lie between 2000 and ten years ahead.")),
+    "activity_already_logged": _fixed(_l("This activity is already logged.")),
+    "withdrawn_activity_not_amendable": _fixed(_l("A withdrawn activity cannot be amended.")),
+    "report_invalid": _fixed(_l("The report is not valid.")),
+    "answers_missing": _fixed(_l("Answer every reflection question.")),
+    "answers_unknown": _fixed(_l("Answer every reflection question.")),
+    "answers_blank": _fixed(_l("Answer every reflection question.")),
+    "no_activities": _fixed(_l("Choose at least one of your activities.")),
+    "foreign_activities": _fixed(_l("Some activities are not yours or do not exist.")),
+    "withdrawn_activities": _fixed(_l("Withdrawn activities cannot be covered.")),
+    "activity_listed_twice": _fixed(_l("An activity is listed twice.")),
+    "no_such_attachment": _fixed(_l("No such attachment of yours.")),
+    "completed_in_future": _fixed(_l("Must not be after today.")),
+    "after_today": _fixed(_l("Must not be after today.")),
+    # the services' own (intake_service.services)
+    "unknown_department": _fixed(_l("Not a CIM department.")),
+    "not_a_department": _fixed(_l("Not a CIM department.")),
+    # the upload checks (intake_service.uploads.REASONS)
+    "file_empty": _fixed(_l("The file is empty.")),
+    "not_a_pdf": _fixed(_l("The file is not a PDF.")),
+    "pdf_active": _fixed(_l("PDFs with scripts, actions or embedded files are not accepted.")),
+    "pdf_encrypted": _fixed(_l("Encrypted PDFs are not accepted.")),
+    "pdf_unreadable": _fixed(_l("The PDF could not be read.")),
+    "pdf_no_pages": _fixed(_l("The PDF has no pages.")),
+    "pdf_too_many_pages": lambda p: _("The PDF has too many pages (at most %(pages)s).", pages=p["max_pages"]),
+    "file_too_large": _max_file_size,
+    "max_file_size": _max_file_size,
 }
-_NOT_A_PROGRAMME = re.compile(r"^Not a programme of [\w-]+\.$")
-_NOT_A_KIND = re.compile(r"^Not an activity kind of [\w-]+\.$")
-_SETTINGS_ONLY = re.compile(r"^[\w-]+ can only be: ([\w, ]+)\.$")
-_TOO_LARGE = re.compile(r"^The file must be at most (\d+) bytes\.$")
-_ANSWERS = re.compile(r"^(Answer every reflection question|Unknown questions|Blank answers)")
 
 
-def known_text(message: str) -> str | None:
-    """The page-language version of a message the use cases give, or None if it is not known."""
-    if message in _DOMAIN_TEXTS:
-        return str(_DOMAIN_TEXTS[message])
-    if _NOT_A_PROGRAMME.match(message):
-        return _("Choose a programme of the department you chose.")
-    if _NOT_A_KIND.match(message):
-        return _("Choose a kind of activity of your department.")
-    match = _SETTINGS_ONLY.match(message)
-    if match:
-        settings = [str(SETTING_WORDS.get(s.strip(), s.strip())) for s in match.group(1).split(",")]
-        return _("This kind of activity can only take place %(settings)s.", settings=_(" or ").join(settings))
-    match = _TOO_LARGE.match(message)
-    if match:
-        megabytes = max(1, int(match.group(1)) // (1024 * 1024))
-        return _("The file must be at most %(size)s MB.", size=megabytes)
-    if _ANSWERS.match(message):
-        return _("Answer every reflection question.")
-    return None
+def known_text(problem: Problem | str) -> str | None:
+    """The page-language text of a problem the use cases give, or None if its code has none (or
+    it is plain text, as an HTTP error's description is)."""
+    if not isinstance(problem, Problem):
+        return None
+    text = PAGE_TEXTS.get(problem.code)
+    return None if text is None else text(problem.params)
 
 
-def domain_text(message: str) -> str:
-    return known_text(message) or message
+def domain_text(problem: Problem | str) -> str:
+    return known_text(problem) or str(problem)

@@ -255,10 +255,8 @@ def run(form: PageForm, action: Callable[[RequestContext], Outcome]) -> Outcome 
     """Run a use case for a valid form. A refusal is put on the form (and None returned)."""
     try:
         return action(context(form))
-    except ValidationFailed as exc:
-        form.add_domain_errors(exc.fields, exc.message)
-    except RuleViolated as exc:
-        form.add_domain_errors({exc.field: [exc.message]} if exc.field else {}, exc.message)
+    except (ValidationFailed, RuleViolated) as exc:
+        form.add_domain_errors(exc)
     except IdempotencyKeyReused:
         form.renew_token()
         form.form_errors.append(

@@ -75,7 +75,8 @@ def register_error_handlers(app: Flask) -> None:
             if exc.status == 401:
                 response.headers["WWW-Authenticate"] = 'Bearer realm="cim", error="invalid_token"'
             return response
-        return render_template("error.html", status=exc.status, message=exc.message), exc.status
+        # The problem, not its English text: a page shows it by its code in the page's language.
+        return render_template("error.html", status=exc.status, message=exc.problem), exc.status
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:

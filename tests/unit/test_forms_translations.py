@@ -12,11 +12,14 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 from flask import Flask
 
-from intake_service import create_app
-from intake_service.web.forms import domain_text, known_text
+from assessment_service import domain as assessment_domain
+from assessment_service.web import forms as assessment_forms
+from intake_service import create_app, domain, services, uploads
+from intake_service.web.forms import PAGE_TEXTS, domain_text, known_text
 from shared.adapters.memory_store import InMemoryEventStore
 from shared.clock import FixedClock
 from shared.config import ROOT, Settings
+from shared.errors import Problem
 from tests.authkit import make_identity
 from tests.unit.test_pages import compile_swedish
 
@@ -67,28 +70,41 @@ def app(tmp_path: Path) -> Flask:
 
 
 @pytest.mark.parametrize(
-    ("message", "english"),
+    ("problem", "english"),
     [
-        ("Not a programme of SOCSW.", "Choose a programme of the department you chose."),
-        ("exchange can only be: abroad.", "This kind of activity can only take place abroad."),
+        (domain.NOT_A_PROGRAMME(department="SOCSW"), "Choose a programme of the department you chose."),
+        (domain.SETTING_NOT_ALLOWED(kind="exchange", settings=("abroad",)),
+         "This kind of activity can only take place abroad."),
         (
-            "seminar can only be: at_home, digital.",
+            domain.SETTING_NOT_ALLOWED(kind="seminar", settings=("at_home", "digital")),
             "This kind of activity can only take place at home in Sweden or online.",
         ),
-        ("The file must be at most 10485760 bytes.", "The file must be at most 10 MB."),
-        ("Answer every reflection question; missing: profession.", "Answer every reflection question."),
-        ("Must not be after today.", "Must not be after today."),
+        (uploads.MAX_FILE_SIZE(max_bytes=10485760), "The file must be at most 10 MB."),
+        (uploads.MSG_TOO_MANY_PAGES(max_pages=500), "The PDF has too many pages (at most 500)."),
+        (domain.ANSWERS_MISSING(questions=["profession"]), "Answer every reflection question."),
+        (domain.AFTER_TODAY(), "Must not be after today."),
     ],
 )
-def test_domain_messages_are_put_in_the_page_language(app: Flask, message: str, english: str) -> None:
+def test_domain_problems_are_put_in_the_page_language(app: Flask, problem: Problem, english: str) -> None:
     with app.test_request_context("/?lang=en"):
-        assert known_text(message) == english
+        assert known_text(problem) == english
 
 
-def test_domain_messages_in_swedish_and_unknown_ones_as_given(app: Flask) -> None:
+def test_every_problem_the_use_cases_give_has_a_page_text() -> None:
+    intake = {r.code for r in (*domain.REASONS, *uploads.REASONS, services.UNKNOWN_DEPARTMENT,
+                               services.NOT_A_DEPARTMENT)}
+    assert sorted(intake - set(PAGE_TEXTS)) == []
+    assert sorted({r.code for r in assessment_domain.REASONS} - set(assessment_forms.PAGE_TEXTS)) == []
+
+
+def test_domain_problems_in_swedish_and_unknown_codes_as_their_english(app: Flask) -> None:
     compile_swedish()
     with app.test_request_context("/?lang=sv"):
-        assert domain_text("Must not be after today.") == "Får inte vara efter i dag."
-        assert domain_text("exchange can only be: abroad.") == "Den här typen av aktivitet kan bara äga rum utomlands."
-        assert known_text("Some brand-new rule.") is None
-        assert domain_text("Some brand-new rule.") == "Some brand-new rule."
+        assert domain_text(domain.AFTER_TODAY()) == "Får inte vara efter i dag."
+        assert (domain_text(domain.SETTING_NOT_ALLOWED(kind="exchange", settings=("abroad",)))
+                == "Den här typen av aktivitet kan bara äga rum utomlands.")
+        brand_new = Problem("brand_new_rule", "Some brand-new rule.")
+        assert known_text(brand_new) is None
+        assert domain_text(brand_new) == "Some brand-new rule."
+        # Pages go by code: an English sentence on its own is not recognised.
+        assert known_text("Must not be after today.") is None

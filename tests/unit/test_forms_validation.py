@@ -17,6 +17,7 @@ from intake_service.web.forms import ActivityForm, RegisterForm, StudiesComplete
 from shared.adapters.memory_store import InMemoryEventStore
 from shared.clock import FixedClock
 from shared.config import Settings
+from shared.errors import Problem, RuleViolated, ValidationFailed
 from tests.authkit import make_identity
 
 ACTIVITY = {
@@ -122,9 +123,18 @@ def test_activity_dates_and_hours_are_checked(app: Flask) -> None:
 
 
 def test_domain_errors_go_beside_their_field_or_to_the_top(app: Flask) -> None:
+    dept = services(app).catalogue.department("SOCSW")
+    assert dept is not None
+    exchange_at_home = domain.ActivityDetails(
+        kind="exchange", title="Exchange", organiser="Uni", setting="at_home", country_code=None,
+        start_date=date(2026, 1, 10), end_date=date(2026, 6, 1), hours=None, description="",
+    )
+    with pytest.raises(ValidationFailed) as refused:
+        domain.check_activity(exchange_at_home, dept, date(2026, 11, 28))
+    refused.value.problems["mystery"] = [Problem("mystery", "Odd.")]  # a field the form lacks
     form = activity_form(app)
     form.validate()
-    form.add_domain_errors({"setting": ["exchange can only be: abroad."], "mystery": ["Odd."]})
+    form.add_domain_errors(refused.value)
     assert form.setting.errors == ["This kind of activity can only take place abroad."]
     assert form.form_errors == ["Odd."]
     assert form.error_summary() == [
@@ -132,7 +142,7 @@ def test_domain_errors_go_beside_their_field_or_to_the_top(app: Flask) -> None:
         ("setting-0", "This kind of activity can only take place abroad."),
     ]
     form = WithdrawForm(formdata=MultiDict({}))
-    form.add_domain_errors({}, "This registration has been withdrawn; nothing more can be recorded.")
+    form.add_domain_errors(RuleViolated(domain.REGISTRATION_WITHDRAWN()))
     assert form.form_errors == ["This registration has been withdrawn; nothing more can be recorded."]
 
 
