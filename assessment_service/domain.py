@@ -87,7 +87,20 @@ def decide_assign(state: ReportAssignment, facts: ReportFacts, command: AssignAs
     return [AssessorAssigned(facts.report_id, facts.student_id, facts.department, who)]
 
 
-def decide_unassign(state: ReportAssignment, facts: ReportFacts, assessor_account_id: str) -> list[object]:
+@dataclass(frozen=True)
+class UnassignAssessor:
+    assessor_account_id: str
+
+
+@dataclass(frozen=True)
+class DeclareConflict:
+    #: The assessor who declares (the caller).
+    assessor_account_id: str
+    reason_code: str
+
+
+def decide_unassign(state: ReportAssignment, facts: ReportFacts, command: UnassignAssessor) -> list[object]:
+    assessor_account_id = command.assessor_account_id
     if assessor_account_id not in state.assessors:
         return []  # not (or no longer) assigned: a repeated click changes nothing
     return [
@@ -97,10 +110,9 @@ def decide_unassign(state: ReportAssignment, facts: ReportFacts, assessor_accoun
     ]
 
 
-def decide_declare_conflict(
-    state: ReportAssignment, facts: ReportFacts, assessor_account_id: str, reason_code: str
-) -> list[object]:
+def decide_declare_conflict(state: ReportAssignment, facts: ReportFacts, command: DeclareConflict) -> list[object]:
     """Only an assessor assigned to the report declares; they are taken off it in the same append."""
+    assessor_account_id, reason_code = command.assessor_account_id, command.reason_code
     if reason_code not in CONFLICT_REASONS:
         raise ValidationFailed(NO_REASON(), {"reason": [NOT_A_LISTED_REASON()]})
     if assessor_account_id in state.conflicts:

@@ -130,7 +130,7 @@ def unassign_assessor(
 
     def decide(state: domain.ReportAssignment, facts: domain.ReportFacts) -> list[object]:
         _require_coordinator(by, facts)
-        return domain.decide_unassign(state, facts, assessor_account_id)
+        return domain.decide_unassign(state, facts, domain.UnassignAssessor(assessor_account_id))
 
     return _decide(ctx, report_id, req, ("unassign", assessor_account_id), decide)
 
@@ -143,7 +143,7 @@ def declare_conflict(
     def decide(state: domain.ReportAssignment, facts: domain.ReportFacts) -> list[object]:
         if not by.has_role(Role.ASSESSOR, facts.department):
             raise NotFound("No such report.")
-        return domain.decide_declare_conflict(state, facts, by.account_id, reason_code)
+        return domain.decide_declare_conflict(state, facts, domain.DeclareConflict(by.account_id, reason_code))
 
     return _decide(ctx, report_id, req, ("conflict", by.account_id, reason_code), decide)
 

@@ -15,6 +15,7 @@ from intake_service.events import (  # ActivityDetails: the activity's shape, de
     ActivityLogged,
     ActivityWithdrawn,
     AttachmentUploaded,
+    RegistrationDetails,
     RegistrationWithdrawn,
     ReportSubmitted,
     StudentErased,
@@ -28,15 +29,8 @@ from shared.events import fields_of
 
 # -- commands ------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class RegisterStudent:
+class RegisterStudent(RegistrationDetails):
     """Register for CIM; the service gives the new student their id."""
-
-    name: str
-    email: str
-    university_id: str
-    department: str
-    programme: str
-    expected_end_term: str
 
 
 @dataclass(frozen=True)
@@ -199,18 +193,7 @@ def decide_register(state: StudentState, cmd: RegisterStudent, dept: Department,
         raise RuleViolated(ALREADY_REGISTERED())
     if dept.programme(cmd.programme) is None:
         raise ValidationFailed(UNKNOWN_PROGRAMME(), {"programme": [NOT_A_PROGRAMME(department=dept.code)]})
-    return [
-        StudentRegistered(
-            student_id=student_id,
-            name=cmd.name,
-            email=cmd.email,
-            university_id=cmd.university_id,
-            department=cmd.department,
-            programme=cmd.programme,
-            expected_end_term=cmd.expected_end_term,
-            rules=dept.rules_ref,
-        )
-    ]
+    return [StudentRegistered(student_id=student_id, rules=dept.rules_ref, **fields_of(RegistrationDetails, cmd))]
 
 
 def check_activity(details: ActivityDetails, dept: Department, today: date) -> None:

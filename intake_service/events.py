@@ -47,20 +47,31 @@ class _ActivityId:
 
 
 @dataclass(frozen=True)
-class StudentRegistered:
-    """A student registered for CIM in a department's programme. Recorded by the student."""
+class RegistrationDetails:
+    """What a student states when registering: the shape of StudentRegistered and of the command
+    that records it (domain.RegisterStudent), declared once."""
 
-    student_id: str
     name: str = field(metadata=rules(validate.Length(1, 200), personal=True))
     email: str = field(metadata=rules(personal=True, email=True))
     university_id: str = field(metadata=rules(validate.Length(1, 64), personal=True))
     department: str
     programme: str
     expected_end_term: str
+
+
+@dataclass(frozen=True)
+class _StudentId:
+    student_id: str
+
+
+# A dataclass lists the fields of its last base first: the stored data starts with the id.
+@dataclass(frozen=True)
+class StudentRegistered(RegistrationDetails, _StudentId):
+    """A student registered for CIM in a department's programme. Recorded by the student."""
+
     rules: str
 
 
-# The activity's id comes first in the stored data: a dataclass lists the fields of its last base first.
 @dataclass(frozen=True)
 class ActivityLogged(ActivityDetails, _ActivityId):
     """A student logged an international activity. Recorded by the student."""

@@ -66,27 +66,18 @@ def _no_wakeup(correlation_id: str | None) -> None:
     return None
 
 
+@dataclass
 class Application:
-    """Runs commands against one event store: the one copy of the plumbing."""
+    """Runs commands against one event store: the one copy of the plumbing. `after_commit(
+    correlation_id)` runs after every append that stored something (the wake-up of the workers,
+    or an in-process catch-up) and must not raise; `seal` seals personal fields for a subject."""
 
-    def __init__(
-        self,
-        store: EventStore,
-        registry: EventRegistry,
-        clock: Clock,
-        *,
-        after_commit: Callable[[str | None], None] = _no_wakeup,
-        seal: Seal = _no_seal,
-        attempts: int = ATTEMPTS,
-    ) -> None:
-        """`after_commit(correlation_id)` runs after every append that stored something: the
-        wake-up of the workers or an in-process catch-up. It must not raise."""
-        self.store = store
-        self.registry = registry
-        self.clock = clock
-        self.after_commit = after_commit
-        self.seal = seal
-        self.attempts = attempts
+    store: EventStore
+    registry: EventRegistry
+    clock: Clock
+    after_commit: Callable[[str | None], None] = _no_wakeup
+    seal: Seal = _no_seal
+    attempts: int = ATTEMPTS
 
     # -- writing -------------------------------------------------------------------------------
     def new_events(self, events: Iterable[object], ctx: RequestContext, subject: str | None = None) -> list[NewEvent]:
