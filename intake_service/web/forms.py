@@ -8,10 +8,11 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any, TypeAlias, cast
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from marshmallow import ValidationError as MarshmallowError
@@ -448,11 +449,8 @@ def country_name(code: str | None, locale: str) -> str:
 # -- domain problems in the page's language ----------------------------------------------------
 # The use cases answer with problem codes (and English for the JSON API); the pages show their
 # own words for each code. A problem without a text here is shown as its English message.
-PageText = Callable[[Mapping[str, Any]], str]
-
-
-def _fixed(text: Any) -> PageText:
-    return lambda _params: str(text)
+#: A text, or a function of the problem's parameters that writes one.
+PageText: TypeAlias = Callable[[Mapping[str, Any]], str] | LazyString
 
 
 def _settings_only(params: Mapping[str, Any]) -> str:
@@ -464,46 +462,46 @@ def _max_file_size(params: Mapping[str, Any]) -> str:
     return _("The file must be at most %(size)s MB.", size=max(1, int(params["max_bytes"]) // (1024 * 1024)))
 
 
-_NOT_FOUND = _fixed(_l("The page you asked for does not exist."))
+_NOT_FOUND = _l("The page you asked for does not exist.")
 
 PAGE_TEXTS: dict[str, PageText] = {
     # the intake's decisions (intake_service.domain.REASONS)
     "no_such_student": _NOT_FOUND,
     "no_such_activity": _NOT_FOUND,
-    "registration_withdrawn": _fixed(_l("This registration has been withdrawn; nothing more can be recorded.")),
-    "already_registered": _fixed(_l("This student is already registered.")),
-    "unknown_programme": _fixed(_l("Choose a programme of the department you chose.")),
-    "not_a_programme": _fixed(_l("Choose a programme of the department you chose.")),
-    "activity_invalid": _fixed(_l("The activity is not valid.")),
-    "not_a_kind": _fixed(_l("Choose a kind of activity of your department.")),
+    "registration_withdrawn": _l("This registration has been withdrawn; nothing more can be recorded."),
+    "already_registered": _l("This student is already registered."),
+    "unknown_programme": _l("Choose a programme of the department you chose."),
+    "not_a_programme": _l("Choose a programme of the department you chose."),
+    "activity_invalid": _l("The activity is not valid."),
+    "not_a_kind": _l("Choose a kind of activity of your department."),
     "setting_not_allowed": _settings_only,
-    "country_required": _fixed(_l("Choose the country of an activity abroad.")),
-    "abroad_in_sweden": _fixed(_l("An activity abroad cannot be in Sweden.")),
-    "end_before_start": _fixed(_l("Must not be before the start date.")),
-    "dates_out_of_range": _fixed(_l("Dates must lie between 2000 and ten years ahead.")),
-    "activity_already_logged": _fixed(_l("This activity is already logged.")),
-    "withdrawn_activity_not_amendable": _fixed(_l("A withdrawn activity cannot be amended.")),
-    "report_invalid": _fixed(_l("The report is not valid.")),
-    "answers_missing": _fixed(_l("Answer every reflection question.")),
-    "answers_unknown": _fixed(_l("Answer every reflection question.")),
-    "answers_blank": _fixed(_l("Answer every reflection question.")),
-    "no_activities": _fixed(_l("Choose at least one of your activities.")),
-    "foreign_activities": _fixed(_l("Some activities are not yours or do not exist.")),
-    "withdrawn_activities": _fixed(_l("Withdrawn activities cannot be covered.")),
-    "activity_listed_twice": _fixed(_l("An activity is listed twice.")),
-    "no_such_attachment": _fixed(_l("No such attachment of yours.")),
-    "completed_in_future": _fixed(_l("Must not be after today.")),
-    "after_today": _fixed(_l("Must not be after today.")),
+    "country_required": _l("Choose the country of an activity abroad."),
+    "abroad_in_sweden": _l("An activity abroad cannot be in Sweden."),
+    "end_before_start": _l("Must not be before the start date."),
+    "dates_out_of_range": _l("Dates must lie between 2000 and ten years ahead."),
+    "activity_already_logged": _l("This activity is already logged."),
+    "withdrawn_activity_not_amendable": _l("A withdrawn activity cannot be amended."),
+    "report_invalid": _l("The report is not valid."),
+    "answers_missing": _l("Answer every reflection question."),
+    "answers_unknown": _l("Answer every reflection question."),
+    "answers_blank": _l("Answer every reflection question."),
+    "no_activities": _l("Choose at least one of your activities."),
+    "foreign_activities": _l("Some activities are not yours or do not exist."),
+    "withdrawn_activities": _l("Withdrawn activities cannot be covered."),
+    "activity_listed_twice": _l("An activity is listed twice."),
+    "no_such_attachment": _l("No such attachment of yours."),
+    "completed_in_future": _l("Must not be after today."),
+    "after_today": _l("Must not be after today."),
     # the services' own (intake_service.services)
-    "unknown_department": _fixed(_l("Not a CIM department.")),
-    "not_a_department": _fixed(_l("Not a CIM department.")),
+    "unknown_department": _l("Not a CIM department."),
+    "not_a_department": _l("Not a CIM department."),
     # the upload checks (intake_service.uploads.REASONS)
-    "file_empty": _fixed(_l("The file is empty.")),
-    "not_a_pdf": _fixed(_l("The file is not a PDF.")),
-    "pdf_active": _fixed(_l("PDFs with scripts, actions or embedded files are not accepted.")),
-    "pdf_encrypted": _fixed(_l("Encrypted PDFs are not accepted.")),
-    "pdf_unreadable": _fixed(_l("The PDF could not be read.")),
-    "pdf_no_pages": _fixed(_l("The PDF has no pages.")),
+    "file_empty": _l("The file is empty."),
+    "not_a_pdf": _l("The file is not a PDF."),
+    "pdf_active": _l("PDFs with scripts, actions or embedded files are not accepted."),
+    "pdf_encrypted": _l("Encrypted PDFs are not accepted."),
+    "pdf_unreadable": _l("The PDF could not be read."),
+    "pdf_no_pages": _l("The PDF has no pages."),
     "pdf_too_many_pages": lambda p: _("The PDF has too many pages (at most %(pages)s).", pages=p["max_pages"]),
     "file_too_large": _max_file_size,
     "max_file_size": _max_file_size,
@@ -516,7 +514,9 @@ def known_text(problem: Problem | str) -> str | None:
     if not isinstance(problem, Problem):
         return None
     text = PAGE_TEXTS.get(problem.code)
-    return None if text is None else text(problem.params)
+    if text is None:
+        return None
+    return str(text) if isinstance(text, LazyString) else text(problem.params)
 
 
 def domain_text(problem: Problem | str) -> str:
