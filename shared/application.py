@@ -210,7 +210,10 @@ def policy(
     """A policy as a projection for the runner: its checkpoint is named `name`, its reactions
     are its handlers (by event type), and each command a reaction returns is dispatched with
     `policy_context`. A crash after a command but before the checkpoint commits runs the
-    reaction again; the command's idempotency key makes that second run store nothing."""
+    reaction again; the command's idempotency key makes that second run store nothing.
+    `tables` are created with the runner's schema and, like a read model's, emptied by a rebuild:
+    a ledger of effects outside the database (mail sent) belongs in a table the runner does not
+    own, or a rebuild repeats the effects."""
 
     def handler_for(reaction: Reaction) -> Callable[[sa.Connection, RecordedEvent], None]:
         def handle(conn: sa.Connection, event: RecordedEvent) -> None:
