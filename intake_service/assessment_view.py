@@ -12,7 +12,6 @@ status feed behind the same event type, and this module stays as it is.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
@@ -24,6 +23,8 @@ from shared.events import RecordedEvent
 from shared.projection import EventFeed, Handler, Projection, ProjectionRunner
 
 STATUS_FEED_PATH = "/api/v1/status-feed"
+
+_EXTENSION = "cim.intake.assessment_view"
 
 metadata = sa.MetaData()
 
@@ -69,7 +70,9 @@ class AssessmentView:
 
 
 def build_view(settings: Settings, feed: EventFeed | None = None, engine: sa.Engine | None = None) -> AssessmentView:
-    """The view over the intake database, fed by `feed` (default: the assessment status feed)."""
+    """The view over the intake database, fed by `feed` (default: the assessment status feed),
+    with its table created if missing: for start-up (the app factory, a worker's first use),
+    never a request."""
     url = engine.url.render_as_string(hide_password=False) if engine is not None else settings.intake_db_url
     engine = engine or make_engine(url, immediate=True, pool_size=2)
     # Page reads must not take SQLite's write lock (the writer engine begins IMMEDIATE).
@@ -81,11 +84,14 @@ def build_view(settings: Settings, feed: EventFeed | None = None, engine: sa.Eng
     return AssessmentView(engine, runner, reader)
 
 
+def install_view(app: Flask, settings: Settings) -> None:
+    """At start-up (create_app): build the view, its table included, for the pages to read."""
+    app.extensions[_EXTENSION] = build_view(settings)
+
+
 def status_for(app: Flask, student_id: str) -> str | None:
     """The student's assessment status as last delivered ("registered", "report submitted",
-    "studies completed", "withdrawn"), or None if none has arrived yet."""
-    view: Any = app.extensions.get("cim.intake.assessment_view")
-    if view is None:
-        view = build_view(app.config["CIM_SETTINGS"])
-        app.extensions["cim.intake.assessment_view"] = view
+    "studies completed", "withdrawn"), or None if none has arrived yet. Reads the view the app
+    factory installed; a request never builds it (nor runs its DDL)."""
+    view: AssessmentView = app.extensions[_EXTENSION]
     return view.status_for(student_id)

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from shared.adapters.sql import is_sqlite, make_engine, write_lock_for
+from shared.adapters.sql import compact_sqlite, is_sqlite, make_engine, write_lock_for
 from shared.clock import Clock, SystemClock
 from shared.errors import ConcurrencyConflict, IdempotencyKeyReused, StorageUnavailable
 from shared.events import NewEvent, RecordedEvent
@@ -270,6 +270,12 @@ class SqlEventStore:
             if not self._sqlite:
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_KEY})")
             metadata.create_all(conn)
+
+    def compact(self, *, vacuum: bool = False) -> None:
+        """SQLite: the WAL checkpointed into the file and truncated (with `vacuum`, the file
+        rebuilt first), under this process's write lock. PostgreSQL: nothing to do."""
+        with self._write_lock:
+            compact_sqlite(self._reader, vacuum=vacuum)
 
     def dispose(self) -> None:
         with self._write_lock:

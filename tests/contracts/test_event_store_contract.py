@@ -484,13 +484,38 @@ def test_recorded_at_comes_from_the_clock_and_occurred_at_is_kept_apart(
         assert moment.utcoffset() == timedelta(0)
 
 
+# -- set-up and maintenance -----------------------------------------------------------------
+
+
+def test_create_schema_twice_and_compact_keep_every_event(store: EventStore) -> None:
+    """Both are reached through the protocol (no probing for an engine or a URL), on every store."""
+    sid = stream()
+    store.append(sid, [new_event(data={"n": n}) for n in range(3)], expected_version=NO_STREAM)
+    store.create_schema()
+    store.compact()
+    store.compact(vacuum=True)
+    assert [e.data["n"] for e in store.read_stream(sid)] == [0, 1, 2]
+    assert store.stream_version(sid) == 3
+
+
+def test_compact_leaves_no_sqlite_wal_behind(sqlite_store: SqlEventStore, sqlite_url: str) -> None:
+    """What erasure overwrote must not linger in the -wal file: compact() moves it into the
+    database file and truncates the WAL."""
+    wal = sqlite_url.removeprefix("sqlite:///") + "-wal"
+    sqlite_store.append(stream(), [new_event(data={"blob": "x" * 5000})], expected_version=NO_STREAM)
+    assert os.path.getsize(wal) > 0
+    sqlite_store.compact()
+    assert os.path.getsize(wal) == 0
+    assert sqlite_store.count() == 1
+
+
 # -- immutability ---------------------------------------------------------------------------
 
 #: Everything public an event store may offer. Nothing here changes or removes a stored event.
 ALLOWED_API = {
     "append", "append_many", "find_idempotent", "read_stream", "stream_version", "read_all", "head", "count",
-    # SqlEventStore's set-up and shutdown
-    "create_schema", "dispose", "url",
+    # set-up and maintenance (the EventStore protocol), the SQL stores' shutdown and URL
+    "create_schema", "compact", "dispose", "url",
 }
 
 
