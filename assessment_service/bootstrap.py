@@ -14,6 +14,7 @@ from assessment_service.projections import assignments
 from shared.adapters.feed import HttpEventFeed, StoreEventFeed
 from shared.adapters.sql import autocommit, is_sqlite, make_engine
 from shared.adapters.sql_store import SqlEventStore
+from shared.adapters.stores import open_event_store
 from shared.catalogue import Catalogue
 from shared.clock import Clock, SystemClock
 from shared.config import Settings
@@ -67,7 +68,7 @@ def build_context(settings: Settings, **overrides: Any) -> AssessmentContext:
     runner.create_schema()
     catalogue = overrides.get("catalogue") or Catalogue.load(settings.departments_file)
     clock = overrides.get("clock") or SystemClock()
-    store = SqlEventStore(url, clock, pool_size=5)
+    store = open_event_store(url, clock, pool_size=5)
     store.create_schema()
     own_runner = ProjectionRunner(
         engine, StoreEventFeed(store, REGISTRY), assignments.OWN, batch_size=batch_size, reader=reader

@@ -22,7 +22,10 @@ from typing import Any
 import pytest
 
 from shared.adapters.memory_store import InMemoryEventStore
+from shared.adapters.postgres_store import PostgresEventStore
 from shared.adapters.sql_store import SqlEventStore
+from shared.adapters.sqlite_store import SqliteEventStore
+from shared.adapters.stores import open_event_store
 from shared.clock import FixedClock
 from shared.errors import ConcurrencyConflict, IdempotencyKeyReused, StorageUnavailable
 from shared.events import NewEvent, RecordedEvent
@@ -498,6 +501,21 @@ def test_create_schema_twice_and_compact_keep_every_event(store: EventStore) -> 
     assert store.stream_version(sid) == 3
 
 
+def test_the_url_picks_the_store_and_the_common_base_is_not_a_store_of_its_own(tmp_path: Any) -> None:
+    sqlite = open_event_store(f"sqlite:///{tmp_path / 'x.db'}")
+    postgres = open_event_store("postgresql://cim@127.0.0.1:1/none")  # connects on first use only
+    try:
+        assert type(sqlite) is SqliteEventStore
+        assert type(postgres) is PostgresEventStore
+        assert isinstance(sqlite, SqlEventStore)
+        assert isinstance(postgres, SqlEventStore)
+    finally:
+        sqlite.dispose()
+        postgres.dispose()
+    with pytest.raises(TypeError, match="abstract"):
+        SqlEventStore(f"sqlite:///{tmp_path / 'y.db'}")  # type: ignore[abstract]
+
+
 def test_compact_leaves_no_sqlite_wal_behind(sqlite_store: SqlEventStore, sqlite_url: str) -> None:
     """What erasure overwrote must not linger in the -wal file: compact() moves it into the
     database file and truncates the WAL."""
@@ -596,7 +614,7 @@ R3_BUDGET_S = 180
 def r3_write(url: str, writer: int, count: int) -> list[str]:
     """One writer process: `count` single-event appends to its own streams; returns the ids of
     the acknowledged events. Top level so multiprocessing can run it in a fresh interpreter."""
-    store = SqlEventStore(url, pool_size=1)
+    store = open_event_store(url, pool_size=1)
     acknowledged = []
     try:
         for n in range(count):
@@ -674,7 +692,7 @@ def test_r3_tailing_readers_see_every_event_in_order(request: pytest.FixtureRequ
     readers: list[SqlEventStore] = []
 
     def reader_factory() -> EventStore:
-        reader = SqlEventStore(store.url, pool_size=1)
+        reader = open_event_store(store.url, pool_size=1)
         readers.append(reader)
         return reader
 
