@@ -20,7 +20,7 @@ from shared.adapters.feed import HttpEventFeed
 from shared.adapters.sql import autocommit, is_sqlite, make_engine
 from shared.config import Settings
 from shared.events import RecordedEvent
-from shared.projection import EventFeed, Handler, Projection, ProjectionRunner
+from shared.projection import PIPELINED, EventFeed, Handler, Projection, ProjectionRunner
 
 STATUS_FEED_PATH = "/api/v1/status-feed"
 
@@ -79,7 +79,7 @@ def build_view(settings: Settings, feed: EventFeed | None = None, engine: sa.Eng
     reader = make_engine(url, pool_size=2) if is_sqlite(url) else autocommit(engine)
     # The status feed needs an API token with feed:read (CIM_FEED_TOKEN), like every feed.
     feed = feed or HttpEventFeed(settings.assessment_url, STATUS_FEED_PATH, token=settings.feed_token)
-    runner = ProjectionRunner(engine, feed, [PROJECTION], batch_size=1000, reader=reader)
+    runner = ProjectionRunner(engine, feed, [PROJECTION], batch_size=1000, reader=reader, options=PIPELINED)
     runner.create_schema()
     return AssessmentView(engine, runner, reader)
 
