@@ -229,6 +229,7 @@ class _Pages:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
 
+
 _MOVE_CHECKPOINT = (
     checkpoints.update()
     .where(checkpoints.c.name == sa.bindparam("b_name"))

@@ -63,6 +63,7 @@ idempotency_table = sa.Table(
     sa.Column("recorded_at", sa.String(40), nullable=False),
 )
 
+
 def dumps(value: Any) -> str:
     """Event JSON, written so that orjson reads back exactly what was given: orjson itself
     refuses integers beyond 64 bits, and NaN and the infinities (which it would write as null)
