@@ -14,10 +14,11 @@ from assessment_service.projections import assignments
 from shared.adapters.feed import HttpEventFeed, StoreEventFeed
 from shared.adapters.sql import autocommit, is_sqlite, make_engine
 from shared.adapters.sql_store import SqlEventStore
+from shared.adapters.stores import open_event_store
 from shared.catalogue import Catalogue
 from shared.clock import Clock, SystemClock
 from shared.config import Settings
-from shared.projection import EventFeed, ProjectionRunner
+from shared.projection import PIPELINED, EventFeed, ProjectionRunner
 
 #: Events per feed page and per projection transaction: fewer round trips and commits.
 BATCH_SIZE = 2000
@@ -63,14 +64,17 @@ def build_context(settings: Settings, **overrides: Any) -> AssessmentContext:
         settings.intake_feed_url or settings.intake_url, token=settings.feed_token
     )
     batch_size = overrides.get("batch_size", BATCH_SIZE)  # the intake feed serves up to 5,000
-    runner = ProjectionRunner(engine, feed, projections.ALL, batch_size=batch_size, reader=reader)
+    runner = ProjectionRunner(
+        engine, feed, projections.ALL, batch_size=batch_size, reader=reader, options=PIPELINED
+    )
     runner.create_schema()
     catalogue = overrides.get("catalogue") or Catalogue.load(settings.departments_file)
     clock = overrides.get("clock") or SystemClock()
-    store = SqlEventStore(url, clock, pool_size=5)
+    store = open_event_store(url, clock, pool_size=5)
     store.create_schema()
     own_runner = ProjectionRunner(
-        engine, StoreEventFeed(store, REGISTRY), assignments.OWN, batch_size=batch_size, reader=reader
+        engine, StoreEventFeed(store, REGISTRY), assignments.OWN, batch_size=batch_size, reader=reader,
+        options=PIPELINED,
     )
     own_runner.create_schema()
     return AssessmentContext(settings, engine, reader, feed, runner, catalogue, store, own_runner, clock)

@@ -77,9 +77,9 @@ def start_gunicorn(
         env.pop("CIM_INTAKE_DB_URL", None)
         url = f"sqlite:///{data_dir / 'intake.db'}"
     # Create the schema first, so the workers do not race to create it.
-    from shared.adapters.sql_store import SqlEventStore
+    from shared.adapters.stores import open_event_store
 
-    store = SqlEventStore(url, pool_size=1)
+    store = open_event_store(url, pool_size=1)
     store.create_schema()
     store.dispose()
     # The clients call the API as an integration does: with a bearer token allowed to register

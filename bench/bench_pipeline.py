@@ -851,8 +851,8 @@ def bench_burst(
     pipe: Pipeline, dbs: Databases, maker: EventMaker, rate: float, duration: float, settings: Any, threads: int = 1
 ) -> dict[str, Any]:
     from shared.adapters.celery_wakeup import CeleryWakeUp
-    from shared.adapters.sql_store import SqlEventStore
     from shared.adapters.sql_vault import subject_keys
+    from shared.adapters.stores import open_event_store
     from shared.events import NewEvent
 
     per = maker.PER_STUDENT
@@ -870,7 +870,7 @@ def bench_burst(
             [{"subject_id": sid, "wrapped_key": w, "created_at": now_s, "erased_at": None} for sid, w, _ in prepared],
         )
     engine.dispose()
-    store = SqlEventStore(dbs.intake_url, pool_size=max(2, threads))
+    store = open_event_store(dbs.intake_url, pool_size=max(2, threads))
     commits: list[tuple[float, float, int, int]] = []  # (t_start, t_commit, first_pos, last_pos)
     behind = [0]
     lock = threading.Lock()

@@ -61,15 +61,15 @@ INSERT_COLS_POS = "position, " + INSERT_COLS
 # Clients: each has append(stream_id, expected_version, n) -> None and close().
 # --------------------------------------------------------------------------------------------
 class StoreClient:
-    """shared.adapters.sql_store.SqlEventStore, exactly as the services use it."""
+    """The event store (shared.adapters.stores.open_event_store), exactly as the services use it."""
 
     def __init__(self, backend: str, target: str, pool_size: int) -> None:
-        from shared.adapters.sql_store import SqlEventStore
+        from shared.adapters.stores import open_event_store
         from shared.events import NewEvent
 
         self._new = NewEvent
         url = f"sqlite:///{target}" if backend == "sqlite" else sa_url(target)
-        self.store = SqlEventStore(url, pool_size=pool_size)
+        self.store = open_event_store(url, pool_size=pool_size)
 
     def append(self, stream_id: str, expected: int, n: int) -> None:
         occurred = datetime.now(UTC)
@@ -87,10 +87,10 @@ class StoreNoLockClient(StoreClient):
 
     def __init__(self, backend: str, target: str, pool_size: int) -> None:
         super().__init__(backend, target, pool_size)
-        from shared.adapters import sql_store
+        from shared.adapters import postgres_store
 
         statements = copy.copy(self.store._statements)
-        lock_cte = f"append_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock({sql_store._APPEND_LOCK_KEY})), "
+        lock_cte = f"append_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock({postgres_store.APPEND_LOCK_KEY})), "
         for name in ("append_statement", "append_keyed_statement"):
             text = getattr(statements, name)
             unlocked = text.replace(lock_cte, "").replace("FROM append_lock, current,", "FROM current,")
@@ -333,10 +333,10 @@ def create_schema(impl: str, backend: str, target: str) -> None:
         factory.application_recorder()
         factory.close()
     else:
-        from shared.adapters.sql_store import SqlEventStore
+        from shared.adapters.stores import open_event_store
 
         url = f"sqlite:///{target}" if backend == "sqlite" else sa_url(target)
-        store = SqlEventStore(url, pool_size=1)
+        store = open_event_store(url, pool_size=1)
         store.create_schema()
         store.dispose()
     if backend == "postgresql":
@@ -515,10 +515,10 @@ def fill(impl: str, backend: str, target: str, total: int) -> float:
 
 
 def _read_store(backend: str, target: str, batch: int) -> int:
-    from shared.adapters.sql_store import SqlEventStore
+    from shared.adapters.stores import open_event_store
 
     url = f"sqlite:///{target}" if backend == "sqlite" else sa_url(target)
-    store = SqlEventStore(url, pool_size=1)
+    store = open_event_store(url, pool_size=1)
     n, after = 0, 0
     while True:
         events = store.read_all(after=after, limit=batch)
@@ -593,7 +593,7 @@ def _read_child(impl: str, backend: str, target: str, batch: int, queue: Any) ->
     # Import what the reader needs before measuring, so the RSS growth is the read's own.
     import sqlalchemy  # noqa: F401
 
-    import shared.adapters.sql_store  # noqa: F401
+    import shared.adapters.stores  # noqa: F401
 
     if impl == "peer":
         import eventsourcing.persistence  # noqa: F401

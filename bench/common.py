@@ -41,7 +41,7 @@ META = {
 }
 EVENT_TYPE = "ActivityLogged"
 
-# The store's append lock key (kept in step with shared/adapters/sql_store.py).
+# The store's append lock key (kept in step with shared/adapters/postgres_store.py).
 APPEND_LOCK_KEY = 0x43494D
 
 

@@ -12,6 +12,7 @@ from shared.config import ROOT, Settings
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     """Build the intake app. Nothing connects at import; `overrides` swap in fakes for tests
     (store=, clock=, wakeup=, catalogue=, identity=)."""
+    from intake_service.assessment_view import install_view
     from intake_service.bootstrap import build_services, department_finder
     from intake_service.cli import register_cli
     from intake_service.web import api, pages, privacy
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     services = build_services(settings, **overrides)
     app.extensions["cim.intake"] = services
     app.extensions["cim.department_of"] = department_finder(services)
+    install_view(app, settings)  # the "my CIM" status view's table is made here, not in a request
     identity = overrides.get("identity") or identity_from_settings(settings, overrides.get("clock") or SystemClock())
     configure_web(app, settings, identity, name="intake", api_blueprints=(api.bp,))
     app.register_blueprint(api.bp)

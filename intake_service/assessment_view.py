@@ -12,7 +12,6 @@ status feed behind the same event type, and this module stays as it is.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
@@ -21,9 +20,11 @@ from shared.adapters.feed import HttpEventFeed
 from shared.adapters.sql import autocommit, is_sqlite, make_engine
 from shared.config import Settings
 from shared.events import RecordedEvent
-from shared.projection import EventFeed, Handler, Projection, ProjectionRunner
+from shared.projection import PIPELINED, EventFeed, Handler, Projection, ProjectionRunner
 
 STATUS_FEED_PATH = "/api/v1/status-feed"
+
+_EXTENSION = "cim.intake.assessment_view"
 
 metadata = sa.MetaData()
 
@@ -69,23 +70,28 @@ class AssessmentView:
 
 
 def build_view(settings: Settings, feed: EventFeed | None = None, engine: sa.Engine | None = None) -> AssessmentView:
-    """The view over the intake database, fed by `feed` (default: the assessment status feed)."""
+    """The view over the intake database, fed by `feed` (default: the assessment status feed),
+    with its table created if missing: for start-up (the app factory, a worker's first use),
+    never a request."""
     url = engine.url.render_as_string(hide_password=False) if engine is not None else settings.intake_db_url
     engine = engine or make_engine(url, immediate=True, pool_size=2)
     # Page reads must not take SQLite's write lock (the writer engine begins IMMEDIATE).
     reader = make_engine(url, pool_size=2) if is_sqlite(url) else autocommit(engine)
     # The status feed needs an API token with feed:read (CIM_FEED_TOKEN), like every feed.
     feed = feed or HttpEventFeed(settings.assessment_url, STATUS_FEED_PATH, token=settings.feed_token)
-    runner = ProjectionRunner(engine, feed, [PROJECTION], batch_size=1000, reader=reader)
+    runner = ProjectionRunner(engine, feed, [PROJECTION], batch_size=1000, reader=reader, options=PIPELINED)
     runner.create_schema()
     return AssessmentView(engine, runner, reader)
 
 
+def install_view(app: Flask, settings: Settings) -> None:
+    """At start-up (create_app): build the view, its table included, for the pages to read."""
+    app.extensions[_EXTENSION] = build_view(settings)
+
+
 def status_for(app: Flask, student_id: str) -> str | None:
     """The student's assessment status as last delivered ("registered", "report submitted",
-    "studies completed", "withdrawn"), or None if none has arrived yet."""
-    view: Any = app.extensions.get("cim.intake.assessment_view")
-    if view is None:
-        view = build_view(app.config["CIM_SETTINGS"])
-        app.extensions["cim.intake.assessment_view"] = view
+    "studies completed", "withdrawn"), or None if none has arrived yet. Reads the view the app
+    factory installed; a request never builds it (nor runs its DDL)."""
+    view: AssessmentView = app.extensions[_EXTENSION]
     return view.status_for(student_id)

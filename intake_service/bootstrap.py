@@ -31,9 +31,9 @@ def build_services(settings: Settings, **overrides: Any) -> IntakeServices:
     store = overrides.get("store")
     vault = overrides.get("vault")
     if store is None:
-        from shared.adapters.sql_store import SqlEventStore
+        from shared.adapters.stores import open_event_store
 
-        store = SqlEventStore(settings.intake_db_url, overrides.get("clock") or SystemClock())
+        store = open_event_store(settings.intake_db_url, overrides.get("clock") or SystemClock())
         store.create_schema()
     if vault is None:
         if isinstance(store, InMemoryEventStore):

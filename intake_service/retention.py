@@ -14,14 +14,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import sqlalchemy as sa
-
 from intake_service.events import REGISTRY, RecordsDisposed
 from intake_service.services import IntakeServices, RequestContext, erase_student_and_account, subject_of
 from shared import retention as rules
 from shared.events import NewEvent, RecordedEvent
 from shared.identity.wiring import Identity
-from shared.retention import Candidate, RetentionPolicy, compact_sqlite
+from shared.retention import Candidate, RetentionPolicy
 from shared.store import ANY_VERSION
 
 log = logging.getLogger(__name__)
@@ -147,9 +145,8 @@ def _delete_api_tokens(identity: Identity, token_ids: list[str]) -> list[str]:
     """Delete revoked API tokens, then move the identity database's WAL into the file (SQLite) so
     the deleted rows do not linger there."""
     gone = identity.store.delete_revoked_api_tokens(token_ids)
-    engine = getattr(identity.store, "engine", None)
-    if gone and isinstance(engine, sa.Engine):
-        compact_sqlite(engine)
+    if gone:
+        identity.store.compact()
     return gone
 
 

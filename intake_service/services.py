@@ -19,7 +19,6 @@ from shared.clock import Clock
 from shared.errors import NotFound, Reason, ValidationFailed
 from shared.events import JSON, RecordedEvent
 from shared.personal import CipherCache, PersonalDataCodec
-from shared.retention import compact_sqlite
 from shared.store import EventStore
 from shared.validation import is_uuid
 
@@ -424,7 +423,5 @@ def erase_student_and_account(
         for token in identity.store.api_tokens():
             if token.account_id == account.id and identity.api_tokens.revoke(token.id):
                 revoked += 1
-        engine = getattr(identity.store, "engine", None)
-        if engine is not None:
-            compact_sqlite(engine, vacuum=True)
+        identity.store.compact(vacuum=True)
     return Erasure(student_id, account.id if account else None, revoked)

@@ -166,9 +166,69 @@ def _flush_pending(conn: sa.Connection, *_args: Any) -> None:
         pending.flush()
 
 
-#: Pages at least this long write behind (see `_PendingWrites.flush_behind`); a live wake-up's
-#: page of a few events gains nothing from a thread.
-_WRITE_BEHIND_MIN_EVENTS = 200
+@dataclass(frozen=True)
+class RunnerOptions:
+    """How a catch-up overlaps its work. Each option changes the speed of a long catch-up (a
+    rebuild, a backlog), never what is applied: the same rows and checkpoints either way. The
+    default is the plain path: read a page, apply it, move the checkpoints, repeat.
+
+    `read_ahead`: while a full page is applied, the next one is already being fetched (an HTTP
+    feed's server decodes it in its own process meanwhile). One read in flight at a time, so a
+    feed needs no thread safety.
+    `write_behind_from`: from pages this long, with several projections, one projection's
+    queued rows are written by a writer thread (same connection, same transaction, in order)
+    while the next one's handlers run (see `_PendingWrites.flush_behind`). None: never.
+    `pause_gc_from`: pages this long are applied with the cyclic garbage collector paused (their
+    objects are acyclic: see shared.runtime.collection_paused). None: never."""
+
+    read_ahead: bool = False
+    write_behind_from: int | None = None
+    pause_gc_from: int | None = None
+
+
+#: What the services run with (measured in bench/PIPELINE_RESULTS.md). A live wake-up's page of a
+#: few events gains nothing from a thread or a GC pause, hence the thresholds.
+PIPELINED = RunnerOptions(read_ahead=True, write_behind_from=200, pause_gc_from=200)
+
+
+class _Pages:
+    """The feed's pages in turn, each read once. With read-ahead, after a full page the next one
+    is fetched on a thread while the caller applies this one; a page read ahead for the wrong
+    `after` (a reset moved the checkpoints meanwhile) is waited for, dropped and read again."""
+
+    def __init__(self, feed: EventFeed, batch_size: int, *, read_ahead: bool) -> None:
+        self._feed = feed
+        self._batch_size = batch_size
+        self._read_ahead = read_ahead
+        self._ahead: tuple[int, Future[list[RecordedEvent]]] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def reading_ahead(self) -> bool:
+        return self._ahead is not None
+
+    def read(self, after: int) -> list[RecordedEvent]:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == after:
+            events = ahead[1].result()
+        else:
+            if ahead is not None:
+                ahead[1].result()  # let it finish (one read in flight at a time); its page is stale
+            events = self._feed.read(after=after, limit=self._batch_size)
+        if self._read_ahead and len(events) >= self._batch_size:
+            self._pool = self._pool or ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-read-ahead")
+            next_after = events[-1].position
+            self._ahead = (next_after, self._pool.submit(self._feed.read, after=next_after, limit=self._batch_size))
+        return events
+
+    def close(self) -> None:
+        """Drop a page read ahead (waited for, unused: the next run reads it again)."""
+        if self._ahead is not None:
+            self._ahead[1].cancel()
+            self._ahead = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
 
 _MOVE_CHECKPOINT = (
     checkpoints.update()
@@ -237,9 +297,12 @@ class ProjectionRunner:
         *,
         batch_size: int = 2000,
         reader: sa.Engine | None = None,
+        options: RunnerOptions = RunnerOptions(),
     ) -> None:
         """`engine` writes (on SQLite it must BEGIN IMMEDIATE: that lock serialises runners);
-        `reader`, if given, serves plain reads of the checkpoints without taking a write lock."""
+        `reader`, if given, serves plain reads of the checkpoints without taking a write lock;
+        `options` overlap reading, applying and writing (RunnerOptions; the services use
+        PIPELINED)."""
         names = [p.name for p in projections]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate projection names: {names}")
@@ -248,6 +311,7 @@ class ProjectionRunner:
         self.feed = feed
         self.projections = {p.name: p for p in sorted(projections, key=lambda p: p.name)}
         self.batch_size = batch_size
+        self.options = options
         self._postgres = engine.dialect.name == "postgresql"
         # The checkpoints as this process last committed or read them. A catch-up starts from
         # these instead of reading them again (a wake-up's first round trips): the batch locks
@@ -319,27 +383,15 @@ class ProjectionRunner:
         known = self._known
         remembered = all(name in known for name in selected)
         positions = dict(known) if remembered else self.checkpoints()
-        # Read-ahead: while a full page is applied, the next one is already being fetched (the
-        # feed server decodes it in its own process meanwhile). One read in flight at a time, so
-        # a feed needs no thread safety; a page read ahead for the wrong `after` (a reset moved
-        # the checkpoints meanwhile) is dropped and read again, and one read ahead when the time
-        # budget runs out is waited for and left unused (the next run reads it again).
-        ahead: tuple[int, Future[list[RecordedEvent]]] | None = None
-        pool: ThreadPoolExecutor | None = None
+        pages = _Pages(self.feed, self.batch_size, read_ahead=self.options.read_ahead)
         # One connection for the whole run (one pool checkout, not one per batch); each batch
         # is its own transaction on it.
         conn: sa.Connection | None = None
-        writer: ThreadPoolExecutor | None = None  # for full pages: see _PendingWrites.flush_behind
+        writer: ThreadPoolExecutor | None = None  # made for the first page long enough to write behind
         try:
             while True:
                 after = min(positions[name] for name in selected)
-                if ahead is not None and ahead[0] == after:
-                    events = ahead[1].result()
-                else:
-                    if ahead is not None:
-                        ahead[1].result()  # let it finish; its page is stale
-                    events = self.feed.read(after=after, limit=self.batch_size)
-                ahead = None
+                events = pages.read(after)
                 if not events:
                     if remembered:  # nothing past what this process remembers: are they still so?
                         remembered = False
@@ -348,16 +400,9 @@ class ProjectionRunner:
                             positions = fresh
                             continue
                     return total
-                if len(events) >= self.batch_size:
-                    pool = pool or ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-read-ahead")
-                    next_after = events[-1].position
-                    ahead = (next_after, pool.submit(self.feed.read, after=next_after, limit=self.batch_size))
                 conn = conn or self.engine.connect()
-                full_page = len(events) >= _WRITE_BEHIND_MIN_EVENTS
-                if full_page and writer is None and len(selected) > 1:
-                    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection-writer")
-                # A long page's objects are acyclic: see collection_paused.
-                with collection_paused() if full_page else contextlib.nullcontext():
+                writer = writer or self._writer_for(len(events), len(selected))
+                with self._gc_paused_for(len(events)):
                     applied, positions = self._apply_batch(conn, selected, after, events, writer)
                 self._known = {**self._known, **positions}
                 remembered = False  # these come from the batch's locked rows
@@ -370,19 +415,29 @@ class ProjectionRunner:
                 # the feed answered is applied, so skip the read that would only come back empty.
                 # (What commits later sends its own wake-up; beat's tick catches anything else.)
                 head = getattr(self.feed, "last_head", None)
-                if (ahead is None and isinstance(head, int) and len(events) < self.batch_size
+                if (not pages.reading_ahead and isinstance(head, int) and len(events) < self.batch_size
                         and events[-1].position >= head
                         and all(positions[name] >= events[-1].position for name in selected)):
                     return total
         finally:
-            if ahead is not None:
-                ahead[1].cancel()
-            if pool is not None:
-                pool.shutdown(wait=True)
+            pages.close()
             if writer is not None:
                 writer.shutdown(wait=True)
             if conn is not None:
                 conn.close()
+
+    def _writer_for(self, page: int, projections: int) -> ThreadPoolExecutor | None:
+        """A writer thread for write-behind, if this page and these projections call for one."""
+        threshold = self.options.write_behind_from
+        if threshold is None or page < threshold or projections < 2:
+            return None
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection-writer")
+
+    def _gc_paused_for(self, page: int) -> contextlib.AbstractContextManager[Any]:
+        threshold = self.options.pause_gc_from
+        if threshold is None or page < threshold:
+            return contextlib.nullcontext()
+        return collection_paused()
 
     def _apply_batch(
         self, conn: sa.Connection, names: Sequence[str], after: int, events: list[RecordedEvent],

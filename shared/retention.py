@@ -1,7 +1,8 @@
 """Retention ("gallring"): the periods of config/retention.toml and the pure rule "what is due at T".
 
-Flask-free and I/O-free except for reading the policy file and `compact_sqlite`. The executor that
-finds candidates and disposes of them lives in intake_service/retention.py.
+Flask-free and I/O-free except for reading the policy file (the stores' `compact()` clears
+what disposal leaves on disk). The executor that finds candidates and disposes of them lives in
+intake_service/retention.py.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import sqlalchemy as sa
 
 from shared.config import ROOT
 
@@ -96,23 +95,3 @@ def due(candidates: Iterable[Candidate], policy: RetentionPolicy, now: datetime)
         (c for c in candidates if c.since + policy.keep(c.kind) <= now),
         key=lambda c: (c.kind, c.record_id),
     )
-
-
-def compact_sqlite(engine: sa.Engine, *, vacuum: bool = False) -> None:
-    """On SQLite, move the WAL into the main file and truncate it, so pages holding deleted or
-    overwritten data do not linger in the -wal file (secure_delete zeroes them in the main file).
-    With `vacuum`, first rebuild the whole file (VACUUM), so no stale byte survives anywhere in
-    it, free pages included: for small files that hold names (the identity database), where a
-    canary of an erased person was once found left over in the main file. A no-op on other
-    databases."""
-    if engine.dialect.name != "sqlite":
-        return
-    raw = engine.raw_connection()
-    try:
-        driver = raw.driver_connection
-        assert driver is not None
-        if vacuum:
-            driver.execute("VACUUM")
-        driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        raw.close()

@@ -54,6 +54,18 @@ class AppendResult:
 
 
 class EventStore(Protocol):
+    def create_schema(self) -> None:
+        """Create the store's tables if they are missing (idempotent; safe when several processes
+        start at once). Called at start-up (bootstrap) or by an operator command, never in a
+        request."""
+        ...
+
+    def compact(self, *, vacuum: bool = False) -> None:
+        """Leave no page of deleted or overwritten data in a side file: on SQLite, move the WAL
+        into the main file and truncate it (with `vacuum`, first rebuild the file). A no-op where
+        there is nothing to compact (PostgreSQL, memory)."""
+        ...
+
     def append(
         self,
         stream_id: str,

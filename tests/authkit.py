@@ -105,9 +105,7 @@ def sql_identity(db_url: str, identity_key: str = IDENTITY_KEY) -> Identity:
     from shared.clock import SystemClock
 
     identity = build_identity(clock=SystemClock(), identity_key=identity_key, db_url=db_url)
-    create = getattr(identity.store, "create_schema", None)
-    if create is not None:
-        create()
+    identity.store.create_schema()
     return identity
 
 

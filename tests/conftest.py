@@ -16,6 +16,7 @@ import pytest
 
 from shared.adapters.memory_store import InMemoryEventStore
 from shared.adapters.sql_store import SqlEventStore
+from shared.adapters.stores import open_event_store
 from shared.clock import FixedClock
 
 #: The moment FixedClock starts at: a weekday in term, so nothing special happens by accident.
@@ -44,7 +45,7 @@ def sqlite_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def sqlite_store(sqlite_url: str, clock: FixedClock) -> Iterator[SqlEventStore]:
-    store = SqlEventStore(sqlite_url, clock)
+    store = open_event_store(sqlite_url, clock)
     store.create_schema()
     yield store
     store.dispose()
@@ -98,7 +99,7 @@ def pg_url(pg_database: Callable[[], str]) -> str:
 
 @pytest.fixture
 def pg_store(pg_url: str, clock: FixedClock) -> Iterator[SqlEventStore]:
-    store = SqlEventStore(pg_url, clock)
+    store = open_event_store(pg_url, clock)
     store.create_schema()
     yield store
     store.dispose()

@@ -21,6 +21,12 @@ class InMemoryEventStore:
         self._streams: dict[str, list[RecordedEvent]] = {}
         self._keys: dict[str, tuple[str | None, AppendResult]] = {}
 
+    def create_schema(self) -> None:
+        """Nothing to create; here so every store is set up alike."""
+
+    def compact(self, *, vacuum: bool = False) -> None:
+        """Nothing on disk to compact."""
+
     def append_many(self, batches: Sequence[tuple[str, Sequence[NewEvent]]]) -> list[AppendResult]:
         if any(not events for _, events in batches):
             raise ValueError("append needs at least one event")

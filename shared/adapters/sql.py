@@ -102,3 +102,23 @@ def _configure_sqlite(engine: sa.Engine, *, immediate: bool, durable: bool = Tru
     @sa.event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def compact_sqlite(engine: sa.Engine, *, vacuum: bool = False) -> None:
+    """On SQLite, move the WAL into the main file and truncate it, so pages holding deleted or
+    overwritten data do not linger in the -wal file (secure_delete zeroes them in the main file).
+    With `vacuum`, first rebuild the whole file (VACUUM), so no stale byte survives anywhere in
+    it, free pages included: for small files that hold names (the identity database), where a
+    canary of an erased person was once found left over in the main file. A no-op on other
+    databases."""
+    if engine.dialect.name != "sqlite":
+        return
+    raw = engine.raw_connection()
+    try:
+        driver = raw.driver_connection
+        assert driver is not None
+        if vacuum:
+            driver.execute("VACUUM")
+        driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        raw.close()

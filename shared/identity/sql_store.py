@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from shared.adapters.sql import make_engine, write_lock_for
+from shared.adapters.sql import compact_sqlite, make_engine, write_lock_for
 from shared.identity.errors import IdentityConflict
 from shared.identity.models import Account, ApiTokenRecord, ExternalIdentity, Role, RoleGrant, TotpState
 from shared.identity.store import normalize_email
@@ -163,6 +163,12 @@ class SqlIdentityStore:
 
     def create_schema(self) -> None:
         identity_metadata.create_all(self._engine)
+
+    def compact(self, *, vacuum: bool = False) -> None:
+        """SQLite: the WAL checkpointed into the file and truncated (with `vacuum`, the file
+        rebuilt first), under this process's write lock; PostgreSQL: nothing to do."""
+        with self._write_lock:
+            compact_sqlite(self._engine, vacuum=vacuum)
 
     def dispose(self) -> None:
         self._engine.dispose()

@@ -19,6 +19,17 @@ def normalize_email(email: str) -> str:
 class IdentityStore(Protocol):
     """Accounts, grants, external identities, credentials, used one-time tokens and API tokens."""
 
+    # set-up and maintenance
+    def create_schema(self) -> None:
+        """Create the tables if they are missing (idempotent). At start-up, never in a request."""
+        ...
+
+    def compact(self, *, vacuum: bool = False) -> None:
+        """Leave no page of deleted or overwritten data in a side file: on SQLite, move the WAL
+        into the main file and truncate it (with `vacuum`, first rebuild the whole file, free
+        pages included). A no-op where there is nothing to compact."""
+        ...
+
     # accounts
     def add_account(self, account: Account) -> None:
         """Insert; IdentityConflict if the e-mail or student id is taken."""
@@ -122,6 +133,9 @@ class InMemoryIdentityStore:
 
     def create_schema(self) -> None:
         """Nothing to create; here so both stores are set up alike."""
+
+    def compact(self, *, vacuum: bool = False) -> None:
+        """Nothing on disk to compact."""
 
     def add_account(self, account: Account) -> None:
         with self._lock:

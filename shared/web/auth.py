@@ -47,9 +47,7 @@ def identity_from_settings(settings: Settings, clock: Any, *, redis: Any | None 
         link_ttl=timedelta(minutes=settings.email_link_minutes),
         oidc=oidc,
     )
-    create = getattr(identity.store, "create_schema", None)
-    if create is not None:
-        create()
+    identity.store.create_schema()  # at start-up (the app factory), never in a request
     return identity
 
 

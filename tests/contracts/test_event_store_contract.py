@@ -22,7 +22,10 @@ from typing import Any
 import pytest
 
 from shared.adapters.memory_store import InMemoryEventStore
+from shared.adapters.postgres_store import PostgresEventStore
 from shared.adapters.sql_store import SqlEventStore
+from shared.adapters.sqlite_store import SqliteEventStore
+from shared.adapters.stores import open_event_store
 from shared.clock import FixedClock
 from shared.errors import ConcurrencyConflict, IdempotencyKeyReused, StorageUnavailable
 from shared.events import NewEvent, RecordedEvent
@@ -484,13 +487,53 @@ def test_recorded_at_comes_from_the_clock_and_occurred_at_is_kept_apart(
         assert moment.utcoffset() == timedelta(0)
 
 
+# -- set-up and maintenance -----------------------------------------------------------------
+
+
+def test_create_schema_twice_and_compact_keep_every_event(store: EventStore) -> None:
+    """Both are reached through the protocol (no probing for an engine or a URL), on every store."""
+    sid = stream()
+    store.append(sid, [new_event(data={"n": n}) for n in range(3)], expected_version=NO_STREAM)
+    store.create_schema()
+    store.compact()
+    store.compact(vacuum=True)
+    assert [e.data["n"] for e in store.read_stream(sid)] == [0, 1, 2]
+    assert store.stream_version(sid) == 3
+
+
+def test_the_url_picks_the_store_and_the_common_base_is_not_a_store_of_its_own(tmp_path: Any) -> None:
+    sqlite = open_event_store(f"sqlite:///{tmp_path / 'x.db'}")
+    postgres = open_event_store("postgresql://cim@127.0.0.1:1/none")  # connects on first use only
+    try:
+        assert type(sqlite) is SqliteEventStore
+        assert type(postgres) is PostgresEventStore
+        assert isinstance(sqlite, SqlEventStore)
+        assert isinstance(postgres, SqlEventStore)
+    finally:
+        sqlite.dispose()
+        postgres.dispose()
+    with pytest.raises(TypeError, match="abstract"):
+        SqlEventStore(f"sqlite:///{tmp_path / 'y.db'}")  # type: ignore[abstract]
+
+
+def test_compact_leaves_no_sqlite_wal_behind(sqlite_store: SqlEventStore, sqlite_url: str) -> None:
+    """What erasure overwrote must not linger in the -wal file: compact() moves it into the
+    database file and truncates the WAL."""
+    wal = sqlite_url.removeprefix("sqlite:///") + "-wal"
+    sqlite_store.append(stream(), [new_event(data={"blob": "x" * 5000})], expected_version=NO_STREAM)
+    assert os.path.getsize(wal) > 0
+    sqlite_store.compact()
+    assert os.path.getsize(wal) == 0
+    assert sqlite_store.count() == 1
+
+
 # -- immutability ---------------------------------------------------------------------------
 
 #: Everything public an event store may offer. Nothing here changes or removes a stored event.
 ALLOWED_API = {
     "append", "append_many", "find_idempotent", "read_stream", "stream_version", "read_all", "head", "count",
-    # SqlEventStore's set-up and shutdown
-    "create_schema", "dispose", "url",
+    # set-up and maintenance (the EventStore protocol), the SQL stores' shutdown and URL
+    "create_schema", "compact", "dispose", "url",
 }
 
 
@@ -571,7 +614,7 @@ R3_BUDGET_S = 180
 def r3_write(url: str, writer: int, count: int) -> list[str]:
     """One writer process: `count` single-event appends to its own streams; returns the ids of
     the acknowledged events. Top level so multiprocessing can run it in a fresh interpreter."""
-    store = SqlEventStore(url, pool_size=1)
+    store = open_event_store(url, pool_size=1)
     acknowledged = []
     try:
         for n in range(count):
@@ -649,7 +692,7 @@ def test_r3_tailing_readers_see_every_event_in_order(request: pytest.FixtureRequ
     readers: list[SqlEventStore] = []
 
     def reader_factory() -> EventStore:
-        reader = SqlEventStore(store.url, pool_size=1)
+        reader = open_event_store(store.url, pool_size=1)
         readers.append(reader)
         return reader
 

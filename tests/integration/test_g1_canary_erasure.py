@@ -42,11 +42,10 @@ from pypdf import PdfWriter
 from assessment_service import projections
 from intake_service import create_app
 from shared.adapters.feed import StoreEventFeed
-from shared.adapters.sql import make_engine
+from shared.adapters.sql import compact_sqlite, make_engine
 from shared.config import Settings
 from shared.identity.models import Role, RoleGrant
 from shared.projection import ProjectionRunner
-from shared.retention import compact_sqlite
 
 STUDENTS = int(os.environ.get("CIM_G1_STUDENTS", "500"))
 ERASED = int(os.environ.get("CIM_G1_ERASED", "100"))

@@ -15,7 +15,7 @@ from intake_service.bootstrap import build_services
 from intake_service.events import REGISTRY
 from shared.adapters.feed import StoreEventFeed
 from shared.adapters.sql import make_engine
-from shared.adapters.sql_store import SqlEventStore
+from shared.adapters.stores import open_event_store
 from shared.config import Settings
 from shared.events import NewEvent
 from shared.projection import ProjectionRunner
@@ -62,7 +62,7 @@ def student_events(n: int) -> list[NewEvent]:
 def test_rebuild_of_100k_events_with_old_schema_versions_equals_the_incremental_read_models(tmp_path: Path) -> None:
     total = int(os.environ.get("CIM_R9_EVENTS", "100000"))
     settings = Settings(data_dir=tmp_path, wakeup="none")
-    store = SqlEventStore(settings.intake_db_url)
+    store = open_event_store(settings.intake_db_url)
     store.create_schema()
     services = build_services(settings, store=store)
     feed = StoreEventFeed(store, opener=services.open_events)

@@ -35,7 +35,7 @@ import pytest
 import requests
 
 from intake_service.events import REGISTRY
-from shared.adapters.sql_store import SqlEventStore
+from shared.adapters.stores import open_event_store
 from shared.store import iter_all
 from tests.authkit import ALL_INTAKE_SCOPES, IDENTITY_KEY, authed_client, bearer, make_identity, sql_identity
 
@@ -266,7 +266,7 @@ def client(index: int, base: Callable[[], str], ledger: Ledger, enough: threadin
 def check_store(db_url: str, ledger: Ledger, *, exact: bool = True) -> None:
     """Every acknowledged event stored exactly once; every stored event whole; streams gapless.
     With `exact`, nothing else is stored either (the clients retried every request to an answer)."""
-    store = SqlEventStore(db_url)
+    store = open_event_store(db_url)
     try:
         stored = list(iter_all(store))
     finally:

@@ -251,3 +251,28 @@ def test_sqlite_identity_writes_queue_on_the_process_write_lock(tmp_path: Path, 
     writer.join()
     assert not store.mark_used("token-hash", "link", clock.now() + timedelta(hours=1), clock.now())
     store.dispose()
+
+
+def test_compact_is_part_of_every_identity_store(identity_store: IdentityStore, clock: FixedClock) -> None:
+    """Reached through the protocol (the erasure and retention code no longer probe for an engine)."""
+    account = _account(clock)
+    identity_store.add_account(account)
+    identity_store.compact()
+    identity_store.compact(vacuum=True)
+    assert identity_store.get_account(account.id) is not None
+
+
+def test_compact_with_vacuum_leaves_no_erased_name_in_the_sqlite_files(tmp_path: Path, clock: FixedClock) -> None:
+    path = tmp_path / "identity.db"
+    store = SqlIdentityStore(f"sqlite:///{path}")
+    store.create_schema()
+    try:
+        account = Account(str(uuid.uuid4()), "Quillon Vexmoor", "quillon@example.org", clock.now())
+        store.add_account(account)
+        store.erase_personal_data(account.id, clock.now())
+        store.compact(vacuum=True)
+        left = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("identity.db"))
+        assert b"Vexmoor" not in left
+        assert b"quillon@example" not in left
+    finally:
+        store.dispose()

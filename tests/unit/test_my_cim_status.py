@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
+
 from intake_service import create_app
 from intake_service.assessment_view import build_view
 from shared.adapters.memory_store import InMemoryEventStore
@@ -52,3 +54,31 @@ def test_my_cim_shows_the_status_delivered_by_events(tmp_path):
     assert "Report submitted. It is waiting for review by the assessors." in page
     swedish = client.get(f"/students/{sid}?lang=sv").get_data(as_text=True)
     assert "Den väntar på granskning" in swedish
+
+
+def test_the_my_cim_page_runs_no_ddl_the_status_view_is_made_at_start_up(tmp_path):
+    settings = Settings(data_dir=tmp_path, wakeup="none", ratelimit_storage="memory://")
+    clock = FixedClock(NOW)
+    identity = make_identity(clock)
+    app = create_app(settings, store=InMemoryEventStore(), clock=clock, identity=identity)
+    # The app factory made the view's table: it is there before any page is asked for.
+    engine = sa.create_engine(settings.intake_db_url)
+    try:
+        assert "intake_assessment_status" in sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+    client = app.test_client()
+    sid = client.post("/api/v1/students", json=STUDENT, headers=bearer(identity)).json["student_id"]
+    sign_in_student(client, identity, sid)
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    sa.event.listen(sa.Engine, "before_cursor_execute", record)
+    try:
+        assert client.get(f"/students/{sid}").status_code == 200
+    finally:
+        sa.event.remove(sa.Engine, "before_cursor_execute", record)
+    assert any("intake_assessment_status" in s for s in statements)  # the page read the view
+    assert not [s for s in statements if s.lstrip().upper().startswith(("CREATE", "PRAGMA TABLE_INFO"))]

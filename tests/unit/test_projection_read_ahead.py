@@ -1,5 +1,7 @@
-"""The runner reads the next feed page while it applies the current one: every page is read once,
-in order, and a page read ahead for a checkpoint that a reset moved meanwhile is not used."""
+"""The runner's options (RunnerOptions): with read-ahead it reads the next feed page while it
+applies the current one — every page read once, in order, and a page read ahead for a checkpoint
+that a reset moved meanwhile is not used; with write-behind and GC pauses it writes on a thread.
+Either way it applies exactly what the plain path applies, and the plain path starts no thread."""
 
 from __future__ import annotations
 
@@ -12,15 +14,18 @@ from shared.adapters.feed import StoreEventFeed
 from shared.adapters.memory_store import InMemoryEventStore
 from shared.adapters.sql import make_engine
 from shared.events import RecordedEvent
-from shared.projection import ProjectionRunner
+from shared.projection import PIPELINED, ProjectionRunner, RunnerOptions
 from tests.unit.test_projection_runner import seed
+
+READ_AHEAD = RunnerOptions(read_ahead=True)
 
 
 class CountingFeed(StoreEventFeed):
     def __init__(self, store: InMemoryEventStore) -> None:
         super().__init__(store, REGISTRY)
         self.reads: list[int] = []
-        self.threads: set[str] = set()
+        self.threads: set[str] = set()  # the threads that read
+        self.alive: set[str] = set()  # the threads there were at each read
         self.in_flight = 0
         self.overlapped = False
         self._lock = threading.Lock()
@@ -32,15 +37,17 @@ class CountingFeed(StoreEventFeed):
         try:
             self.reads.append(after)
             self.threads.add(threading.current_thread().name)
+            self.alive.update(t.name for t in threading.enumerate())
             return super().read(after, limit)
         finally:
             with self._lock:
                 self.in_flight -= 1
 
 
-def runner(tmp_path: Path, feed: CountingFeed, name: str = "a.db") -> ProjectionRunner:
+def runner(tmp_path: Path, feed: CountingFeed, name: str = "a.db", batch_size: int = 6,
+           options: RunnerOptions = READ_AHEAD) -> ProjectionRunner:
     r = ProjectionRunner(make_engine(f"sqlite:///{tmp_path / name}", immediate=True), feed, projections.ALL,
-                         batch_size=6)
+                         batch_size=batch_size, options=options)
     r.create_schema()
     return r
 
@@ -78,3 +85,25 @@ def test_a_page_read_ahead_before_a_reset_is_not_applied(tmp_path: Path) -> None
     # checkpoints, so it is skipped, and the page read ahead after it (12) is dropped: from 0 again.
     assert feed.reads[:4] == [0, 6, 12, 0]
 
+
+
+def test_the_pipelined_options_apply_exactly_what_the_plain_path_applies(tmp_path: Path) -> None:
+    store = InMemoryEventStore()
+    seed(store, 300)  # 600 events: pages of 250 are long enough to write behind and pause the GC
+    plain_feed, pipelined_feed = CountingFeed(store), CountingFeed(store)
+    plain = runner(tmp_path, plain_feed, "plain.db", batch_size=250, options=RunnerOptions())
+    pipelined = runner(tmp_path, pipelined_feed, "pipelined.db", batch_size=250, options=PIPELINED)
+
+    plain.catch_up()
+    pipelined.catch_up()
+
+    assert plain.digest() == pipelined.digest()
+    assert plain.checkpoints() == pipelined.checkpoints()
+    assert set(plain.checkpoints().values()) == {600}
+    assert plain_feed.reads == pipelined_feed.reads == [0, 250, 500, 600]
+    # The plain path: every read on the calling thread, and no thread of the runner's at any read.
+    assert plain_feed.threads == {threading.current_thread().name}
+    assert not any(name.startswith(("feed-read-ahead", "projection-writer")) for name in plain_feed.alive)
+    # Pipelined: pages read ahead, and rows written behind by a writer thread.
+    assert any(name.startswith("feed-read-ahead") for name in pipelined_feed.threads)
+    assert any(name.startswith("projection-writer") for name in pipelined_feed.alive)

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from shared.adapters.sql import make_engine
 from shared.events import RecordedEvent
-from shared.projection import Projection, ProjectionRunner, queue, table_digest
+from shared.projection import PIPELINED, Projection, ProjectionRunner, queue, table_digest
 from tests.unit.test_my_cim_status import ListFeed
 
 metadata = sa.MetaData()
@@ -148,7 +148,7 @@ def test_a_write_refused_behind_the_handlers_rolls_back_every_projection(db_url:
     events = bulk_history()
     engine = make_engine(db_url, immediate=True)
     broken = Projection("a_broken", (broken_log,), {"Tallied": on_event_broken})
-    runner = ProjectionRunner(engine, ListFeed(events), [broken, PROJECTION], batch_size=5000)
+    runner = ProjectionRunner(engine, ListFeed(events), [broken, PROJECTION], batch_size=5000, options=PIPELINED)
     runner.create_schema()
     with pytest.raises(sa.exc.IntegrityError):
         runner.catch_up()

@@ -30,7 +30,7 @@ from shared import mail as mail_module
 from shared import retention as rules
 from shared import task_names
 from shared.adapters.sql import make_engine
-from shared.adapters.sql_store import SqlEventStore
+from shared.adapters.stores import open_event_store
 from shared.clock import FixedClock
 from shared.config import Settings
 from shared.identity.models import Role
@@ -92,7 +92,7 @@ class World:
     def __init__(self, tmp_path: Path) -> None:
         self.clock = FixedClock(T0)
         self.settings = Settings(data_dir=tmp_path, wakeup="none")
-        self.store = SqlEventStore(self.settings.intake_db_url, self.clock)
+        self.store = open_event_store(self.settings.intake_db_url, self.clock)
         self.store.create_schema()
         self.services: IntakeServices = build_services(self.settings, store=self.store, clock=self.clock)
         self.identity: Identity = build_identity(

@@ -51,8 +51,8 @@ def test_writers_to_one_sqlite_file_share_one_lock_in_a_process(tmp_path, monkey
     import contextlib
 
     from shared.adapters.sql import write_lock_for
-    from shared.adapters.sql_store import SqlEventStore
     from shared.adapters.sql_vault import SqlKeyVault
+    from shared.adapters.stores import open_event_store
 
     monkeypatch.chdir(tmp_path)
     url = f"sqlite:///{tmp_path / 'intake.db'}"
@@ -60,7 +60,7 @@ def test_writers_to_one_sqlite_file_share_one_lock_in_a_process(tmp_path, monkey
     assert write_lock_for(url) is not write_lock_for(f"sqlite:///{tmp_path / 'other.db'}")
     assert isinstance(write_lock_for("postgresql://cim@db/cim"), contextlib.nullcontext)
     assert isinstance(write_lock_for("sqlite://"), contextlib.nullcontext)
-    store, vault = SqlEventStore(url), SqlKeyVault(url, "a-vault-secret-of-at-least-32-characters!!")
+    store, vault = open_event_store(url), SqlKeyVault(url, "a-vault-secret-of-at-least-32-characters!!")
     try:
         assert store._write_lock is vault._write_lock is write_lock_for(url)
     finally:

@@ -8,9 +8,10 @@ from functools import cache
 from intake_service.bootstrap import build_services
 from intake_service.retention import RetentionContext, dispose_due
 from shared import task_names
+from shared.adapters.sql import compact_sqlite
 from shared.clock import SystemClock
 from shared.identity.wiring import build_identity
-from shared.retention import compact_sqlite, load_policy
+from shared.retention import load_policy
 from workers.base import CimTask, assessment_context
 from workers.celery_app import app
 from workers.settings import settings
@@ -26,9 +27,7 @@ def retention_context() -> RetentionContext:
     clock = SystemClock()
     services = build_services(conf, clock=clock)
     identity = build_identity(clock=clock, identity_key=conf.identity_secret, db_url=conf.identity_db_url)
-    create = getattr(identity.store, "create_schema", None)
-    if create is not None:
-        create()
+    identity.store.create_schema()
     return RetentionContext(services=services, identity=identity, policy=load_policy())
 
 
@@ -48,16 +47,6 @@ def compact_all(ctx: RetentionContext) -> None:
     """Checkpoint and truncate every SQLite WAL (a no-op on PostgreSQL): the assessment read
     models blank erased students when they project StudentErased, but the page images from before
     stay in the -wal file until it is overwritten. After this daily run they are gone."""
-    engines = [assessment_context().engine, getattr(ctx.identity.store, "engine", None)]
-    url = getattr(ctx.services.store, "url", None)
-    for engine in engines:
-        if engine is not None:
-            compact_sqlite(engine)
-    if isinstance(url, str) and url.startswith("sqlite"):
-        from shared.adapters.sql import make_engine
-
-        intake = make_engine(url, pool_size=1)
-        try:
-            compact_sqlite(intake)
-        finally:
-            intake.dispose()
+    compact_sqlite(assessment_context().engine)
+    ctx.identity.store.compact()
+    ctx.services.store.compact()
