@@ -41,7 +41,7 @@ bench: install  ## Run the benchmarks; results go to bench/RESULTS.md by hand
 # pypi.org's JSON API about each pinned version; --strict fails when it could not ask (offline or
 # a private mirror), so a "no known vulnerabilities" is never a silent non-answer. Bandit skips
 # B608 (SQL built from the driver's placeholder marker only) and B310 (the feed URL is operator
-# configuration); written exceptions: see the security section of README.md.
+# configuration); written exceptions: docs/security.md, "Security measures".
 AUDIT_VENV := var/audit-venv
 audit:  ## pip-audit (known vulnerabilities of the pinned deps) and bandit (medium+ findings)
 	@test -x $(AUDIT_VENV)/bin/python || $(PY) -m venv $(AUDIT_VENV)
