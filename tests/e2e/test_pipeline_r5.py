@@ -1,5 +1,6 @@
-"""R5: Redis loses its whole queue (restarted without AOF) and is then down for 30 s under load:
-intake writes never answer 5xx, and once Redis is back the beat backstop projects every event."""
+"""Redis loses its whole queue (restarted without AOF) and is then down for 30 s under load:
+intake writes never answer 5xx, and once Redis is back the beat backstop projects every event
+(bar R5; the key is in tests/README.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""G2, right of access: for 50 students, "My data" (page and JSON download) holds every personal
+"""Right of access: for 50 students, "My data" (page and JSON download) holds every personal
 field stored for that student (events opened, account data, files) and nothing of anyone else;
-a coordinator's look is logged as PersonalDataViewed in the audit stream, the student's is not."""
+a coordinator's look is logged as PersonalDataViewed in the audit stream, the student's is not
+(bar G2; the key is in tests/README.md)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""G2, right of access on the assessment side: for 50 students, the assessment service's "My data"
+"""Right of access on the assessment side: for 50 students, the assessment service's "My data"
 (page and JSON download) holds every row its read models hold about that student (compared with a
 direct read of the tables), the decisions about their reports and the staff views recorded here,
 and no value of anyone else; foreign and unknown ids answer alike (404); a coordinator's look is
-recorded, the student's own is not; after erasure the personal fields are gone."""
+recorded, the student's own is not; after erasure the personal fields are gone
+(bar G2; the key is in tests/README.md)."""
 
 from __future__ import annotations
 
