@@ -26,13 +26,14 @@ run: install  ## Start the whole system on the embedded default (Ctrl-C stops it
 test: install  ## Start the servers the tests need, run the whole suite, stop them
 	@bash scripts/test.sh
 
-test-fast: install  ## Unit and contract tests only (no servers)
-	$(BIN)/pytest -q tests/unit tests/contracts -m "not postgres and not redis and not slow"
+# The local lane: no PostgreSQL, Redis or SMTP server, no real processes (tests/README.md).
+test-fast: install  ## Unit and contract tests only, no servers: the lane for local work
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit tests/contracts -m "not postgres and not redis and not slow"
 
-lint: install  ## ruff, import contracts and mypy
+lint: install  ## ruff, import contracts and mypy over every package
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy shared intake_service
+	$(BIN)/mypy shared intake_service assessment_service workers
 
 bench: install  ## Run the benchmarks; results go to bench/RESULTS.md by hand
 	@bash bench/run.sh

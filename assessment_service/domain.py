@@ -16,6 +16,7 @@ from assessment_service.events import (
     AssessorAssigned,
     AssessorUnassigned,
     ConflictOfInterestDeclared,
+    ReportEvent,
 )
 from shared.errors import RuleViolated, ValidationFailed
 
@@ -38,7 +39,7 @@ class ReportAssignment:
     conflicts: dict[str, str] = field(default_factory=dict)  # assessor -> reason code
 
 
-def fold(events: Iterable[object]) -> ReportAssignment:
+def fold(events: Iterable[ReportEvent]) -> ReportAssignment:
     state = ReportAssignment()
     for event in events:
         match event:
@@ -60,7 +61,7 @@ class AssignAssessor:
     conflicted_with_student: bool
 
 
-def decide_assign(state: ReportAssignment, facts: ReportFacts, command: AssignAssessor) -> list[object]:
+def decide_assign(state: ReportAssignment, facts: ReportFacts, command: AssignAssessor) -> list[ReportEvent]:
     who = command.assessor_account_id
     if not facts.waiting:
         raise RuleViolated("This report is no longer waiting for review.")
@@ -73,7 +74,7 @@ def decide_assign(state: ReportAssignment, facts: ReportFacts, command: AssignAs
     return [AssessorAssigned(facts.report_id, facts.student_id, facts.department, who)]
 
 
-def decide_unassign(state: ReportAssignment, facts: ReportFacts, assessor_account_id: str) -> list[object]:
+def decide_unassign(state: ReportAssignment, facts: ReportFacts, assessor_account_id: str) -> list[ReportEvent]:
     if assessor_account_id not in state.assessors:
         return []  # not (or no longer) assigned: a repeated click changes nothing
     return [
@@ -85,7 +86,7 @@ def decide_unassign(state: ReportAssignment, facts: ReportFacts, assessor_accoun
 
 def decide_declare_conflict(
     state: ReportAssignment, facts: ReportFacts, assessor_account_id: str, reason_code: str
-) -> list[object]:
+) -> list[ReportEvent]:
     """Only an assessor assigned to the report declares; they are taken off it in the same append."""
     if reason_code not in CONFLICT_REASONS:
         raise ValidationFailed("Choose a reason.", {"reason": ["Choose one of the listed reasons."]})

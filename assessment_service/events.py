@@ -12,7 +12,7 @@ concurrency per report) and `audit-<student_id>` (staff views of one student's p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from marshmallow import Schema, fields, post_load, validate
 
@@ -127,3 +127,6 @@ def build_registry() -> EventRegistry:
 
 
 REGISTRY = build_registry()
+
+#: The events of an `assessment-report-<id>` stream: what `domain.fold` reads and the deciders return.
+ReportEvent: TypeAlias = AssessorAssigned | AssessorUnassigned | ConflictOfInterestDeclared

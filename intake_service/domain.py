@@ -5,6 +5,7 @@ No I/O here; the catalogue department and today's date are passed in.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
@@ -14,6 +15,7 @@ from intake_service.events import (
     ActivityLogged,
     ActivityWithdrawn,
     AttachmentUploaded,
+    IntakeEvent,
     RegistrationWithdrawn,
     ReportSubmitted,
     StudentErased,
@@ -120,7 +122,7 @@ def _details(event: ActivityLogged | ActivityAmended) -> ActivityDetails:
     )
 
 
-def evolve(state: StudentState, event: Any) -> StudentState:
+def evolve(state: StudentState, event: IntakeEvent) -> StudentState:
     """Apply one event to the state. Unknown events leave it unchanged."""
     match event:
         case StudentRegistered():
@@ -147,7 +149,7 @@ def evolve(state: StudentState, event: Any) -> StudentState:
     return state
 
 
-def fold(events: list[Any]) -> StudentState:
+def fold(events: Iterable[IntakeEvent]) -> StudentState:
     state = StudentState()
     for event in events:
         state = evolve(state, event)
@@ -162,7 +164,7 @@ def _require_active(state: StudentState) -> None:
         raise RuleViolated("This registration has been withdrawn; nothing more can be recorded.")
 
 
-def decide_register(state: StudentState, cmd: RegisterStudent, dept: Department) -> list[Any]:
+def decide_register(state: StudentState, cmd: RegisterStudent, dept: Department) -> list[IntakeEvent]:
     if state.registered:
         raise RuleViolated("This student is already registered.")
     if dept.programme(cmd.programme) is None:
@@ -205,7 +207,7 @@ def check_activity(details: ActivityDetails, dept: Department, today: date) -> N
 
 def decide_log_activity(
     state: StudentState, cmd: LogActivity, dept: Department, today: date
-) -> list[Any]:
+) -> list[IntakeEvent]:
     _require_active(state)
     if cmd.activity_id in state.activities:
         raise RuleViolated("This activity is already logged.")
@@ -215,7 +217,7 @@ def decide_log_activity(
 
 def decide_amend_activity(
     state: StudentState, cmd: AmendActivity, dept: Department, today: date
-) -> list[Any]:
+) -> list[IntakeEvent]:
     _require_active(state)
     activity = state.activities.get(cmd.activity_id)
     if activity is None:
@@ -228,7 +230,7 @@ def decide_amend_activity(
     return [ActivityAmended(activity_id=cmd.activity_id, **_fields(cmd.details))]
 
 
-def decide_withdraw_activity(state: StudentState, cmd: WithdrawActivity) -> list[Any]:
+def decide_withdraw_activity(state: StudentState, cmd: WithdrawActivity) -> list[IntakeEvent]:
     _require_active(state)
     activity = state.activities.get(cmd.activity_id)
     if activity is None:
@@ -238,12 +240,12 @@ def decide_withdraw_activity(state: StudentState, cmd: WithdrawActivity) -> list
     return [ActivityWithdrawn(activity_id=cmd.activity_id, reason=cmd.reason)]
 
 
-def decide_upload_attachment(state: StudentState, event: AttachmentUploaded) -> list[Any]:
+def decide_upload_attachment(state: StudentState, event: AttachmentUploaded) -> list[IntakeEvent]:
     _require_active(state)
     return [event]
 
 
-def decide_submit_report(state: StudentState, cmd: SubmitReport, dept: Department) -> list[Any]:
+def decide_submit_report(state: StudentState, cmd: SubmitReport, dept: Department) -> list[IntakeEvent]:
     _require_active(state)
     errors: dict[str, list[str]] = {}
     codes = {q.code for q in dept.reflection_questions}
@@ -283,7 +285,7 @@ def decide_submit_report(state: StudentState, cmd: SubmitReport, dept: Departmen
     ]
 
 
-def decide_complete_studies(state: StudentState, cmd: CompleteStudies, today: date) -> list[Any]:
+def decide_complete_studies(state: StudentState, cmd: CompleteStudies, today: date) -> list[IntakeEvent]:
     _require_active(state)
     if cmd.completed_on > today:
         raise ValidationFailed(
@@ -295,7 +297,7 @@ def decide_complete_studies(state: StudentState, cmd: CompleteStudies, today: da
     return [StudiesCompleted(completed_on=cmd.completed_on, term=cmd.term)]
 
 
-def decide_erase(state: StudentState, reason: str) -> list[Any]:
+def decide_erase(state: StudentState, reason: str) -> list[IntakeEvent]:
     if not state.registered:
         raise NotFound("No such student.")
     if state.erased:
@@ -303,7 +305,7 @@ def decide_erase(state: StudentState, reason: str) -> list[Any]:
     return [StudentErased(reason=reason)]
 
 
-def decide_withdraw_registration(state: StudentState, cmd: WithdrawRegistration) -> list[Any]:
+def decide_withdraw_registration(state: StudentState, cmd: WithdrawRegistration) -> list[IntakeEvent]:
     if not state.registered or state.erased:
         raise NotFound("No such student.")
     if state.withdrawn:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypeAlias
 
 from marshmallow import Schema, fields, post_load, validate
 
@@ -277,3 +277,10 @@ def build_registry() -> EventRegistry:
 
 
 REGISTRY = build_registry()
+
+#: Every event of a student's stream: what `domain.evolve` folds and the deciders return.
+#: (PersonalDataViewed lives in `audit-<id>` streams, RecordsDisposed in the retention stream.)
+IntakeEvent: TypeAlias = (
+    StudentRegistered | ActivityLogged | ActivityAmended | ActivityWithdrawn | AttachmentUploaded
+    | ReportSubmitted | StudiesCompleted | RegistrationWithdrawn | StudentErased
+)

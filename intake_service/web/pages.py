@@ -37,6 +37,7 @@ from intake_service.events import (
     ActivityLogged,
     ActivityWithdrawn,
     AttachmentUploaded,
+    IntakeEvent,
     RegistrationWithdrawn,
     ReportSubmitted,
     StudentErased,
@@ -212,7 +213,7 @@ def details_of(event: ActivityLogged | ActivityAmended) -> domain.ActivityDetail
     )
 
 
-def describe(event: Any, before: domain.StudentState, department: Department | None, lang: str) -> str:
+def describe(event: IntakeEvent, before: domain.StudentState, department: Department | None, lang: str) -> str:
     """One timeline line for an event, given the state before it."""
     match event:
         case StudentRegistered():
