@@ -36,7 +36,6 @@ from assessment_service.web.forms import (
     ConflictForm,
     DecisionForm,
     UnassignForm,
-    input_attributes,
 )
 from shared.catalogue import Catalogue
 from shared.errors import IdempotencyKeyReused, NotFound, RuleViolated, ValidationFailed
@@ -44,6 +43,7 @@ from shared.identity.models import Principal, Role
 from shared.web.access import Caller, access, current_caller
 from shared.web.auth import identity
 from shared.web.errors import correlation_id
+from shared.web.forms import input_attributes
 from shared.web.setup import LOCALES
 
 bp = Blueprint("pages", __name__)
@@ -256,7 +256,7 @@ def _decided(form: DecisionForm, action: Any) -> bool:
     except RuleViolated as exc:
         form.add_domain_errors({exc.field: [exc.message]} if exc.field else {}, exc.message)
     except IdempotencyKeyReused:
-        form.form_token.data = str(uuid.uuid4())
+        form.renew_token()
         form.form_errors.append(
             _("This form was already sent with other values. Check the report, then send it again.")
         )

@@ -54,7 +54,6 @@ from intake_service.web.forms import (
     StudiesCompletedForm,
     WithdrawForm,
     country_name,
-    input_attributes,
     known_text,
     report_form,
 )
@@ -64,6 +63,7 @@ from shared.errors import IdempotencyKeyReused, NotFound, RuleViolated, Validati
 from shared.validation import is_uuid
 from shared.web.access import PUBLIC, access, current_caller, student_record
 from shared.web.errors import correlation_id
+from shared.web.forms import input_attributes
 from shared.web.setup import LOCALES
 
 bp = Blueprint("forms", __name__)

@@ -1,0 +1,91 @@
+"""What every page form of both services has: CSRF (Flask-WTF), a one-time form token used as the
+idempotency key (a double-clicked form stores one event), domain errors placed beside the field
+they name, an error summary for the top of the page, and the ARIA attributes that tie a field to
+its hint and errors (the macros in templates/_macros.html call `input_attributes`)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import Field, HiddenField
+
+from shared.validation import is_uuid
+
+#: Fields that never take an error beside them: their errors go to the summary.
+_HIDDEN_TYPES = ("CSRFTokenField", "HiddenField")
+
+
+class TokenForm(FlaskForm):
+    """The base of every page form. `token` is the idempotency key of the use case it submits to;
+    a form shown again (with errors) keeps its token, so the retried submit is the same request."""
+
+    form_token = HiddenField()
+
+    #: domain field name -> form field name, for errors the use cases report
+    field_map: Mapping[str, str] = {}
+
+    def ensure_token(self) -> None:
+        if not is_uuid(self.form_token.data or ""):
+            self.form_token.data = str(uuid.uuid4())
+
+    def renew_token(self) -> None:
+        self.form_token.data = str(uuid.uuid4())
+
+    @property
+    def token(self) -> str | None:
+        value = self.form_token.data or ""
+        return value if is_uuid(value) else None
+
+    def translate(self, message: str) -> str:
+        """A use case's message as the page shows it (each service words and translates its own)."""
+        return message
+
+    def add_domain_errors(self, fields: Mapping[str, Sequence[str]], message: str | None = None) -> None:
+        """Show a use case's ValidationFailed/RuleViolated beside the field it names; what names no
+        field of this form goes to the summary."""
+        placed = False
+        for name, messages in fields.items():
+            target = self._fields.get(self.field_map.get(name, name))
+            texts = [self.translate(m) for m in messages]
+            if target is None or name in ("csrf_token", "form_token"):
+                self.form_errors.extend(texts)
+            else:
+                target.errors = [*target.errors, *texts]
+            placed = True
+        if not placed and message:
+            self.form_errors.append(self.translate(message))
+
+    def error_summary(self) -> list[tuple[str, str]]:
+        """(anchor id, message) for the summary at the top of the page, in field order."""
+        out = [("", str(m)) for m in self.form_errors]
+        for field in self:
+            if field.type in _HIDDEN_TYPES:
+                continue
+            for message in field.errors:
+                out.append((anchor_id(field), str(message)))
+        return out
+
+
+def anchor_id(field: Field) -> str:
+    """The element an error summary link focuses: the field, or the first of a group."""
+    if field.type in ("RadioField", "MultiCheckboxField"):
+        return f"{field.id}-0"
+    return str(field.id)
+
+
+def input_attributes(field: Field, **extra: Any) -> dict[str, Any]:
+    """ARIA attributes tying a field to its hint and its errors."""
+    described = []
+    if field.description:
+        described.append(f"{field.id}-hint")
+    if field.errors:
+        described.append(f"{field.id}-error")
+    attrs: dict[str, Any] = dict(extra)
+    if described:
+        attrs["aria-describedby"] = " ".join(described)
+    if field.errors:
+        attrs["aria-invalid"] = "true"
+    return attrs
