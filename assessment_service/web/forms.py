@@ -43,6 +43,8 @@ class DecisionForm(TokenForm):
     """Every decision form: CSRF, the one-time token and error placement of
     `shared.web.forms.TokenForm`, with this service's domain messages translated."""
 
+    reused_message = _l("This form was already sent with other values. Check the report, then send it again.")
+
     def translate(self, message: str) -> str:
         return domain_text(message)
 

@@ -38,7 +38,7 @@ from assessment_service.web.forms import (
     UnassignForm,
 )
 from shared.catalogue import Catalogue
-from shared.errors import IdempotencyKeyReused, NotFound, RuleViolated, ValidationFailed
+from shared.errors import NotFound
 from shared.identity.models import Principal, Role
 from shared.web.access import Caller, access, current_caller
 from shared.web.auth import identity
@@ -248,19 +248,12 @@ def _decided(form: DecisionForm, action: Any) -> bool:
     """Run a decision for a valid form; a refusal goes onto the form (and False is returned)."""
     if not form.validate():
         return False
-    try:
+
+    def decide() -> bool:
         action(_request(form))
         return True
-    except ValidationFailed as exc:
-        form.add_domain_errors(exc.fields, exc.message)
-    except RuleViolated as exc:
-        form.add_domain_errors({exc.field: [exc.message]} if exc.field else {}, exc.message)
-    except IdempotencyKeyReused:
-        form.renew_token()
-        form.form_errors.append(
-            _("This form was already sent with other values. Check the report, then send it again.")
-        )
-    return False
+
+    return form.attempt(decide) is not None
 
 
 @bp.get("/reports/<report_id>")

@@ -141,6 +141,8 @@ class PageForm(TokenForm):
     """Every student page form: CSRF, the one-time token and error placement of
     `shared.web.forms.TokenForm`, with this service's domain messages translated."""
 
+    reused_message = _l("This form was already sent with other values. Check My CIM, then send it again if needed.")
+
     def translate(self, message: str) -> str:
         return domain_text(message)
 

@@ -59,7 +59,7 @@ from intake_service.web.forms import (
 )
 from intake_service.web.privacy import audit_staff_access
 from shared.catalogue import Department, Text
-from shared.errors import IdempotencyKeyReused, NotFound, RuleViolated, ValidationFailed
+from shared.errors import NotFound
 from shared.validation import is_uuid
 from shared.web.access import PUBLIC, access, current_caller, student_record
 from shared.web.errors import correlation_id
@@ -268,18 +268,7 @@ def context(form: PageForm, purpose: str = "") -> RequestContext:
 
 def run(form: PageForm, action: Callable[[RequestContext], Outcome]) -> Outcome | None:
     """Run a use case for a valid form. A refusal is put on the form (and None returned)."""
-    try:
-        return action(context(form))
-    except ValidationFailed as exc:
-        form.add_domain_errors(exc.fields, exc.message)
-    except RuleViolated as exc:
-        form.add_domain_errors({exc.field: [exc.message]} if exc.field else {}, exc.message)
-    except IdempotencyKeyReused:
-        form.renew_token()
-        form.form_errors.append(
-            _("This form was already sent with other values. Check My CIM, then send it again if needed.")
-        )
-    return None
+    return form.attempt(lambda: action(context(form)))
 
 
 def submitted(form: PageForm, action: Callable[[RequestContext], Outcome]) -> bool:

@@ -1,18 +1,22 @@
 """What every page form of both services has: CSRF (Flask-WTF), a one-time form token used as the
-idempotency key (a double-clicked form stores one event), domain errors placed beside the field
-they name, an error summary for the top of the page, and the ARIA attributes that tie a field to
-its hint and errors (the macros in templates/_macros.html call `input_attributes`)."""
+idempotency key (a double-clicked form stores one event), a use case's refusal put back on the
+form (errors beside the field they name), an error summary for the top of the page, and the ARIA
+attributes that tie a field to its hint and errors (templates/_macros.html calls
+`input_attributes`)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from flask_wtf import FlaskForm
 from wtforms import Field, HiddenField
 
+from shared.errors import IdempotencyKeyReused, RuleViolated, ValidationFailed
 from shared.validation import is_uuid
+
+T = TypeVar("T")
 
 #: Fields that never take an error beside them: their errors go to the summary.
 _HIDDEN_TYPES = ("CSRFTokenField", "HiddenField")
@@ -27,6 +31,9 @@ class TokenForm(FlaskForm):
     #: domain field name -> form field name, for errors the use cases report
     field_map: Mapping[str, str] = {}
 
+    #: Shown when the token was already used with other values (each service says where to look).
+    reused_message: Any = "This form was already sent with other values."
+
     def ensure_token(self) -> None:
         if not is_uuid(self.form_token.data or ""):
             self.form_token.data = str(uuid.uuid4())
@@ -38,6 +45,21 @@ class TokenForm(FlaskForm):
     def token(self) -> str | None:
         value = self.form_token.data or ""
         return value if is_uuid(value) else None
+
+    def attempt(self, action: Callable[[], T]) -> T | None:
+        """Run the use case this (valid) form submits to. A refusal goes onto the form, beside the
+        field it names, and None is returned so the page is shown again; a token already used with
+        other values is replaced, so the corrected form can be sent."""
+        try:
+            return action()
+        except ValidationFailed as exc:
+            self.add_domain_errors(exc.fields, exc.message)
+        except RuleViolated as exc:
+            self.add_domain_errors({exc.field: [exc.message]} if exc.field else {}, exc.message)
+        except IdempotencyKeyReused:
+            self.renew_token()
+            self.form_errors.append(str(self.reused_message))
+        return None
 
     def translate(self, message: str) -> str:
         """A use case's message as the page shows it (each service words and translates its own)."""

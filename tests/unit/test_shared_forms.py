@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 from wtforms import RadioField, SelectChoice, StringField
 
+from shared.errors import IdempotencyKeyReused, RuleViolated, ValidationFailed
 from shared.web.forms import TokenForm, input_attributes
 
 
@@ -19,6 +20,7 @@ class TripForm(TokenForm):
     title = StringField("Title", description="What it was called")
     setting = RadioField("Setting", choices=[SelectChoice("abroad", "Abroad"), SelectChoice("digital", "Digital")])
     field_map = MappingProxyType({"name_of_trip": "title"})
+    reused_message = "Sent before with other values."
 
     def translate(self, message: str) -> str:
         return f"[sv] {message}"
@@ -83,3 +85,36 @@ def test_input_attributes_tie_a_field_to_its_hint_and_errors() -> None:
     assert input_attributes(form.title, class_="input") == {"class_": "input", "aria-describedby": "title-hint"}
     form.title.errors = ["Give a title."]
     assert input_attributes(form.title) == {"aria-describedby": "title-hint title-error", "aria-invalid": "true"}
+
+
+@pytest.mark.usefixtures("request_context")
+def test_a_refused_use_case_puts_its_reason_on_the_form_and_a_taken_action_returns_its_result() -> None:
+    form = TripForm()
+    assert form.attempt(lambda: "stored") == "stored"
+
+    def refuse_title() -> str:
+        raise RuleViolated("A title is needed.", field="name_of_trip")
+
+    assert form.attempt(refuse_title) is None
+    assert form.title.errors == ["[sv] A title is needed."]
+
+    def refuse_fields() -> str:
+        raise ValidationFailed("Invalid.", {"setting": ["Choose a setting."]})
+
+    assert form.attempt(refuse_fields) is None
+    assert form.setting.errors == ["[sv] Choose a setting."]
+
+
+@pytest.mark.usefixtures("request_context")
+def test_a_token_used_before_with_other_values_is_replaced_so_the_form_can_be_sent_again() -> None:
+    form = TripForm()
+    form.ensure_token()
+    first = form.token
+
+    def reused() -> str:
+        raise IdempotencyKeyReused("The key was used for another request.")
+
+    assert form.attempt(reused) is None
+    assert form.token is not None
+    assert form.token != first
+    assert form.form_errors == ["Sent before with other values."]
