@@ -28,7 +28,7 @@ test: install  ## Start the servers the tests need, run the whole suite, stop th
 
 # The local lane: no PostgreSQL, Redis or SMTP server, no real processes (tests/README.md).
 test-fast: install  ## Unit and contract tests only, no servers: the lane for local work
-	$(BIN)/pytest -q -p no:cacheprovider tests/unit tests/contracts -m "not postgres and not redis and not slow"
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit tests/contracts -m "not postgres and not redis and not slow and not thorough"
 
 lint: install  ## ruff, import contracts and mypy over every package
 	$(BIN)/ruff check .

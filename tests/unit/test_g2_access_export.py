@@ -20,6 +20,9 @@ from shared.config import Settings
 from shared.identity.models import ExternalIdentity, Role
 from tests.authkit import authed_client, integration_token, make_account, make_identity, sign_in, sign_out
 
+#: Seeds 50 students and reads every export: the full run's, not the local lane's.
+pytestmark = pytest.mark.thorough
+
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 STUDENTS = 50
 ANSWERS = ("learning", "profession", "perspective")

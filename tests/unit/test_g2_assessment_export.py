@@ -34,6 +34,9 @@ from shared.identity.models import Account, Role
 from shared.identity.wiring import Identity
 from tests.authkit import authed_client, integration_token, make_account, make_identity, sign_in, sign_out
 
+#: Seeds 50 students and reads every export: the full run's, not the local lane's.
+pytestmark = pytest.mark.thorough
+
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 STUDENTS = 50  # the G2 bar: 38 of SOCSW, 12 of MED
 PROGRAMME = {"SOCSW": "SSASK", "MED": "MALAK"}
