@@ -81,6 +81,15 @@ def redis_answers(port: str) -> bool:
     return out.stdout.strip() == "PONG"
 
 
+def restartable_redis() -> tuple[str, str]:
+    """The port and directory of the redis-server scripts/test.sh started (so a test may kill and
+    restart it); skips the test when they are not given."""
+    port, directory = os.environ.get("CIM_TEST_REDIS_PORT"), os.environ.get("CIM_TEST_REDIS_DIR")
+    if not port or not directory:
+        pytest.skip("CIM_TEST_REDIS_PORT and CIM_TEST_REDIS_DIR are needed to restart redis-server")
+    return port, directory
+
+
 def kill_redis(port: str, directory: str) -> None:
     """SIGKILL the test's redis-server (scripts/services.sh started it, daemonized, with its pid
     file in `directory`) and wait until its port refuses connections, so a new one can bind."""

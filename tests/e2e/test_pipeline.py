@@ -25,7 +25,7 @@ from shared.adapters.feed import HttpEventFeed
 from shared.adapters.sql import make_engine
 from shared.config import Settings
 from shared.projection import ProjectionRunner
-from tests.e2e.conftest import Pipeline, http, kill_redis, start_redis, wait_for
+from tests.e2e.conftest import Pipeline, http, kill_redis, restartable_redis, start_redis, wait_for
 
 pytestmark = [pytest.mark.redis]
 
@@ -180,9 +180,7 @@ def test_chaos_killed_workers_and_a_restarted_redis_lose_and_double_nothing(
 ) -> None:
     import os
 
-    redis_port, redis_dir = os.environ.get("CIM_TEST_REDIS_PORT"), os.environ.get("CIM_TEST_REDIS_DIR")
-    if not redis_port or not redis_dir:
-        pytest.skip("CIM_TEST_REDIS_PORT and CIM_TEST_REDIS_DIR are needed to restart redis-server")
+    redis_port, redis_dir = restartable_redis()
     target_events = int(os.environ.get("CIM_CHAOS_EVENTS", "5000"))
     per_student = 5  # register + 3 activities + report
     students = target_events // per_student

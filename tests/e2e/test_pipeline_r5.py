@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from tests.e2e.conftest import Pipeline, kill_redis, start_redis, wait_for
+from tests.e2e.conftest import Pipeline, kill_redis, restartable_redis, start_redis, wait_for
 from tests.e2e.test_pipeline import assert_live_equals_rebuild, converged, fresh_database, intake_view_converged
 from workers.schedule import CATCH_UP_EVERY_SECONDS
 
@@ -30,9 +30,7 @@ WRITES_PER_PHASE = 20
 def test_r5_a_lost_queue_and_a_30s_redis_outage_delay_but_lose_nothing(
     pipeline: Pipeline, request: pytest.FixtureRequest
 ) -> None:
-    port, directory = os.environ.get("CIM_TEST_REDIS_PORT"), os.environ.get("CIM_TEST_REDIS_DIR")
-    if not port or not directory:
-        pytest.skip("CIM_TEST_REDIS_PORT and CIM_TEST_REDIS_DIR are needed to restart redis-server")
+    port, directory = restartable_redis()
     outage = float(os.environ.get("CIM_R5_OUTAGE_SECONDS", "30"))
     statuses: Counter[int] = Counter()
     stop = threading.Event()
