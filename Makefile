@@ -26,13 +26,14 @@ run: install  ## Start the whole system on the embedded default (Ctrl-C stops it
 test: install  ## Start the servers the tests need, run the whole suite, stop them
 	@bash scripts/test.sh
 
-test-fast: install  ## Unit and contract tests only (no servers)
-	$(BIN)/pytest -q tests/unit tests/contracts -m "not postgres and not redis and not slow"
+# The local lane: no PostgreSQL, Redis or SMTP server, no real processes (tests/README.md).
+test-fast: install  ## Unit and contract tests only, no servers: the lane for local work
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit tests/contracts -m "not postgres and not redis and not slow and not thorough"
 
-lint: install  ## ruff, import contracts and mypy
+lint: install  ## ruff, import contracts and mypy over every package
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/mypy shared intake_service
+	$(BIN)/mypy shared intake_service assessment_service workers
 
 bench: install  ## Run the benchmarks; results go to bench/RESULTS.md by hand
 	@bash bench/run.sh
@@ -41,7 +42,7 @@ bench: install  ## Run the benchmarks; results go to bench/RESULTS.md by hand
 # pypi.org's JSON API about each pinned version; --strict fails when it could not ask (offline or
 # a private mirror), so a "no known vulnerabilities" is never a silent non-answer. Bandit skips
 # B608 (SQL built from the driver's placeholder marker only) and B310 (the feed URL is operator
-# configuration); written exceptions: see the security section of README.md.
+# configuration); written exceptions: docs/security.md, "Security measures".
 AUDIT_VENV := var/audit-venv
 audit:  ## pip-audit (known vulnerabilities of the pinned deps) and bandit (medium+ findings)
 	@test -x $(AUDIT_VENV)/bin/python || $(PY) -m venv $(AUDIT_VENV)

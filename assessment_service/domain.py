@@ -16,6 +16,7 @@ from assessment_service.events import (
     AssessorAssigned,
     AssessorUnassigned,
     ConflictOfInterestDeclared,
+    ReportEvent,
 )
 from shared.errors import Reason, RuleViolated, ValidationFailed
 
@@ -52,7 +53,7 @@ class ReportAssignment:
     conflicts: dict[str, str] = field(default_factory=dict)  # assessor -> reason code
 
 
-def fold(events: Iterable[object]) -> ReportAssignment:
+def fold(events: Iterable[ReportEvent]) -> ReportAssignment:
     state = ReportAssignment()
     for event in events:
         match event:
@@ -74,7 +75,7 @@ class AssignAssessor:
     conflicted_with_student: bool
 
 
-def decide_assign(state: ReportAssignment, facts: ReportFacts, command: AssignAssessor) -> list[object]:
+def decide_assign(state: ReportAssignment, facts: ReportFacts, command: AssignAssessor) -> list[ReportEvent]:
     who = command.assessor_account_id
     if not facts.waiting:
         raise RuleViolated(NOT_WAITING())
@@ -99,7 +100,7 @@ class DeclareConflict:
     reason_code: str
 
 
-def decide_unassign(state: ReportAssignment, facts: ReportFacts, command: UnassignAssessor) -> list[object]:
+def decide_unassign(state: ReportAssignment, facts: ReportFacts, command: UnassignAssessor) -> list[ReportEvent]:
     assessor_account_id = command.assessor_account_id
     if assessor_account_id not in state.assessors:
         return []  # not (or no longer) assigned: a repeated click changes nothing
@@ -110,7 +111,9 @@ def decide_unassign(state: ReportAssignment, facts: ReportFacts, command: Unassi
     ]
 
 
-def decide_declare_conflict(state: ReportAssignment, facts: ReportFacts, command: DeclareConflict) -> list[object]:
+def decide_declare_conflict(
+    state: ReportAssignment, facts: ReportFacts, command: DeclareConflict
+) -> list[ReportEvent]:
     """Only an assessor assigned to the report declares; they are taken off it in the same append."""
     assessor_account_id, reason_code = command.assessor_account_id, command.reason_code
     if reason_code not in CONFLICT_REASONS:

@@ -13,6 +13,7 @@ concurrency per report) and `audit-<student_id>` (staff views of one student's p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from marshmallow import validate
 
@@ -89,3 +90,6 @@ def build_registry() -> EventRegistry:
 
 
 REGISTRY = build_registry()
+
+#: The events of an `assessment-report-<id>` stream: what `domain.fold` reads and the deciders return.
+ReportEvent: TypeAlias = AssessorAssigned | AssessorUnassigned | ConflictOfInterestDeclared

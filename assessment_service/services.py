@@ -10,7 +10,7 @@ from typing import Any
 
 from assessment_service import domain, queries
 from assessment_service.bootstrap import AssessmentContext
-from assessment_service.events import REGISTRY, PersonalDataViewed, audit_stream, report_stream
+from assessment_service.events import REGISTRY, PersonalDataViewed, ReportEvent, audit_stream, report_stream
 from shared.application import Application, Outcome, RequestContext
 from shared.errors import NotFound
 from shared.identity.models import Principal, Role
@@ -71,7 +71,7 @@ def _decide(
     report_id: str,
     req: RequestContext,
     request: tuple[Any, ...],
-    decide: Callable[[domain.ReportAssignment, domain.ReportFacts], list[object]],
+    decide: Callable[[domain.ReportAssignment, domain.ReportFacts], list[ReportEvent]],
 ) -> Outcome:
     """Load the report's stream, decide, append with the version it was decided on. A moved
     stream (another decision in between) is decided again; a repeated form is replayed."""
@@ -108,7 +108,7 @@ def assign_assessor(
 ) -> Outcome:
     """A coordinator of the report's department assigns one of its assessors."""
 
-    def decide(state: domain.ReportAssignment, facts: domain.ReportFacts) -> list[object]:
+    def decide(state: domain.ReportAssignment, facts: domain.ReportFacts) -> list[ReportEvent]:
         _require_coordinator(by, facts)
         assessor = identity.accounts.principal(assessor_account_id) if is_uuid(assessor_account_id) else None
         with ctx.reader.connect() as conn:
@@ -128,7 +128,7 @@ def unassign_assessor(
 ) -> Outcome:
     """A coordinator of the report's department takes an assessor off it."""
 
-    def decide(state: domain.ReportAssignment, facts: domain.ReportFacts) -> list[object]:
+    def decide(state: domain.ReportAssignment, facts: domain.ReportFacts) -> list[ReportEvent]:
         _require_coordinator(by, facts)
         return domain.decide_unassign(state, facts, domain.UnassignAssessor(assessor_account_id))
 
@@ -140,7 +140,7 @@ def declare_conflict(
 ) -> Outcome:
     """The assigned assessor declares a conflict of interest; they are unassigned at once."""
 
-    def decide(state: domain.ReportAssignment, facts: domain.ReportFacts) -> list[object]:
+    def decide(state: domain.ReportAssignment, facts: domain.ReportFacts) -> list[ReportEvent]:
         if not by.has_role(Role.ASSESSOR, facts.department):
             raise NotFound("No such report.")
         return domain.decide_declare_conflict(state, facts, domain.DeclareConflict(by.account_id, reason_code))

@@ -7,8 +7,8 @@ for the run): register a student (POST /api/v1/students), then log 4 activities 
 (POST /api/v1/students/<id>/activities), and again, for a fixed time. Every response must be 201;
 anything else counts as an error, and a run with errors exits non-zero (it measured nothing).
 
-gunicorn: gthread workers. SQLite: 1 worker x 8 threads (RELIABILITY.md: one writing process per
-SQLite database); PostgreSQL: 2 workers x 4 threads (2 cores here).
+gunicorn: gthread workers. SQLite: 1 worker x 8 threads (one writing process per SQLite
+database: docs/decisions/0001-one-writer-per-sqlite-file.md); PostgreSQL: 2 workers x 4 threads (2 cores here).
 """
 
 from __future__ import annotations

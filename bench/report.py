@@ -1,6 +1,6 @@
 """Turn the JSON of bench_store.py / bench_http.py runs into Markdown with PASS/FAIL per target.
 
-    python bench/report.py store.json [store-threads.json] http.json > bench/last-run.md
+    python bench/report.py store.json [store-threads.json] http.json > bench/out/last-run.md
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def targets(results: list[dict[str, Any]]) -> str:
         if backend == "postgresql" and store and store_free and tab and none:
             # The target: what the no-skip guarantee costs the store (against the same store with
             # its append lock taken out) is no more than what a table lock — the peer's way —
-            # costs the same plain inserts (against them without it; RELIABILITY.md's measure).
+            # costs the same plain inserts (against them without it).
             cost_store = 1 - store["commits_per_s"] / store_free["commits_per_s"]
             cost_tab = 1 - tab["commits_per_s"] / none["commits_per_s"]
             lines.append(f"| PG no-skip: the store's lock costs <= a table lock | {label} | store "

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the CIM benchmarks (store appends and read_all, then HTTP appends) and write the tables to
-# bench/last-run.md. `make bench` calls this; pass --full for the issue's sizes.
+# bench/out/last-run.md (ignored by git; raw JSON beside it). `make bench` calls this; pass --full
+# for the sizes. What changes a verdict is copied into bench/RESULTS.md by hand.
 #
 #   bash bench/run.sh            # a few minutes: 3 s append cells, read_all of 100,000 events
 #   bash bench/run.sh --full     # 10 s cells, read_all of 1,000,000 events, longer HTTP runs
@@ -86,8 +87,8 @@ fi
 mkdir -p "$WORK/http"
 "$PY" bench/bench_http.py --data-dir "$WORK/http" --pg-url "$CIM_BENCH_PG_URL" "${FULL[@]}" \
     --out "$WORK/http.json" >"$WORK/http.md"
-"$PY" bench/report.py "$WORK/store.json" "$WORK/store-threads.json" "$WORK/http.json" >bench/last-run.md
-mkdir -p bench/last-run
-cp "$WORK"/store.json "$WORK"/store-threads.json "$WORK"/http.json bench/last-run/
-cat bench/last-run.md
-echo "[bench] tables written to bench/last-run.md (copy what matters into bench/RESULTS.md)" >&2
+"$PY" bench/report.py "$WORK/store.json" "$WORK/store-threads.json" "$WORK/http.json" >"$WORK/last-run.md"
+mkdir -p bench/out
+cp "$WORK"/store.json "$WORK"/store-threads.json "$WORK"/http.json "$WORK"/last-run.md bench/out/
+cat bench/out/last-run.md
+echo "[bench] tables written to bench/out/last-run.md (copy what changes a verdict into bench/RESULTS.md)" >&2

@@ -46,7 +46,7 @@ def create_feed_app(settings: Settings | None = None, **overrides: Any) -> Flask
     writes, no pages. `make run` serves it as a process of its own beside the intake app, and the
     workers read from it (CIM_INTAKE_FEED_URL): SQLite keeps one writing process per database,
     but readers may be several, so decoding and unsealing feed pages no longer queue behind the
-    POSTs in the writer's single interpreter (bench/PIPELINE_RESULTS.md)."""
+    POSTs in the writer's single interpreter (what that gained: bench/RESULTS.md)."""
     from intake_service.bootstrap import build_services
     from intake_service.web import api
     from shared.clock import SystemClock

@@ -5,9 +5,9 @@ No I/O here; the catalogue department and today's date are passed in.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any
 
 from intake_service.events import (  # ActivityDetails: the activity's shape, declared with its events
     ActivityAmended,
@@ -15,6 +15,7 @@ from intake_service.events import (  # ActivityDetails: the activity's shape, de
     ActivityLogged,
     ActivityWithdrawn,
     AttachmentUploaded,
+    IntakeEvent,
     RegistrationDetails,
     RegistrationWithdrawn,
     ReportSubmitted,
@@ -106,7 +107,7 @@ class StudentState:
     studies_completed_on: date | None = None
 
 
-def evolve(state: StudentState, event: Any) -> StudentState:
+def evolve(state: StudentState, event: IntakeEvent) -> StudentState:
     """Apply one event to the state. Unknown events leave it unchanged."""
     match event:
         case StudentRegistered():
@@ -133,7 +134,7 @@ def evolve(state: StudentState, event: Any) -> StudentState:
     return state
 
 
-def fold(events: list[Any]) -> StudentState:
+def fold(events: Iterable[IntakeEvent]) -> StudentState:
     state = StudentState()
     for event in events:
         state = evolve(state, event)
@@ -188,7 +189,7 @@ def _require_active(state: StudentState) -> None:
         raise RuleViolated(REGISTRATION_WITHDRAWN())
 
 
-def decide_register(state: StudentState, cmd: RegisterStudent, dept: Department, student_id: str) -> list[Any]:
+def decide_register(state: StudentState, cmd: RegisterStudent, dept: Department, student_id: str) -> list[IntakeEvent]:
     if state.registered:
         raise RuleViolated(ALREADY_REGISTERED())
     if dept.programme(cmd.programme) is None:
@@ -218,7 +219,7 @@ def check_activity(details: ActivityDetails, dept: Department, today: date) -> N
 
 def decide_log_activity(
     state: StudentState, cmd: LogActivity, dept: Department, today: date
-) -> list[Any]:
+) -> list[IntakeEvent]:
     _require_active(state)
     if cmd.activity_id in state.activities:
         raise RuleViolated(ALREADY_LOGGED())
@@ -228,7 +229,7 @@ def decide_log_activity(
 
 def decide_amend_activity(
     state: StudentState, cmd: AmendActivity, dept: Department, today: date
-) -> list[Any]:
+) -> list[IntakeEvent]:
     _require_active(state)
     activity = state.activities.get(cmd.activity_id)
     if activity is None:
@@ -241,7 +242,7 @@ def decide_amend_activity(
     return [ActivityAmended(activity_id=cmd.activity_id, **fields_of(ActivityDetails, cmd.details))]
 
 
-def decide_withdraw_activity(state: StudentState, cmd: WithdrawActivity) -> list[Any]:
+def decide_withdraw_activity(state: StudentState, cmd: WithdrawActivity) -> list[IntakeEvent]:
     _require_active(state)
     activity = state.activities.get(cmd.activity_id)
     if activity is None:
@@ -251,7 +252,7 @@ def decide_withdraw_activity(state: StudentState, cmd: WithdrawActivity) -> list
     return [ActivityWithdrawn(activity_id=cmd.activity_id, reason=cmd.reason)]
 
 
-def decide_upload_attachment(state: StudentState, cmd: UploadAttachment) -> list[Any]:
+def decide_upload_attachment(state: StudentState, cmd: UploadAttachment) -> list[IntakeEvent]:
     _require_active(state)
     return [
         AttachmentUploaded(
@@ -260,7 +261,7 @@ def decide_upload_attachment(state: StudentState, cmd: UploadAttachment) -> list
     ]
 
 
-def decide_submit_report(state: StudentState, cmd: SubmitReport, dept: Department) -> list[Any]:
+def decide_submit_report(state: StudentState, cmd: SubmitReport, dept: Department) -> list[IntakeEvent]:
     _require_active(state)
     errors: dict[str, list[Problem]] = {}
     codes = {q.code for q in dept.reflection_questions}
@@ -300,7 +301,7 @@ def decide_submit_report(state: StudentState, cmd: SubmitReport, dept: Departmen
     ]
 
 
-def decide_complete_studies(state: StudentState, cmd: CompleteStudies, today: date) -> list[Any]:
+def decide_complete_studies(state: StudentState, cmd: CompleteStudies, today: date) -> list[IntakeEvent]:
     _require_active(state)
     if cmd.completed_on > today:
         raise ValidationFailed(COMPLETED_IN_FUTURE(), {"completed_on": [AFTER_TODAY()]})
@@ -309,7 +310,7 @@ def decide_complete_studies(state: StudentState, cmd: CompleteStudies, today: da
     return [StudiesCompleted(completed_on=cmd.completed_on, term=cmd.term)]
 
 
-def decide_erase(state: StudentState, cmd: EraseStudent) -> list[Any]:
+def decide_erase(state: StudentState, cmd: EraseStudent) -> list[IntakeEvent]:
     if not state.registered:
         raise NotFound(NO_SUCH_STUDENT())
     if state.erased:
@@ -317,7 +318,7 @@ def decide_erase(state: StudentState, cmd: EraseStudent) -> list[Any]:
     return [StudentErased(reason=cmd.reason)]
 
 
-def decide_withdraw_registration(state: StudentState, cmd: WithdrawRegistration) -> list[Any]:
+def decide_withdraw_registration(state: StudentState, cmd: WithdrawRegistration) -> list[IntakeEvent]:
     if not state.registered or state.erased:
         raise NotFound(NO_SUCH_STUDENT())
     if state.withdrawn:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TypeAlias
 
 from marshmallow import validate
 
@@ -191,3 +192,10 @@ def build_registry() -> EventRegistry:
 
 
 REGISTRY = build_registry()
+
+#: Every event of a student's stream: what `domain.evolve` folds and the deciders return.
+#: (PersonalDataViewed lives in `audit-<id>` streams, RecordsDisposed in the retention stream.)
+IntakeEvent: TypeAlias = (
+    StudentRegistered | ActivityLogged | ActivityAmended | ActivityWithdrawn | AttachmentUploaded
+    | ReportSubmitted | StudiesCompleted | RegistrationWithdrawn | StudentErased
+)

@@ -124,3 +124,11 @@ def store(request: pytest.FixtureRequest):
 def store_backend(store, request: pytest.FixtureRequest) -> str:
     """The name of the backend `store` is running on ("memory", "sqlite" or "postgres")."""
     return request.node.callspec.params["store"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Property tests (hypothesis) generate hundreds of cases each: mark every one `thorough`, so
+    the local lane (`make test-fast`) leaves them to the full run (tests/README.md)."""
+    for item in items:
+        if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+            item.add_marker(pytest.mark.thorough)

@@ -1,7 +1,7 @@
 """The Celery app: Redis broker and result backend from CIM_REDIS_URL, settings for at-least-once.
 
-Celery delivery is NOT the source of truth (../shared/brief/RELIABILITY.md): the event store is,
-and a message only says "catch up". Each setting below is here because of a measured fact.
+Celery delivery is NOT the source of truth: the event store is, and a message only says "catch
+up" (docs/architecture.md). Each setting below says why it is here.
 Start with: celery -A workers.celery_app worker / celery -A workers.celery_app beat
 """
 
@@ -25,9 +25,10 @@ app = Celery("cim", include=["workers.tasks.projections", "workers.tasks.retenti
 
 class PromptReconnectConnection(Connection):
     """Reconnects to the broker every second, not on kombu's default back-off (2, 4, 6 … 30 s
-    between attempts). Measured (R5): after a 30 s Redis outage the worker and beat came back
-    10–13 s after Redis did, waiting out that back-off; one TCP connect a second to a local Redis
-    costs nothing. Only the default schedule is replaced: a caller that names its own intervals
+    between attempts): after a Redis outage the worker and beat would otherwise come back many
+    seconds after Redis did, waiting out that back-off (bench/RESULTS.md; the Redis-outage test in
+    tests/e2e/test_pipeline_r5.py); one TCP connect a second to a local Redis costs nothing.
+    Only the default schedule is replaced: a caller that names its own intervals
     (the publish retry policy) keeps them."""
 
     def _ensure_connection(  # type: ignore[override]

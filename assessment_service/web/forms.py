@@ -3,17 +3,16 @@ key (a double click records one decision), translated labels, and errors placed 
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import Field, HiddenField, RadioField, SelectChoice, SelectField
 from wtforms.validators import AnyOf, InputRequired, ValidationError
 
 from assessment_service.events import CONFLICT_REASONS
-from shared.errors import CimError, Problem
+from shared.errors import Problem
 from shared.validation import is_uuid
+from shared.web.forms import TokenForm
 
 CONFLICT_REASON_LABELS = {
     "personal_relationship": _l("A personal relationship with the student"),
@@ -40,42 +39,14 @@ def domain_text(problem: Problem) -> str:
     return problem.message if text is None else str(text)
 
 
-class DecisionForm(FlaskForm):
-    """Every decision form: CSRF plus a one-time token made when the form is shown."""
+class DecisionForm(TokenForm):
+    """Every decision form: CSRF, the one-time token and error placement of
+    `shared.web.forms.TokenForm`, with this service's domain messages translated."""
 
-    form_token = HiddenField()
+    reused_message = _l("This form was already sent with other values. Check the report, then send it again.")
 
-    def ensure_token(self) -> None:
-        if not is_uuid(self.form_token.data or ""):
-            self.form_token.data = str(uuid.uuid4())
-
-    @property
-    def token(self) -> str | None:
-        value = self.form_token.data or ""
-        return value if is_uuid(value) else None
-
-    def add_domain_errors(self, error: CimError) -> None:
-        """Show a use case's refusal (ValidationFailed, RuleViolated) in the page's language,
-        beside each field it names, or at the top when it names none."""
-        for name, problems in error.problems.items():
-            target = self._fields.get(name)
-            texts = [domain_text(p) for p in problems]
-            if target is None or name in ("csrf_token", "form_token"):
-                self.form_errors.extend(texts)
-            else:
-                target.errors = [*target.errors, *texts]
-        if not error.problems:
-            self.form_errors.append(domain_text(error.problem))
-
-    def error_summary(self) -> list[tuple[str, str]]:
-        out = [("", str(m)) for m in self.form_errors]
-        for field in self:
-            if field.type in ("CSRFTokenField", "HiddenField"):
-                continue
-            for message in field.errors:
-                anchor = f"{field.id}-0" if field.type == "RadioField" else str(field.id)
-                out.append((anchor, str(message)))
-        return out
+    def translate(self, problem: Problem) -> str:
+        return domain_text(problem)
 
 
 class AssignForm(DecisionForm):
@@ -122,18 +93,3 @@ class ConflictForm(DecisionForm):
         choices=[SelectChoice(code, CONFLICT_REASON_LABELS[code]) for code in CONFLICT_REASONS],
         description=_l("Only the reason code is recorded, never free text about the student."),
     )
-
-
-def input_attributes(field: Field, **extra: Any) -> dict[str, Any]:
-    """ARIA attributes tying a field to its hint and its errors."""
-    described = []
-    if field.description:
-        described.append(f"{field.id}-hint")
-    if field.errors:
-        described.append(f"{field.id}-error")
-    attrs: dict[str, Any] = dict(extra)
-    if described:
-        attrs["aria-describedby"] = " ".join(described)
-    if field.errors:
-        attrs["aria-invalid"] = "true"
-    return attrs

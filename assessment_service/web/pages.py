@@ -36,14 +36,14 @@ from assessment_service.web.forms import (
     ConflictForm,
     DecisionForm,
     UnassignForm,
-    input_attributes,
 )
 from shared.catalogue import Catalogue
-from shared.errors import IdempotencyKeyReused, NotFound, RuleViolated, ValidationFailed
+from shared.errors import NotFound
 from shared.identity.models import Principal, Role
 from shared.web.access import Caller, access, current_caller
 from shared.web.auth import identity
 from shared.web.errors import correlation_id
+from shared.web.forms import input_attributes
 from shared.web.setup import LOCALES
 
 bp = Blueprint("pages", __name__)
@@ -248,17 +248,12 @@ def _decided(form: DecisionForm, action: Any) -> bool:
     """Run a decision for a valid form; a refusal goes onto the form (and False is returned)."""
     if not form.validate():
         return False
-    try:
+
+    def decide() -> bool:
         action(_request(form))
         return True
-    except (ValidationFailed, RuleViolated) as exc:
-        form.add_domain_errors(exc)
-    except IdempotencyKeyReused:
-        form.form_token.data = str(uuid.uuid4())
-        form.form_errors.append(
-            _("This form was already sent with other values. Check the report, then send it again.")
-        )
-    return False
+
+    return form.attempt(decide) is not None
 
 
 @bp.get("/reports/<report_id>")

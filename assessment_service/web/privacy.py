@@ -19,7 +19,6 @@ from a short list, never free text, so it discloses nothing else about the asses
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template
@@ -30,14 +29,14 @@ from assessment_service.bootstrap import AssessmentContext
 from assessment_service.events import audit_stream, report_stream
 from shared.config import Settings
 from shared.errors import NotFound
+from shared.events import RecordedEvent
 from shared.validation import is_uuid
-from shared.web.access import access, current_caller, student_record
+from shared.web.access import access, current_caller
 from shared.web.errors import correlation_id
 from shared.web.labels import STUDENT_FIELD_NAMES
+from shared.web.privacy import STUDENT_READ, json_download, staff_viewer
 
 bp = Blueprint("privacy", __name__)
-
-STUDENT_READ = student_record(write=False)
 
 #: Columns nulled when the student is erased (StudentErased): shown as "erased", not "(none)".
 ERASABLE = frozenset({"name", "email", "description", "answers"})
@@ -104,14 +103,14 @@ def _settings() -> Settings:
 def record_staff_view(student_id: str) -> None:
     """Before anything is shown: a coordinator's look is recorded (a failure to record answers
     503 and shows nothing); the student's own look is not staff access."""
-    caller = current_caller()
-    if caller.principal is None or caller.student_id == student_id:
+    viewer = staff_viewer(student_id)
+    if viewer is None:
         return
-    req = services.RequestContext(actor=caller.actor, correlation_id=correlation_id())
-    services.record_views(_context(), [student_id], caller.principal.account_id, "my_data", req)
+    req = services.RequestContext(actor=current_caller().actor, correlation_id=correlation_id())
+    services.record_views(_context(), [student_id], viewer, "my_data", req)
 
 
-def _event(e: Any) -> dict[str, Any]:
+def _event(e: RecordedEvent) -> dict[str, Any]:
     return {
         "type": e.type,
         "occurred_at": e.occurred_at.isoformat(),
@@ -198,9 +197,4 @@ def my_data(student_id: str) -> str:
 @access(STUDENT_READ)
 def my_data_json(student_id: str) -> Response:
     data = _body(student_id)
-    body = json.dumps(data, ensure_ascii=False, indent=2, default=str)
-    response = Response(body, mimetype="application/json")
-    response.headers["Content-Disposition"] = f'attachment; filename="cim-assessment-data-{student_id}.json"'
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return json_download(data, f"cim-assessment-data-{student_id}.json")

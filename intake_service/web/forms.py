@@ -4,7 +4,6 @@ form token against double submits, and the translation of domain messages shown 
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from types import MappingProxyType
@@ -21,7 +20,6 @@ from wtforms import (
     DateField,
     EmailField,
     Field,
-    HiddenField,
     IntegerField,
     RadioField,
     SelectChoice,
@@ -35,9 +33,10 @@ from wtforms.widgets import CheckboxInput
 
 from intake_service import domain
 from shared.catalogue import SETTINGS, Catalogue, Department
-from shared.errors import CimError, Problem
+from shared.errors import Problem
 from shared.events import fields_of
-from shared.validation import TERM_PATTERN, country_codes, is_uuid
+from shared.validation import TERM_PATTERN, country_codes
+from shared.web.forms import TokenForm
 
 # Same characters the JSON API refuses (shared.validation.SafeText): the pages accept no more.
 _CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -141,79 +140,20 @@ class DateInputField(DateField):
 
 
 # -- the form base ---------------------------------------------------------------------------
-class PageForm(FlaskForm):
-    """Every page form: CSRF (Flask-WTF) plus a one-time token made when the form is first shown.
+class PageForm(TokenForm):
+    """Every student page form: CSRF, the one-time token and error placement of
+    `shared.web.forms.TokenForm`, with this service's domain messages translated."""
 
-    The token travels as the idempotency key, so a double-clicked form stores one event.
-    """
+    reused_message = _l("This form was already sent with other values. Check My CIM, then send it again if needed.")
 
-    form_token = HiddenField()
-
-    # domain field name -> form field name, for errors the use cases report
-    field_map: Mapping[str, str] = {}
-
-    def ensure_token(self) -> None:
-        if not is_uuid(self.form_token.data or ""):
-            self.form_token.data = str(uuid.uuid4())
-
-    def renew_token(self) -> None:
-        self.form_token.data = str(uuid.uuid4())
-
-    @property
-    def token(self) -> str | None:
-        value = self.form_token.data or ""
-        return value if is_uuid(value) else None
-
-    def add_domain_errors(self, error: CimError) -> None:
-        """Show a use case's refusal (ValidationFailed, RuleViolated) in the page's language,
-        beside each field it names, or at the top when it names none."""
-        for name, problems in error.problems.items():
-            target = self._fields.get(self.field_map.get(name, name))
-            texts = [domain_text(p) for p in problems]
-            if target is None or name in ("csrf_token", "form_token"):
-                self.form_errors.extend(texts)
-            else:
-                target.errors = [*target.errors, *texts]
-        if not error.problems:
-            self.form_errors.append(domain_text(error.problem))
-
-    def error_summary(self) -> list[tuple[str, str]]:
-        """(anchor id, message) for the summary at the top of the page, in field order."""
-        out = [("", str(m)) for m in self.form_errors]
-        for field in self:
-            if field.type in ("CSRFTokenField", "HiddenField"):
-                continue
-            for message in field.errors:
-                out.append((anchor_id(field), str(message)))
-        return out
-
-
-def anchor_id(field: Field) -> str:
-    """The element an error summary link focuses: the field, or the first of a group."""
-    if field.type in ("RadioField", "MultiCheckboxField"):
-        return f"{field.id}-0"
-    return str(field.id)
+    def translate(self, problem: Problem) -> str:
+        return domain_text(problem)
 
 
 class MultiCheckboxField(SelectMultipleField):
     """A group of checkboxes (the page macro wraps them in a fieldset with a legend)."""
 
     option_widget = CheckboxInput()
-
-
-def input_attributes(field: Field, **extra: Any) -> dict[str, Any]:
-    """ARIA attributes tying a field to its hint and its errors."""
-    described = []
-    if field.description:
-        described.append(f"{field.id}-hint")
-    if field.errors:
-        described.append(f"{field.id}-error")
-    attrs: dict[str, Any] = dict(extra)
-    if described:
-        attrs["aria-describedby"] = " ".join(described)
-    if field.errors:
-        attrs["aria-invalid"] = "true"
-    return attrs
 
 
 # -- the forms -------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from intake_service.events import (
     ActivityLogged,
     ActivityWithdrawn,
     AttachmentUploaded,
+    IntakeEvent,
     RegistrationWithdrawn,
     ReportSubmitted,
     StudentErased,
@@ -53,16 +54,16 @@ from intake_service.web.forms import (
     StudiesCompletedForm,
     WithdrawForm,
     country_name,
-    input_attributes,
     known_text,
     report_form,
 )
 from intake_service.web.privacy import audit_staff_access
 from shared.catalogue import Department, Text
-from shared.errors import IdempotencyKeyReused, NotFound, RuleViolated, ValidationFailed
+from shared.errors import NotFound
 from shared.validation import is_uuid
 from shared.web.access import PUBLIC, access, current_caller, student_record
 from shared.web.errors import correlation_id
+from shared.web.forms import input_attributes
 from shared.web.setup import LOCALES
 
 bp = Blueprint("forms", __name__)
@@ -198,7 +199,7 @@ def activity_line(details: domain.ActivityDetails, lang: str) -> str:
     return _("%(title)s, %(dates)s", title=details.title, dates=date_range(details.start_date, details.end_date))
 
 
-def describe(event: Any, before: domain.StudentState, department: Department | None, lang: str) -> str:
+def describe(event: IntakeEvent, before: domain.StudentState, department: Department | None, lang: str) -> str:
     """One timeline line for an event, given the state before it."""
     match event:
         case StudentRegistered():
@@ -253,16 +254,7 @@ def context(form: PageForm, purpose: str = "") -> RequestContext:
 
 def run(form: PageForm, action: Callable[[RequestContext], Outcome]) -> Outcome | None:
     """Run a use case for a valid form. A refusal is put on the form (and None returned)."""
-    try:
-        return action(context(form))
-    except (ValidationFailed, RuleViolated) as exc:
-        form.add_domain_errors(exc)
-    except IdempotencyKeyReused:
-        form.renew_token()
-        form.form_errors.append(
-            _("This form was already sent with other values. Check My CIM, then send it again if needed.")
-        )
-    return None
+    return form.attempt(lambda: action(context(form)))
 
 
 def submitted(form: PageForm, action: Callable[[RequestContext], Outcome]) -> bool:

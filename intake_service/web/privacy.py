@@ -6,7 +6,6 @@ recorded in the student's audit stream (ids only).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template
@@ -15,14 +14,13 @@ from flask_babel import lazy_gettext as _l
 from intake_service.services import IntakeServices, RequestContext, account_data
 from shared.errors import NotFound
 from shared.validation import is_uuid
-from shared.web.access import access, current_caller, student_record
+from shared.web.access import access, current_caller
 from shared.web.auth import identity
 from shared.web.errors import correlation_id
 from shared.web.labels import STUDENT_FIELD_NAMES
+from shared.web.privacy import STUDENT_READ, download, json_download, staff_viewer
 
 bp = Blueprint("privacy", __name__)
-
-STUDENT_READ = student_record(write=False)
 
 EVENT_NAMES: dict[str, Any] = {
     "StudentRegistered": _l("Registered for CIM"),
@@ -63,11 +61,11 @@ def services() -> IntakeServices:
 def audit_staff_access(student_id: str, what: str) -> None:
     """Record `PersonalDataViewed` when someone other than the student (a coordinator) opens the
     student's personal data. Called after the access rule let the caller through."""
-    caller = current_caller()
-    if caller.account_id is None or caller.student_id == student_id:
+    viewer = staff_viewer(student_id)
+    if viewer is None:
         return
-    ctx = RequestContext(actor=caller.actor, correlation_id=correlation_id())
-    services().record_staff_access(student_id, caller.account_id, what, ctx)
+    ctx = RequestContext(actor=current_caller().actor, correlation_id=correlation_id())
+    services().record_staff_access(student_id, viewer, what, ctx)
 
 
 def everything_held(student_id: str) -> dict[str, Any]:
@@ -111,12 +109,7 @@ def my_data(student_id: str) -> str:
 def my_data_json(student_id: str) -> Response:
     data = everything_held(student_id)
     audit_staff_access(student_id, "export")
-    body = json.dumps(data, ensure_ascii=False, indent=2, default=str)
-    response = Response(body, mimetype="application/json")
-    response.headers["Content-Disposition"] = f'attachment; filename="cim-my-data-{student_id}.json"'
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return json_download(data, f"cim-my-data-{student_id}.json")
 
 
 @bp.get("/students/<student_id>/attachments/<attachment_id>")
@@ -126,10 +119,6 @@ def attachment(student_id: str, attachment_id: str) -> Response:
         raise NotFound("No such student.")
     _filename, content = services().attachment(student_id, attachment_id)
     audit_staff_access(student_id, "attachment")
-    response = Response(content, mimetype="application/pdf")
     # The stored display name is the student's; the download is named by id only, so no
     # header ever carries user-controlled text.
-    response.headers["Content-Disposition"] = f'attachment; filename="{attachment_id}.pdf"'
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return download(content, "application/pdf", f"{attachment_id}.pdf")

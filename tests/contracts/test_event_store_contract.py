@@ -1,7 +1,9 @@
 """The event store contract: one suite, run against the in-memory store, SQLite and PostgreSQL.
 
 Whatever passes here may stand in for the others: unit tests use the in-memory store because it
-passes the same suite as the SQL store. R2 and R3 of the reliability brief are at the end.
+passes the same suite as the SQL store. At the end: exactly one of many concurrent appends at
+one version wins (bar R2), and readers tailing the feed while 8 processes write miss nothing and
+see it in order (bar R3); the key to the bars is in tests/README.md.
 """
 
 from __future__ import annotations

@@ -65,6 +65,52 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: floa
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
+def port_refuses(port: str) -> bool:
+    """Nothing listens on 127.0.0.1:port any more (a killed server's socket is closed)."""
+    try:
+        socket.create_connection(("127.0.0.1", int(port)), timeout=0.5).close()
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def redis_answers(port: str) -> bool:
+    out = subprocess.run(["redis-cli", "-p", port, "ping"], capture_output=True, text=True, check=False)
+    return out.stdout.strip() == "PONG"
+
+
+def restartable_redis() -> tuple[str, str]:
+    """The port and directory of the redis-server scripts/test.sh started (so a test may kill and
+    restart it); skips the test when they are not given."""
+    port, directory = os.environ.get("CIM_TEST_REDIS_PORT"), os.environ.get("CIM_TEST_REDIS_DIR")
+    if not port or not directory:
+        pytest.skip("CIM_TEST_REDIS_PORT and CIM_TEST_REDIS_DIR are needed to restart redis-server")
+    return port, directory
+
+
+def kill_redis(port: str, directory: str) -> None:
+    """SIGKILL the test's redis-server (scripts/services.sh started it, daemonized, with its pid
+    file in `directory`) and wait until its port refuses connections, so a new one can bind."""
+    pid = Path(directory, "redis.pid").read_text().strip()
+    subprocess.run(["kill", "-9", pid], check=False)
+    wait_for(lambda: port_refuses(port), 10, "the killed redis-server to close its port")
+
+
+def start_redis(port: str, directory: str, *, aof: bool, appendfsync: str = "everysec") -> None:
+    """Start redis-server on `port` with the suite's settings (no eviction; AOF on or off) and wait
+    until it answers."""
+    subprocess.run(
+        ["redis-server", "--bind", "127.0.0.1", "--port", port, "--dir", directory,
+         "--appendonly", "yes" if aof else "no", "--appendfsync", appendfsync,
+         "--maxmemory-policy", "noeviction", "--save", "", "--daemonize", "yes",
+         "--pidfile", f"{directory}/redis.pid", "--logfile", f"{directory}/redis.log"],
+        check=True,
+    )
+    wait_for(lambda: redis_answers(port), 10, "redis-server to start")
+
+
 class Pipeline:
     """Starts, kills and restarts the processes of the pipeline; all in their own sessions."""
 

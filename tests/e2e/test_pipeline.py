@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import random
 import signal
-import subprocess
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +25,7 @@ from shared.adapters.feed import HttpEventFeed
 from shared.adapters.sql import make_engine
 from shared.config import Settings
 from shared.projection import ProjectionRunner
-from tests.e2e.conftest import Pipeline, http, wait_for
+from tests.e2e.conftest import Pipeline, http, kill_redis, restartable_redis, start_redis, wait_for
 
 pytestmark = [pytest.mark.redis]
 
@@ -170,17 +168,8 @@ def test_report_posted_to_intake_appears_in_the_review_queue_within_seconds(
 
 def restart_redis(port: str, directory: str) -> None:
     """SIGKILL redis-server and start it again with the same settings (AOF keeps what was fsynced)."""
-    pid = Path(directory, "redis.pid").read_text().strip()
-    subprocess.run(["kill", "-9", pid], check=False)
-    time.sleep(0.5)
-    subprocess.run(
-        ["redis-server", "--bind", "127.0.0.1", "--port", port, "--dir", directory, "--appendonly", "yes",
-         "--appendfsync", "everysec", "--maxmemory-policy", "noeviction", "--save", "", "--daemonize", "yes",
-         "--pidfile", f"{directory}/redis.pid", "--logfile", f"{directory}/redis.log"],
-        check=True,
-    )
-    wait_for(lambda: subprocess.run(["redis-cli", "-p", port, "ping"], capture_output=True, text=True
-                                    ).stdout.strip() == "PONG", 10, "redis-server to restart")
+    kill_redis(port, directory)
+    start_redis(port, directory, aof=True)
 
 
 @pytest.mark.slow
@@ -191,9 +180,7 @@ def test_chaos_killed_workers_and_a_restarted_redis_lose_and_double_nothing(
 ) -> None:
     import os
 
-    redis_port, redis_dir = os.environ.get("CIM_TEST_REDIS_PORT"), os.environ.get("CIM_TEST_REDIS_DIR")
-    if not redis_port or not redis_dir:
-        pytest.skip("CIM_TEST_REDIS_PORT and CIM_TEST_REDIS_DIR are needed to restart redis-server")
+    redis_port, redis_dir = restartable_redis()
     target_events = int(os.environ.get("CIM_CHAOS_EVENTS", "5000"))
     per_student = 5  # register + 3 activities + report
     students = target_events // per_student

@@ -1,9 +1,9 @@
-"""G1, erasure proven by canaries: seed students with unique synthetic canary tokens in their
+"""Erasure proven by canaries: seed students with unique synthetic canary tokens in their
 name, e-mail, activity description, report answers, upload file name and PDF, through the real
 intake app (JSON API, the e-mail sign-in link path with a real SMTP server, Redis sessions, rate
 limits and Celery wake-ups in Redis) and the assessment projection; erase 100 with the operator
 command (`flask students erase`: intake and the identity account in one); then search the bytes
-of everything we keep:
+of everything we keep (bar G1; the key is in tests/README.md):
 
 - both databases and the identity store: on SQLite the files themselves (main file, -wal, -shm,
   so free pages and old WAL frames count); on PostgreSQL every table dumped with COPY TO STDOUT

@@ -1,4 +1,5 @@
-"""S1: schemathesis drives the intake API from its OpenAPI document against a real gunicorn."""
+"""Schemathesis drives the intake API from its OpenAPI document against a real gunicorn
+(bar S1; the key is in tests/README.md)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from tests.authkit import ALL_INTAKE_SCOPES, IDENTITY_KEY, sql_identity
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-# Enough examples per operation for the brief's bar of at least 5,000 cases in all (S1).
+# Enough examples per operation for bar S1's at least 5,000 cases in all (S1).
 DEFAULT_EXAMPLES = "400"
 
 

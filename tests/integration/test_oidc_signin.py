@@ -1,4 +1,5 @@
-"""S9: OpenID Connect sign-in against a local provider: the positive path and every refusal.
+"""OpenID Connect sign-in against a local provider: the positive path and every refusal
+(bar S9; the key is in tests/README.md).
 
 Each negative case must be refused with its typed error (all are SignInFailed, HTTP 401), and the
 identity must be (issuer, subject), never the e-mail."""

@@ -1,5 +1,6 @@
-"""R9: rebuilding every read model from 100,000 events, old schema versions among them, gives
-exactly the read models that were built incrementally while the events arrived."""
+"""Rebuilding every read model from 100,000 events, old schema versions among them, gives
+exactly the read models that were built incrementally while the events arrived
+(bar R9; the key is in tests/README.md)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ PostgreSQL the database is stopped with `pg_ctl stop -m immediate` twice). After
 whose POST got a 2xx is stored exactly once, no event is partial, and the service answered reads
 within 10 s of each restart.
 
-The brief's full size is 10,000 events; by default this runs a scaled-down load so each backend
+The bar's full size is 10,000 events; by default this runs a scaled-down load so each backend
 takes well under 3 minutes. Full size: `CIM_RELIABILITY_FULL=1 bash scripts/test.sh -m slow
 tests/integration/test_store_reliability.py` (or set CIM_RELIABILITY_EVENTS=<n>).
 

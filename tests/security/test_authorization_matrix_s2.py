@@ -1,7 +1,7 @@
-"""S2, the authorization matrix: every endpoint of both apps × every actor × an object of their
+"""The authorization matrix: every endpoint of both apps × every actor × an object of their
 own and a foreign one, each cell asserted against a hand-written policy table (not against the
 rules in the code). An endpoint without a policy here fails the test; so does an endpoint whose
-view declares no access rule.
+view declares no access rule (bar S2; the key is in tests/README.md).
 
 Two passes:
 1. The access decision, probed: a `before_request` hook added after the apps' own (authentication,

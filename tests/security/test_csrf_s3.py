@@ -1,8 +1,8 @@
-"""S3: every state-changing HTML route of both apps, found by walking `app.url_map` (POST rules
+"""Every state-changing HTML route of both apps, found by walking `app.url_map` (POST rules
 outside /api/), refuses a request without a CSRF token, with a wrong or forged one, and with
 another session's token (in the form or in the X-CSRFToken header): 400, refused by the CSRF check
 itself (its log line), and nothing stored. Then a crawl of every GET route of both apps as every
-kind of actor stores 0 events.
+kind of actor stores 0 events (bar S3; the key is in tests/README.md).
 
 The JSON APIs are exempt from CSRF by design: they authenticate by bearer token only, never by
 cookie (shared/web/auth.py), which a cross-site form cannot send.

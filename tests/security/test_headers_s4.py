@@ -1,4 +1,4 @@
-"""S4: sessions and headers.
+"""Sessions and headers (bar S4; the key is in tests/README.md).
 
 Headers: every kind of response of both apps (pages, API, errors of every class, redirects,
 static files, HEAD/OPTIONS, 413, 429, 500) carries the security headers; HSTS under https and

@@ -1,6 +1,7 @@
-"""S10: in production, each unsafe setting makes `create_app` of both apps refuse to start;
+"""In production, each unsafe setting makes `create_app` of both apps refuse to start;
 Celery accepts JSON only (a pickle message from anyone who reaches Redis would run code); no
-secret material is committed. (pip-audit and bandit: `make audit`, not part of the test run.)"""
+secret material is committed. (pip-audit and bandit: `make audit`, not part of the test run.)
+(bar S10; the key is in tests/README.md)"""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""S5: 1,000 sign-in attempts and 1,000 posts in 60 s from one client -> 429 past the threshold
+"""1,000 sign-in attempts and 1,000 posts in 60 s from one client -> 429 past the threshold
 (with Retry-After, problem+json for the API, a page otherwise); a second client is unaffected; a
 spoofed X-Forwarded-For buys nothing; Redis down means a logged fallback, never a 500. Against
 in-process memory storage and, when CIM_TEST_REDIS_URL is set, against the real Redis (shared by
-both apps)."""
+both apps) (bar S5; the key is in tests/README.md)."""
 
 from __future__ import annotations
 

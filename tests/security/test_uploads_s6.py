@@ -1,4 +1,5 @@
-"""S6: hostile uploads are refused or neutralised; nothing lands outside the upload root.
+"""Hostile uploads are refused or neutralised; nothing lands outside the upload root
+(bar S6; the key is in tests/README.md).
 
 Every hostile file is generated here (raw bytes via tests/security/pdfkit.py, or pypdf), sent
 through the real API, and must come back 422 naming `attachment`, with no event and no file. The

@@ -1,5 +1,6 @@
 """The worker and beat retry the broker every second (PromptReconnectConnection), not on kombu's
-default back-off of 2, 4, 6 … 30 s, which kept them away up to 12 s after Redis returned (R5)."""
+default back-off of 2, 4, 6 … 30 s, which kept them away up to 12 s after Redis returned (the
+Redis-outage bar R5, tests/README.md)."""
 
 from __future__ import annotations
 

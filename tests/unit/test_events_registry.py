@@ -1,5 +1,6 @@
 """The intake event registry: stored events of every schema version stay readable (upcasting), and
-no stored data, however malformed, makes the decoder fail with anything but a declared error (S8).
+no stored data, however malformed, makes the decoder fail with anything but a declared error
+(bar S8; the key is in tests/README.md).
 
 Fixtures under tests/fixtures/events/<Type>.v<N>.json are events as once stored; never edit one,
 add a file for each new schema version (a test below insists on it).

@@ -1,6 +1,7 @@
-"""G2, right of access: for 50 students, "My data" (page and JSON download) holds every personal
+"""Right of access: for 50 students, "My data" (page and JSON download) holds every personal
 field stored for that student (events opened, account data, files) and nothing of anyone else;
-a coordinator's look is logged as PersonalDataViewed in the audit stream, the student's is not."""
+a coordinator's look is logged as PersonalDataViewed in the audit stream, the student's is not
+(bar G2; the key is in tests/README.md)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from shared.clock import FixedClock
 from shared.config import Settings
 from shared.identity.models import ExternalIdentity, Role
 from tests.authkit import authed_client, integration_token, make_account, make_identity, sign_in, sign_out
+
+#: Seeds 50 students and reads every export: the full run's, not the local lane's.
+pytestmark = pytest.mark.thorough
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 STUDENTS = 50

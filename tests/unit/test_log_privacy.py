@@ -1,4 +1,4 @@
-"""G3: a row the database refuses never puts its values into the logs.
+"""A row the database refuses never puts its values into the logs (bar G3; the key is in tests/README.md).
 
 A read model holds personal data in the clear (names, e-mails), and a refused row is described
 by the database: SQLAlchemy's message quotes the statement's parameters, PostgreSQL's DETAIL

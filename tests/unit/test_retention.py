@@ -1,7 +1,7 @@
-"""G3, retention: a FixedClock jumped to just before, exactly at and just after each period of
+"""Retention: a FixedClock jumped to just before, exactly at and just after each period of
 config/retention.toml disposes of exactly the eligible records, once; each run records
 RecordsDisposed (ids only); and neither the Celery message of the task nor any log record of a
-whole request + task run carries personal data."""
+whole request + task run carries personal data (bar G3; the key is in tests/README.md)."""
 
 from __future__ import annotations
 
