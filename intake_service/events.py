@@ -121,8 +121,9 @@ class StudentErased:
 @dataclass(frozen=True)
 class PersonalDataViewed:
     """A member of staff (not the student) opened a student's personal data: My CIM, the access
-    export or an attachment. Recorded by the intake app in the stream `audit-<student_id>`, so the
-    student's own stream (and its version) is untouched. Ids only: no name, no content."""
+    export, an attachment or the event history (API). Recorded by the intake app in the stream
+    `audit-<student_id>`, so the student's own stream (and its version) is untouched. Ids only:
+    no name, no content."""
 
     student_id: str
     viewer_account_id: str
@@ -233,7 +234,7 @@ class PersonalDataViewedSchema(_EventSchema):
     event_class = PersonalDataViewed
     student_id = fields.String(required=True, validate=validate.Length(1, 64))
     viewer_account_id = fields.String(required=True, validate=validate.Length(1, 64))
-    what = fields.String(required=True, validate=validate.OneOf(["my_cim", "export", "attachment"]))
+    what = fields.String(required=True, validate=validate.OneOf(["my_cim", "export", "attachment", "events"]))
 
 
 class RecordsDisposedSchema(_EventSchema):

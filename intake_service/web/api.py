@@ -12,6 +12,7 @@ from marshmallow import Schema, ValidationError
 from intake_service import domain
 from intake_service.identity import current_actor
 from intake_service.services import IntakeServices, Outcome, RequestContext
+from intake_service.web.privacy import audit_staff_access
 from intake_service.web.schemas import (
     ActivityRequest,
     CompleteStudiesRequest,
@@ -215,7 +216,10 @@ def withdraw_registration(student_id: str) -> Response:
 @bp.get("/students/<student_id>/events")
 @access(READ)
 def student_events(student_id: str) -> Response:
+    """The student's stream with its personal fields opened. A member of staff's read (a
+    coordinator's account token) is recorded before it is answered, as the pages' are."""
     events = services().history(student_id)
+    audit_staff_access(student_id, "events")
     response = jsonify(
         {
             "student_id": student_id,
