@@ -11,6 +11,7 @@ status feed behind the same event type, and this module stays as it is.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -21,6 +22,8 @@ from shared.adapters.sql import autocommit, is_sqlite, make_engine
 from shared.config import Settings
 from shared.events import RecordedEvent
 from shared.projection import PIPELINED, EventFeed, Handler, Projection, ProjectionRunner
+
+log = logging.getLogger(__name__)
 
 STATUS_FEED_PATH = "/api/v1/status-feed"
 
@@ -63,13 +66,22 @@ class AssessmentView:
         return self.runner.catch_up(time_budget=10.0)
 
     def status_for(self, student_id: str) -> str | None:
-        with self.reader.connect() as conn:
-            return conn.execute(
-                sa.select(assessment_status.c.status).where(assessment_status.c.student_id == student_id)
-            ).scalar_one_or_none()
+        """The delivered status, or None when none has arrived or the view cannot be read now
+        (its table not made yet because the database was down at start-up: the page then shows
+        no assessment status rather than failing; the workers make the table on first use)."""
+        try:
+            with self.reader.connect() as conn:
+                return conn.execute(
+                    sa.select(assessment_status.c.status).where(assessment_status.c.student_id == student_id)
+                ).scalar_one_or_none()
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+            log.warning("assessment status view unreadable; showing no status", exc_info=True)
+            return None
 
 
-def build_view(settings: Settings, feed: EventFeed | None = None, engine: sa.Engine | None = None) -> AssessmentView:
+def build_view(
+    settings: Settings, feed: EventFeed | None = None, engine: sa.Engine | None = None, *, create_schema: bool = True
+) -> AssessmentView:
     """The view over the intake database, fed by `feed` (default: the assessment status feed),
     with its table created if missing: for start-up (the app factory, a worker's first use),
     never a request."""
@@ -80,13 +92,21 @@ def build_view(settings: Settings, feed: EventFeed | None = None, engine: sa.Eng
     # The status feed needs an API token with feed:read (CIM_FEED_TOKEN), like every feed.
     feed = feed or HttpEventFeed(settings.assessment_url, STATUS_FEED_PATH, token=settings.feed_token)
     runner = ProjectionRunner(engine, feed, [PROJECTION], batch_size=1000, reader=reader, options=PIPELINED)
-    runner.create_schema()
+    if create_schema:
+        runner.create_schema()
     return AssessmentView(engine, runner, reader)
 
 
 def install_view(app: Flask, settings: Settings) -> None:
-    """At start-up (create_app): build the view, its table included, for the pages to read."""
-    app.extensions[_EXTENSION] = build_view(settings)
+    """At start-up (create_app): build the view, its table included, for the pages to read. A
+    database that cannot be reached at start-up does not stop the app (the rest of it answers
+    503 until the database is back): the table is made by the workers' first use of the view."""
+    view = build_view(settings, create_schema=False)
+    try:
+        view.runner.create_schema()
+    except sa.exc.OperationalError:
+        log.warning("intake database unreachable at start-up; the status view's table is left to the workers")
+    app.extensions[_EXTENSION] = view
 
 
 def status_for(app: Flask, student_id: str) -> str | None:

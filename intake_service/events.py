@@ -18,7 +18,7 @@ from shared.catalogue import SETTINGS
 from shared.events import JSON, EventRegistry, fields_of, rules
 
 #: Which view showed a student's personal data to a member of staff.
-VIEWED_WHAT = ("my_cim", "export", "attachment")
+VIEWED_WHAT = ("my_cim", "export", "attachment", "events")
 
 
 @dataclass(frozen=True)
@@ -141,8 +141,9 @@ class StudentErased:
 @dataclass(frozen=True)
 class PersonalDataViewed:
     """A member of staff (not the student) opened a student's personal data: My CIM, the access
-    export or an attachment. Recorded by the intake app in the stream `audit-<student_id>`, so the
-    student's own stream (and its version) is untouched. Ids only: no name, no content."""
+    export, an attachment or the event history (API). Recorded by the intake app in the stream
+    `audit-<student_id>`, so the student's own stream (and its version) is untouched. Ids only:
+    no name, no content."""
 
     student_id: str = field(metadata=rules(validate.Length(1, 64)))
     viewer_account_id: str = field(metadata=rules(validate.Length(1, 64)))

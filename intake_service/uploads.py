@@ -14,9 +14,12 @@ naming the field `attachment`) and nothing is stored:
    cross-reference table, including those inside compressed object streams (where a byte grep
    sees nothing), looking for the same names; an `/OpenAction` is allowed only when it goes to a
    page of the document (a destination, or a lone `/GoTo` action, as LaTeX/hyperref writes it),
-   never any other action or a chain (`/Next`); it refuses encryption, more than
-   `MAX_PAGES` pages or a page count that lies, more than `MAX_OBJECTS` objects, and more than
-   `MAX_DECOMPRESSED_BYTES` of decompressed streams (a zip bomb).
+   never any other action or a chain (`/Next`); a URI action (a link) whose target is a
+   `javascript:`, `vbscript:` or `data:` URI (`REFUSED_URI_SCHEMES`, however the string is
+   written: literal, hex, escaped, mixed case, with white space) is refused like a script; it
+   refuses encryption, more than `MAX_PAGES` pages or a page count that lies, more than
+   `MAX_OBJECTS` objects, and more than `MAX_DECOMPRESSED_BYTES` of decompressed streams (a zip
+   bomb).
 
 Why a child process: pypdf is a pure-Python parser of hostile input. A crafted file can make it
 loop, recurse or allocate without bound, and a thread cannot be stopped or bounded in memory. The
@@ -65,6 +68,10 @@ FORBIDDEN_NAMES = frozenset({
     "AA", "EmbeddedFile", "EmbeddedFiles", "EF", "FileAttachment", "RichMedia", "RichMediaExecute",
     "XFA",
 })
+
+#: Link targets (`/URI` of a URI action, e.g. a link annotation) that run script when followed:
+#: refused like /JavaScript. Other links (https:, mailto:) are a document's ordinary content.
+REFUSED_URI_SCHEMES = ("javascript:", "vbscript:", "data:")
 
 MSG_EMPTY = Reason("file_empty", "The file is empty.")
 MSG_NOT_PDF = Reason("not_a_pdf", "The file is not a PDF.")
@@ -165,8 +172,8 @@ def verdict(**answer):
 
 try:
     from pypdf import PdfReader
-    from pypdf.generic import (ArrayObject, DictionaryObject, IndirectObject, NameObject,
-                               StreamObject)
+    from pypdf.generic import (ArrayObject, ByteStringObject, DictionaryObject, IndirectObject,
+                               NameObject, StreamObject)
 except ImportError as exc:
     verdict(verdict="broken", detail=str(exc))
 # The address-space cap comes after our own imports (trusted code) and before the hostile bytes.
@@ -174,6 +181,18 @@ cap(resource.RLIMIT_AS, memory)
 data = sys.stdin.buffer.read()
 
 IMAGE_FILTERS = {"/DCTDecode", "/JPXDecode", "/JBIG2Decode", "/CCITTFaxDecode"}
+refused_schemes = tuple(sys.argv[7].split(","))
+
+def refused_uri(value):
+    # A URI action's target, as a viewer would read it: the string decoded (literal, hex or
+    # escaped), then without the white space and control characters that browsers strip.
+    if isinstance(value, ByteStringObject):
+        value = bytes(value).decode("latin-1")
+    if not isinstance(value, str):
+        return False
+    scheme = "".join(c for c in value if ord(c) > 32).lower()
+    return scheme.startswith(refused_schemes)
+
 decompressed = 0
 
 def visit(obj, depth=0):
@@ -190,6 +209,8 @@ def visit(obj, depth=0):
         for key, value in list(obj.items()):
             if key[1:] in forbidden:
                 verdict(verdict="active", detail=str(key))
+            if key == "/URI" and refused_uri(value.get_object() if isinstance(value, IndirectObject) else value):
+                verdict(verdict="active", detail="/URI script")
             if key == "/OpenAction":
                 target = value.get_object() if isinstance(value, IndirectObject) else value
                 plain_goto = (isinstance(target, DictionaryObject) and target.get("/S") == "/GoTo"
@@ -249,7 +270,7 @@ def probe_pdf(content: bytes) -> dict[str, object]:
     args = [
         sys.executable, "-I", "-c", _PROBE,
         str(PROBE_MEMORY_BYTES), str(PROBE_CPU_SECONDS), str(MAX_PAGES), str(MAX_OBJECTS),
-        str(MAX_DECOMPRESSED_BYTES), ",".join(sorted(FORBIDDEN_NAMES)),
+        str(MAX_DECOMPRESSED_BYTES), ",".join(sorted(FORBIDDEN_NAMES)), ",".join(REFUSED_URI_SCHEMES),
     ]
     try:
         done = subprocess.run(  # our interpreter, our code, no shell

@@ -3,8 +3,13 @@
 Messages are built with `email.message.EmailMessage` and every header is set through its API, so a
 name or subject carrying CR/LF or an encoded word (`=?utf-8?...?=`) can never add a header (S7):
 line breaks are refused or folded into spaces before they reach a header, and the generator
-encodes non-ASCII text itself. The Message-ID is derived from a key the caller gives (the same key,
-the same Message-ID), so a retried send can be recognised as a duplicate downstream.
+encodes non-ASCII text itself. Address headers (From, To) are folded by `MAIL_POLICY`, not by the
+standard library: its folder splits a long quoted display name across lines and drops the
+quotes, so `Long Name, Mallory <m@attacker.example>, Tail` became three recipients. Here a
+display name is always one phrase: plain words as they are, anything else (specials such as
+commas, quotes or angle brackets; non-ASCII) as a run of RFC 2047 encoded words. The Message-ID
+is derived from a key the caller gives (the same key, the same Message-ID), so a retried send can
+be recognised as a duplicate downstream.
 
 `Mailer` sends over SMTP (smtplib; `make run` starts a local aiosmtpd sink on 127.0.0.1:8025);
 `RecordingMailer` keeps the messages in a list for unit tests.
@@ -12,15 +17,18 @@ the same Message-ID), so a retried send can be recognised as a duplicate downstr
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import html
 import logging
+import re
 import smtplib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import format_datetime, parseaddr
 from functools import lru_cache
 
@@ -44,8 +52,11 @@ class MailError(CimError):
 def _one_line(value: str, limit: int = 200) -> str:
     """Header text on one line: CR, LF and other control characters become spaces, and "=?" is
     broken up, because the header parser would decode an encoded word (`=?utf-8?q?=0D=0A...?=`)
-    back into a line break that the generator then writes out raw."""
-    cleaned = "".join(" " if (ord(c) < 32 or ord(c) == 127) else c for c in value)
+    back into a line break that the generator then writes out raw. A lone surrogate (no UTF-8
+    form) becomes U+FFFD."""
+    cleaned = "".join(
+        " " if (ord(c) < 32 or ord(c) == 127) else "\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in value
+    )
     return " ".join(cleaned.replace("=?", "= ?").split())[:limit]
 
 
@@ -71,6 +82,79 @@ def address(name: str | None, email: str) -> Address:
     spec = _addr_spec(email)
     local, _, domain = spec.partition("@")
     return Address(display_name=_one_line(name or ""), username=local, domain=domain)
+
+
+#: A display name that may go into a header as it is: words of RFC 5322 `atext`, single spaces.
+_PLAIN_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+#: Bytes of UTF-8 per encoded word: 45 bytes are 60 base64 characters, 72 with `=?utf-8?b?...?=`
+#: (RFC 2047 allows 75).
+_EW_BYTES = 45
+_ADDRESS_HEADERS = frozenset({"from", "to", "cc", "bcc", "reply-to", "sender"})
+
+
+def _encoded_words(text: str) -> list[str]:
+    """`text` as RFC 2047 base64 encoded words of at most _EW_BYTES bytes of whole characters,
+    broken after a space where one is near (readers that keep the fold between encoded words as a
+    space then show a double space rather than a word cut in two)."""
+    chunks: list[bytes] = []
+    chunk = b""
+    for char in text:
+        encoded = char.encode("utf-8")
+        if len(chunk) + len(encoded) > _EW_BYTES:
+            cut = chunk.rfind(b" ") + 1
+            if cut < _EW_BYTES // 2:
+                cut = len(chunk)
+            chunks.append(chunk[:cut])
+            chunk = chunk[cut:]
+        chunk += encoded
+    if chunk:
+        chunks.append(chunk)
+    return [f"=?utf-8?b?{base64.b64encode(c).decode('ascii')}?=" for c in chunks]
+
+
+def phrase_tokens(display_name: str) -> list[str]:
+    """The display name as the tokens of one phrase: its words if they are plain `atext` (and no
+    "=?" that a reader would take for an encoded word), else encoded words. Folding between the
+    tokens cannot change what a parser reads: an encoded word holds its commas, quotes and angle
+    brackets encoded, so the phrase never ends early, whatever its length."""
+    words = display_name.split(" ")
+    if _PLAIN_PHRASE.fullmatch(display_name) and "=?" not in display_name and max(map(len, words)) <= 70:
+        return words
+    return _encoded_words(display_name)
+
+
+def format_address(addr: Address) -> list[str]:
+    """An address as tokens to fold: the phrase tokens, then `<addr-spec>` (or the bare addr-spec
+    when there is no display name)."""
+    spec = _addr_spec(addr.addr_spec)
+    if not addr.display_name:
+        return [spec]
+    return [*phrase_tokens(addr.display_name), f"<{spec}>"]
+
+
+class _MailPolicy(EmailPolicy):
+    """The default policy, but address headers are written by `format_address` (see the module
+    docstring). Every other header and the body are the standard library's."""
+
+    def _fold(self, name: str, value: object, refold_binary: bool = False) -> str:  # type: ignore[override]
+        addresses = getattr(value, "addresses", None)
+        if name.lower() not in _ADDRESS_HEADERS or addresses is None:
+            return super()._fold(name, value, refold_binary)  # type: ignore[misc]
+        limit = self.max_line_length or 78
+        lines = [f"{name}:"]
+        for n, addr in enumerate(addresses):
+            tokens = format_address(addr)
+            if n < len(addresses) - 1:
+                tokens[-1] += ","
+            for token in tokens:
+                if len(lines[-1]) + 1 + len(token) > limit and lines[-1] != f"{name}:":
+                    lines.append("")
+                lines[-1] += " " + token
+        return self.linesep.join(lines) + self.linesep
+
+
+#: The policy of every message built here (smtplib writes a message with its own policy).
+MAIL_POLICY = _MailPolicy()
 
 
 def message_id(key: str, domain: str) -> str:
@@ -107,7 +191,7 @@ def build_message(mail: Mail, sender: str, *, date: str | None = None) -> EmailM
     """An EmailMessage: plain text with a simple HTML alternative, all headers via the API."""
     sender_name, sender_addr = parseaddr(sender)
     sender_address = address(sender_name, sender_addr)
-    msg = EmailMessage()
+    msg = EmailMessage(policy=MAIL_POLICY)
     msg["From"] = sender_address
     msg["To"] = address(mail.to_name, mail.to_email)
     msg["Subject"] = _one_line(mail.subject, 250)

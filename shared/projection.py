@@ -14,6 +14,15 @@ engine's ``BEGIN IMMEDIATE`` on SQLite), skips what a concurrent runner already 
 the rest and moves the checkpoints. So a duplicated, reordered or lost wake-up changes nothing:
 the checkpoint, not the message, says what is done, and a crash rolls back rows and checkpoint
 together. Rebuilding resets one projection's rows and checkpoint to 0 and catches up again.
+
+A projection may name event types that *scrub* personal data (`scrubs`, e.g. `StudentErased`,
+whose handlers blank the copied name and e-mail). Blanking a row leaves its old image behind: in
+SQLite's -wal file until a checkpoint, in PostgreSQL's dead tuples until a vacuum. So after a
+batch that applied such an event commits, the runner compacts the database at once
+(`compact_after_scrub`: SQLite `PRAGMA wal_checkpoint(TRUNCATE)`, with `secure_delete=FAST` on
+the runner's connections so freed cell space in the main file is zeroed; PostgreSQL
+`VACUUM (ANALYZE)` of the projection's tables), instead of leaving the person's data on disk
+until the daily retention task runs.
 """
 
 from __future__ import annotations
@@ -265,6 +274,9 @@ class Projection:
     name: str
     tables: tuple[sa.Table, ...]
     handlers: Mapping[str, Handler]
+    #: Event types whose handlers remove personal data: the batch that applies one is followed
+    #: by `compact_after_scrub` of this projection's tables (see the module docstring).
+    scrubs: frozenset[str] = frozenset()
 
     def apply(self, conn: sa.Connection, event: RecordedEvent) -> None:
         handler = self.handlers.get(event.type)
@@ -321,6 +333,9 @@ class ProjectionRunner:
         self._known: dict[str, int] = {}
         if not sa.event.contains(engine, "before_execute", _flush_pending):
             sa.event.listen(engine, "before_execute", _flush_pending)
+        if (engine.dialect.name == "sqlite" and any(p.scrubs for p in projections)
+                and not sa.event.contains(engine, "connect", _secure_delete)):
+            sa.event.listen(engine, "connect", _secure_delete)
 
     # -- set-up -----------------------------------------------------------------------------
     def create_schema(self) -> None:
@@ -451,6 +466,7 @@ class ProjectionRunner:
         applied = 0
         positions: dict[str, int] = {}
         moved: list[dict[str, Any]] = []
+        scrubbed: list[sa.Table] = []
         with conn.begin():
             current = self._lock_checkpoints(conn, names)
             pending = _PendingWrites(conn, writer)
@@ -468,6 +484,8 @@ class ProjectionRunner:
                     projection = self.projections[name]
                     for event in todo:
                         projection.apply(conn, event)
+                    if projection.scrubs and any(e.type in projection.scrubs for e in todo):
+                        scrubbed.extend(projection.tables)
                     pending.flush_behind()  # this projection's rows (each projection's in order)
                     moved.append({"b_name": name, "b_position": todo[-1].position, "b_at": time.time()})
                     positions[name] = todo[-1].position
@@ -482,6 +500,8 @@ class ProjectionRunner:
                 raise
             finally:
                 conn.info.pop(_PENDING, None)
+        if scrubbed:  # committed: now the old row images can go
+            compact_after_scrub(self.engine, scrubbed)
         if applied:
             log.info(
                 "projected batch",
@@ -547,6 +567,38 @@ class ProjectionRunner:
         if unknown:
             raise KeyError(f"unknown projection(s): {', '.join(unknown)}; known: {', '.join(self.projections)}")
         return sorted(set(names))
+
+
+def _secure_delete(dbapi_connection: Any, _record: Any) -> None:
+    """SQLite zeroes the space a deleted or shrunk row leaves in a page it writes anyway (FAST:
+    no extra I/O), so a blanked name is not left in the main file's free space."""
+    dbapi_connection.execute("PRAGMA secure_delete=FAST")
+
+
+def compact_after_scrub(engine: sa.Engine, tables: Sequence[sa.Table]) -> None:
+    """After personal data was blanked in `tables` (committed): SQLite moves the WAL into the main
+    file and truncates it (the page images from before the blanking were in it); PostgreSQL
+    vacuums the tables (dead tuples holding the old values are freed for reuse, and the planner's
+    statistics refreshed). A failure is logged, not raised: the blanking itself is committed, and
+    the daily retention task compacts again."""
+    names = sorted({t.name for t in tables})
+    try:
+        if engine.dialect.name == "sqlite":
+            raw = engine.raw_connection()
+            try:
+                driver = raw.driver_connection
+                assert driver is not None
+                busy, _log_frames, _moved = driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                raw.close()
+            if busy:
+                log.warning("WAL checkpoint after an erasure was blocked by a reader; the daily task retries")
+        elif engine.dialect.name == "postgresql":
+            preparer = engine.dialect.identifier_preparer
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM (ANALYZE) " + ", ".join(preparer.quote(n) for n in names))
+    except Exception:
+        log.exception("compaction after an erasure failed (tables %s); the daily task compacts again", names)
 
 
 def table_digest(conn: sa.Connection, tables: Iterable[sa.Table]) -> str:

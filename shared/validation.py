@@ -13,10 +13,18 @@ from marshmallow import ValidationError, fields
 _CTRL_MULTI = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
 _CTRL_SINGLE = r"\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
 _CONTROL = re.compile(f"[{_CTRL_MULTI}]")
+#: Lone (unpaired) surrogates: no UTF-8 form, so sealing and storing them fails. orjson refuses
+#: them in request bodies already; the fields refuse them too, whatever decoded the input.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL_SINGLE_LINE = re.compile(f"[{_CTRL_SINGLE}]")
 TERM_PATTERN = re.compile(r"^(HT|VT)(20[0-9]{2}|2100)$")
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 _UUID = re.compile(UUID_PATTERN)
+
+
+def has_lone_surrogate(text: str) -> bool:
+    """Whether `text` holds a code point U+D800-U+DFFF (which no valid UTF-8 text decodes to)."""
+    return _SURROGATE.search(text) is not None
 
 
 class SafeText(fields.String):
@@ -46,6 +54,8 @@ class SafeText(fields.String):
         pattern = _CONTROL if self.multiline else _CONTROL_SINGLE_LINE
         if pattern.search(text):
             raise ValidationError("Must not contain control characters.")
+        if has_lone_surrogate(text):
+            raise ValidationError("Must be valid Unicode text (no unpaired surrogates).")
         if len(text) > self.max_length:
             raise ValidationError(f"Must be at most {self.max_length} characters.")
         text = text.strip()

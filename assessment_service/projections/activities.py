@@ -87,4 +87,4 @@ HANDLERS: dict[str, Handler] = {
     "StudentErased": on_student_erased,
 }
 
-PROJECTION = Projection("activities", (activities,), HANDLERS)
+PROJECTION = Projection("activities", (activities,), HANDLERS, scrubs=frozenset({"StudentErased"}))

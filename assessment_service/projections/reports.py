@@ -49,4 +49,4 @@ def on_student_erased(conn: sa.Connection, event: RecordedEvent) -> None:
 
 HANDLERS: dict[str, Handler] = {"ReportSubmitted": on_report_submitted, "StudentErased": on_student_erased}
 
-PROJECTION = Projection("reports", (reports,), HANDLERS)
+PROJECTION = Projection("reports", (reports,), HANDLERS, scrubs=frozenset({"StudentErased"}))

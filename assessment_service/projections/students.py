@@ -133,4 +133,4 @@ HANDLERS: dict[str, Handler] = {
     "StudentErased": on_student_erased,
 }
 
-PROJECTION = Projection("students", (students,), HANDLERS)
+PROJECTION = Projection("students", (students,), HANDLERS, scrubs=frozenset({"StudentErased"}))

@@ -138,7 +138,8 @@ def _helpers() -> dict[str, Any]:
 def _remember_language(response: Response) -> Response:
     chosen = request.args.get("lang")
     if chosen in LOCALES:
-        response.set_cookie("lang", chosen, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
+        response.set_cookie("lang", chosen, max_age=365 * 24 * 3600, samesite="Lax", httponly=True,
+                            secure=current_app.config["CIM_SETTINGS"].cookie_secure)  # as the session cookie
     return response
 
 

@@ -12,6 +12,7 @@ from marshmallow import Schema, ValidationError
 from intake_service import domain
 from intake_service.identity import current_actor
 from intake_service.services import IntakeServices, Outcome, RequestContext
+from intake_service.web.privacy import audit_staff_access
 from intake_service.web.schemas import (
     ActivityRequest,
     CompleteStudiesRequest,
@@ -27,6 +28,7 @@ from shared.events import flatten_errors
 from shared.validation import is_uuid
 from shared.web.access import PUBLIC, access, student_record, token_scope
 from shared.web.errors import correlation_id
+from shared.web.json_body import request_json
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -44,11 +46,6 @@ FEED = token_scope(SCOPE_FEED)
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 _IF_MATCH = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
-
-
-class BadRequest(CimError):
-    status = 400
-    code = "bad_request"
 
 
 class UnsupportedMediaType(CimError):
@@ -87,9 +84,7 @@ def context() -> RequestContext:
 def load_json(schema: Schema) -> dict[str, Any]:
     if request.mimetype != "application/json":
         raise UnsupportedMediaType("Send the body as application/json.")
-    body = request.get_json(silent=True)
-    if body is None:
-        raise BadRequest("The body is not valid JSON.")
+    body = request_json()
     if not isinstance(body, dict):
         raise ValidationFailed("The body must be a JSON object.", {"_schema": ["Expected an object."]})
     try:
@@ -221,7 +216,10 @@ def withdraw_registration(student_id: str) -> Response:
 @bp.get("/students/<student_id>/events")
 @access(READ)
 def student_events(student_id: str) -> Response:
+    """The student's stream with its personal fields opened. A member of staff's read (a
+    coordinator's account token) is recorded before it is answered, as the pages' are."""
     events = services().history(student_id)
+    audit_staff_access(student_id, "events")
     response = jsonify(
         {
             "student_id": student_id,

@@ -39,8 +39,10 @@ from shared.validation import TERM_PATTERN, country_codes
 from shared.web.forms import TokenForm
 
 # Same characters the JSON API refuses (shared.validation.SafeText): the pages accept no more.
-_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-_CONTROL_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# ... and lone surrogates (U+D800-U+DFFF), which Werkzeug's form parser never produces today but
+# which could not be sealed or stored if it did (issue 18.5).
+_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_CONTROL_SINGLE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _UNIVERSITY_ID = re.compile(r"^[A-Za-z0-9-]{2,32}$")
 
 SETTING_LABELS = {

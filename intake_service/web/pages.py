@@ -296,7 +296,7 @@ def remember_language(response: Response) -> Response:
             max_age=LANG_COOKIE_SECONDS,
             httponly=True,
             samesite="Lax",
-            secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")),
+            secure=current_app.config["CIM_SETTINGS"].cookie_secure,  # as the session cookie
         )
     return response
 

@@ -51,6 +51,7 @@ WHAT_NAMES: dict[str, Any] = {
     "my_cim": _l("My CIM page"),
     "export": _l("This data export"),
     "attachment": _l("An attachment"),
+    "events": _l("Your event history (API)"),
 }
 
 

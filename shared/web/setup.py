@@ -14,6 +14,7 @@ from shared.logs import configure_logging, correlation_id_var
 from shared.web.auth import init_auth
 from shared.web.errors import correlation_id, register_error_handlers
 from shared.web.headers import install_security_headers
+from shared.web.json_body import install_json_decoder
 
 LOCALES = ("en", "sv")
 
@@ -52,6 +53,8 @@ def configure_web(
         WTF_CSRF_SSL_STRICT=True,
         SESSION_COOKIE_NAME=("__Host-" if settings.cookie_secure else "") + f"cim_{name}_form",
     )
+    # Request bodies: orjson with a bound on nesting, for request.get_json() too (issue 18.5).
+    install_json_decoder(app)
     Babel(app, locale_selector=select_locale)
     csrf = CSRFProtect(app)
     # The JSON APIs are not cookie-authenticated: a bearer token and application/json, which a

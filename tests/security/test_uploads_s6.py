@@ -72,6 +72,26 @@ def embedded_file() -> bytes:
     return _written(writer)
 
 
+def link_to(uri: str) -> bytes:
+    """A PDF written by pypdf with one link annotation whose action opens `uri`."""
+    from pypdf.annotations import Link
+    from pypdf.generic import DictionaryObject, NameObject, TextStringObject
+
+    writer = _blank_writer()
+    link = Link(rect=(10, 10, 100, 40), url="https://example.org/")
+    link[NameObject("/A")] = DictionaryObject(
+        {NameObject("/S"): NameObject("/URI"), NameObject("/URI"): TextStringObject(uri)})
+    writer.add_annotation(page_number=0, annotation=link)
+    return _written(writer)
+
+
+def uri_link(uri_string: bytes, compressed: frozenset[int] = frozenset()) -> bytes:
+    """A link annotation on the page whose URI action's string is written as `uri_string`."""
+    return with_objects(
+        {5: b"<< /Type /Annot /Subtype /Link /Rect [0 0 10 10] /A << /S /URI /URI " + uri_string + b" >> >>"},
+        page=b"/Annots [5 0 R] ", compressed=compressed)
+
+
 def zip_appended() -> bytes:
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as z:
@@ -171,6 +191,18 @@ HOSTILE: list[tuple[str, Callable[[], bytes], str]] = [
                                         page=b"/Annots [5 0 R] "), "scripts"),
     ("xfa form", lambda: with_objects({5: b"<< /Fields [] /XFA 6 0 R >>", 6: stream(b"<xdp:xdp/>")},
                                       catalog=b"/AcroForm 5 0 R "), "scripts"),
+    # issue 18.9: links whose target runs script when followed
+    ("javascript: link annotation (pypdf)", lambda: link_to("javascript:app.alert(1)"), "scripts"),
+    ("javascript: link, literal string", lambda: uri_link(b"(javascript:alert\\(1\\))"), "scripts"),
+    ("javascript: link, mixed case and white space", lambda: uri_link(b"( \tJaVa\nScRiPt:alert(1))"),
+     "scripts"),
+    ("javascript: link, octal-escaped", lambda: uri_link(b"(java\\163cript:alert(1))"), "scripts"),
+    ("javascript: link, hex string", lambda: uri_link(b"<" + b"javascript:alert(1)".hex().encode() + b">"),
+     "scripts"),
+    ("javascript: link in an object stream", lambda: uri_link(b"(javascript:alert(1))", frozenset({3, 5})),
+     "scripts"),
+    ("vbscript: link", lambda: uri_link(b"(vbscript:msgbox)"), "scripts"),
+    ("data: link", lambda: uri_link(b"(data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)"), "scripts"),
     ("encrypted with a user password", lambda: encrypted("secret"), "encrypted"),
     ("encrypted, empty user password", lambda: encrypted(""), "encrypted"),
     ("page count of a billion", lambda: build(page_objects(count=1_000_000_000)), "too many pages"),
@@ -284,7 +316,8 @@ def test_hostile_names_upload_under_a_generated_name_inside_the_root(world, name
     assert response.status_code == 201, response.json
     attachment_id = response.json["attachment_id"]
     root = (data / "uploads").resolve()
-    stored = files_under(data)
+    # The app's own database files (the status view's table is made at start-up) aside.
+    stored = {p for p in files_under(data) if not p.name.startswith("intake.db")}
     assert stored == {root / f"{attachment_id}.pdf"}
     assert (root / f"{attachment_id}.pdf").read_bytes() == content
     events = client.get(f"/api/v1/students/{sid}/events").json["events"]
@@ -307,6 +340,9 @@ def test_plain_pdfs_and_latex_style_open_actions_are_accepted() -> None:
     assert check_pdf(hyperref, "hyperref.pdf", MAX_BYTES).pages == 1
     compressed = build(page_objects(), compressed=frozenset({1, 2, 3}))
     assert check_pdf(compressed, "objstm.pdf", MAX_BYTES).pages == 1
+    # ordinary links stay (a report cites its sources); only script-running targets are refused
+    assert check_pdf(link_to("https://example.org/report"), "links.pdf", MAX_BYTES).pages == 1
+    assert check_pdf(uri_link(b"(mailto:someone@example.org)"), "mailto.pdf", MAX_BYTES).pages == 1
 
 
 def test_the_byte_scan_sees_escaped_names_but_not_stream_bodies() -> None:
