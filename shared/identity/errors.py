@@ -42,6 +42,10 @@ class LinkAlreadyUsed(LinkInvalid):
     """An e-mail sign-in link was already redeemed once."""
 
 
+class LinkSuperseded(LinkInvalid):
+    """An e-mail sign-in link is older than (or as old as) a link of the same account already used."""
+
+
 class OidcError(SignInFailed):
     """An OpenID Connect sign-in was refused."""
 
