@@ -39,7 +39,7 @@ from shared.identity.oidc import AuthorizationRequest
 from shared.mail import Mailer, sign_in_link_mail
 from shared.web.access import PUBLIC, SIGNED_IN, access, current_caller
 from shared.web.auth import identity, sign_in, sign_out
-from shared.web.limits import signin_limited
+from shared.web.limits import mail_allowed, signin_limited
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +208,10 @@ def send_sign_in_link(account: Account, token: str, next_url: str | None, *, key
     """E-mail a sign-in link for `account` (sent in the background; a failure is logged).
     False if there is no address or the message could not be built."""
     if not account.email:
+        return False
+    if not mail_allowed("sign-in-link", account.email):
+        # Past the sign-in limit for this address: nothing is sent, and the page answers as usual.
+        log.info("sign-in link mail not sent: the recipient's limit is reached")
         return False
     url = f"{own_url().rstrip('/')}/auth/link/{token}"
     if next_url:
