@@ -3,7 +3,12 @@ answer them all alike (no account enumeration) while tests and logs can still te
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from shared.errors import CimError, RuleViolated, ValidationFailed
+
+if TYPE_CHECKING:
+    from shared.identity.models import Account
 
 
 class IdentityError(CimError):
@@ -28,6 +33,19 @@ class AccountDisabled(SignInFailed):
 
 class TotpCodeReplayed(SignInFailed):
     """A TOTP code (or an earlier one) was already used in its time step."""
+
+
+class SignInThrottled(SignInFailed):
+    """Too many failed staff sign-ins for this address: refused unchecked for `retry_after`
+    seconds. `notify` is the account to tell by e-mail when this refusal started the lock."""
+
+    status = 429
+    code = "sign_in_throttled"
+
+    def __init__(self, retry_after: int, notify: Account | None = None) -> None:
+        super().__init__("too many failed sign-ins for this account")
+        self.retry_after = retry_after
+        self.notify = notify
 
 
 class LinkInvalid(SignInFailed):

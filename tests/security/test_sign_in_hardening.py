@@ -177,3 +177,46 @@ def test_link_mails_to_one_address_are_limited_whoever_asks(
     assert answers == [303] * 10
     assert len(mailer.sent) == 3
     assert all("target@example.org" in str(m["To"]) for m in mailer.sent)
+
+
+# -- 6: staff code guessing is limited per account, not only per client ------------------------------
+def test_ninety_wrong_codes_from_ten_addresses_lock_the_account_briefly_and_tell_its_holder(
+    app: Flask, identity: Identity, clock: FixedClock, mailer: RecordingMailer
+) -> None:
+    from datetime import timedelta
+
+    import pyotp
+
+    from tests.unit.test_auth_pages import PASSWORD, staff_form
+
+    _account, secret = staff(identity, "assessor@example.org", role=Role.ASSESSOR)
+    right = pyotp.TOTP(secret).at(clock.now())
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    statuses = []
+    pages = set()
+    for address in range(10):
+        attacker = browser_at(app, f"203.0.113.{address + 1}")
+        for _ in range(9):
+            answer = attacker.post("/auth/staff", data=staff_form("assessor@example.org", PASSWORD, wrong))
+            statuses.append(answer.status_code)
+            if answer.status_code == 429:
+                pages.add(answer.text)
+                assert 0 < int(answer.headers["Retry-After"]) <= 300
+    assert statuses[:4] == [401] * 4
+    assert statuses[4:] == [429] * 86
+    [page] = pages  # one page whatever was wrong, naming no factor
+    assert "Too many failed sign-in attempts for this account" in page
+    assert "password or code is not right" not in page
+    # The holder is told once, in English and Swedish.
+    [notice] = mailer.sent
+    assert "assessor@example.org" in str(notice["To"])
+    text = notice.get_body(("plain",)).get_content()
+    assert "paused for 1 minute" in text
+    assert "pausade i 1 minut" in text
+    # Locked: the right password and code are refused too, from a fresh address ...
+    owner = browser_at(app, "198.18.0.1")
+    assert owner.post("/auth/staff", data=staff_form("assessor@example.org", PASSWORD, right)).status_code == 429
+    # ... but only briefly: after the lock the holder signs in.
+    clock.advance(timedelta(seconds=31))
+    fresh = pyotp.TOTP(secret).at(clock.now())
+    assert owner.post("/auth/staff", data=staff_form("assessor@example.org", PASSWORD, fresh)).status_code == 303
