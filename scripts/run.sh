@@ -6,6 +6,8 @@
 # At start it mints the workers' API token (scope feed:read) with the identity CLI and exports it
 # as CIM_FEED_TOKEN; the first start seeds synthetic demo data through the API and makes demo
 # staff accounts (development only), printed in the summary.
+# Its keys (CIM_SECRET_KEY, CIM_VAULT_KEY, CIM_IDENTITY_KEY) are random, made on the first start
+# in $CIM_DATA_DIR/secrets.env (mode 0600) and reused later; keys set in the environment win.
 # Ports can be moved for a second copy: CIM_RUN_REDIS_PORT, CIM_RUN_INTAKE_PORT,
 # CIM_RUN_ASSESSMENT_PORT, CIM_RUN_INTAKE_FEED_PORT, CIM_RUN_SMTP_PORT.
 set -euo pipefail
@@ -28,6 +30,18 @@ export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 RUN="$CIM_DATA_DIR/run"
 MAILDIR="$CIM_DATA_DIR/mail"
 mkdir -p "$CIM_DATA_DIR/redis" "$RUN"
+
+# This installation's own keys: made once, kept private under the data directory, reused.
+SECRETS="$CIM_DATA_DIR/secrets.env"
+if [[ ! -f "$SECRETS" && -f "$CIM_DATA_DIR/intake.db" ]]; then
+    echo "note: $CIM_DATA_DIR holds data from before CIM made its own keys; if it cannot be read," \
+        "start afresh with 'make clean'"
+fi
+"$BIN/python" -m shared.local_secrets "$SECRETS"
+while IFS='=' read -r name value; do
+    [[ "$name" =~ ^CIM_[A-Z_]+$ ]] || continue
+    [[ -n "${!name:-}" ]] || export "$name=$value"
+done <"$SECRETS"
 
 PIDS=()
 cleanup() {

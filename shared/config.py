@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from shared import local_secrets
+
 ROOT = Path(__file__).resolve().parent.parent
 
-_DEFAULT_SECRET = "dev-only-insecure-secret-key-change-me"
+#: The environments CIM knows; CIM_ENV must name one exactly (a typo must not skip the
+#: production checks). "test" behaves as "development".
+ENVIRONMENTS = ("development", "test", "production")
+
+#: `Settings()` built in code (tests) gets a random key per process: no working secret lives in
+#: the repository. `from_env` never uses it (the keys come from the environment, or in development
+#: from $CIM_DATA_DIR/secrets.env); production refuses it, as it would not survive a restart.
+_DEFAULT_SECRET = secrets.token_urlsafe(48)
+
+#: Store URLs production must point at PostgreSQL, by the variable that sets each.
+STORE_URL_VARIABLES = {
+    "intake_db_url": "CIM_INTAKE_DB_URL",
+    "assessment_db_url": "CIM_ASSESSMENT_DB_URL",
+    "identity_db_url": "CIM_IDENTITY_DB_URL",
+}
 
 
 def _bool(value: str | None, default: bool) -> bool:
@@ -72,6 +89,10 @@ class Settings:
     feed_token: str = ""
 
     def __post_init__(self) -> None:
+        if self.env not in ENVIRONMENTS:
+            raise RuntimeError(
+                f"CIM_ENV must be exactly one of {', '.join(ENVIRONMENTS)}; got {self.env!r}: refusing to start"
+            )
         data_dir = Path(self.data_dir)
         object.__setattr__(self, "data_dir", data_dir)
         if not self.intake_db_url:
@@ -110,10 +131,16 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         data_dir = Path(env.get("CIM_DATA_DIR", str(ROOT / "var")))
+        environment = env.get("CIM_ENV", "development")
+        keys = {name: env.get(name, "") for name in local_secrets.KEYS}
+        if environment in ENVIRONMENTS and environment != "production" and not all(keys.values()):
+            # The embedded default: keys made on first start and kept under the data directory.
+            made = local_secrets.load_or_create(data_dir / local_secrets.FILE_NAME)
+            keys = {name: keys[name] or made[name] for name in keys}
         values: dict[str, Any] = {
-            "env": env.get("CIM_ENV", "development"),
-            "secret_key": env.get("CIM_SECRET_KEY", _DEFAULT_SECRET),
-            "vault_key": env.get("CIM_VAULT_KEY", ""),
+            "env": environment,
+            "secret_key": keys["CIM_SECRET_KEY"],
+            "vault_key": keys["CIM_VAULT_KEY"],
             "data_dir": data_dir,
             "intake_db_url": env.get("CIM_INTAKE_DB_URL", ""),
             "assessment_db_url": env.get("CIM_ASSESSMENT_DB_URL", ""),
@@ -129,7 +156,7 @@ class Settings:
             "default_locale": env.get("CIM_DEFAULT_LOCALE", cls.default_locale),
             "log_level": env.get("CIM_LOG_LEVEL", cls.log_level),
             "identity_db_url": env.get("CIM_IDENTITY_DB_URL", ""),
-            "identity_key": env.get("CIM_IDENTITY_KEY", ""),
+            "identity_key": keys["CIM_IDENTITY_KEY"],
             "session_idle_minutes": int(env.get("CIM_SESSION_IDLE_MINUTES", cls.session_idle_minutes)),
             "session_absolute_hours": int(env.get("CIM_SESSION_ABSOLUTE_HOURS", cls.session_absolute_hours)),
             "email_link_minutes": int(env.get("CIM_EMAIL_LINK_MINUTES", cls.email_link_minutes)),
@@ -165,8 +192,13 @@ class Settings:
             problems.append("CIM_VAULT_KEY must be set (at least 32 characters) and kept apart from backups")
         elif self.vault_key in (self.secret_key, self.identity_key):
             problems.append("CIM_VAULT_KEY must differ from CIM_SECRET_KEY and CIM_IDENTITY_KEY")
-        if self.intake_db_url.startswith("sqlite") or self.assessment_db_url.startswith("sqlite"):
-            problems.append("production needs PostgreSQL (CIM_INTAKE_DB_URL, CIM_ASSESSMENT_DB_URL)")
+        not_postgres = [
+            variable
+            for name, variable in STORE_URL_VARIABLES.items()
+            if not str(getattr(self, name)).startswith(("postgresql://", "postgresql+"))
+        ]
+        if not_postgres:
+            problems.append(f"production needs PostgreSQL for every store ({', '.join(not_postgres)})")
         if self.identity_key == self.secret_key or len(self.identity_key) < 32:
             problems.append("CIM_IDENTITY_KEY must be set (at least 32 characters), apart from CIM_SECRET_KEY")
         if self.debug:

@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from babel.dates import format_interval
@@ -45,6 +45,7 @@ from intake_service.events import (
     StudiesCompleted,
 )
 from intake_service.identity import current_actor
+from intake_service.registration import MIN_DURATION_SECONDS, Registration
 from intake_service.services import IntakeServices, Outcome, RequestContext
 from intake_service.web.forms import (
     SETTING_LABELS,
@@ -60,13 +61,19 @@ from intake_service.web.forms import (
 from intake_service.web.privacy import audit_staff_access
 from shared.catalogue import Department, Text
 from shared.errors import NotFound
+from shared.identity.models import Account
 from shared.validation import is_uuid
 from shared.web.access import PUBLIC, access, current_caller, student_record
+from shared.web.auth import identity, rotate_session
+from shared.web.auth_pages import send_sign_in_link
 from shared.web.errors import correlation_id
 from shared.web.forms import input_attributes
+from shared.web.limits import signin_limited
 from shared.web.setup import LOCALES
 
 bp = Blueprint("forms", __name__)
+
+T = TypeVar("T")
 
 STUDENT_READ = student_record(write=False)
 STUDENT_WRITE = student_record(write=True)
@@ -252,7 +259,7 @@ def context(form: PageForm, purpose: str = "") -> RequestContext:
     return RequestContext(actor=current_actor(), correlation_id=correlation_id(), idempotency_key=key)
 
 
-def run(form: PageForm, action: Callable[[RequestContext], Outcome]) -> Outcome | None:
+def run(form: PageForm, action: Callable[[RequestContext], T]) -> T | None:
     """Run a use case for a valid form. A refusal is put on the form (and None returned)."""
     return form.attempt(lambda: action(context(form)))
 
@@ -325,29 +332,31 @@ def home() -> str:
     return render_template("home.html")
 
 
+def registration() -> Registration:
+    """The register use case, wired to this app's intake services, identity and mailer."""
+
+    def send_link(account: Account, token: str, *, key: str | None) -> bool:
+        return send_sign_in_link(account, token, None, key=key)
+
+    min_duration = current_app.config.get("CIM_REGISTER_MIN_SECONDS", MIN_DURATION_SECONDS)
+    return Registration(services(), identity(), send_link, min_duration=min_duration)
+
+
 @bp.route("/register", methods=["GET", "POST"])
 @access(PUBLIC)
+@signin_limited(methods=("POST",))
 def register() -> Any:
-    """Register for CIM. Anonymous (the embedded default, no SSO): the student and their account
-    are made together and a sign-in link is e-mailed; an address that already has an account gets
-    a sign-in link instead, with the very same answer (nobody learns who is registered). Signed in
-    without a student record (first SSO sign-in): register and link the account. A signed-in
-    student goes to My CIM."""
-    from shared.identity.errors import IdentityConflict
-    from shared.identity.models import Role, RoleGrant
-    from shared.web.auth import identity, rotate_session
-    from shared.web.auth_pages import request_link_for, send_sign_in_link
-
+    """Register for CIM (intake_service.registration says what happens). Anonymous: the answer
+    is "check your e-mail" whether or not the address was known. Signed in without a student
+    record (first SSO sign-in): on to My CIM. A signed-in student goes to My CIM."""
     caller = current_caller()
     if caller.student_id:
         return to_my_cim(caller.student_id)
-    ident = identity()
     signed_in = caller.principal is not None
-    if not signed_in and ident.oidc is not None:
+    if not signed_in and identity().oidc is not None:
         # With the university's SSO, students register after signing in with it.
         return redirect(url_for("auth.sign_in_page", next=url_for("forms.register")), code=303)
-    svc = services()
-    form = RegisterForm.build(svc.catalogue, locale())
+    form = RegisterForm.build(services().catalogue, locale())
     if signed_in and request.method == "GET" and caller.principal is not None:
         # what the university account told us, to correct if need be
         form.name.data = form.name.data or caller.principal.account.display_name
@@ -358,38 +367,16 @@ def register() -> Any:
         if not signed_in and form.token and form.token == session.get("register_token"):
             return see_other("auth.check_email")
         if form.validate():
-            if not signed_in and ident.store.find_account_by_email(form.email.data) is not None:
-                request_link_for(form.email.data, None)  # already has an account: a link, not a 2nd registration
-                session["register_token"] = form.token
-                return see_other("auth.check_email")
-            outcome = run(form, lambda ctx: svc.register_student(form.command(), ctx))
-            if outcome is not None:
-                student_id = outcome.result["student_id"]
-                department = form.department.data
-                if signed_in:
-                    assert caller.account_id is not None
-                    try:
-                        ident.accounts.attach_student(caller.account_id, student_id, department)
-                    except IdentityConflict:
-                        # a double click: the first request linked this very student already
-                        account = ident.accounts.account_for_student(student_id)
-                        if account is None or account.id != caller.account_id:
-                            raise
+            use_case = registration()
+            if signed_in:
+                assert caller.account_id is not None
+                account_id = caller.account_id
+                done = run(form, lambda ctx: use_case.register_signed_in(account_id, form.command(), ctx))
+                if done is not None and done.student_id is not None:
                     rotate_session()  # a privilege change (the student role)
                     flash(_("You are registered for CIM. Welcome!"), "success")
-                    return to_my_cim(student_id)
-                try:
-                    account = ident.accounts.create_account(
-                        form.name.data,
-                        form.email.data,
-                        student_id=student_id,
-                        grants=[RoleGrant(Role.STUDENT, department)],
-                    )
-                except IdentityConflict:
-                    account = None  # a double submit in flight: the first one sends the mail
-                if account is not None:
-                    issued = ident.links.issue(account)
-                    send_sign_in_link(account, issued.token, None, key=f"registered:{student_id}")
+                    return to_my_cim(done.student_id)
+            elif run(form, lambda ctx: use_case.register_anonymous(form.command(), ctx)) is not None:
                 session["register_token"] = form.token
                 return see_other("auth.check_email")
     return show("register.html", form)

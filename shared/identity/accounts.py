@@ -14,12 +14,14 @@ from shared.identity.errors import (
     AlreadyBootstrapped,
     IdentityConflict,
     SignInFailed,
+    SignInThrottled,
     TotpCodeReplayed,
 )
 from shared.identity.models import Account, ExternalIdentity, Principal, Role, RoleGrant
 from shared.identity.passwords import PasswordService, check_password_policy
 from shared.identity.sessions import SessionStore
 from shared.identity.store import IdentityStore, normalize_email
+from shared.identity.throttle import SignInThrottle
 from shared.identity.totp import TotpEnrolment, TotpService
 
 
@@ -172,11 +174,20 @@ class AccountService:
 class StaffCredentials:
     """Password (argon2) plus TOTP for staff when no SSO is configured."""
 
-    def __init__(self, store: IdentityStore, passwords: PasswordService, totp: TotpService, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: IdentityStore,
+        passwords: PasswordService,
+        totp: TotpService,
+        clock: Clock,
+        *,
+        throttle: SignInThrottle | None = None,
+    ) -> None:
         self._store = store
         self._passwords = passwords
         self._totp = totp
         self._clock = clock
+        self._throttle = throttle
 
     def set_password(self, account_id: str, password: str) -> None:
         """WeakPassword (a ValidationFailed) if the policy refuses it."""
@@ -189,8 +200,30 @@ class StaffCredentials:
         return enrolment
 
     def sign_in(self, email: str, password: str, totp_code: str) -> Account:
-        """The account, or SignInFailed (AccountDisabled, TotpCodeReplayed are subclasses).
-        Unknown e-mail, wrong password and wrong code all raise plain SignInFailed."""
+        """The account, or SignInFailed (AccountDisabled, TotpCodeReplayed, SignInThrottled are
+        subclasses). Unknown e-mail, wrong password and wrong code all raise plain SignInFailed;
+        with a throttle, the failure that completes a series raises SignInThrottled instead (with
+        the account to tell, the first time), and so does every attempt while the lock lasts,
+        before any credential is checked."""
+        throttle = self._throttle
+        if throttle is None:
+            return self._check(email, password, totp_code)
+        wait = throttle.locked_for(email)
+        if wait:
+            raise SignInThrottled(wait)
+        try:
+            account = self._check(email, password, totp_code)
+        except SignInFailed as exc:
+            lockout = throttle.failed(email)
+            if lockout is None:
+                raise
+            holder = self._store.find_account_by_email(email) if email else None
+            notify = holder if lockout.first and holder is not None and holder.email else None
+            raise SignInThrottled(lockout.seconds, notify) from exc
+        throttle.succeeded(email)
+        return account
+
+    def _check(self, email: str, password: str, totp_code: str) -> Account:
         account = self._store.find_account_by_email(email) if email else None
         stored = self._store.password_hash(account.id) if account else None
         ok, new_hash = self._passwords.verify(stored, password)  # hashes even for unknown e-mails

@@ -3,7 +3,12 @@ answer them all alike (no account enumeration) while tests and logs can still te
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from shared.errors import CimError, RuleViolated, ValidationFailed
+
+if TYPE_CHECKING:
+    from shared.identity.models import Account
 
 
 class IdentityError(CimError):
@@ -30,6 +35,19 @@ class TotpCodeReplayed(SignInFailed):
     """A TOTP code (or an earlier one) was already used in its time step."""
 
 
+class SignInThrottled(SignInFailed):
+    """Too many failed staff sign-ins for this address: refused unchecked for `retry_after`
+    seconds. `notify` is the account to tell by e-mail when this refusal started the lock."""
+
+    status = 429
+    code = "sign_in_throttled"
+
+    def __init__(self, retry_after: int, notify: Account | None = None) -> None:
+        super().__init__("too many failed sign-ins for this account")
+        self.retry_after = retry_after
+        self.notify = notify
+
+
 class LinkInvalid(SignInFailed):
     """An e-mail sign-in link is malformed, forged or bound to no usable account."""
 
@@ -40,6 +58,10 @@ class LinkExpired(LinkInvalid):
 
 class LinkAlreadyUsed(LinkInvalid):
     """An e-mail sign-in link was already redeemed once."""
+
+
+class LinkSuperseded(LinkInvalid):
+    """An e-mail sign-in link is older than (or as old as) a link of the same account already used."""
 
 
 class OidcError(SignInFailed):

@@ -82,6 +82,15 @@ used_tokens = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False, index=True),
 )
 
+#: Per account, the issue stamp of the newest e-mail link used: links issued at or before it are
+#: dead (issue 18: a newer link used kills the older unused ones). Ids only, no personal data.
+link_floors = sa.Table(
+    "identity_link_floors",
+    identity_metadata,
+    sa.Column("account_id", sa.String(36), sa.ForeignKey("identity_accounts.id"), primary_key=True),
+    sa.Column("issued_up_to", sa.BigInteger, nullable=False),
+)
+
 api_tokens = sa.Table(
     "identity_api_tokens",
     identity_metadata,
@@ -383,6 +392,26 @@ class SqlIdentityStore:
                 conn.execute(
                     used_tokens.insert().values(token_hash=token_hash, kind=kind, used_at=at, expires_at=expires_at)
                 )
+        except IntegrityError:
+            return False
+        return True
+
+    def advance_link_floor(self, account_id: str, issued: int) -> bool:
+        # A conditional UPDATE, else the first INSERT: of two concurrent redemptions one wins (a
+        # racing INSERT on PostgreSQL fails the key and is refused; the user asks for a new link).
+        try:
+            with self._tx() as conn:
+                moved = conn.execute(
+                    link_floors.update()
+                    .where(link_floors.c.account_id == account_id, link_floors.c.issued_up_to < issued)
+                    .values(issued_up_to=issued)
+                )
+                if moved.rowcount == 1:
+                    return True
+                known = sa.select(link_floors.c.account_id).where(link_floors.c.account_id == account_id)
+                if conn.execute(known).first() is not None:
+                    return False
+                conn.execute(link_floors.insert().values(account_id=account_id, issued_up_to=issued))
         except IntegrityError:
             return False
         return True

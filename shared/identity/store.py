@@ -100,6 +100,12 @@ class IdentityStore(Protocol):
 
     def purge_used(self, expired_before: datetime) -> int: ...
 
+    def advance_link_floor(self, account_id: str, issued: int) -> bool:
+        """Atomically record that the account's e-mail links issued at or before `issued` (a
+        counter: microseconds since the epoch) are spent, unless a link issued at or after it was
+        used already; False then. One used link so kills every older unused one."""
+        ...
+
     # API tokens
     def add_api_token(self, record: ApiTokenRecord) -> None: ...
 
@@ -130,6 +136,7 @@ class InMemoryIdentityStore:
         self._totp: dict[str, TotpState] = {}
         self._used: dict[str, datetime] = {}
         self._tokens: dict[str, ApiTokenRecord] = {}
+        self._link_floors: dict[str, int] = {}
 
     def create_schema(self) -> None:
         """Nothing to create; here so both stores are set up alike."""
@@ -260,6 +267,14 @@ class InMemoryIdentityStore:
             for h in gone:
                 del self._used[h]
             return len(gone)
+
+    def advance_link_floor(self, account_id: str, issued: int) -> bool:
+        with self._lock:
+            floor = self._link_floors.get(account_id)
+            if floor is not None and floor >= issued:
+                return False
+            self._link_floors[account_id] = issued
+            return True
 
     def add_api_token(self, record: ApiTokenRecord) -> None:
         with self._lock:

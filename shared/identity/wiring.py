@@ -18,6 +18,7 @@ from shared.identity.passwords import PasswordService
 from shared.identity.sessions import InMemorySessionStore, RedisSessionStore, SessionPolicy, SessionStore
 from shared.identity.sql_store import SqlIdentityStore
 from shared.identity.store import IdentityStore, InMemoryIdentityStore
+from shared.identity.throttle import SignInThrottle
 from shared.identity.totp import TotpService
 
 
@@ -46,11 +47,13 @@ def build_identity(
     oidc_http: HttpClient | None = None,
     password_hasher: PasswordHasher | None = None,
     totp_issuer: str = "CIM",
+    throttle: SignInThrottle | None = None,
 ) -> Identity:
     """`db_url` None = in-memory store; `redis` None = in-memory sessions (tests, one process).
     Keys for links and TOTP secrets are derived from `identity_key` (CIM_IDENTITY_KEY), one per
-    purpose. Connects to
-    nothing: the engine and the Redis client connect on first use."""
+    purpose. Staff sign-ins are limited per account (`throttle`; default: counters in `redis`,
+    or in this process without it). Connects to nothing: the engine and the Redis client
+    connect on first use."""
     store: IdentityStore
     if db_url is None:
         store = InMemoryIdentityStore()
@@ -74,7 +77,9 @@ def build_identity(
     return Identity(
         store=store,
         accounts=accounts,
-        staff=StaffCredentials(store, PasswordService(password_hasher), totp, clock),
+        staff=StaffCredentials(
+            store, PasswordService(password_hasher), totp, clock, throttle=throttle or SignInThrottle(clock, redis)
+        ),
         links=EmailLinkService(store, derive_key(identity_key, "email-link"), clock, ttl=link_ttl),
         sessions=sessions,
         api_tokens=ApiTokenService(store, clock),

@@ -9,11 +9,12 @@ for this site's own pages (no open redirect).
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
-from flask_babel import get_locale
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -33,13 +34,14 @@ from shared.identity.errors import (
     OidcError,
     OidcProviderError,
     SignInFailed,
+    SignInThrottled,
 )
 from shared.identity.models import Account, Principal, Role
 from shared.identity.oidc import AuthorizationRequest
-from shared.mail import Mailer, sign_in_link_mail
+from shared.mail import Mailer, sign_in_link_mail, sign_in_locked_mail
 from shared.web.access import PUBLIC, SIGNED_IN, access, current_caller
 from shared.web.auth import identity, sign_in, sign_out
-from shared.web.limits import signin_limited
+from shared.web.limits import mail_allowed, signin_limited
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +211,10 @@ def send_sign_in_link(account: Account, token: str, next_url: str | None, *, key
     False if there is no address or the message could not be built."""
     if not account.email:
         return False
+    if not mail_allowed("sign-in-link", account.email):
+        # Past the sign-in limit for this address: nothing is sent, and the page answers as usual.
+        log.info("sign-in link mail not sent: the recipient's limit is reached")
+        return False
     url = f"{own_url().rstrip('/')}/auth/link/{token}"
     if next_url:
         url += "?" + urlencode({"next": next_url})
@@ -224,6 +230,26 @@ def send_sign_in_link(account: Account, token: str, next_url: str | None, *, key
         mailer().deliver_later(mail)
     except (CimError, ValueError):
         log.error("sign-in link mail not sent", exc_info=True)
+        return False
+    return True
+
+
+def send_lockout_notice(account: Account, seconds: int) -> bool:
+    """Tell a member of staff that sign-ins to their account were paused after failed attempts
+    (in English and Swedish: who tried is not who reads it). A failure is logged."""
+    if not account.email:
+        return False
+    mail = sign_in_locked_mail(
+        to_email=account.email,
+        to_name=account.display_name or None,
+        minutes=max(1, -(-seconds // 60)),
+        sign_in_url=f"{own_url().rstrip('/')}/auth/sign-in",
+        key=f"sign-in-locked:{account.id}:{secrets.token_hex(8)}",  # one notice per lock series
+    )
+    try:
+        mailer().deliver_later(mail)
+    except (CimError, ValueError):
+        log.error("sign-in lockout notice not sent", exc_info=True)
         return False
     return True
 
@@ -291,6 +317,23 @@ def staff_sign_in() -> Any:
         return _chooser(staff_form=form, status=422)
     try:
         account = identity().staff.sign_in(form.email.data, form.password.data, form.code.data)
+    except SignInThrottled as exc:
+        # Says neither which part was wrong nor whether the address has an account.
+        log.info("staff sign-in refused: too many failures for this address")
+        if exc.notify is not None:
+            send_lockout_notice(exc.notify, exc.retry_after)
+        form.password.data = ""
+        form.code.data = ""
+        minutes = max(1, -(-exc.retry_after // 60))
+        form.form_errors.append(
+            ngettext(
+                "Too many failed sign-in attempts for this account. Wait %(num)d minute and try again.",
+                "Too many failed sign-in attempts for this account. Wait %(num)d minutes and try again.",
+                minutes,
+            )
+        )
+        page, status = _chooser(staff_form=form, status=429)
+        return page, status, {"Retry-After": str(exc.retry_after)}
     except SignInFailed as exc:
         log.info("staff sign-in refused: %s", type(exc).__name__)
         form.password.data = ""

@@ -31,16 +31,18 @@ client is counted per /64 network (one host usually holds a whole /64).
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from flask import Flask, Response, current_app, render_template_string, request
 from flask_babel import gettext as _
 from flask_limiter import ApplicationLimit, Limiter
 from flask_limiter.errors import RateLimitExceeded
+from limits import parse_many
 from markupsafe import escape
 
 from shared.config import Settings
@@ -65,23 +67,47 @@ _PAGE = """{% extends "base.html" %}
 """
 
 
-def signin_limited(view: F) -> F:
+@overload
+def signin_limited(view: F, *, methods: tuple[str, ...] | None = None) -> F: ...
+
+
+@overload
+def signin_limited(view: None = None, *, methods: tuple[str, ...] | None = None) -> Callable[[F], F]: ...
+
+
+def signin_limited(view: F | None = None, *, methods: tuple[str, ...] | None = None) -> F | Callable[[F], F]:
     """Marks a sign-in or link-request view for the stricter sign-in limit: every request to it
-    counts against `settings.ratelimit_signin` (its POSTs also against the general POST limit).
-    Order among the other decorators does not matter."""
-    setattr(view, _MARK, True)
-    return view
+    (or, with `methods`, every request with one of these methods: `/register` counts its POSTs,
+    which mail links, not its GETs) counts against `settings.ratelimit_signin` (its POSTs also
+    against the general POST limit). Order among the other decorators does not matter."""
+
+    def mark(target: F) -> F:
+        setattr(target, _MARK, tuple(m.upper() for m in methods) if methods else True)
+        return target
+
+    return mark(view) if view is not None else mark
 
 
-def is_signin_limited(view: Callable[..., Any] | None) -> bool:
-    """True if `view` (or a function it wraps) was marked with `signin_limited`."""
+def signin_limited_methods(view: Callable[..., Any] | None) -> tuple[str, ...] | bool:
+    """The methods `view` (or a function it wraps) counts against the sign-in limit: True for
+    every method, a tuple for some, False if it was not marked."""
     seen = 0
     while view is not None and seen < 10:
-        if getattr(view, _MARK, False):
-            return True
+        marked = getattr(view, _MARK, False)
+        if marked:
+            return marked
         view = getattr(view, "__wrapped__", None)
         seen += 1
     return False
+
+
+def is_signin_limited(view: Callable[..., Any] | None, method: str | None = None) -> bool:
+    """True if `view` (or a function it wraps) was marked with `signin_limited` (for `method`,
+    when the mark names methods)."""
+    marked = signin_limited_methods(view)
+    if isinstance(marked, tuple):
+        return method is None or method.upper() in marked
+    return bool(marked)
 
 
 def client_address() -> str:
@@ -100,7 +126,7 @@ def client_address() -> str:
 
 def _not_signin_view() -> bool:
     view = current_app.view_functions.get(request.endpoint or "")
-    return not is_signin_limited(view)
+    return not is_signin_limited(view, request.method)
 
 
 def _retry_after(limiter: Limiter, exc: RateLimitExceeded) -> int:
@@ -133,6 +159,29 @@ def too_many_requests(limiter: Limiter, exc: RateLimitExceeded) -> Response:
         response = Response(body, status=429, mimetype="text/html")
     response.headers["Retry-After"] = str(retry)
     return response
+
+
+def mail_allowed(kind: str, recipient: str) -> bool:
+    """Count one mail of `kind` to `recipient` against the sign-in limit (CIM_RATELIMIT_SIGNIN),
+    per recipient, in the limiter's storage (shared by every process of both apps): False once the
+    recipient has had their share, so no address can be flooded with sign-in links however many
+    clients ask (issue 18: 25 link mails reached one address in a minute). Only a hash of the
+    address is stored. If the storage fails, the mail is allowed (and logged)."""
+    limiter: Limiter | None = current_app.extensions.get("cim.limiter")
+    settings: Settings = current_app.config["CIM_SETTINGS"]
+    if limiter is None:
+        return True
+    who = hashlib.sha256(recipient.strip().lower().encode()).hexdigest()
+    try:
+        strategy = limiter.limiter
+        items = parse_many(settings.ratelimit_signin)
+        # Test first, then count: a refused mail uses no share of a longer window.
+        if not all(strategy.test(item, KEY_PREFIX, "mail", kind, who) for item in items):
+            return False
+        return all([strategy.hit(item, KEY_PREFIX, "mail", kind, who) for item in items])
+    except Exception:  # storage gone: never a 500, and the answer must not differ
+        log.warning("rate limit storage unreachable while counting a mail")
+        return True
 
 
 def init_rate_limits(app: Flask, settings: Settings) -> Limiter:

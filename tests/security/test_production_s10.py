@@ -47,8 +47,9 @@ def unsafe_cases() -> list[tuple[str, dict[str, object], str]]:
         ("identity key = secret key", {"identity_key": "same" * 10, "secret_key": "same" * 10}, "CIM_IDENTITY_KEY"),
         ("DEBUG on", {"debug": True}, "DEBUG"),
         ("cookies not Secure", {"cookie_secure": False}, "CIM_COOKIE_SECURE"),
-        ("SQLite intake store", {"intake_db_url": "sqlite:///var/intake.db"}, "PostgreSQL"),
-        ("SQLite assessment store", {"assessment_db_url": "sqlite:///var/assessment.db"}, "PostgreSQL"),
+        ("SQLite intake store", {"intake_db_url": "sqlite:///var/intake.db"}, "CIM_INTAKE_DB_URL"),
+        ("SQLite assessment store", {"assessment_db_url": "sqlite:///var/assessment.db"}, "CIM_ASSESSMENT_DB_URL"),
+        ("SQLite identity store", {"identity_db_url": "sqlite:///var/identity.db"}, "CIM_IDENTITY_DB_URL"),
         ("per-process rate limits", {"ratelimit_storage": "memory://"}, "CIM_RATELIMIT_STORAGE"),
         ("OIDC without a client secret", {"oidc_issuer": "https://idp.example.org", "oidc_client_id": "cim"},
          "CIM_OIDC_CLIENT_SECRET"),
@@ -90,6 +91,7 @@ def test_unsafe_settings_from_the_environment_are_refused(tmp_path: Path, enviro
         "CIM_IDENTITY_KEY": secrets.token_urlsafe(40), "CIM_DATA_DIR": str(tmp_path),
         "CIM_INTAKE_DB_URL": "postgresql://cim@db.invalid/intake",
         "CIM_ASSESSMENT_DB_URL": "postgresql://cim@db.invalid/assessment",
+        "CIM_IDENTITY_DB_URL": "postgresql://cim@db.invalid/identity",
     }
     only_env = environ == {"CIM_ENV": "production"}  # nothing else set: every default is unsafe
     settings = Settings.from_env(environ if only_env else {**safe, **environ})
@@ -172,3 +174,100 @@ def test_the_workers_refuse_unsafe_production_settings(monkeypatch: pytest.Monke
             worker_settings.settings()
     finally:
         worker_settings.settings.cache_clear()
+
+
+# -- issue 18.2: the check cannot be skipped by a spelling; issue 18.1: no working secret -------------
+def production_environ(tmp_path: Path) -> dict[str, str]:
+    return {
+        "CIM_SECRET_KEY": secrets.token_urlsafe(40), "CIM_VAULT_KEY": secrets.token_urlsafe(40),
+        "CIM_IDENTITY_KEY": secrets.token_urlsafe(40), "CIM_DATA_DIR": str(tmp_path),
+        "CIM_INTAKE_DB_URL": "postgresql://cim@db.invalid/intake",
+        "CIM_ASSESSMENT_DB_URL": "postgresql://cim@db.invalid/assessment",
+        "CIM_IDENTITY_DB_URL": "postgresql://cim@db.invalid/identity",
+        "CIM_ENV": "production",
+    }
+
+
+@pytest.mark.parametrize("spelling", ["Production", "prod", "PRODUCTION", "production ", "", "staging", "dev"])
+def test_an_unknown_environment_name_refuses_to_start(tmp_path: Path, spelling: str) -> None:
+    with pytest.raises(RuntimeError, match="CIM_ENV must be exactly one of development, test, production"):
+        Settings.from_env({"CIM_ENV": spelling, "CIM_DATA_DIR": str(tmp_path)})
+    with pytest.raises(RuntimeError, match="CIM_ENV"):
+        Settings(env=spelling, data_dir=tmp_path)
+
+
+def test_the_known_environments_start(tmp_path: Path) -> None:
+    for name in ("development", "test"):
+        assert Settings.from_env({"CIM_ENV": name, "CIM_DATA_DIR": str(tmp_path)}).env == name
+    Settings.from_env(production_environ(tmp_path)).check_production_safety()
+
+
+@pytest.mark.parametrize("variable", ["CIM_INTAKE_DB_URL", "CIM_ASSESSMENT_DB_URL", "CIM_IDENTITY_DB_URL"])
+def test_every_store_left_on_sqlite_is_refused_in_production(tmp_path: Path, variable: str) -> None:
+    environ = production_environ(tmp_path)
+    for unset in (True, False):
+        changed = dict(environ)
+        if unset:
+            del changed[variable]  # the default: SQLite under the data directory
+        else:
+            changed[variable] = f"sqlite:///{tmp_path / 'x.db'}"
+        with pytest.raises(RuntimeError, match=variable):
+            Settings.from_env(changed).check_production_safety()
+
+
+def test_development_makes_its_own_keys_once_and_keeps_them_private(tmp_path: Path) -> None:
+    first = Settings.from_env({"CIM_DATA_DIR": str(tmp_path)})
+    kept = tmp_path / "secrets.env"
+    assert kept.stat().st_mode & 0o777 == 0o600
+    keys = {first.secret_key, first.vault_key, first.identity_key}
+    assert len(keys) == 3
+    assert all(len(k) >= 32 for k in keys)
+    assert all(k in kept.read_text() for k in keys)
+    again = Settings.from_env({"CIM_DATA_DIR": str(tmp_path)})
+    assert (again.secret_key, again.vault_key, again.identity_key) == (
+        first.secret_key, first.vault_key, first.identity_key)
+    elsewhere = Settings.from_env({"CIM_DATA_DIR": str(tmp_path / "other")})
+    assert elsewhere.secret_key not in keys
+    # A key the operator sets wins over the kept one.
+    chosen = secrets.token_urlsafe(40)
+    assert Settings.from_env({"CIM_DATA_DIR": str(tmp_path), "CIM_SECRET_KEY": chosen}).secret_key == chosen
+
+
+def test_production_never_makes_or_reads_kept_keys(tmp_path: Path) -> None:
+    Settings.from_env({"CIM_DATA_DIR": str(tmp_path)})  # a development start left its keys here
+    environ = production_environ(tmp_path)
+    del environ["CIM_SECRET_KEY"]
+    with pytest.raises(RuntimeError, match="CIM_SECRET_KEY"):
+        Settings.from_env(environ).check_production_safety()
+
+
+def test_processes_starting_together_agree_on_the_kept_keys(tmp_path: Path) -> None:
+    import threading
+
+    seen: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def start() -> None:
+        barrier.wait()
+        seen.append(Settings.from_env({"CIM_DATA_DIR": str(tmp_path)}).vault_key)
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(seen) == 8
+    assert len(set(seen)) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["secrets.env"]
+
+
+def test_no_working_secret_is_in_the_repository() -> None:
+    config = (ROOT / "shared" / "config.py").read_text()
+    assert "dev-only-insecure" not in config
+    assert _DEFAULT_SECRET not in config  # the code default is random per process
+    compose = (ROOT / "docker-compose.yml").read_text()
+    for name in ("CIM_SECRET_KEY", "CIM_VAULT_KEY", "CIM_IDENTITY_KEY"):
+        [line] = [ln for ln in compose.splitlines() if ln.strip().startswith(f"{name}:")]
+        assert f"${{{name}:?" in line, line  # taken from .env, refused when missing
+    run = (ROOT / "scripts" / "run.sh").read_text()
+    assert "shared.local_secrets" in run

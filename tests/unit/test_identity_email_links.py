@@ -181,3 +181,70 @@ def test_concurrent_clicks_on_one_link_sign_in_once(links: EmailLinkService, stu
     for t in threads:
         t.join()
     assert sorted(outcomes) == ["already used"] * 5 + ["signed in"]
+
+
+# -- issue 18.1: staff never sign in by link; a newer link used kills the older ones ---------------
+def forged_link(account_id: str, clock: FixedClock, email: str | None, key: bytes = KEY) -> str:
+    """What an attacker holding the link key builds by hand: the payload of a real link."""
+    import hashlib
+    import hmac
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    expires = int((clock.now() + timedelta(minutes=10)).timestamp())
+    body = {"a": account_id, "n": b64(b"0" * 16), "x": expires,
+            "i": int(clock.now().timestamp() * 1_000_000)}
+    payload = b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
+    mac = hmac.new(key, f"v1.{payload}.{email or ''}".encode(), hashlib.sha256).digest()
+    return f"v1.{payload}.{b64(mac)}"
+
+
+@pytest.mark.parametrize(
+    "grants",
+    [
+        [RoleGrant(Role.ASSESSOR, "SOCSW")],
+        [RoleGrant(Role.COORDINATOR, "SOCSW"), RoleGrant(Role.STUDENT, "MED")],
+        [RoleGrant(Role.ADMINISTRATOR, None)],
+    ],
+    ids=["assessor", "coordinator-and-student", "administrator"],
+)
+def test_a_correctly_signed_link_never_signs_in_staff(
+    links: EmailLinkService, accounts: AccountService, clock: FixedClock, grants: list[RoleGrant]
+) -> None:
+    staff = accounts.create_account("Assessor Exempel", "assessor@lu.se", grants=grants)
+    with pytest.raises(LinkInvalid):
+        links.redeem(links.issue(staff).token)
+    with pytest.raises(LinkInvalid):
+        links.redeem(forged_link(staff.id, clock, staff.email))
+    assert links.request_link("assessor@lu.se") is None
+
+
+def test_an_account_with_a_staff_credential_never_signs_in_by_link(
+    links: EmailLinkService, accounts: AccountService, store: IdentityStore, clock: FixedClock
+) -> None:
+    # A student who also holds a password (or a TOTP secret) signs in the staff way only.
+    holder = accounts.create_account("Pia Exempel", "pia@lu.se", student_id=str(uuid.uuid4()),
+                                     grants=[RoleGrant(Role.STUDENT, "SOCSW")])
+    token = links.issue(holder).token
+    store.set_password_hash(holder.id, "$argon2id$not-a-real-hash", clock.now())
+    with pytest.raises(LinkInvalid):
+        links.redeem(token)
+    assert links.request_link("pia@lu.se") is None
+
+
+def test_using_a_newer_link_kills_every_older_unused_one(
+    links: EmailLinkService, student: Account, clock: FixedClock
+) -> None:
+    first = links.issue(student).token
+    clock.advance(timedelta(seconds=30))
+    second = links.issue(student).token
+    clock.advance(timedelta(seconds=30))
+    third = links.issue(student).token
+    assert links.redeem(second).id == student.id
+    with pytest.raises(LinkInvalid):
+        links.redeem(first)
+    # A link issued after the one used still works, once.
+    assert links.redeem(third).id == student.id
+    with pytest.raises(LinkInvalid):
+        links.redeem(second)

@@ -276,3 +276,29 @@ def test_compact_with_vacuum_leaves_no_erased_name_in_the_sqlite_files(tmp_path:
         assert b"quillon@example" not in left
     finally:
         store.dispose()
+
+
+def test_the_link_floor_only_moves_forward_and_one_racer_wins(
+    identity_store: IdentityStore, clock: FixedClock
+) -> None:
+    account = _account(clock)
+    identity_store.add_account(account)
+    assert identity_store.advance_link_floor(account.id, 2_000)
+    assert not identity_store.advance_link_floor(account.id, 1_000)  # an older link
+    assert not identity_store.advance_link_floor(account.id, 2_000)  # the same one again
+    assert identity_store.advance_link_floor(account.id, 3_000)
+    other = _account(clock, email="other@example.org")
+    identity_store.add_account(other)
+    wins: list[bool] = []
+    barrier = threading.Barrier(6)
+
+    def redeem() -> None:
+        barrier.wait()
+        wins.append(identity_store.advance_link_floor(other.id, 5_000))
+
+    threads = [threading.Thread(target=redeem) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(wins) == [False] * 5 + [True]
