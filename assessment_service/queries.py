@@ -14,7 +14,7 @@ from assessment_service.domain import ReportFacts
 from assessment_service.projections.activities import activities
 from assessment_service.projections.assignments import assignment_conflicts, assignments
 from assessment_service.projections.reports import reports
-from assessment_service.projections.review_queue import review_queue
+from assessment_service.projections.review_queue import review_queue, review_queue_activities
 from assessment_service.projections.students import students
 from shared.events import RecordedEvent
 
@@ -353,6 +353,11 @@ def held_about(conn: sa.Connection, student_id: str) -> dict[str, Any]:
         "activities": held_activities,
         "reports": held_reports,
         "review_queue": rows(review_queue, review_queue.c.position),
+        # The review queue's own copy of the activity facts its rule checklists are computed from.
+        "review_queue_activities": [
+            {**row, "withdrawn": bool(row["withdrawn"])}
+            for row in rows(review_queue_activities, review_queue_activities.c.position)
+        ],
         "assignments": rows(assignments, assignments.c.position),
         "conflicts": rows(assignment_conflicts, assignment_conflicts.c.position),
     }
