@@ -64,11 +64,11 @@ def build_context(settings: Settings, **overrides: Any) -> AssessmentContext:
         settings.intake_feed_url or settings.intake_url, token=settings.feed_token
     )
     batch_size = overrides.get("batch_size", BATCH_SIZE)  # the intake feed serves up to 5,000
+    catalogue = overrides.get("catalogue") or Catalogue.load(settings.departments_file)
     runner = ProjectionRunner(
-        engine, feed, projections.ALL, batch_size=batch_size, reader=reader, options=PIPELINED
+        engine, feed, projections.build(catalogue), batch_size=batch_size, reader=reader, options=PIPELINED
     )
     runner.create_schema()
-    catalogue = overrides.get("catalogue") or Catalogue.load(settings.departments_file)
     clock = overrides.get("clock") or SystemClock()
     store = open_event_store(url, clock, pool_size=5)
     store.create_schema()

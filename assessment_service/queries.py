@@ -14,7 +14,7 @@ from assessment_service.domain import ReportFacts
 from assessment_service.projections.activities import activities
 from assessment_service.projections.assignments import assignment_conflicts, assignments
 from assessment_service.projections.reports import reports
-from assessment_service.projections.review_queue import review_queue
+from assessment_service.projections.review_queue import review_queue, review_queue_activities
 from assessment_service.projections.students import students
 from shared.events import RecordedEvent
 
@@ -76,6 +76,10 @@ def review_queue_items(conn: sa.Connection, limit: int = 200, scope: QueueScope 
             review_queue.c.student_id,
             review_queue.c.submitted_at,
             review_queue.c.position,
+            review_queue.c.rules,
+            review_queue.c.checklist,
+            review_queue.c.checklist_met,
+            review_queue.c.checklist_total,
             reports.c.answers,
             reports.c.activity_ids,
             reports.c.attachment_id,
@@ -112,9 +116,23 @@ def review_queue_items(conn: sa.Connection, limit: int = 200, scope: QueueScope 
             "attachment_id": row.attachment_id,
             "activities": [found[a] for a in json.loads(row.activity_ids or "[]") if a in found],
             "assessor_account_ids": assessors.get(row.report_id, []),
+            "rules": row.rules,
+            **_checklist(row),
         }
         for row in rows
     ]
+
+
+def _checklist(row: Any) -> dict[str, Any]:
+    """The rule checklist the projection stored for a waiting report (nothing computed here):
+    `checklist` as `assessment_service.rules.Checklist.to_dict` made it (None if the report's
+    rule set is unknown) and `checklist_summary`, how many of its requirements are met."""
+    if row.checklist is None:
+        return {"checklist": None, "checklist_summary": None}
+    return {
+        "checklist": json.loads(row.checklist),
+        "checklist_summary": {"met": row.checklist_met, "total": row.checklist_total},
+    }
 
 
 def report_facts(conn: sa.Connection, report_id: str) -> ReportFacts | None:
@@ -146,7 +164,10 @@ def report_detail(conn: sa.Connection, report_id: str) -> dict[str, Any] | None:
         return None
     ids = json.loads(row.activity_ids or "[]")
     found = _activities_by_id(conn, ids)
-    waiting = conn.execute(sa.select(review_queue.c.report_id).where(review_queue.c.report_id == report_id)).first()
+    waiting = conn.execute(
+        sa.select(review_queue.c.checklist, review_queue.c.checklist_met, review_queue.c.checklist_total)
+        .where(review_queue.c.report_id == report_id)
+    ).first()
     conflicts = conn.execute(
         sa.select(assignment_conflicts.c.assessor_account_id, assignment_conflicts.c.reason_code)
         .where(assignment_conflicts.c.report_id == report_id)
@@ -165,6 +186,7 @@ def report_detail(conn: sa.Connection, report_id: str) -> dict[str, Any] | None:
         "attachment_id": row.attachment_id,
         "activities": [found[a] for a in ids if a in found],
         "waiting_for_review": waiting is not None,
+        **(_checklist(waiting) if waiting is not None else {"checklist": None, "checklist_summary": None}),
         "assessor_account_ids": assessors_of(conn, [report_id]).get(report_id, []),
         "conflicts": [{"assessor_account_id": c.assessor_account_id, "reason_code": c.reason_code} for c in conflicts],
     }
@@ -331,6 +353,11 @@ def held_about(conn: sa.Connection, student_id: str) -> dict[str, Any]:
         "activities": held_activities,
         "reports": held_reports,
         "review_queue": rows(review_queue, review_queue.c.position),
+        # The review queue's own copy of the activity facts its rule checklists are computed from.
+        "review_queue_activities": [
+            {**row, "withdrawn": bool(row["withdrawn"])}
+            for row in rows(review_queue_activities, review_queue_activities.c.position)
+        ],
         "assignments": rows(assignments, assignments.c.position),
         "conflicts": rows(assignment_conflicts, assignment_conflicts.c.position),
     }

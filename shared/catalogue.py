@@ -1,13 +1,48 @@
-"""Departments, their activity catalogues and reflection questions, read from a TOML file (shared by both services)."""
+"""Departments and their versioned rule sets (catalogue, completion rule, questions, review policy),
+read and validated from a TOML file shared by both services."""
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 SETTINGS = ("abroad", "at_home", "digital")
+
+# The requirement primitives a completion rule is composed of (evaluated by assessment_service.rules).
+MIN_COUNT = "min_count"
+MIN_DISTINCT_KINDS = "min_distinct_kinds"
+MIN_WITH_SETTING = "min_with_setting"
+MIN_OF_CLASS = "min_of_class"
+REQUIREMENTS = (MIN_COUNT, MIN_DISTINCT_KINDS, MIN_WITH_SETTING, MIN_OF_CLASS)
+
+# Who settles a report whose reviews disagree.
+DISAGREEMENT_DECIDERS = ("coordinator", "assessor_group", "third_assessor")
+
+_DEPARTMENT_KEYS = frozenset(
+    {
+        "version", "name", "faculty", "programmes", "activity_kinds", "reflection_questions",
+        "requires_abroad", "min_activities", "classes", "completion", "report_required",
+        "presentation_required", "preparatory_lecture_required", "grace_terms", "approvals_required",
+        "on_disagreement", "review_target_days",
+    }
+)
+_COMPLETION_KEYS = frozenset({"completion", "min_activities", "requires_abroad"})
+_KIND_KEYS = frozenset({"code", "name", "settings", "class"})
+_QUESTION_KEYS = frozenset({"code", "text"})
+_PROGRAMME_KEYS = frozenset({"code", "name"})
+_REQUIREMENT_KEYS = {
+    MIN_COUNT: frozenset({"requirement", "count", "label"}),
+    MIN_DISTINCT_KINDS: frozenset({"requirement", "count", "label"}),
+    MIN_WITH_SETTING: frozenset({"requirement", "count", "setting", "label"}),
+    MIN_OF_CLASS: frozenset({"requirement", "count", "class", "substitutes", "label"}),
+}
+_SUBSTITUTE_KEYS = frozenset({"class", "count"})
+
+
+class CatalogueError(ValueError):
+    """The departments file breaks a rule; the message names the department and the field."""
 
 
 @dataclass(frozen=True)
@@ -25,7 +60,7 @@ class Text:
         if isinstance(raw, str):
             return cls(raw, raw)
         if not isinstance(raw, dict) or "en" not in raw:
-            raise ValueError(f"{where}: expected a string or a table with at least 'en'")
+            raise CatalogueError(f"{where}: expected a string or a table with at least 'en'")
         return cls(str(raw["en"]), str(raw.get("sv", "")))
 
 
@@ -34,6 +69,7 @@ class ActivityKind:
     code: str
     name: Text
     settings: tuple[str, ...]
+    activity_class: str | None = None  # "A"/"B"/"C" where the faculty uses classes
 
 
 @dataclass(frozen=True)
@@ -49,7 +85,33 @@ class Programme:
 
 
 @dataclass(frozen=True)
+class Substitute:
+    """`count` activities of `activity_class` may replace one activity the requirement asks for."""
+
+    activity_class: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One part of a completion rule: at least `count` counted activities of some shape.
+
+    `requirement` is one of REQUIREMENTS: any activities (min_count), of different kinds
+    (min_distinct_kinds), in a setting (min_with_setting), or of a class, where other classes may
+    substitute (min_of_class). `label` overrides the wording the rule engine would give it."""
+
+    requirement: str
+    count: int
+    setting: str | None = None
+    activity_class: str | None = None
+    substitutes: tuple[Substitute, ...] = ()
+    label: Text | None = None
+
+
+@dataclass(frozen=True)
 class Department:
+    """A department's rule set at one version: what counts, what completes, how reports are reviewed."""
+
     code: str
     version: int
     name: Text
@@ -59,6 +121,16 @@ class Department:
     reflection_questions: tuple[Question, ...]
     requires_abroad: bool
     min_activities: int
+    completion: tuple[Requirement, ...] = ()
+    classes: tuple[str, ...] = ()
+    report_required: bool = True
+    presentation_required: bool = True
+    preparatory_lecture_required: bool = False
+    grace_terms: int = 1
+    approvals_required: int = 2
+    on_disagreement: str = "coordinator"
+    review_target_days: int = 30
+    earlier: dict[int, Department] = field(default_factory=dict, compare=False, repr=False)
 
     def kind(self, code: str) -> ActivityKind | None:
         return next((k for k in self.activity_kinds if k.code == code), None)
@@ -71,6 +143,12 @@ class Department:
         """The rule-set reference every decision records, e.g. 'SOCSW@1'."""
         return f"{self.code}@{self.version}"
 
+    def at_version(self, version: int) -> Department | None:
+        """This rule set as it was at `version` (kept in the file as `earlier`), or None."""
+        if version == self.version:
+            return self
+        return self.earlier.get(version)
+
 
 @dataclass(frozen=True)
 class Catalogue:
@@ -79,46 +157,259 @@ class Catalogue:
     def department(self, code: str) -> Department | None:
         return self.departments.get(code)
 
+    def rule_set(self, ref: str) -> Department | None:
+        """The rule set a recorded `CODE@version` names (current or earlier), or None if unknown."""
+        code, sep, version = ref.rpartition("@")
+        dept = self.departments.get(code) if sep else None
+        if dept is None or not version.isdigit():
+            return None
+        return dept.at_version(int(version))
+
     @classmethod
     def load(cls, path: Path) -> Catalogue:
         with open(path, "rb") as handle:
-            raw = tomllib.load(handle)
-        return cls.parse(raw)
+            try:
+                raw = tomllib.load(handle)
+            except tomllib.TOMLDecodeError as err:
+                raise CatalogueError(f"{path}: not valid TOML: {err}") from err
+        try:
+            return cls.parse(raw)
+        except CatalogueError as err:
+            raise CatalogueError(f"{path}: {err}") from err
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> Catalogue:
-        departments = {}
-        for code, body in (raw.get("departments") or {}).items():
-            where = f"departments.{code}"
-            kinds = []
-            for index, kind in enumerate(body.get("activity_kinds", [])):
-                settings = tuple(kind.get("settings", SETTINGS))
-                unknown = set(settings) - set(SETTINGS)
-                if unknown:
-                    raise ValueError(f"{where}.activity_kinds[{index}]: unknown settings {unknown}")
-                kinds.append(
-                    ActivityKind(kind["code"], Text.parse(kind["name"], where), settings)
-                )
-            questions = [
-                Question(q["code"], Text.parse(q["text"], where))
-                for q in body.get("reflection_questions", [])
-            ]
-            programmes = [
-                Programme(p["code"], Text.parse(p["name"], where)) for p in body.get("programmes", [])
-            ]
-            if not kinds or not questions or not programmes:
-                raise ValueError(f"{where}: needs programmes, activity_kinds and reflection_questions")
-            departments[code] = Department(
-                code=code,
-                version=int(body.get("version", 1)),
-                name=Text.parse(body["name"], where),
-                faculty=Text.parse(body.get("faculty", body["name"]), where),
-                programmes=tuple(programmes),
-                activity_kinds=tuple(kinds),
-                reflection_questions=tuple(questions),
-                requires_abroad=bool(body.get("requires_abroad", False)),
-                min_activities=int(body.get("min_activities", 1)),
+        departments = raw.get("departments") or {}
+        if not isinstance(departments, dict):
+            raise CatalogueError("departments: expected a table of departments")
+        parsed = {code: _department(code, body) for code, body in departments.items()}
+        if not parsed:
+            raise CatalogueError("the catalogue names no departments")
+        return cls(parsed)
+
+
+# -- parsing and validation ----------------------------------------------------------------------------
+def _department(code: str, body: Any) -> Department:
+    where = f"departments.{code}"
+    if not isinstance(body, dict):
+        raise CatalogueError(f"{where}: expected a table")
+    earlier_raw = body.get("earlier", [])
+    current = _rule_set(code, {k: v for k, v in body.items() if k != "earlier"}, where)
+    if not isinstance(earlier_raw, list):
+        raise CatalogueError(f"{where}.earlier: expected a list of earlier versions")
+    earlier: dict[int, Department] = {}
+    for index, overrides in enumerate(earlier_raw):
+        at = f"{where}.earlier[{index}]"
+        if not isinstance(overrides, dict) or "version" not in overrides:
+            raise CatalogueError(f"{at}.version: every earlier version names its version")
+        # An earlier version lists what differed from the current one; the rest is as now. A
+        # completion rule given either way replaces the current one whichever way it is given.
+        base = {k: v for k, v in body.items() if k != "earlier"}
+        if _COMPLETION_KEYS & set(overrides):
+            base = {k: v for k, v in base.items() if k not in _COMPLETION_KEYS}
+        merged = {**base, **overrides}
+        old = _rule_set(code, merged, at)
+        if old.version >= current.version or old.version in earlier:
+            raise CatalogueError(
+                f"{at}.version: {old.version} must be below the current version {current.version} and unique"
             )
-        if not departments:
-            raise ValueError("the catalogue names no departments")
-        return cls(departments)
+        earlier[old.version] = old
+    if not earlier:
+        return current
+    return Department(**{**_fields(current), "earlier": earlier})
+
+
+def _fields(dept: Department) -> dict[str, Any]:
+    return {name: getattr(dept, name) for name in Department.__dataclass_fields__}
+
+
+def _rule_set(code: str, body: dict[str, Any], where: str) -> Department:
+    _no_unknown_keys(body, _DEPARTMENT_KEYS, where)
+    classes = tuple(str(c) for c in _list(body.get("classes", []), f"{where}.classes"))
+    if len(set(classes)) != len(classes):
+        raise CatalogueError(f"{where}.classes: a class is named twice")
+    kinds = tuple(
+        _kind(kind, classes, f"{where}.activity_kinds[{index}]")
+        for index, kind in enumerate(_list(body.get("activity_kinds", []), f"{where}.activity_kinds"))
+    )
+    questions = tuple(
+        _question(q, f"{where}.reflection_questions[{index}]")
+        for index, q in enumerate(_list(body.get("reflection_questions", []), f"{where}.reflection_questions"))
+    )
+    programmes = tuple(
+        _programme(p, f"{where}.programmes[{index}]")
+        for index, p in enumerate(_list(body.get("programmes", []), f"{where}.programmes"))
+    )
+    if not kinds or not questions or not programmes:
+        raise CatalogueError(f"{where}: needs programmes, activity_kinds and reflection_questions")
+    for name, items in (("activity_kinds", kinds), ("reflection_questions", questions), ("programmes", programmes)):
+        codes = [item.code for item in items]
+        twice = sorted({c for c in codes if codes.count(c) > 1})
+        if twice:
+            raise CatalogueError(f"{where}.{name}: code named twice: {', '.join(twice)}")
+    if "name" not in body:
+        raise CatalogueError(f"{where}.name: missing")
+
+    legacy = {"min_activities", "requires_abroad"} & set(body)
+    if "completion" in body:
+        if legacy:
+            raise CatalogueError(
+                f"{where}.completion: give either a completion rule or {' and '.join(sorted(legacy))}, not both"
+            )
+        completion = tuple(
+            _requirement(item, kinds, classes, f"{where}.completion[{index}]")
+            for index, item in enumerate(_list(body["completion"], f"{where}.completion"))
+        )
+        if not completion:
+            raise CatalogueError(f"{where}.completion: name at least one requirement")
+    else:  # the first shape of the file: a minimum count and, perhaps, one activity abroad
+        completion = (Requirement(MIN_COUNT, _count(body.get("min_activities", 1), f"{where}.min_activities")),)
+        if _flag(body, "requires_abroad", False, where):
+            completion += (Requirement(MIN_WITH_SETTING, 1, setting="abroad"),)
+        for requirement in completion:
+            _check_satisfiable(requirement, kinds, where)
+
+    approvals = _count(body.get("approvals_required", 2), f"{where}.approvals_required")
+    on_disagreement = body.get("on_disagreement", "coordinator")
+    if on_disagreement not in DISAGREEMENT_DECIDERS:
+        raise CatalogueError(
+            f"{where}.on_disagreement: {on_disagreement!r} is not one of {', '.join(DISAGREEMENT_DECIDERS)}"
+        )
+    return Department(
+        code=code,
+        version=_count(body.get("version", 1), f"{where}.version"),
+        name=Text.parse(body["name"], f"{where}.name"),
+        faculty=Text.parse(body.get("faculty", body["name"]), f"{where}.faculty"),
+        programmes=programmes,
+        activity_kinds=kinds,
+        reflection_questions=questions,
+        requires_abroad=any(r.requirement == MIN_WITH_SETTING and r.setting == "abroad" for r in completion),
+        min_activities=max((r.count for r in completion if r.requirement == MIN_COUNT), default=0),
+        completion=completion,
+        classes=classes,
+        report_required=_flag(body, "report_required", True, where),
+        presentation_required=_flag(body, "presentation_required", True, where),
+        preparatory_lecture_required=_flag(body, "preparatory_lecture_required", False, where),
+        grace_terms=_count(body.get("grace_terms", 1), f"{where}.grace_terms", minimum=0),
+        approvals_required=approvals,
+        on_disagreement=str(on_disagreement),
+        review_target_days=_count(body.get("review_target_days", 30), f"{where}.review_target_days"),
+    )
+
+
+def _kind(raw: Any, classes: tuple[str, ...], where: str) -> ActivityKind:
+    body = _table(raw, where)
+    _no_unknown_keys(body, _KIND_KEYS, where)
+    if "code" not in body or "name" not in body:
+        raise CatalogueError(f"{where}: needs a code and a name")
+    settings = tuple(_list(body.get("settings", list(SETTINGS)), f"{where}.settings"))
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown:
+        raise CatalogueError(f"{where}.settings: unknown settings {unknown} (known: {', '.join(SETTINGS)})")
+    if not settings:
+        raise CatalogueError(f"{where}.settings: name at least one setting")
+    activity_class = body.get("class")
+    if classes and activity_class not in classes:
+        raise CatalogueError(f"{where}.class: {activity_class!r} is not one of the classes {', '.join(classes)}")
+    if not classes and activity_class is not None:
+        raise CatalogueError(f"{where}.class: the department declares no classes")
+    return ActivityKind(str(body["code"]), Text.parse(body["name"], f"{where}.name"), settings, activity_class)
+
+
+def _question(raw: Any, where: str) -> Question:
+    body = _table(raw, where)
+    _no_unknown_keys(body, _QUESTION_KEYS, where)
+    if "code" not in body or "text" not in body:
+        raise CatalogueError(f"{where}: needs a code and a text")
+    return Question(str(body["code"]), Text.parse(body["text"], f"{where}.text"))
+
+
+def _programme(raw: Any, where: str) -> Programme:
+    body = _table(raw, where)
+    _no_unknown_keys(body, _PROGRAMME_KEYS, where)
+    if "code" not in body or "name" not in body:
+        raise CatalogueError(f"{where}: needs a code and a name")
+    return Programme(str(body["code"]), Text.parse(body["name"], f"{where}.name"))
+
+
+def _requirement(raw: Any, kinds: tuple[ActivityKind, ...], classes: tuple[str, ...], where: str) -> Requirement:
+    body = _table(raw, where)
+    name = body.get("requirement")
+    if name not in REQUIREMENTS:
+        raise CatalogueError(f"{where}.requirement: {name!r} is not one of {', '.join(REQUIREMENTS)}")
+    _no_unknown_keys(body, _REQUIREMENT_KEYS[name], where)
+    count = _count(body.get("count", 1), f"{where}.count")
+    label = Text.parse(body["label"], f"{where}.label") if "label" in body else None
+    setting = body.get("setting")
+    activity_class = body.get("class")
+    substitutes: list[Substitute] = []
+    if name == MIN_WITH_SETTING and setting not in SETTINGS:
+        raise CatalogueError(f"{where}.setting: {setting!r} is not one of {', '.join(SETTINGS)}")
+    if name == MIN_OF_CLASS:
+        if activity_class not in classes:
+            raise CatalogueError(
+                f"{where}.class: {activity_class!r} is not a class of the department "
+                f"(classes: {', '.join(classes) or 'none declared'})"
+            )
+        for index, sub in enumerate(_list(body.get("substitutes", []), f"{where}.substitutes")):
+            at = f"{where}.substitutes[{index}]"
+            sub_body = _table(sub, at)
+            _no_unknown_keys(sub_body, _SUBSTITUTE_KEYS, at)
+            if sub_body.get("class") not in classes or sub_body.get("class") == activity_class:
+                raise CatalogueError(f"{at}.class: {sub_body.get('class')!r} is not another class of the department")
+            substitutes.append(Substitute(str(sub_body["class"]), _count(sub_body.get("count", 1), f"{at}.count")))
+    requirement = Requirement(
+        requirement=name,
+        count=count,
+        setting=setting if name == MIN_WITH_SETTING else None,
+        activity_class=activity_class if name == MIN_OF_CLASS else None,
+        substitutes=tuple(substitutes),
+        label=label,
+    )
+    _check_satisfiable(requirement, kinds, where)
+    return requirement
+
+
+def _check_satisfiable(requirement: Requirement, kinds: tuple[ActivityKind, ...], where: str) -> None:
+    """Refuse a rule no student could ever meet with this catalogue (a typo, most likely)."""
+    if requirement.requirement == MIN_DISTINCT_KINDS and requirement.count > len(kinds):
+        raise CatalogueError(
+            f"{where}.count: {requirement.count} different kinds asked for, the catalogue has {len(kinds)}"
+        )
+    if requirement.requirement == MIN_WITH_SETTING and not any(requirement.setting in k.settings for k in kinds):
+        raise CatalogueError(f"{where}.setting: no activity kind can be {requirement.setting}")
+    if requirement.requirement == MIN_OF_CLASS:
+        usable = {requirement.activity_class} | {s.activity_class for s in requirement.substitutes}
+        if not any(k.activity_class in usable for k in kinds):
+            raise CatalogueError(f"{where}.class: no activity kind is of class {requirement.activity_class}")
+
+
+def _no_unknown_keys(body: dict[str, Any], known: frozenset[str], where: str) -> None:
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise CatalogueError(f"{where}: unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+
+
+def _table(raw: Any, where: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise CatalogueError(f"{where}: expected a table")
+    return raw
+
+
+def _list(raw: Any, where: str) -> list[Any]:
+    if not isinstance(raw, list):
+        raise CatalogueError(f"{where}: expected a list")
+    return raw
+
+
+def _count(raw: Any, where: str, minimum: int = 1) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < minimum:
+        raise CatalogueError(f"{where}: expected a whole number of at least {minimum}, got {raw!r}")
+    return raw
+
+
+def _flag(body: dict[str, Any], key: str, default: bool, where: str) -> bool:
+    value = body.get(key, default)
+    if not isinstance(value, bool):
+        raise CatalogueError(f"{where}.{key}: expected true or false, got {value!r}")
+    return value

@@ -4,8 +4,21 @@ from __future__ import annotations
 
 from assessment_service.projections import activities, reports, review_queue, students
 from assessment_service.projections.base import metadata
+from shared.catalogue import Catalogue
 from shared.projection import Projection
 
+
+def build(catalogue: Catalogue) -> tuple[Projection, ...]:
+    """The read models, the review queue checking reports against `catalogue`'s rule sets."""
+    return (
+        students.PROJECTION,
+        activities.PROJECTION,
+        reports.PROJECTION,
+        review_queue.build(catalogue.rule_set),
+    )
+
+
+#: The read models with the shipped departments file's rule sets (read on first use).
 ALL: tuple[Projection, ...] = (
     students.PROJECTION,
     activities.PROJECTION,
@@ -13,4 +26,4 @@ ALL: tuple[Projection, ...] = (
     review_queue.PROJECTION,
 )
 
-__all__ = ["ALL", "metadata"]
+__all__ = ["ALL", "build", "metadata"]

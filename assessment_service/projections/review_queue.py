@@ -1,16 +1,40 @@
-"""Read model `review_queue`: reports waiting for review, in submission order.
+"""Read model `review_queue`: reports waiting for review, in submission order, each with its rule
+checklist computed here (so a request computes nothing).
 
 A newer report from the same student replaces the waiting one; a withdrawn registration leaves
 the queue. (Assignment and decisions will remove entries once the assessment events exist.)
+
+The checklist is the completion rule of the rule set the report was submitted under (`rules`,
+e.g. 'SOCSW@1') applied to the activities the report covers (`assessment_service.rules`). This
+projection keeps its own copy of the facts the rules look at (`review_queue_activities`), so it
+reads no other projection's tables and a rebuild of it alone equals the live rows; an amended or
+withdrawn covered activity recomputes the waiting report's checklist.
+
+Reading its own rows inside a batch makes the runner run the batch's queued writes first (one
+small write per read), so the handlers remember, for the current transaction only, the facts
+and waiting reports they wrote or read (`_Memo`) and read the database only for the others.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import date
+from functools import lru_cache
+from typing import Any
+
 import sqlalchemy as sa
 
-from assessment_service.projections.base import metadata, student_id_of
+from assessment_service.projections.base import dumps, metadata, student_id_of, upsert
+from assessment_service.rules import ActivityFact, evaluate
+from shared.catalogue import Catalogue, Department
+from shared.config import Settings
 from shared.events import RecordedEvent
 from shared.projection import Handler, Projection, queue
+
+#: Finds the rule set a recorded reference names ('SOCSW@1'), or None: `Catalogue.rule_set`.
+RuleSets = Callable[[str], Department | None]
 
 review_queue = sa.Table(
     "review_queue",
@@ -19,37 +43,232 @@ review_queue = sa.Table(
     sa.Column("student_id", sa.String(36), nullable=False, index=True),
     sa.Column("submitted_at", sa.String(40), nullable=False),
     sa.Column("position", sa.BigInteger, nullable=False, index=True),
+    sa.Column("rules", sa.String(100), nullable=True),
+    sa.Column("activity_ids", sa.Text, nullable=True),  # JSON list: the activities the report covers
+    sa.Column("checklist", sa.Text, nullable=True),  # JSON (rules.Checklist.to_dict); None: rule set unknown
+    sa.Column("checklist_met", sa.Integer, nullable=True),
+    sa.Column("checklist_total", sa.Integer, nullable=True),
 )
 
+#: The activity facts the completion rules look at, as last amended (this projection's own copy).
+review_queue_activities = sa.Table(
+    "review_queue_activities",
+    metadata,
+    sa.Column("activity_id", sa.String(36), primary_key=True),
+    sa.Column("student_id", sa.String(36), nullable=False, index=True),
+    sa.Column("kind", sa.String(60), nullable=False),
+    sa.Column("setting", sa.String(20), nullable=False),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("start_date", sa.String(10), nullable=False),
+    sa.Column("withdrawn", sa.Boolean, nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+)
 
 _LEAVE = review_queue.delete().where(review_queue.c.student_id == sa.bindparam("b_sid"))
 _ENTER = review_queue.insert()
-
-
-def on_report_submitted(conn: sa.Connection, event: RecordedEvent) -> None:
-    sid = student_id_of(event)
-    queue(conn, _LEAVE, {"b_sid": sid}, key=sid)
-    queue(
-        conn,
-        _ENTER,
-        {
-            "report_id": event.data["report_id"],
-            "student_id": sid,
-            "submitted_at": event.occurred_at.isoformat(),
-            "position": event.position,
-        },
-        key=sid,
+_RECHECK = (
+    review_queue.update()
+    .where(review_queue.c.report_id == sa.bindparam("b_report_id"))
+    .values(
+        checklist=sa.bindparam("b_checklist"),
+        checklist_met=sa.bindparam("b_met"),
+        checklist_total=sa.bindparam("b_total"),
     )
+)
+_AMEND = (
+    review_queue_activities.update()
+    .where(review_queue_activities.c.activity_id == sa.bindparam("b_id"))
+    .values(
+        kind=sa.bindparam("b_kind"),
+        setting=sa.bindparam("b_setting"),
+        title=sa.bindparam("b_title"),
+        start_date=sa.bindparam("b_start_date"),
+        position=sa.bindparam("b_position"),
+    )
+)
+_WITHDRAW = (
+    review_queue_activities.update()
+    .where(review_queue_activities.c.activity_id == sa.bindparam("b_id"))
+    .values(withdrawn=True, position=sa.bindparam("b_position"))
+)
+_FACTS = sa.select(review_queue_activities).where(
+    review_queue_activities.c.activity_id.in_(sa.bindparam("b_ids", expanding=True))
+)
+_WAITING = sa.select(review_queue.c.report_id, review_queue.c.rules, review_queue.c.activity_ids).where(
+    review_queue.c.student_id == sa.bindparam("b_sid")
+)
 
 
-def on_registration_withdrawn(conn: sa.Connection, event: RecordedEvent) -> None:
-    sid = student_id_of(event)
-    queue(conn, _LEAVE, {"b_sid": sid}, key=sid)
+@lru_cache(maxsize=1)
+def _shipped_catalogue() -> Catalogue:
+    return Catalogue.load(Settings.departments_file)
 
 
-HANDLERS: dict[str, Handler] = {
-    "ReportSubmitted": on_report_submitted,
-    "RegistrationWithdrawn": on_registration_withdrawn,
-}
+def shipped_rule_sets(ref: str) -> Department | None:
+    """The rule sets of the shipped departments file, read on first use (not at import)."""
+    return _shipped_catalogue().rule_set(ref)
 
-PROJECTION = Projection("review_queue", (review_queue,), HANDLERS)
+
+class _Memo:
+    """What this projection wrote or read in the current transaction: activity facts by id and
+    each student's waiting report (None: none waits). Only what the database would answer now
+    (the writes queued in this transaction included), so it can stand in for a read."""
+
+    __slots__ = ("facts", "transaction", "waiting")
+
+    def __init__(self, transaction: sa.RootTransaction | None) -> None:
+        self.transaction = transaction
+        self.facts: dict[str, ActivityFact | None] = {}
+        self.waiting: dict[str, tuple[str, str | None, list[str]] | None] = {}
+
+    @classmethod
+    def of(cls, conn: sa.Connection) -> _Memo:
+        """The memo of `conn`'s current transaction (a fresh one per transaction; none kept
+        outside a transaction, where every lookup reads)."""
+        transaction = conn.get_transaction()
+        memo = conn.info.get(_MEMO)
+        if memo is None or transaction is None or memo.transaction is not transaction:
+            memo = cls(transaction)
+            if transaction is not None:
+                conn.info[_MEMO] = memo
+        return memo
+
+    def waiting_of(self, conn: sa.Connection, sid: str) -> tuple[str, str | None, list[str]] | None:
+        if sid not in self.waiting:
+            row = conn.execute(_WAITING, {"b_sid": sid}).first()
+            self.waiting[sid] = None if row is None else (
+                row.report_id, row.rules, json.loads(row.activity_ids or "[]"))
+        return self.waiting[sid]
+
+    def facts_of(self, conn: sa.Connection, activity_ids: list[str]) -> list[ActivityFact]:
+        unknown = [a for a in activity_ids if a not in self.facts]
+        if unknown:
+            found = {row.activity_id: _fact(row) for row in conn.execute(_FACTS, {"b_ids": unknown})}
+            for activity_id in unknown:
+                self.facts[activity_id] = found.get(activity_id)
+        return [fact for a in dict.fromkeys(activity_ids) if (fact := self.facts[a]) is not None]
+
+
+_MEMO = "cim.review_queue.memo"
+
+
+def _fact(row: Any) -> ActivityFact:
+    return ActivityFact(row.activity_id, row.kind, row.setting, row.title, date.fromisoformat(row.start_date),
+                        bool(row.withdrawn))
+
+
+def _checklist_values(conn: sa.Connection, memo: _Memo, rule_sets: RuleSets, rules: str | None,
+                      activity_ids: list[str]) -> dict[str, Any]:
+    """The checklist columns for a report under `rules` covering `activity_ids`."""
+    rule_set = rule_sets(rules) if rules else None
+    if rule_set is None:
+        return {"checklist": None, "checklist_met": None, "checklist_total": None}
+    checklist = evaluate(rule_set, memo.facts_of(conn, activity_ids))
+    return {
+        "checklist": dumps(checklist.to_dict()),
+        "checklist_met": checklist.met_count,
+        "checklist_total": len(checklist.items),
+    }
+
+
+def build(rule_sets: RuleSets) -> Projection:
+    """The projection, checking reports against the rule sets `rule_sets` finds."""
+
+    def on_activity_logged(conn: sa.Connection, event: RecordedEvent) -> None:
+        data = event.data
+        row = {
+            "activity_id": data["activity_id"],
+            "student_id": student_id_of(event),
+            "kind": data["kind"],
+            "setting": data["setting"],
+            "title": data["title"],
+            "start_date": str(data["start_date"]),
+            "withdrawn": False,
+            "position": event.position,
+        }
+        upsert(conn, review_queue_activities, "activity_id", row)
+        _Memo.of(conn).facts[row["activity_id"]] = ActivityFact(
+            row["activity_id"], row["kind"], row["setting"], row["title"], date.fromisoformat(row["start_date"]))
+
+    def recheck(conn: sa.Connection, memo: _Memo, event: RecordedEvent) -> None:
+        sid = student_id_of(event)
+        waiting = memo.waiting_of(conn, sid)
+        if waiting is None or event.data["activity_id"] not in waiting[2]:
+            return
+        report_id, rules, covered = waiting
+        values = _checklist_values(conn, memo, rule_sets, rules, covered)
+        queue(conn, _RECHECK, {
+            "b_report_id": report_id, "b_checklist": values["checklist"],
+            "b_met": values["checklist_met"], "b_total": values["checklist_total"],
+        }, key=sid)
+
+    def on_activity_amended(conn: sa.Connection, event: RecordedEvent) -> None:
+        data = event.data
+        activity_id = data["activity_id"]
+        queue(conn, _AMEND, {
+            "b_id": activity_id, "b_kind": data["kind"], "b_setting": data["setting"], "b_title": data["title"],
+            "b_start_date": str(data["start_date"]), "b_position": event.position,
+        }, key=activity_id)
+        memo = _Memo.of(conn)
+        known = memo.facts.get(activity_id)
+        if known is not None:
+            memo.facts[activity_id] = replace(
+                known, kind=data["kind"], setting=data["setting"], title=data["title"],
+                start_date=date.fromisoformat(str(data["start_date"])))
+        recheck(conn, memo, event)
+
+    def on_activity_withdrawn(conn: sa.Connection, event: RecordedEvent) -> None:
+        activity_id = event.data["activity_id"]
+        queue(conn, _WITHDRAW, {"b_id": activity_id, "b_position": event.position}, key=activity_id)
+        memo = _Memo.of(conn)
+        known = memo.facts.get(activity_id)
+        if known is not None:
+            memo.facts[activity_id] = replace(known, withdrawn=True)
+        recheck(conn, memo, event)
+
+    def on_report_submitted(conn: sa.Connection, event: RecordedEvent) -> None:
+        sid = student_id_of(event)
+        covered = list(event.data.get("activity_ids") or [])
+        rules = event.data.get("rules")
+        memo = _Memo.of(conn)
+        values = _checklist_values(conn, memo, rule_sets, rules, covered)
+        queue(conn, _LEAVE, {"b_sid": sid}, key=sid)
+        queue(
+            conn,
+            _ENTER,
+            {
+                "report_id": event.data["report_id"],
+                "student_id": sid,
+                "submitted_at": event.occurred_at.isoformat(),
+                "position": event.position,
+                "rules": rules,
+                "activity_ids": dumps(covered),
+                **values,
+            },
+            key=sid,
+        )
+        memo.waiting[sid] = (event.data["report_id"], rules, covered)
+
+    def on_student_registered(conn: sa.Connection, event: RecordedEvent) -> None:
+        # Only events of the student's own stream put a report of theirs in the queue: before
+        # its first event none waits, and the memo may say so without asking the database.
+        if event.version == 1:
+            _Memo.of(conn).waiting[student_id_of(event)] = None
+
+    def on_registration_withdrawn(conn: sa.Connection, event: RecordedEvent) -> None:
+        sid = student_id_of(event)
+        queue(conn, _LEAVE, {"b_sid": sid}, key=sid)
+        _Memo.of(conn).waiting[sid] = None
+
+    handlers: dict[str, Handler] = {
+        "StudentRegistered": on_student_registered,
+        "ActivityLogged": on_activity_logged,
+        "ActivityAmended": on_activity_amended,
+        "ActivityWithdrawn": on_activity_withdrawn,
+        "ReportSubmitted": on_report_submitted,
+        "RegistrationWithdrawn": on_registration_withdrawn,
+    }
+    return Projection("review_queue", (review_queue, review_queue_activities), handlers)
+
+
+PROJECTION = build(shipped_rule_sets)

@@ -276,6 +276,26 @@ def test_review_queue_page_names_kinds_and_questions_from_the_catalogue_in_both_
     assert "Socialhögskolan" in swedish
 
 
+def test_review_queue_shows_the_stored_rule_checklist_on_the_page_and_in_json(intake: FlaskClient, app: Flask) -> None:
+    sid = register(intake)
+    report = submit(intake, sid, [log_activity(intake, sid, "Exchange in Lyon")])
+    catch_up(app)
+    [item] = api(app, "assessment:read").get("/api/v1/review-queue").json["items"]
+    assert (item["rules"], item["checklist_summary"]) == ("SOCSW@1", {"met": 1, "total": 2})
+    assert [line["met"] for line in item["checklist"]["items"]] == [False, True]
+    detail = api(app, "assessment:read").get(f"/api/v1/reports/{report}").json
+    assert detail["checklist"] == item["checklist"]
+    english = reviewer(app).get("/review-queue?lang=en").get_data(as_text=True)
+    assert "Rule checklist" in english
+    assert "1 of 2 requirements met (SOCSW@1)" in english
+    assert "At least one activity abroad: yes — Exchange in Lyon, 2025-01" in english
+    assert "At least three activities: no — Exchange in Lyon, 2025-01" in english
+    swedish = reviewer(app).get("/review-queue?lang=sv").get_data(as_text=True)
+    assert "Regelkontroll" in swedish
+    assert "1 av 2 krav uppfyllda" in swedish
+    assert "Minst en aktivitet utomlands: ja — Exchange in Lyon, 2025-01" in swedish
+
+
 # -- authentication and scopes (issue 4) ---------------------------------------------------------
 @pytest.mark.parametrize(
     ("path", "scope"),

@@ -52,7 +52,8 @@ CANARIES = ("name", "email", "university_id", "title", "organiser", "description
 #: Of these, the ones the assessment database copies (university_id stays in intake).
 COPIED = ("name", "email", "title", "organiser", "description", "answer")
 #: Read-model tables and how their stored columns read back (JSON text, SQLite booleans).
-TABLES = ("students", "activities", "reports", "review_queue", "assignments", "assignment_conflicts")
+TABLES = ("students", "activities", "reports", "review_queue", "review_queue_activities", "assignments",
+          "assignment_conflicts")
 EXPORT_KEY = {"assignment_conflicts": "conflicts"}
 
 
@@ -116,7 +117,7 @@ class World:
                     if table == "reports":
                         item["answers"] = None if item["answers"] is None else json.loads(item["answers"])
                         item["activity_ids"] = json.loads(item["activity_ids"])
-                    if table == "activities":
+                    if table in ("activities", "review_queue_activities"):
                         item["withdrawn"] = bool(item["withdrawn"])
                     decoded.append(item)
                 out[EXPORT_KEY.get(table, table)] = decoded
@@ -251,8 +252,10 @@ def test_every_student_gets_every_row_held_about_them_and_nothing_of_anyone_else
 
         # Every row of every read model about the student, every column as stored.
         direct = world.direct(person.sid)
-        for key in ("student", "activities", "reports", "review_queue", "assignments", "conflicts"):
+        for key in ("student", "activities", "reports", "review_queue", "review_queue_activities", "assignments",
+                    "conflicts"):
             assert data[key] == direct[key], key
+        assert data["review_queue_activities"], "the review queue's copy of the activities is exported"
         assert direct["student"]["name"] == person.values["name"]
         assert direct["student"]["email"] == person.values["email"]
         assert data["personal_data_erased"] is False
