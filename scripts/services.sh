@@ -7,6 +7,7 @@
 #   start_postgres   # exports CIM_TEST_PG_URL, CIM_TEST_PG_BIN, CIM_TEST_PG_DATA, CIM_TEST_PG_PORT, CIM_TEST_PG_USER
 #   start_redis      # exports CIM_TEST_REDIS_URL, CIM_TEST_REDIS_PORT, CIM_TEST_REDIS_DIR
 #   start_smtp       # exports CIM_TEST_SMTP_PORT, CIM_TEST_SMTP_DIR (a Maildir: new/ holds each message)
+#   ensure_browser_tools  # chromium, node and tests/browser/node_modules (browser and axe tests)
 #   stop_smtp; stop_redis; stop_postgres
 
 _svc_log() { echo "[services] $*" >&2; }
@@ -52,6 +53,25 @@ ensure_redis_installed() {
     # The package starts a system-wide server on :6379; the tests use their own, so stop it.
     if command -v systemctl >/dev/null 2>&1; then systemctl stop redis-server >/dev/null 2>&1 || true; fi
     if command -v service >/dev/null 2>&1; then service redis-server stop >/dev/null 2>&1 || true; fi
+}
+
+# Headless Chromium (Debian's package), node, and the browser tests' pinned node packages
+# (puppeteer-core drives the system chromium; it downloads no browser of its own).
+ensure_browser_tools() {
+    local missing=()
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    command -v node >/dev/null 2>&1 || missing+=(nodejs)
+    command -v npm >/dev/null 2>&1 || missing+=(npm)
+    if (( ${#missing[@]} )); then
+        _svc_log "installing ${missing[*]} with apt-get (browser and accessibility tests)"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq && apt-get install -y -qq "${missing[@]}" fonts-dejavu-core >/dev/null || return 1
+    fi
+    local dir="${ROOT:-$(pwd)}/tests/browser"
+    if [[ ! -f "$dir/node_modules/.package-lock.json" || "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]]; then
+        _svc_log "installing the browser tests' node packages (npm ci)"
+        (cd "$dir" && npm ci --no-audit --no-fund --silent) || return 1
+    fi
 }
 
 # Init a cluster in a temp dir and start it on 127.0.0.1 at a free port, fsync and

@@ -1,0 +1,207 @@
+"""Every page a person reaches, in English and Swedish, has 0 axe-core WCAG 2.1 AA violations.
+
+Real processes (the `pipeline` fixture on the embedded default: gunicorn-served apps, a Celery
+worker and beat, redis-server), a real browser (Debian's headless `chromium` driven by npm's
+`puppeteer-core`, tests/browser/walk.mjs) and axe-core injected into each loaded page. People are
+signed in by a real server-side session in the same Redis the apps use; the sign-in pages
+themselves are visited signed out. `scripts/test.sh` installs chromium and the node packages;
+run by hand without them, the test skips and says why.
+
+A page added to the product joins `pages_of` below. Screenshots of every page land in the test's
+tmp directory (`screenshots/`), or in CIM_SCREENSHOTS_DIR when it is set, for a person to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.clock import SystemClock
+from shared.identity.models import Role, RoleGrant
+from shared.identity.wiring import build_identity
+from tests.authkit import IDENTITY_KEY, SESSION_COOKIE
+from tests.e2e.conftest import Pipeline, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+BROWSER_DIR = ROOT / "tests" / "browser"
+LOCALES = ("en", "sv")
+
+
+@dataclass(frozen=True)
+class Visit:
+    name: str
+    url: str
+    session: str | None = None  # a session id, or None for a signed-out visit
+    status: int = 200
+
+
+def _browser_tools() -> tuple[str, Path]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    script = BROWSER_DIR / "walk.mjs"
+    if not chromium or not shutil.which("node") or not (BROWSER_DIR / "node_modules" / "axe-core").is_dir():
+        if os.environ.get("CI"):
+            pytest.fail("chromium, node or tests/browser/node_modules missing (scripts/test.sh installs them)")
+        pytest.skip("chromium, node and `npm ci --prefix tests/browser` are needed (scripts/test.sh installs them)")
+    return chromium, script
+
+
+def _run_walk(pages: list[dict[str, Any]], screenshots: Path | None) -> list[dict[str, Any]]:
+    """Run tests/browser/walk.mjs over `pages` (name, url, cookies); one result per page."""
+    chromium, script = _browser_tools()
+    if screenshots is not None:
+        screenshots.mkdir(parents=True, exist_ok=True)
+    plan = {"chromium": chromium, "screenshots": screenshots and str(screenshots), "pages": pages}
+    done = subprocess.run(["node", str(script)], input=json.dumps(plan), capture_output=True, text=True,
+                          cwd=BROWSER_DIR, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+
+def _walk(visits: list[Visit], pipeline: Pipeline, screenshots: Path) -> list[dict[str, Any]]:
+    def cookies(visit: Visit) -> list[dict[str, Any]]:
+        if visit.session is None:
+            return []
+        return [{"name": SESSION_COOKIE, "value": visit.session, "url": base, "secure": True, "httpOnly": True,
+                 "sameSite": "Lax", "path": "/"}
+                for base in (pipeline.intake_url, pipeline.assessment_url)]
+
+    return _run_walk([{"name": v.name, "url": v.url, "cookies": cookies(v)} for v in visits], screenshots)
+
+
+def test_the_walk_reports_a_violation_when_a_page_has_one(tmp_path: Path) -> None:
+    """The harness can fail: an input without a label and low-contrast text are reported."""
+    page = tmp_path / "bad.html"
+    page.write_text('<!doctype html><html lang="en"><head><title>Bad</title></head><body><main>'
+                    '<p style="color:#bbb;background:#fff">Faint text</p><form><input type="text" name="q">'
+                    "</form></main></body></html>", encoding="utf-8")
+    [result] = _run_walk([{"name": "bad", "url": page.as_uri(), "cookies": []}], None)
+    assert {v["id"] for v in result["violations"]} >= {"label", "color-contrast"}
+
+
+def _seed(pipeline: Pipeline) -> dict[str, str]:
+    """One student with two activities and a submitted report, and one without a report."""
+    status, body = pipeline.intake("POST", "/students", {
+        "name": "Vera Provdocka", "email": "vera.provdocka@example.org", "university_id": "vp-0001",
+        "department": "SOCSW", "programme": "SSASK", "expected_end_term": "VT2028"})
+    assert status == 201, body
+    sid = body["student_id"]
+    activity_ids = []
+    for activity in (
+        {"kind": "exchange", "title": "Exchange term in Lyon", "organiser": "Université Lyon 2",
+         "setting": "abroad", "country_code": "FR", "start_date": "2025-01-10", "end_date": "2025-06-01"},
+        {"kind": "seminar", "title": "Webinar on social resilience", "organiser": "Lund University",
+         "setting": "digital", "start_date": "2025-09-10", "end_date": "2025-09-10"},
+    ):
+        status, body = pipeline.intake("POST", f"/students/{sid}/activities", activity)
+        assert status == 201, body
+        activity_ids.append(body["activity_id"])
+    answers = {"learning": "Comparing two welfare systems.", "profession": "It changes how I listen.",
+               "perspective": "Wider than before."}
+    status, body = pipeline.intake("POST", f"/students/{sid}/reports",
+                                   {"answers": answers, "activity_ids": activity_ids})
+    assert status == 201, body
+    report_id = body["report_id"]
+    status, body = pipeline.intake("POST", "/students", {
+        "name": "Ossian Testlund", "email": "ossian.testlund@example.org", "university_id": "ot-0002",
+        "department": "SOCSW", "programme": "SSASK", "expected_end_term": "HT2027"})
+    assert status == 201, body
+    wait_for(lambda: pipeline.assessment("/review-queue")[1].get("count") == 1, 30, "the report in the queue")
+    return {"student": sid, "activity": activity_ids[0], "report": report_id, "other_student": body["student_id"]}
+
+
+def _sessions(pipeline: Pipeline, student_id: str) -> dict[str, str]:
+    """Accounts for each kind of person, each with a live session in the apps' Redis."""
+    import redis
+
+    identity = build_identity(clock=SystemClock(), identity_key=IDENTITY_KEY,
+                              db_url=pipeline.env["CIM_IDENTITY_DB_URL"],
+                              redis=redis.Redis.from_url(pipeline.redis_url))
+    try:
+        accounts = {
+            "student": identity.accounts.create_account(
+                "Vera Provdocka", "vera.provdocka@example.org", student_id=student_id,
+                grants=[RoleGrant(Role.STUDENT, "SOCSW")]),
+            "coordinator": identity.accounts.create_account(
+                "Cora Koordinator", "cora@example.org", grants=[RoleGrant(Role.COORDINATOR, "SOCSW")]),
+            "assessor": identity.accounts.create_account(
+                "Assar Bedömare", "assar@example.org", grants=[RoleGrant(Role.ASSESSOR, "SOCSW")]),
+            "administrator": identity.accounts.create_account(
+                "Ada Administratör", "ada@example.org", grants=[RoleGrant(Role.ADMINISTRATOR, None)]),
+        }
+        return {who: identity.sessions.create(account.id, auth_method="test") for who, account in accounts.items()}
+    finally:
+        identity.store.dispose()  # type: ignore[attr-defined]
+
+
+def pages_of(pipeline: Pipeline, ids: dict[str, str], sessions: dict[str, str]) -> list[Visit]:
+    """Every page of both services, as the person who reaches it."""
+    intake, assessment = pipeline.intake_url, pipeline.assessment_url
+    sid, aid, rid = ids["student"], ids["activity"], ids["report"]
+    student, coordinator = sessions["student"], sessions["coordinator"]
+    return [
+        Visit("home", f"{intake}/"),
+        Visit("sign-in", f"{intake}/auth/sign-in"),
+        Visit("check-email", f"{intake}/auth/check-email"),
+        Visit("register", f"{intake}/register", student),
+        Visit("not-found", f"{intake}/no-such-page", status=404),
+        Visit("my-cim", f"{intake}/students/{sid}", student),
+        Visit("activity-new", f"{intake}/students/{sid}/activities/new", student),
+        Visit("activity-edit", f"{intake}/students/{sid}/activities/{aid}/edit", student),
+        Visit("activity-withdraw", f"{intake}/students/{sid}/activities/{aid}/withdraw", student),
+        Visit("report", f"{intake}/students/{sid}/report", student),
+        Visit("studies-completed", f"{intake}/students/{sid}/studies-completed", student),
+        Visit("withdraw-registration", f"{intake}/students/{sid}/withdraw", student),
+        Visit("my-data", f"{intake}/students/{sid}/my-data", student),
+        Visit("account", f"{intake}/auth/account", student),
+        Visit("review-queue", f"{assessment}/review-queue", coordinator),
+        Visit("review-queue-assessor", f"{assessment}/review-queue", sessions["assessor"]),
+        Visit("review-report", f"{assessment}/reports/{rid}", coordinator),
+        Visit("staff-my-cim", f"{intake}/students/{sid}", coordinator),
+        Visit("staff-my-data", f"{assessment}/students/{sid}/my-data", coordinator),
+        Visit("assessment-not-found", f"{assessment}/reports/00000000-0000-4000-8000-000000000000",
+              coordinator, status=404),
+        Visit("administrator-account", f"{intake}/auth/account", sessions["administrator"]),
+    ]
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+@pytest.mark.parametrize("pipeline", ["sqlite"], indirect=True)
+def test_every_page_in_both_languages_has_no_wcag_violations(pipeline: Pipeline, tmp_path: Path) -> None:
+    _browser_tools()
+    ids = _seed(pipeline)
+    sessions = _sessions(pipeline, ids["student"])
+    visits = []
+    for locale in LOCALES:
+        for visit in pages_of(pipeline, ids, sessions):
+            sep = "&" if "?" in visit.url else "?"
+            visits.append(Visit(f"{visit.name}-{locale}", f"{visit.url}{sep}lang={locale}", visit.session,
+                                visit.status))
+    shots = Path(os.environ.get("CIM_SCREENSHOTS_DIR") or tmp_path / "screenshots")
+    results = {r["name"]: r for r in _walk(visits, pipeline, shots)}
+
+    problems = []
+    for visit in visits:
+        result = results.get(visit.name)
+        if result is None or "error" in result:
+            problems.append(f"{visit.name}: not loaded ({result and result.get('error')})")
+            continue
+        locale = visit.name.rsplit("-", 1)[1]
+        if result["status"] != visit.status:
+            problems.append(f"{visit.name}: HTTP {result['status']} (expected {visit.status}) at {result['final_url']}")
+        if result["lang"] != locale:
+            problems.append(f"{visit.name}: <html lang={result['lang']!r}> (expected {locale!r})")
+        for violation in result["violations"]:
+            problems.append(f"{visit.name}: {violation['id']} ({violation['impact']}): {violation['help']} "
+                            f"at {violation['nodes'][:3]}")
+    assert not problems, "\n".join(problems)
+    # The walk really reached the signed-in pages: the student's name on their page, the report in the queue.
+    assert "Vera Provdocka" in results["my-cim-en"]["text"]
+    assert "Vera Provdocka" in results["review-queue-en"]["text"]
