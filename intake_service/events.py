@@ -27,8 +27,11 @@ class ActivityDetails:
     and of the commands that record them, declared once."""
 
     kind: str
-    title: str = field(metadata=rules(validate.Length(1, 200)))
-    organiser: str = field(metadata=rules(validate.Length(1, 200)))
+    # Free text typed by the student: a title or organiser can name or describe a person
+    # ("placement at my aunt's clinic"), so both are sealed like the description (events stored
+    # before 2026-12-03 hold them in clear; opening passes clear values through unchanged).
+    title: str = field(metadata=rules(validate.Length(1, 200), personal=True))
+    organiser: str = field(metadata=rules(validate.Length(1, 200), personal=True))
     setting: str = field(metadata=rules(validate.OneOf(SETTINGS)))
     country_code: str | None
     start_date: date

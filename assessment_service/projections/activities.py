@@ -14,8 +14,8 @@ activities = sa.Table(
     sa.Column("activity_id", sa.String(36), primary_key=True),
     sa.Column("student_id", sa.String(36), nullable=False, index=True),
     sa.Column("kind", sa.String(60), nullable=False),
-    sa.Column("title", sa.String(200), nullable=False),
-    sa.Column("organiser", sa.String(200), nullable=False),
+    sa.Column("title", sa.String(200), nullable=True),  # personal: None once erased
+    sa.Column("organiser", sa.String(200), nullable=True),  # personal: None once erased
     sa.Column("setting", sa.String(20), nullable=False),
     sa.Column("country_code", sa.String(2), nullable=True),
     sa.Column("start_date", sa.String(10), nullable=False),
@@ -74,10 +74,8 @@ def on_activity_withdrawn(conn: sa.Connection, event: RecordedEvent) -> None:
 
 
 def on_student_erased(conn: sa.Connection, event: RecordedEvent) -> None:
-    queue(
-        conn,
-        activities.update().where(activities.c.student_id == student_id_of(event)).values(description=None)
-    )
+    erased = activities.c.student_id == student_id_of(event)
+    queue(conn, activities.update().where(erased).values(title=None, organiser=None, description=None))
 
 
 HANDLERS: dict[str, Handler] = {

@@ -130,8 +130,8 @@ def test_a_stored_event_of_the_current_version_encodes_again_to_the_same_bytes(n
 # Which fields are sealed with the student's key: a field that loses the mark is written in clear.
 PERSONAL_FIELDS = {
     "StudentRegistered": {"name", "email", "university_id"},
-    "ActivityLogged": {"description"},
-    "ActivityAmended": {"description"},
+    "ActivityLogged": {"title", "organiser", "description"},
+    "ActivityAmended": {"title", "organiser", "description"},
     "ActivityWithdrawn": {"reason"},
     "AttachmentUploaded": {"filename"},
     "ReportSubmitted": {"answers"},
