@@ -35,13 +35,14 @@ class ActivityFact:
     activity_id: str
     kind: str
     setting: str
-    title: str
+    title: str | None  # personal: None once the student is erased
     start_date: date
     withdrawn: bool = False
 
     def describe(self) -> str:
-        """'Summer school in Berlin, 2026-07': how the checklist names the activity."""
-        return f"{self.title}, {self.start_date:%Y-%m}"
+        """'Summer school in Berlin, 2026-07': how the checklist names the activity (by its kind
+        once the title is erased)."""
+        return f"{self.title or self.kind}, {self.start_date:%Y-%m}"
 
 
 @dataclass(frozen=True)

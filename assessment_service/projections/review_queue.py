@@ -58,7 +58,7 @@ review_queue_activities = sa.Table(
     sa.Column("student_id", sa.String(36), nullable=False, index=True),
     sa.Column("kind", sa.String(60), nullable=False),
     sa.Column("setting", sa.String(20), nullable=False),
-    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("title", sa.String(200), nullable=True),  # personal: None once erased
     sa.Column("start_date", sa.String(10), nullable=False),
     sa.Column("withdrawn", sa.Boolean, nullable=False),
     sa.Column("position", sa.BigInteger, nullable=False),
@@ -260,6 +260,16 @@ def build(rule_sets: RuleSets) -> Projection:
         queue(conn, _LEAVE, {"b_sid": sid}, key=sid)
         _Memo.of(conn).waiting[sid] = None
 
+    def on_student_erased(conn: sa.Connection, event: RecordedEvent) -> None:
+        # An erased student's report waits for no one, and the titles they typed go.
+        sid = student_id_of(event)
+        queue(conn, _LEAVE, {"b_sid": sid}, key=sid)
+        queue(conn, review_queue_activities.update().where(review_queue_activities.c.student_id == sid)
+              .values(title=None), key=sid)
+        memo = _Memo.of(conn)
+        memo.waiting[sid] = None
+        memo.facts.clear()  # facts carry titles: read again (after the queued writes) when needed
+
     handlers: dict[str, Handler] = {
         "StudentRegistered": on_student_registered,
         "ActivityLogged": on_activity_logged,
@@ -267,6 +277,7 @@ def build(rule_sets: RuleSets) -> Projection:
         "ActivityWithdrawn": on_activity_withdrawn,
         "ReportSubmitted": on_report_submitted,
         "RegistrationWithdrawn": on_registration_withdrawn,
+        "StudentErased": on_student_erased,
     }
     return Projection("review_queue", (review_queue, review_queue_activities), handlers)
 

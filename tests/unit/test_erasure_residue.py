@@ -4,7 +4,7 @@ A canary student goes through the real apps on SQLite files (intake events and k
 assessment read models); `students erase` runs, the assessment catch-up projects StudentErased,
 and *right then* — no daily task, no manual checkpoint — the bytes of every database file,
 -wal and -shm included, are searched for the canary's name, e-mail, university id, activity
-description and report answers. The audit found them in the assessment database's WAL for up
+description, title, organiser and report answers. The audit found them in the assessment database's WAL for up
 to a day."""
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ CANARY = {
     "university_id": "qz9876zy",
     "description": "qanary-description-wobbleplank",
     "answer": "qanary-answer-frobnicated",
+    "title": "qanary-title-zwiebelturm",
+    "organiser": "qanary-organiser-glimmerstack",
 }
 OTHER = {"name": "Kept Vonstayington", "email": "kept.vonstayington@example.org"}
 
@@ -52,7 +54,8 @@ def register(api, person: dict[str, str], n: int) -> str:  # type: ignore[no-unt
     assert response.status_code == 201, response.json
     sid = response.json["student_id"]
     activity = api.post(f"/api/v1/students/{sid}/activities", json={
-        "kind": "exchange", "title": "Exchange term", "organiser": "A university",
+        "kind": "exchange", "title": person.get("title", "Exchange term"),
+        "organiser": person.get("organiser", "A university"),
         "setting": "abroad", "country_code": "FR", "start_date": "2025-01-10", "end_date": "2025-06-01",
         "description": person.get("description", "A term abroad.")})
     assert activity.status_code == 201, activity.json
@@ -95,6 +98,11 @@ def test_an_erased_students_data_is_gone_from_every_database_file_once_projected
     # the other student's copies are still there (the search is not vacuous)
     assert "assessment.db" in hits(after, OTHER["name"])
     assert len(after.get("assessment.db-wal", b"")) == 0  # checkpointed and truncated
+
+    # A rebuild reads the erased student's sealed fields as null and gives the live rows again.
+    live = runner.digest()
+    runner.rebuild()
+    assert runner.digest() == live
 
 
 def test_the_runner_compacts_only_after_a_batch_that_scrubbed(tmp_path: Path) -> None:
