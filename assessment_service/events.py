@@ -3,16 +3,21 @@
 Stored in the assessment service's own event store (the `events` table of its database, next to
 the read models). Each event is a frozen dataclass, declared once: stored under its class name
 (never renamed), with its schema derived from its fields (shared/events.py) and a schema version.
-They carry ids and codes only, never free text: a reason typed about a person would be personal
-data, so reasons are chosen from short code lists.
+Reasons for assignment decisions are chosen from short code lists. The free text a review or a
+decision carries (comments, the joint summary for the student, reasons) is personal data: those
+fields are marked `personal` and sealed with the student's own key in this service's key table,
+which the student's erasure (arriving through the intake feed) destroys.
 
-Streams: `assessment-report-<report_id>` (assignment and conflicts of one report; optimistic
-concurrency per report) and `audit-<student_id>` (staff views of one student's personal data).
+Streams: `assessment-report-<report_id>` (assignment, conflicts, reviews and decisions of one
+report; optimistic concurrency per report), `presentation-occasion-<occasion_id>` (an occasion
+and its bookings; capacity is decided on one stream) and `audit-<student_id>` (staff views of one
+student's personal data).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TypeAlias
 
 from marshmallow import validate
@@ -24,7 +29,15 @@ CONFLICT_REASONS = ("personal_relationship", "professional_relationship", "super
 #: Why an assessor was taken off a report.
 UNASSIGN_REASONS = ("coordinator_decision", "conflict_of_interest")
 #: Which view showed a student's personal data to a member of staff.
-VIEWED_WHAT = ("report", "review_queue", "student_overview", "my_data")
+VIEWED_WHAT = ("report", "review_queue", "student_overview", "my_data", "reviews", "presentations")
+#: What a reviewer judges each criterion (the rule set names the criteria).
+CRITERION_VERDICTS = ("met", "not_met")
+#: A reviewer's recommendation.
+RECOMMENDATIONS = ("approve", "revise", "reject")
+#: The kinds of presentation occasion a coordinator publishes.
+OCCASION_KINDS = ("international_cafe", "lecture", "information_session", "web_seminar")
+#: Why a booking was cancelled.
+BOOKING_CANCEL_REASONS = ("student_cancelled", "coordinator_cancelled", "occasion_cancelled")
 
 _UUID = validate.Regexp(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _DEPARTMENT = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -36,6 +49,10 @@ def report_stream(report_id: str) -> str:
 
 def audit_stream(student_id: str) -> str:
     return f"audit-{student_id}"
+
+
+def occasion_stream(occasion_id: str) -> str:
+    return f"presentation-occasion-{occasion_id}"
 
 
 @dataclass(frozen=True)
@@ -80,16 +97,156 @@ class PersonalDataViewed:
     what: str = field(metadata=rules(validate.OneOf(VIEWED_WHAT)))
 
 
+# -- reviews and decisions (stream assessment-report-<report_id>) ------------------------------
+
+
+@dataclass(frozen=True)
+class _ReportRound:
+    """What every review and decision names: the report, its student and department, the round
+    (1 for the first submission, +1 per resubmission) and the rule set `CODE@version` applied."""
+
+    report_id: str = field(metadata=rules(_UUID))
+    student_id: str = field(metadata=rules(_UUID))
+    department: str = field(metadata=rules(_DEPARTMENT))
+    round: int = field(metadata=rules(validate.Range(1, 1000)))
+    rule_set: str = field(metadata=rules(validate.Length(1, 80)))
+
+
+@dataclass(frozen=True)
+class ReviewSubmitted(_ReportRound):
+    """An assigned assessor reviewed one round of a report: each of the rule set's criteria met or
+    not (`verdicts`: criterion code -> "met" | "not_met"), a comment per criterion (free text about
+    the student: sealed), and a recommendation. One per assessor and round. Recorded by the
+    assessor."""
+
+    assessor_account_id: str = field(metadata=rules(validate.Length(1, 36)))
+    verdicts: dict[str, str]
+    comments: dict[str, str] = field(metadata=rules(personal=True))
+    recommendation: str = field(metadata=rules(validate.OneOf(RECOMMENDATIONS)))
+
+
+@dataclass(frozen=True)
+class _Decision(_ReportRound):
+    """A decision on one round: who decided (an account id, or "policy" when the rule set's
+    policy decided on agreeing reviews) and the reviews it rests on (their event ids)."""
+
+    decided_by: str = field(metadata=rules(validate.Length(1, 36)))
+    rests_on: list[str] = field(metadata=rules(validate.Length(min=1)))
+
+
+@dataclass(frozen=True)
+class ReportApproved(_Decision):
+    """The round was approved: the report requirement is met."""
+
+
+@dataclass(frozen=True)
+class RevisionRequested(_Decision):
+    """The round needs revision; `summary` is the joint summary written for the student (sealed).
+    The student may resubmit (intake's ReportResubmitted), which opens the next round."""
+
+    summary: str = field(metadata=rules(validate.Length(1, 10000), personal=True))
+
+
+@dataclass(frozen=True)
+class ReportRejected(_Decision):
+    """The round was rejected, with the reasons written for the student (sealed)."""
+
+    summary: str = field(metadata=rules(validate.Length(1, 10000), personal=True))
+
+
+# -- presentations (stream presentation-occasion-<occasion_id>) ----------------------------------
+
+
+@dataclass(frozen=True)
+class OccasionPublished:
+    """A coordinator published a presentation occasion of their department: when, where (a place
+    or a link), how many may present. Recorded by the coordinator."""
+
+    occasion_id: str = field(metadata=rules(_UUID))
+    department: str = field(metadata=rules(_DEPARTMENT))
+    kind: str = field(metadata=rules(validate.OneOf(OCCASION_KINDS)))
+    starts_at: datetime
+    ends_at: datetime
+    place: str = field(metadata=rules(validate.Length(1, 300)))
+    capacity: int = field(metadata=rules(validate.Range(1, 1000)))
+    published_by: str = field(metadata=rules(validate.Length(1, 36)))
+
+
+@dataclass(frozen=True)
+class OccasionCancelled:
+    """A coordinator cancelled an occasion; its bookings are cancelled with it."""
+
+    occasion_id: str = field(metadata=rules(_UUID))
+    department: str = field(metadata=rules(_DEPARTMENT))
+    cancelled_by: str = field(metadata=rules(validate.Length(1, 36)))
+
+
+@dataclass(frozen=True)
+class _Booking:
+    occasion_id: str = field(metadata=rules(_UUID))
+    student_id: str = field(metadata=rules(_UUID))
+    department: str = field(metadata=rules(_DEPARTMENT))
+
+
+@dataclass(frozen=True)
+class PresentationBooked(_Booking):
+    """A student whose report is approved booked a place at an occasion (capacity decided on the
+    occasion's stream). Recorded by the student (or a coordinator for them)."""
+
+    report_id: str = field(metadata=rules(_UUID))
+    booked_by: str = field(metadata=rules(validate.Length(1, 36)))
+
+
+@dataclass(frozen=True)
+class BookingCancelled(_Booking):
+    """A booking was cancelled, by the student or a coordinator, or with its occasion."""
+
+    reason_code: str = field(metadata=rules(validate.OneOf(BOOKING_CANCEL_REASONS)))
+    cancelled_by: str = field(metadata=rules(validate.Length(1, 36)))
+
+
+@dataclass(frozen=True)
+class PresentationHeld(_Booking):
+    """The coordinator recorded that the student presented at the occasion: with an approved
+    report (as the rule set requires) the student is eligible for the diploma."""
+
+    recorded_by: str = field(metadata=rules(validate.Length(1, 36)))
+
+
+@dataclass(frozen=True)
+class PresentationMissed(_Booking):
+    """The coordinator recorded that the booked student did not show; they may book again."""
+
+    recorded_by: str = field(metadata=rules(validate.Length(1, 36)))
+
+
 def build_registry() -> EventRegistry:
     registry = EventRegistry()
     registry.register(AssessorAssigned)
     registry.register(AssessorUnassigned)
     registry.register(ConflictOfInterestDeclared)
     registry.register(PersonalDataViewed)
+    later: tuple[type, ...] = (
+        ReviewSubmitted, ReportApproved, RevisionRequested, ReportRejected,
+        OccasionPublished, OccasionCancelled, PresentationBooked, BookingCancelled, PresentationHeld,
+        PresentationMissed,
+    )
+    for event in later:
+        registry.register(event)
     return registry
 
 
 REGISTRY = build_registry()
 
 #: The events of an `assessment-report-<id>` stream: what `domain.fold` reads and the deciders return.
-ReportEvent: TypeAlias = AssessorAssigned | AssessorUnassigned | ConflictOfInterestDeclared
+ReportEvent: TypeAlias = (
+    AssessorAssigned | AssessorUnassigned | ConflictOfInterestDeclared | ReviewSubmitted | ReportApproved
+    | RevisionRequested | ReportRejected
+)
+#: The decisions that close a round.
+Decision: TypeAlias = ReportApproved | RevisionRequested | ReportRejected
+#: The events of a `presentation-occasion-<id>` stream.
+OccasionEvent: TypeAlias = (
+    OccasionPublished | OccasionCancelled | PresentationBooked | BookingCancelled | PresentationHeld
+    | PresentationMissed
+)

@@ -119,6 +119,20 @@ class ReportSubmitted:
 
 
 @dataclass(frozen=True)
+class ReportResubmitted:
+    """A student resubmitted a report after a revision was requested: a new round of the same
+    report (`round` 2, 3, ...), with its answers and activities as they now stand. Recorded by the
+    student; goes back to the same assessors."""
+
+    report_id: str
+    round: int = field(metadata=rules(validate.Range(2, 1000)))
+    answers: dict[str, str] = field(metadata=rules(personal=True))
+    activity_ids: list[str] = field(metadata=rules(validate.Length(min=1)))
+    attachment_id: str | None
+    rules: str
+
+
+@dataclass(frozen=True)
 class StudiesCompleted:
     """A student (or a form for them) stated that their studies ended; the grace period starts."""
 
@@ -187,6 +201,7 @@ def build_registry() -> EventRegistry:
     registry.register(ActivityWithdrawn)
     registry.register(AttachmentUploaded)
     registry.register(ReportSubmitted)
+    registry.register(ReportResubmitted)
     registry.register(StudiesCompleted)
     registry.register(RegistrationWithdrawn)
     registry.register(StudentErased)
@@ -201,5 +216,5 @@ REGISTRY = build_registry()
 #: (PersonalDataViewed lives in `audit-<id>` streams, RecordsDisposed in the retention stream.)
 IntakeEvent: TypeAlias = (
     StudentRegistered | ActivityLogged | ActivityAmended | ActivityWithdrawn | AttachmentUploaded
-    | ReportSubmitted | StudiesCompleted | RegistrationWithdrawn | StudentErased
+    | ReportSubmitted | ReportResubmitted | StudiesCompleted | RegistrationWithdrawn | StudentErased
 )

@@ -135,6 +135,7 @@ PERSONAL_FIELDS = {
     "ActivityWithdrawn": {"reason"},
     "AttachmentUploaded": {"filename"},
     "ReportSubmitted": {"answers"},
+    "ReportResubmitted": {"answers"},
     "RegistrationWithdrawn": {"reason"},
 }
 
