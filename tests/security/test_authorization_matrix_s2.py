@@ -36,6 +36,7 @@ from shared.config import Settings
 from shared.identity.models import Role
 from shared.identity.wiring import Identity
 from tests.authkit import SESSION_COOKIE, bearer, make_account, make_identity
+from tests.factories import blank_pdf
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 PROBE_STATUS = 299
@@ -104,18 +105,6 @@ SOCSW_ACTIVITY = {
 }
 
 
-def _pdf() -> bytes:
-    import io
-
-    from pypdf import PdfWriter
-
-    writer = PdfWriter()
-    writer.add_blank_page(width=200, height=200)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
 @dataclass
 class World:
     intake: Flask
@@ -138,7 +127,7 @@ def _register(client: FlaskClient, headers: dict[str, str], department: str, nam
     response = client.post(f"/api/v1/students/{sid}/activities", headers=headers, json=activity)
     assert response.status_code == 201, response.json
     obj.activity_id = response.json["activity_id"]
-    response = client.post(f"/api/v1/students/{sid}/attachments", data=_pdf(),
+    response = client.post(f"/api/v1/students/{sid}/attachments", data=blank_pdf(),
                            headers={**headers, "Content-Type": "application/pdf", "X-Filename": "r.pdf"})
     assert response.status_code == 201, response.json
     obj.attachment_id = response.json["attachment_id"]

@@ -17,35 +17,9 @@ from shared.identity.crypto import derive_key
 from shared.identity.models import Role
 from shared.identity.wiring import Identity
 from shared.mail import RecordingMailer
-from tests.authkit import IDENTITY_KEY, make_identity
+from tests.authkit import IDENTITY_KEY
 from tests.unit.test_auth_pages import make_app, redeem, session_cookie, staff
 from tests.unit.test_identity_email_links import forged_link
-from tests.unit.test_pages import compile_swedish
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _compiled_swedish() -> None:
-    compile_swedish()
-
-
-@pytest.fixture
-def store() -> InMemoryEventStore:
-    return InMemoryEventStore()
-
-
-@pytest.fixture
-def identity(clock: FixedClock) -> Identity:
-    return make_identity(clock)
-
-
-@pytest.fixture
-def mailer() -> RecordingMailer:
-    return RecordingMailer()
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, upload_dir=tmp_path / "uploads", wakeup="none", ratelimit_storage="memory://")
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import secrets
 from datetime import UTC, datetime
 
 import pytest
-from pypdf import PdfWriter
 
 from intake_service import create_app
 from shared.adapters.memory_store import InMemoryEventStore
@@ -19,6 +18,7 @@ from shared.clock import FixedClock
 from shared.config import Settings
 from shared.identity.models import ExternalIdentity, Role
 from tests.authkit import authed_client, integration_token, make_account, make_identity, sign_in, sign_out
+from tests.factories import blank_pdf, canary
 
 #: Seeds 50 students and reads every export: the full run's, not the local lane's.
 pytestmark = pytest.mark.thorough
@@ -26,18 +26,6 @@ pytestmark = pytest.mark.thorough
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 STUDENTS = 50
 ANSWERS = ("learning", "profession", "perspective")
-
-
-def pdf_bytes() -> bytes:
-    writer = PdfWriter()
-    writer.add_blank_page(width=200, height=200)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-def canary() -> str:
-    return "cnry" + secrets.token_hex(6)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +64,7 @@ def world(tmp_path_factory):  # type: ignore[no-untyped-def]
         assert activity.status_code == 201, activity.json
         upload = api.post(
             f"/api/v1/students/{sid}/attachments",
-            data={"file": (io.BytesIO(pdf_bytes()), fields["filename"])},
+            data={"file": (io.BytesIO(blank_pdf()), fields["filename"])},
             content_type="multipart/form-data",
         )
         assert upload.status_code == 201, upload.json

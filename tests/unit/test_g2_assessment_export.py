@@ -33,6 +33,7 @@ from shared.config import Settings
 from shared.identity.models import Account, Role
 from shared.identity.wiring import Identity
 from tests.authkit import authed_client, integration_token, make_account, make_identity, sign_in, sign_out
+from tests.factories import canary
 
 #: Seeds 50 students and reads every export: the full run's, not the local lane's.
 pytestmark = pytest.mark.thorough
@@ -60,10 +61,6 @@ EXPORT_KEY = {"assignment_conflicts": "conflicts"}
 def body(response: Any) -> Any:
     """The JSON body of a test response (typed Any, unlike `response.json`)."""
     return json.loads(response.get_data(as_text=True))
-
-
-def canary() -> str:
-    return "cnry" + secrets.token_hex(6)
 
 
 @dataclass

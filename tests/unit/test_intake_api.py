@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime
 
 import pytest
-from pypdf import PdfWriter
 
 from intake_service import create_app
 from shared.adapters.memory_store import InMemoryEventStore
@@ -15,6 +13,7 @@ from shared.config import Settings
 from shared.identity.api_tokens import IssuedApiToken
 from shared.identity.wiring import Identity
 from tests.authkit import authed_client, bearer, integration_token, make_identity, student_account
+from tests.factories import blank_pdf
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -37,14 +36,6 @@ ACTIVITY = {
     "hours": 400,
     "description": "Courses on comparative social policy.",
 }
-
-
-def pdf_bytes() -> bytes:
-    writer = PdfWriter()
-    writer.add_blank_page(width=200, height=200)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
 
 
 @pytest.fixture
@@ -99,7 +90,7 @@ def test_newcomer_journey_through_the_api_is_recorded_as_events(client, store, t
     first = log(client, sid)
     second = log(client, sid, kind="seminar", setting="digital", country_code=None, title="Webinar")
     upload = client.post(
-        f"/api/v1/students/{sid}/attachments", data=pdf_bytes(), content_type="application/pdf",
+        f"/api/v1/students/{sid}/attachments", data=blank_pdf(), content_type="application/pdf",
         headers={"X-Filename": "my report.pdf"},
     )
     assert upload.status_code == 201, upload.json
@@ -290,7 +281,7 @@ def test_oversized_upload_is_refused(tmp_path, store, now, identity):
     client = authed_client(app, bearer(identity))
     sid = register(client)
     response = client.post(
-        f"/api/v1/students/{sid}/attachments", data=pdf_bytes() + b" " * 1000, content_type="application/pdf"
+        f"/api/v1/students/{sid}/attachments", data=blank_pdf() + b" " * 1000, content_type="application/pdf"
     )
     assert response.status_code == 422
     assert store.count() == 1
@@ -345,7 +336,7 @@ def _operations(sid: str, aid: str) -> list[tuple[str, str, dict]]:
         ("POST", f"/api/v1/students/{sid}/activities", {"json": ACTIVITY}),
         ("POST", f"/api/v1/students/{sid}/activities/{aid}/amendments", {"json": ACTIVITY}),
         ("POST", f"/api/v1/students/{sid}/activities/{aid}/withdrawal", {"json": {"reason": "x"}}),
-        ("POST", f"/api/v1/students/{sid}/attachments", {"data": pdf_bytes(), "content_type": "application/pdf"}),
+        ("POST", f"/api/v1/students/{sid}/attachments", {"data": blank_pdf(), "content_type": "application/pdf"}),
         ("POST", f"/api/v1/students/{sid}/reports", {"json": {"answers": ANSWERS, "activity_ids": [aid]}}),
         ("POST", f"/api/v1/students/{sid}/studies-completed",
          {"json": {"completed_on": "2026-11-01", "term": "HT2026"}}),

@@ -26,6 +26,7 @@ from shared.identity.models import Role
 from shared.identity.wiring import Identity
 from shared.mail import RecordingMailer
 from tests.authkit import bearer, make_account, make_identity, sign_in, sign_in_student
+from tests.factories import blank_pdf
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 PO = ROOT / "translations" / "sv" / "LC_MESSAGES" / "messages.po"
@@ -153,16 +154,6 @@ def without_language_link(html: str) -> str:
     return re.sub(r'href="[^"]*\?lang=\w+"', "", html)
 
 
-def small_pdf() -> bytes:
-    from pypdf import PdfWriter
-
-    writer = PdfWriter()
-    writer.add_blank_page(width=200, height=200)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
 def answers(text: str = "I learned a lot.") -> dict[str, str]:
     return {"answer_0": text, "answer_1": text, "answer_2": text}
 
@@ -202,7 +193,7 @@ def test_newcomer_registers_logs_two_activities_and_submits_a_report(
             "form_token": hidden(report_page.text, "form_token"),
             **answers(),
             "activities": ids,
-            "attachment": (io.BytesIO(small_pdf()), "my-cim-report.pdf", "application/pdf"),
+            "attachment": (io.BytesIO(blank_pdf()), "my-cim-report.pdf", "application/pdf"),
         },
         content_type="multipart/form-data",
     )
@@ -401,7 +392,7 @@ def test_double_submitted_report_with_pdf_stores_one_report(client: FlaskClient,
                 "form_token": hidden(page, "form_token"),
                 **answers(),
                 "activities": ids,
-                "attachment": (io.BytesIO(small_pdf()), "report.pdf", "application/pdf"),
+                "attachment": (io.BytesIO(blank_pdf()), "report.pdf", "application/pdf"),
             },
             content_type="multipart/form-data",
         )

@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from pypdf import PdfWriter
 
 from intake_service import create_app
 from shared.clock import FixedClock
 from shared.config import Settings
 from tests.authkit import authed_client, bearer, make_identity
+from tests.factories import blank_pdf
 from tests.unit.test_intake_api import ACTIVITY, STUDENT
 
 CANARY = "Canaryname Qzxw"
 CANARY_MAIL = "canary.qzxw@example.org"
-
-
-def pdf() -> bytes:
-    writer = PdfWriter()
-    writer.add_blank_page(width=100, height=100)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
 
 
 @pytest.fixture
@@ -48,7 +39,7 @@ def _seed(client, name: str, mail: str, uid: str) -> str:
         "student_id"
     ]
     client.post(f"/api/v1/students/{sid}/activities", json={**ACTIVITY, "description": f"{name} went abroad"})
-    client.post(f"/api/v1/students/{sid}/attachments", data=pdf(), content_type="application/pdf",
+    client.post(f"/api/v1/students/{sid}/attachments", data=blank_pdf(100), content_type="application/pdf",
                 headers={"X-Filename": f"{name}.pdf"})
     return sid
 

@@ -19,7 +19,6 @@ from typing import Any, ClassVar
 
 import pytest
 import sqlalchemy as sa
-from pypdf import PdfWriter
 
 from intake_service import create_app
 from intake_service.bootstrap import build_services
@@ -38,23 +37,12 @@ from shared.identity.sql_store import used_tokens
 from shared.identity.wiring import Identity, build_identity
 from shared.retention import Candidate, RetentionConfigError, load_policy, parse_policy
 from tests.authkit import FAST_HASHER, IDENTITY_KEY, authed_client, integration_token, make_account, sign_in
+from tests.factories import blank_pdf, canary
 
 T0 = datetime(2026, 3, 16, 9, 30, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
 STUDENT = {"department": "SOCSW", "programme": "SSASK", "expected_end_term": "VT2028"}
 CTX = RequestContext(actor="test", correlation_id="retention-test")
-
-
-def pdf_bytes() -> bytes:
-    writer = PdfWriter()
-    writer.add_blank_page(width=200, height=200)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-def canary() -> str:
-    return "cnry" + secrets.token_hex(8)
 
 
 # -- the pure rule ----------------------------------------------------------------------------
@@ -104,7 +92,7 @@ class World:
 
     def register(self, name: str | None = None) -> str:
         outcome = self.services.register_student(RegisterStudent(
-            name=name or f"Synthetic {canary()}", email=f"{canary()}@example.org",
+            name=name or f"Synthetic {canary(8)}", email=f"{canary(8)}@example.org",
             university_id=f"u-{secrets.token_hex(4)}", **STUDENT), CTX)
         return str(outcome.result["student_id"])
 
@@ -132,14 +120,14 @@ def seed_one_of_each(w: World) -> dict[str, list[str]]:
     expected[rules.REVOKED_API_TOKENS] = [revoked.record.id]
     # a withdrawn student (with an account), and an active one (never due)
     gone = w.register()
-    w.identity.accounts.create_account("Synthetic Gone", f"{canary()}@example.org", student_id=gone)
+    w.identity.accounts.create_account("Synthetic Gone", f"{canary(8)}@example.org", student_id=gone)
     w.services.withdraw_registration(gone, "moved away", CTX)
     expected[rules.WITHDRAWN_REGISTRATIONS] = [gone]
     active = w.register()
     # an unreferenced upload of the active student, one referenced by a report (never due), and
     # an orphan file no event points at
-    loose = w.services.upload_attachment(active, pdf_bytes(), "draft.pdf", CTX).result["attachment_id"]
-    kept = w.services.upload_attachment(active, pdf_bytes(), "final.pdf", CTX).result["attachment_id"]
+    loose = w.services.upload_attachment(active, blank_pdf(), "draft.pdf", CTX).result["attachment_id"]
+    kept = w.services.upload_attachment(active, blank_pdf(), "final.pdf", CTX).result["attachment_id"]
     details = domain.ActivityDetails(
         kind="exchange", title="Exchange", organiser="U", setting="abroad", country_code="DE",
         start_date=datetime(2026, 1, 10).date(), end_date=datetime(2026, 3, 1).date(), hours=10, description="",
@@ -147,7 +135,7 @@ def seed_one_of_each(w: World) -> dict[str, list[str]]:
     activity = w.services.log_activity(active, details, CTX).result["activity_id"]
     w.services.submit_report(active, {"learning": "a", "profession": "b", "perspective": "c"}, [activity], kept, CTX)
     orphan_id = str(uuid.uuid4())
-    orphan = w.services.uploads.save(orphan_id, pdf_bytes())
+    orphan = w.services.uploads.save(orphan_id, blank_pdf())
     os.utime(orphan, (T0.timestamp(), T0.timestamp()))
     expected[rules.UNREFERENCED_ATTACHMENTS] = sorted([loose, orphan.name])
     # a staff look at the active student: the audit log is kept (never a candidate)
@@ -236,7 +224,7 @@ def test_celery_messages_and_logs_of_a_request_and_task_run_hold_no_personal_dat
     from workers.tasks import retention as retention_tasks
 
     caplog.set_level(logging.DEBUG)
-    canaries = [canary() for _ in range(6)]
+    canaries = [canary(8) for _ in range(6)]
     name, email, description, answer, filename, reason = canaries
     email = f"{email}@example.org"
     settings = Settings(data_dir=tmp_path, wakeup="none", ratelimit_storage="memory://")
@@ -254,7 +242,7 @@ def test_celery_messages_and_logs_of_a_request_and_task_run_hold_no_personal_dat
         "kind": "exchange", "title": "Exchange", "organiser": "U", "setting": "abroad", "country_code": "DE",
         "start_date": "2026-01-10", "end_date": "2026-03-01", "hours": 10, "description": description,
     }).status_code == 201
-    assert api.post(f"/api/v1/students/{sid}/attachments", data={"file": (io.BytesIO(pdf_bytes()), filename)},
+    assert api.post(f"/api/v1/students/{sid}/attachments", data={"file": (io.BytesIO(blank_pdf()), filename)},
                     content_type="multipart/form-data").status_code == 201
     account = world.identity.accounts.create_account(name, email, student_id=sid)
     coordinator = make_account(world.identity, "Coordinator", "c@example.org", grants=[(Role.COORDINATOR, "SOCSW")])
