@@ -18,6 +18,7 @@ from shared.adapters.memory_store import InMemoryEventStore
 from shared.adapters.sql_store import SqlEventStore
 from shared.adapters.stores import open_event_store
 from shared.clock import FixedClock
+from tests.factories import compile_swedish
 
 #: The moment FixedClock starts at: a weekday in term, so nothing special happens by accident.
 CLOCK_START = datetime(2026, 3, 16, 9, 30, tzinfo=UTC)
@@ -25,6 +26,12 @@ CLOCK_START = datetime(2026, 3, 16, 9, 30, tzinfo=UTC)
 PG_URL_ENV = "CIM_TEST_PG_URL"
 #: Databases made for tests are named <prefix><hex>; a shared dev server may restrict the names.
 PG_DB_PREFIX = os.environ.get("CIM_TEST_PG_DB_PREFIX", "cim_t_")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_swedish() -> None:
+    """Pages in Swedish need the compiled catalogue (what `make translations` writes)."""
+    compile_swedish()
 
 
 @pytest.fixture

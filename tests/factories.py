@@ -1,11 +1,30 @@
-"""Small builders the tests share: a valid one-page PDF and unique canary strings."""
+"""What the tests share: a registration's fields, a valid one-page PDF, unique canary strings and
+the compiled Swedish catalogue."""
 
 from __future__ import annotations
 
 import io
+import os
 import secrets
+import tempfile
 
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
 from pypdf import PdfWriter
+
+from shared.config import ROOT
+
+PO = ROOT / "translations" / "sv" / "LC_MESSAGES" / "messages.po"
+
+#: A registration form's fields, as a student fills them in (a synthetic person).
+STUDENT = {
+    "name": "Astrid Lindqvist",
+    "email": "astrid@example.com",
+    "university_id": "as1234li-s",
+    "department": "SOCSW",
+    "programme": "SSASK",
+    "expected_end_term": "VT2028",
+}
 
 
 def blank_pdf(size: int = 200) -> bytes:
@@ -20,3 +39,16 @@ def blank_pdf(size: int = 200) -> bytes:
 def canary(nbytes: int = 6) -> str:
     """A string no fixture or translation holds, to search stores and pages for after erasure."""
     return "cnry" + secrets.token_hex(nbytes)
+
+
+def compile_swedish() -> None:
+    """What `make translations` does: compile messages.po (the .mo is not committed)."""
+    mo = PO.with_suffix(".mo")
+    if mo.exists() and mo.stat().st_mtime >= PO.stat().st_mtime:
+        return
+    with open(PO, "rb") as handle:
+        catalog = read_po(handle, locale="sv")
+    fd, tmp = tempfile.mkstemp(dir=mo.parent, prefix=".messages-")
+    with os.fdopen(fd, "wb") as handle:
+        write_mo(handle, catalog)
+    os.replace(tmp, mo)

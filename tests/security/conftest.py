@@ -1,4 +1,4 @@
-"""The sign-in pages' fixtures (an app's event store, identity, mailer and settings, and the
-compiled Swedish catalogue), shared with tests/unit/test_auth_pages.py where they are declared."""
+"""The sign-in pages' fixtures (an app's event store, identity, mailer, settings, the app and its
+client), shared with tests/unit/test_auth_pages.py where they are declared."""
 
-from tests.unit.test_auth_pages import _compiled_swedish, identity, mailer, settings, store  # noqa: F401
+from tests.unit.test_auth_pages import app, client, identity, mailer, settings, store  # noqa: F401

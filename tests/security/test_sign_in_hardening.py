@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -20,17 +19,6 @@ from shared.mail import RecordingMailer
 from tests.authkit import IDENTITY_KEY
 from tests.unit.test_auth_pages import make_app, redeem, session_cookie, staff
 from tests.unit.test_identity_email_links import forged_link
-
-
-@pytest.fixture
-def app(settings: Settings, store: InMemoryEventStore, clock: FixedClock, identity: Identity,
-        mailer: RecordingMailer) -> Flask:
-    return make_app(settings, store, clock, identity, mailer)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 def test_a_forged_link_for_an_assessor_does_not_sign_them_in(

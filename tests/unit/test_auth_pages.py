@@ -32,27 +32,14 @@ from shared.identity.wiring import Identity, build_identity
 from shared.mail import Mail, RecordingMailer, address, build_message, message_id, sign_in_link_mail
 from tests.authkit import FAST_HASHER, IDENTITY_KEY, SESSION_COOKIE, make_account, make_identity, student_account
 from tests.authkit import sign_in as authkit_sign_in
+from tests.factories import STUDENT
 from tests.integration.test_oidc_provider import CLIENT_ID, CLIENT_SECRET, LocalOidcProvider
-from tests.unit.test_pages import compile_swedish
 
 INTAKE = "http://127.0.0.1:8000"
 ASSESSMENT = "http://127.0.0.1:8001"
 CALLBACK = f"{INTAKE}/auth/oidc/callback"
-STUDENT = {
-    "name": "Astrid Lindqvist",
-    "email": "astrid@example.com",
-    "university_id": "as1234li-s",
-    "department": "SOCSW",
-    "programme": "SSASK",
-    "expected_end_term": "VT2028",
-}
 PASSWORD = "correct horse battery staple 42"
 GENERIC_REFUSAL = "The e-mail address, password or code is not right. Try again."
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _compiled_swedish() -> None:
-    compile_swedish()
 
 
 @pytest.fixture

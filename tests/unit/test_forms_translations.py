@@ -21,9 +21,8 @@ from shared.clock import FixedClock
 from shared.config import ROOT, Settings
 from shared.errors import Problem
 from tests.authkit import make_identity
-from tests.unit.test_pages import compile_swedish
+from tests.factories import PO, compile_swedish
 
-PO = ROOT / "translations" / "sv" / "LC_MESSAGES" / "messages.po"
 PLACEHOLDER = re.compile(r"%\(\w+\)[sd]")
 
 

@@ -19,6 +19,7 @@ from shared.clock import FixedClock
 from shared.config import Settings
 from shared.errors import Problem, RuleViolated, ValidationFailed
 from tests.authkit import make_identity
+from tests.factories import STUDENT
 
 ACTIVITY = {
     "kind": "exchange",
@@ -28,14 +29,6 @@ ACTIVITY = {
     "country_code": "DE",
     "start_date": "2026-01-10",
     "end_date": "2026-06-01",
-}
-STUDENT = {
-    "name": "Astrid Lindqvist",
-    "email": "astrid@example.com",
-    "university_id": "as1234li-s",
-    "department": "SOCSW",
-    "programme": "SSASK",
-    "expected_end_term": "VT2028",
 }
 
 

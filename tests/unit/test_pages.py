@@ -4,41 +4,28 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import re
-import tempfile
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from flask import Flask
 from flask.testing import FlaskClient
 
 from intake_service import create_app
 from shared.adapters.memory_store import InMemoryEventStore
 from shared.clock import FixedClock
-from shared.config import ROOT, Settings
+from shared.config import Settings
 from shared.identity.models import Role
 from shared.identity.wiring import Identity
 from shared.mail import RecordingMailer
 from tests.authkit import bearer, make_account, make_identity, sign_in, sign_in_student
-from tests.factories import blank_pdf
+from tests.factories import STUDENT, blank_pdf
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-PO = ROOT / "translations" / "sv" / "LC_MESSAGES" / "messages.po"
 
-STUDENT = {
-    "name": "Astrid Lindqvist",
-    "email": "astrid@example.com",
-    "university_id": "as1234li-s",
-    "department": "SOCSW",
-    "programme": "SSASK",
-    "expected_end_term": "VT2028",
-}
 BERLIN = {
     "kind": "exchange",
     "title": "Exchange in Berlin",
@@ -62,23 +49,6 @@ CAFE = {
     "description": "Talked with exchange students\nabout welfare systems.",
 }
 
-
-def compile_swedish() -> None:
-    """What `make translations` does: compile messages.po (the .mo is not committed)."""
-    mo = PO.with_suffix(".mo")
-    if mo.exists() and mo.stat().st_mtime >= PO.stat().st_mtime:
-        return
-    with open(PO, "rb") as handle:
-        catalog = read_po(handle, locale="sv")
-    fd, tmp = tempfile.mkstemp(dir=mo.parent, prefix=".messages-")
-    with os.fdopen(fd, "wb") as handle:
-        write_mo(handle, catalog)
-    os.replace(tmp, mo)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _compiled_swedish() -> None:
-    compile_swedish()
 
 
 @pytest.fixture
