@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -104,23 +104,30 @@ def review_queue_items(conn: sa.Connection, limit: int = 200, scope: QueueScope 
     assessors = assessors_of(conn, [row.report_id for row in rows])
     return [
         {
-            "report_id": row.report_id,
-            "student_id": row.student_id,
-            "name": row.name,
-            "department": row.department,
-            "programme": row.programme,
-            "status": row.status,
-            "submitted_at": row.submitted_at,
+            **_report_fields(row, found),
             "position": row.position,
-            "answers": json.loads(row.answers or "{}"),
-            "attachment_id": row.attachment_id,
-            "activities": [found[a] for a in json.loads(row.activity_ids or "[]") if a in found],
             "assessor_account_ids": assessors.get(row.report_id, []),
-            "rules": row.rules,
             **_checklist(row),
         }
         for row in rows
     ]
+
+
+def _report_fields(row: Any, activities: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """What a report row says with its student's columns, and the covered activities found."""
+    return {
+        "report_id": row.report_id,
+        "student_id": row.student_id,
+        "name": row.name,
+        "department": row.department,
+        "programme": row.programme,
+        "status": row.status,
+        "submitted_at": row.submitted_at,
+        "rules": row.rules,
+        "answers": json.loads(row.answers or "{}"),
+        "attachment_id": row.attachment_id,
+        "activities": [activities[a] for a in json.loads(row.activity_ids or "[]") if a in activities],
+    }
 
 
 def _checklist(row: Any) -> dict[str, Any]:
@@ -174,17 +181,7 @@ def report_detail(conn: sa.Connection, report_id: str) -> dict[str, Any] | None:
         .order_by(assignment_conflicts.c.position)
     ).all()
     return {
-        "report_id": row.report_id,
-        "student_id": row.student_id,
-        "name": row.name,
-        "department": row.department,
-        "programme": row.programme,
-        "status": row.status,
-        "submitted_at": row.submitted_at,
-        "rules": row.rules,
-        "answers": json.loads(row.answers or "{}"),
-        "attachment_id": row.attachment_id,
-        "activities": [found[a] for a in ids if a in found],
+        **_report_fields(row, found),
         "waiting_for_review": waiting is not None,
         **(_checklist(waiting) if waiting is not None else {"checklist": None, "checklist_summary": None}),
         "assessor_account_ids": assessors_of(conn, [report_id]).get(report_id, []),

@@ -108,10 +108,10 @@ class AttachmentUploaded:
 
 
 @dataclass(frozen=True)
-class ReportSubmitted:
-    """A student submitted the CIM report: answers to the reflection questions over activities."""
+class ReportContent:
+    """What a report states, in each round: answers to the reflection questions, the activities it
+    covers, an optional PDF, and the rule set (`CODE@version`) it was written under."""
 
-    report_id: str
     answers: dict[str, str] = field(metadata=rules(personal=True))
     activity_ids: list[str] = field(metadata=rules(validate.Length(min=1)))
     attachment_id: str | None
@@ -119,17 +119,25 @@ class ReportSubmitted:
 
 
 @dataclass(frozen=True)
-class ReportResubmitted:
+class _ReportId:
+    report_id: str
+
+
+@dataclass(frozen=True)
+class _ReportRound(_ReportId):
+    round: int = field(metadata=rules(validate.Range(2, 1000)))
+
+
+@dataclass(frozen=True)
+class ReportSubmitted(ReportContent, _ReportId):
+    """A student submitted the CIM report: answers to the reflection questions over activities."""
+
+
+@dataclass(frozen=True)
+class ReportResubmitted(ReportContent, _ReportRound):
     """A student resubmitted a report after a revision was requested: a new round of the same
     report (`round` 2, 3, ...), with its answers and activities as they now stand. Recorded by the
     student; goes back to the same assessors."""
-
-    report_id: str
-    round: int = field(metadata=rules(validate.Range(2, 1000)))
-    answers: dict[str, str] = field(metadata=rules(personal=True))
-    activity_ids: list[str] = field(metadata=rules(validate.Length(min=1)))
-    attachment_id: str | None
-    rules: str
 
 
 @dataclass(frozen=True)

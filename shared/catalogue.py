@@ -316,20 +316,21 @@ def _kind(raw: Any, classes: tuple[str, ...], where: str) -> ActivityKind:
     return ActivityKind(str(body["code"]), Text.parse(body["name"], f"{where}.name"), settings, activity_class)
 
 
-def _question(raw: Any, where: str) -> Question:
+def _coded_text(raw: Any, where: str, keys: frozenset[str], text_key: str) -> tuple[str, Text]:
+    """A table of a code and a translated text (`text_key`), and nothing else of `keys`."""
     body = _table(raw, where)
-    _no_unknown_keys(body, _QUESTION_KEYS, where)
-    if "code" not in body or "text" not in body:
-        raise CatalogueError(f"{where}: needs a code and a text")
-    return Question(str(body["code"]), Text.parse(body["text"], f"{where}.text"))
+    _no_unknown_keys(body, keys, where)
+    if "code" not in body or text_key not in body:
+        raise CatalogueError(f"{where}: needs a code and a {text_key}")
+    return str(body["code"]), Text.parse(body[text_key], f"{where}.{text_key}")
+
+
+def _question(raw: Any, where: str) -> Question:
+    return Question(*_coded_text(raw, where, _QUESTION_KEYS, "text"))
 
 
 def _programme(raw: Any, where: str) -> Programme:
-    body = _table(raw, where)
-    _no_unknown_keys(body, _PROGRAMME_KEYS, where)
-    if "code" not in body or "name" not in body:
-        raise CatalogueError(f"{where}: needs a code and a name")
-    return Programme(str(body["code"]), Text.parse(body["name"], f"{where}.name"))
+    return Programme(*_coded_text(raw, where, _PROGRAMME_KEYS, "name"))
 
 
 def _requirement(raw: Any, kinds: tuple[ActivityKind, ...], classes: tuple[str, ...], where: str) -> Requirement:

@@ -79,20 +79,29 @@ def report_reader(*, scope: str | None = None, param: str = "report_id") -> Rule
     return Rule("report:read", check)
 
 
+def _report_for(caller: Caller, args: Mapping[str, Any], param: str) -> tuple[Principal, ReportFacts]:
+    """The signed-in caller and the report named by `param`, or NotFound."""
+    facts = report_facts(str(args.get(param, "")))
+    principal = caller.principal
+    if principal is None or facts is None:
+        raise NotFound(NO_SUCH_REPORT)
+    return principal, facts
+
+
+def _readers_refused(principal: Principal, facts: ReportFacts) -> bool:
+    """Someone who may read the report but not do this gets 403 (False); anyone else 404."""
+    if may_read_report(principal, facts):
+        return False
+    raise NotFound(NO_SUCH_REPORT)
+
+
 def report_coordinator(*, param: str = "report_id") -> Rule:
     """Assign or unassign assessors: a coordinator of the report's department. Someone who may
     read the report but not decide on it (its assessor) gets 403; anyone else 404."""
 
     def check(caller: Caller, args: Mapping[str, Any]) -> bool:
-        facts = report_facts(str(args.get(param, "")))
-        principal = caller.principal
-        if principal is None or facts is None:
-            raise NotFound(NO_SUCH_REPORT)
-        if principal.has_role(Role.COORDINATOR, facts.department):
-            return True
-        if may_read_report(principal, facts):
-            return False
-        raise NotFound(NO_SUCH_REPORT)
+        principal, facts = _report_for(caller, args, param)
+        return principal.has_role(Role.COORDINATOR, facts.department) or _readers_refused(principal, facts)
 
     return Rule("report:coordinate", check)
 
@@ -103,19 +112,14 @@ def report_assignee(*, param: str = "report_id") -> Rule:
     read the report (its coordinator) gets 403; anyone else 404."""
 
     def check(caller: Caller, args: Mapping[str, Any]) -> bool:
-        facts = report_facts(str(args.get(param, "")))
-        principal = caller.principal
-        if principal is None or facts is None:
-            raise NotFound(NO_SUCH_REPORT)
+        principal, facts = _report_for(caller, args, param)
         if principal.has_role(Role.ASSESSOR, facts.department):
             with _context().reader.connect() as conn:
                 if queries.assigned_to_report(conn, facts.report_id, principal.account_id) or (
                     queries.conflict_on_report(conn, facts.report_id, principal.account_id)
                 ):
                     return True
-        if may_read_report(principal, facts):
-            return False
-        raise NotFound(NO_SUCH_REPORT)
+        return _readers_refused(principal, facts)
 
     return Rule("report:assignee", check)
 
