@@ -50,12 +50,16 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'events.db'}"
 
 
-@pytest.fixture
-def sqlite_store(sqlite_url: str, clock: FixedClock) -> Iterator[SqlEventStore]:
-    store = open_event_store(sqlite_url, clock)
+def _opened_store(url: str, clock: FixedClock) -> Iterator[SqlEventStore]:
+    store = open_event_store(url, clock)
     store.create_schema()
     yield store
     store.dispose()
+
+
+@pytest.fixture
+def sqlite_store(sqlite_url: str, clock: FixedClock) -> Iterator[SqlEventStore]:
+    yield from _opened_store(sqlite_url, clock)
 
 
 def pg_admin_url() -> str:
@@ -106,10 +110,7 @@ def pg_url(pg_database: Callable[[], str]) -> str:
 
 @pytest.fixture
 def pg_store(pg_url: str, clock: FixedClock) -> Iterator[SqlEventStore]:
-    store = open_event_store(pg_url, clock)
-    store.create_schema()
-    yield store
-    store.dispose()
+    yield from _opened_store(pg_url, clock)
 
 
 BACKEND_FIXTURES = {"memory": "memory_store", "sqlite": "sqlite_store", "postgres": "pg_store"}

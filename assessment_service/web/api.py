@@ -4,6 +4,10 @@ sees what that account may see, and its views of personal data are recorded (Per
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from assessment_service import queries, services
@@ -65,15 +69,21 @@ def review_queue() -> Response:
     return _no_store(jsonify({"items": items, "count": len(items)}))
 
 
+def _read_one(read: Callable[[sa.Connection, str], dict[str, Any] | None], key: str, missing: str) -> dict[str, Any]:
+    """What `read` finds for `key` in the read models, or NotFound (a malformed id alike)."""
+    found = None
+    if is_uuid(key):
+        with context().reader.connect() as conn:
+            found = read(conn, key)
+    if found is None:
+        raise NotFound(missing)
+    return found
+
+
 @bp.get("/reports/<report_id>")
 @access(report_reader(scope=SCOPE_READ))
 def report(report_id: str) -> Response:
-    if not is_uuid(report_id):
-        raise NotFound("No such report.")
-    with context().reader.connect() as conn:
-        detail = queries.report_detail(conn, report_id)
-    if detail is None:
-        raise NotFound("No such report.")
+    detail = _read_one(queries.report_detail, report_id, "No such report.")
     principal = current_caller().principal
     if principal is not None and not principal.has_role(Role.COORDINATOR, detail["department"]):
         detail.pop("conflicts")  # who declared what is for the coordinator, not for fellow assessors
@@ -84,12 +94,7 @@ def report(report_id: str) -> Response:
 @bp.get("/students/<student_id>")
 @access(student_reader(scope=SCOPE_READ))
 def student(student_id: str) -> Response:
-    if not is_uuid(student_id):
-        raise NotFound("No such student.")
-    with context().reader.connect() as conn:
-        overview = queries.student_overview(conn, student_id)
-    if overview is None:
-        raise NotFound("No such student.")
+    overview = _read_one(queries.student_overview, student_id, "No such student.")
     _record_staff_view([student_id], "student_overview")
     return _no_store(jsonify(overview))
 

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from shared.identity.errors import IdentityConflict
 from shared.identity.models import Account, ApiTokenRecord, ExternalIdentity, Role, RoleGrant, TotpState
@@ -176,13 +176,16 @@ class InMemoryIdentityStore:
             self._accounts[account_id] = replace(account, student_id=student_id)
             return True
 
-    def set_disabled(self, account_id: str, disabled: bool) -> bool:
+    def _change(self, account_id: str, **changes: Any) -> bool:
         with self._lock:
             account = self._accounts.get(account_id)
             if account is None:
                 return False
-            self._accounts[account_id] = replace(account, disabled=disabled)
+            self._accounts[account_id] = replace(account, **changes)
             return True
+
+    def set_disabled(self, account_id: str, disabled: bool) -> bool:
+        return self._change(account_id, disabled=disabled)
 
     def erase_personal_data(self, account_id: str, at: datetime) -> bool:
         with self._lock:
