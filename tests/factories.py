@@ -7,12 +7,17 @@ import io
 import os
 import secrets
 import tempfile
+import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from pypdf import PdfWriter
 
 from shared.config import ROOT
+
+T = TypeVar("T")
 
 PO = ROOT / "translations" / "sv" / "LC_MESSAGES" / "messages.po"
 
@@ -52,3 +57,20 @@ def compile_swedish() -> None:
     with os.fdopen(fd, "wb") as handle:
         write_mo(handle, catalog)
     os.replace(tmp, mo)
+
+
+def at_once(count: int, action: Callable[[], T]) -> list[T]:
+    """Run `action` in `count` threads released together; what each returned, in finishing order."""
+    results: list[T] = []
+    barrier = threading.Barrier(count)
+
+    def run() -> None:
+        barrier.wait()
+        results.append(action())
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results

@@ -18,6 +18,7 @@ from shared.clock import FixedClock
 from shared.config import _DEFAULT_SECRET, ROOT, Settings
 from tests.authkit import make_identity
 from tests.conftest import CLOCK_START
+from tests.factories import at_once
 
 
 def safe_production(tmp_path: Path, **changes: object) -> Settings:
@@ -242,20 +243,7 @@ def test_production_never_makes_or_reads_kept_keys(tmp_path: Path) -> None:
 
 
 def test_processes_starting_together_agree_on_the_kept_keys(tmp_path: Path) -> None:
-    import threading
-
-    seen: list[str] = []
-    barrier = threading.Barrier(8)
-
-    def start() -> None:
-        barrier.wait()
-        seen.append(Settings.from_env({"CIM_DATA_DIR": str(tmp_path)}).vault_key)
-
-    threads = [threading.Thread(target=start) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    seen = at_once(8, lambda: Settings.from_env({"CIM_DATA_DIR": str(tmp_path)}).vault_key)
     assert len(seen) == 8
     assert len(set(seen)) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["secrets.env"]

@@ -105,10 +105,9 @@ def test_an_erased_students_data_is_gone_from_every_database_file_once_projected
     assert runner.digest() == live
 
 
-def test_the_runner_compacts_only_after_a_batch_that_scrubbed(tmp_path: Path) -> None:
-    """A batch without a scrubbing event leaves the WAL alone; one with it truncates the WAL."""
-    metadata = sa.MetaData()
-    people = sa.Table("people", metadata, sa.Column("id", sa.String(36), primary_key=True),
+def _people_runner(table: str, url: str) -> tuple[InMemoryEventStore, sa.Engine, ProjectionRunner]:
+    """A read model `table` of names ("Added") that an "Erased" event scrubs, projected into `url`."""
+    people = sa.Table(table, sa.MetaData(), sa.Column("id", sa.String(36), primary_key=True),
                       sa.Column("name", sa.String(200), nullable=True))
 
     def on_added(conn: sa.Connection, event) -> None:  # type: ignore[no-untyped-def]
@@ -120,9 +119,15 @@ def test_the_runner_compacts_only_after_a_batch_that_scrubbed(tmp_path: Path) ->
     projection = Projection("people", (people,), {"Added": on_added, "Erased": on_erased},
                             scrubs=frozenset({"Erased"}))
     store = InMemoryEventStore(FixedClock(CLOCK_START))
-    engine = make_engine(f"sqlite:///{tmp_path / 'rm.db'}", immediate=True, durable=False)
+    engine = make_engine(url, immediate=True, durable=False)
     runner = ProjectionRunner(engine, StoreEventFeed(store), [projection])
     runner.create_schema()
+    return store, engine, runner
+
+
+def test_the_runner_compacts_only_after_a_batch_that_scrubbed(tmp_path: Path) -> None:
+    """A batch without a scrubbing event leaves the WAL alone; one with it truncates the WAL."""
+    store, engine, runner = _people_runner("people", f"sqlite:///{tmp_path / 'rm.db'}")
     wal = tmp_path / "rm.db-wal"
 
     def append(stream: str, type_: str, data: dict) -> None:
@@ -142,22 +147,7 @@ def test_the_runner_compacts_only_after_a_batch_that_scrubbed(tmp_path: Path) ->
 
 @pytest.mark.postgres
 def test_on_postgresql_the_scrubbed_tables_are_vacuumed(pg_url: str) -> None:
-    metadata = sa.MetaData()
-    people = sa.Table("people_pg", metadata, sa.Column("id", sa.String(36), primary_key=True),
-                      sa.Column("name", sa.String(200), nullable=True))
-
-    def on_added(conn: sa.Connection, event) -> None:  # type: ignore[no-untyped-def]
-        conn.execute(people.insert().values(id=event.stream_id, name=event.data["name"]))
-
-    def on_erased(conn: sa.Connection, event) -> None:  # type: ignore[no-untyped-def]
-        conn.execute(people.update().where(people.c.id == event.stream_id).values(name=None))
-
-    projection = Projection("people", (people,), {"Added": on_added, "Erased": on_erased},
-                            scrubs=frozenset({"Erased"}))
-    store = InMemoryEventStore(FixedClock(CLOCK_START))
-    engine = make_engine(pg_url, immediate=True, durable=False)
-    runner = ProjectionRunner(engine, StoreEventFeed(store), [projection])
-    runner.create_schema()
+    store, engine, runner = _people_runner("people_pg", pg_url)
 
     def vacuums() -> int:
         with engine.connect() as conn:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import uuid
 from datetime import timedelta
 
@@ -18,6 +17,7 @@ from shared.identity.errors import AccountDisabled, LinkAlreadyUsed, LinkExpired
 from shared.identity.models import Account, Role, RoleGrant
 from shared.identity.sql_store import SqlIdentityStore, used_tokens
 from shared.identity.store import IdentityStore, InMemoryIdentityStore
+from tests.factories import at_once
 
 KEY = derive_key("s" * 40, "email-link")
 
@@ -164,22 +164,15 @@ def test_the_key_must_be_long_enough(store: IdentityStore, clock: FixedClock) ->
 
 def test_concurrent_clicks_on_one_link_sign_in_once(links: EmailLinkService, student: Account) -> None:
     token = links.issue(student).token
-    outcomes: list[str] = []
-    barrier = threading.Barrier(6)
 
-    def click() -> None:
-        barrier.wait()
+    def click() -> str:
         try:
             links.redeem(token)
-            outcomes.append("signed in")
+            return "signed in"
         except LinkAlreadyUsed:
-            outcomes.append("already used")
+            return "already used"
 
-    threads = [threading.Thread(target=click) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = at_once(6, click)
     assert sorted(outcomes) == ["already used"] * 5 + ["signed in"]
 
 

@@ -15,6 +15,7 @@ from shared.identity.errors import IdentityConflict
 from shared.identity.models import Account, ApiTokenRecord, ExternalIdentity, Role, RoleGrant
 from shared.identity.sql_store import SqlIdentityStore
 from shared.identity.store import IdentityStore, InMemoryIdentityStore
+from tests.factories import at_once
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -127,18 +128,7 @@ def test_concurrent_uses_of_one_totp_step_let_exactly_one_win(identity_store: Id
     account = _account(clock)
     identity_store.add_account(account)
     identity_store.set_totp_secret(account.id, "sealed", clock.now())
-    results: list[bool] = []
-    barrier = threading.Barrier(8)
-
-    def use() -> None:
-        barrier.wait()
-        results.append(identity_store.advance_totp_step(account.id, 42))
-
-    threads = [threading.Thread(target=use) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = at_once(8, lambda: identity_store.advance_totp_step(account.id, 42))
     assert sorted(results) == [False] * 7 + [True]
 
 
@@ -289,16 +279,5 @@ def test_the_link_floor_only_moves_forward_and_one_racer_wins(
     assert identity_store.advance_link_floor(account.id, 3_000)
     other = _account(clock, email="other@example.org")
     identity_store.add_account(other)
-    wins: list[bool] = []
-    barrier = threading.Barrier(6)
-
-    def redeem() -> None:
-        barrier.wait()
-        wins.append(identity_store.advance_link_floor(other.id, 5_000))
-
-    threads = [threading.Thread(target=redeem) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    wins = at_once(6, lambda: identity_store.advance_link_floor(other.id, 5_000))
     assert sorted(wins) == [False] * 5 + [True]
