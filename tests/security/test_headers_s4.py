@@ -290,12 +290,18 @@ def test_a_cookie_replayed_after_sign_out_or_disable_is_refused(world: World, ho
             world.identity.accounts.enable_account(account.id)
 
 
-def test_idle_timeout_slides_with_use_and_ends_a_quiet_session(tmp_path: Path) -> None:
+def _signed_in(tmp_path: Path, name: str, email: str) -> tuple[FlaskClient, FixedClock]:
+    """A browser signed in to a small intake app as a new account, and the app's clock."""
     app, clock = small_intake(tmp_path)
     identity = app.extensions["cim.identity"]
-    account = identity.accounts.create_account("Idle Tester", "idle@example.org")
+    account = identity.accounts.create_account(name, email)
     client = app.test_client()
     sign_in(client, identity, account)
+    return client, clock
+
+
+def test_idle_timeout_slides_with_use_and_ends_a_quiet_session(tmp_path: Path) -> None:
+    client, clock = _signed_in(tmp_path, "Idle Tester", "idle@example.org")
     for _ in range(4):  # 4 x 29 min of activity: past the 30 min idle limit in total, still in
         clock.advance(timedelta(minutes=29))
         assert signed_in_page(client)
@@ -304,11 +310,7 @@ def test_idle_timeout_slides_with_use_and_ends_a_quiet_session(tmp_path: Path) -
 
 
 def test_absolute_timeout_ends_even_a_busy_session(tmp_path: Path) -> None:
-    app, clock = small_intake(tmp_path)
-    identity = app.extensions["cim.identity"]
-    account = identity.accounts.create_account("Busy Tester", "busy@example.org")
-    client = app.test_client()
-    sign_in(client, identity, account)
+    client, clock = _signed_in(tmp_path, "Busy Tester", "busy@example.org")
     elapsed = timedelta(0)
     while elapsed < timedelta(hours=12) - timedelta(minutes=20):
         clock.advance(timedelta(minutes=20))

@@ -6,6 +6,7 @@ import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -61,6 +62,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'assessment.db'}"
 
 
+def seeded_runner(db_url: str, students: int, **options: Any) -> tuple[InMemoryEventStore, ProjectionRunner]:
+    """A store seeded with `students` and a runner over it (nothing projected yet)."""
+    store = InMemoryEventStore()
+    seed(store, students)
+    return store, runner_for(db_url, store, **options)
+
+
 def runner_for(url: str, store: InMemoryEventStore, batch_size: int = 7,
                projs: tuple[Projection, ...] = projections.ALL) -> ProjectionRunner:
     runner = ProjectionRunner(make_engine(url, immediate=True), StoreEventFeed(store, REGISTRY), projs,
@@ -70,18 +78,14 @@ def runner_for(url: str, store: InMemoryEventStore, batch_size: int = 7,
 
 
 def test_catch_up_applies_every_event_and_moves_each_checkpoint(db_url: str) -> None:
-    store = InMemoryEventStore()
-    seed(store, 10)
-    runner = runner_for(db_url, store)
+    _store, runner = seeded_runner(db_url, 10)
     assert runner.catch_up() == 4 * 20
     assert set(runner.checkpoints().values()) == {20}
     assert [s.lag for s in runner.status()] == [0, 0, 0, 0]
 
 
 def test_duplicate_wake_ups_change_nothing(db_url: str) -> None:
-    store = InMemoryEventStore()
-    seed(store, 5)
-    runner = runner_for(db_url, store)
+    _store, runner = seeded_runner(db_url, 5)
     runner.catch_up()
     before = runner.digest()
     assert runner.catch_up() == 0
@@ -140,9 +144,7 @@ def test_concurrent_runners_never_apply_an_event_twice(db_url: str) -> None:
 
 
 def test_rebuild_of_one_projection_equals_the_live_read_model(db_url: str) -> None:
-    store = InMemoryEventStore()
-    seed(store, 8)
-    runner = runner_for(db_url, store)
+    _store, runner = seeded_runner(db_url, 8)
     runner.catch_up()
     live = runner.digest()
     progress: list[int] = []
@@ -159,9 +161,7 @@ def test_unknown_projection_name_is_refused(db_url: str) -> None:
 
 
 def test_time_budget_leaves_the_rest_for_the_next_run(db_url: str) -> None:
-    store = InMemoryEventStore()
-    seed(store, 10)
-    runner = runner_for(db_url, store, batch_size=3)
+    _store, runner = seeded_runner(db_url, 10, batch_size=3)
     first = runner.catch_up(time_budget=0.0)
     assert first == 4 * 3
     assert runner.catch_up() == 4 * 17
@@ -183,9 +183,7 @@ def test_old_schema_versions_arrive_upcast(db_url: str) -> None:
 
 
 def test_a_rebuild_started_while_a_batch_was_in_flight_skips_no_event(db_url: str, tmp_path: Path) -> None:
-    store = InMemoryEventStore()
-    seed(store, 10)
-    runner = runner_for(db_url, store, batch_size=5)
+    store, runner = seeded_runner(db_url, 10, batch_size=5)
     runner.catch_up()
     seed(store, 2)
     other = runner_for(db_url, store, batch_size=50)
@@ -213,9 +211,7 @@ def test_a_rebuild_started_while_a_batch_was_in_flight_skips_no_event(db_url: st
 def test_a_wake_up_starts_from_the_checkpoints_this_process_committed(db_url: str) -> None:
     """After its first catch-up a runner does not read the checkpoints again before reading the
     feed: it starts where its own last batch left them (the batch locks the real ones)."""
-    store = InMemoryEventStore()
-    seed(store, 3)
-    runner = runner_for(db_url, store)
+    store, runner = seeded_runner(db_url, 3)
     runner.catch_up()
     reads: list[int] = []
     real = runner.checkpoints
