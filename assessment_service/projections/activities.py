@@ -4,27 +4,27 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from assessment_service.projections.base import metadata, student_id_of, upsert
+from assessment_service.projections.base import student_id_of, student_table, upsert
 from shared.events import RecordedEvent
 from shared.projection import Handler, Projection, queue
 
-activities = sa.Table(
+activities = student_table(
     "activities",
-    metadata,
-    sa.Column("activity_id", sa.String(36), primary_key=True),
-    sa.Column("student_id", sa.String(36), nullable=False, index=True),
-    sa.Column("kind", sa.String(60), nullable=False),
-    sa.Column("title", sa.String(200), nullable=True),  # personal: None once erased
-    sa.Column("organiser", sa.String(200), nullable=True),  # personal: None once erased
-    sa.Column("setting", sa.String(20), nullable=False),
-    sa.Column("country_code", sa.String(2), nullable=True),
-    sa.Column("start_date", sa.String(10), nullable=False),
-    sa.Column("end_date", sa.String(10), nullable=False),
-    sa.Column("hours", sa.Integer, nullable=True),
-    sa.Column("description", sa.Text, nullable=True),  # personal: None once erased
-    sa.Column("logged_at", sa.String(40), nullable=False),
-    sa.Column("withdrawn", sa.Boolean, nullable=False),
-    sa.Column("position", sa.BigInteger, nullable=False),
+    "activity_id",
+    columns=(
+        sa.Column("kind", sa.String(60), nullable=False),
+        sa.Column("title", sa.String(200), nullable=True),  # personal: None once erased
+        sa.Column("organiser", sa.String(200), nullable=True),  # personal: None once erased
+        sa.Column("setting", sa.String(20), nullable=False),
+        sa.Column("country_code", sa.String(2), nullable=True),
+        sa.Column("start_date", sa.String(10), nullable=False),
+        sa.Column("end_date", sa.String(10), nullable=False),
+        sa.Column("hours", sa.Integer, nullable=True),
+        sa.Column("description", sa.Text, nullable=True),  # personal: None once erased
+        sa.Column("logged_at", sa.String(40), nullable=False),
+        sa.Column("withdrawn", sa.Boolean, nullable=False),
+        sa.Column("position", sa.BigInteger, nullable=False),
+    ),
 )
 
 _FIELDS = ("kind", "title", "organiser", "setting", "country_code", "start_date", "end_date", "hours", "description")

@@ -10,33 +10,31 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from assessment_service.projections.base import metadata
+from assessment_service.projections.base import student_table
 from shared.events import RecordedEvent
 from shared.projection import Handler, Projection, queue
 
-assignments = sa.Table(
+assignments = student_table(
     "assignments",
-    metadata,
-    sa.Column("report_id", sa.String(36), primary_key=True),
-    sa.Column("assessor_account_id", sa.String(36), primary_key=True),
-    sa.Column("student_id", sa.String(36), nullable=False, index=True),
-    sa.Column("department", sa.String(64), nullable=False),
-    sa.Column("assigned_at", sa.String(40), nullable=False),
-    sa.Column("position", sa.BigInteger, nullable=False),
-    sa.Index("ix_assignments_assessor", "assessor_account_id"),
+    "report_id", "assessor_account_id",
+    columns=(
+        sa.Column("department", sa.String(64), nullable=False),
+        sa.Column("assigned_at", sa.String(40), nullable=False),
+        sa.Column("position", sa.BigInteger, nullable=False),
+        sa.Index("ix_assignments_assessor", "assessor_account_id"),
+    ),
 )
 
-assignment_conflicts = sa.Table(
+assignment_conflicts = student_table(
     "assignment_conflicts",
-    metadata,
-    sa.Column("report_id", sa.String(36), primary_key=True),
-    sa.Column("assessor_account_id", sa.String(36), primary_key=True),
-    sa.Column("student_id", sa.String(36), nullable=False, index=True),
-    sa.Column("department", sa.String(64), nullable=False),
-    sa.Column("reason_code", sa.String(40), nullable=False),
-    sa.Column("declared_at", sa.String(40), nullable=False),
-    sa.Column("position", sa.BigInteger, nullable=False),
-    sa.Index("ix_assignment_conflicts_assessor", "assessor_account_id"),
+    "report_id", "assessor_account_id",
+    columns=(
+        sa.Column("department", sa.String(64), nullable=False),
+        sa.Column("reason_code", sa.String(40), nullable=False),
+        sa.Column("declared_at", sa.String(40), nullable=False),
+        sa.Column("position", sa.BigInteger, nullable=False),
+        sa.Index("ix_assignment_conflicts_assessor", "assessor_account_id"),
+    ),
 )
 
 _FORGET = assignments.delete().where(

@@ -16,6 +16,18 @@ metadata = sa.MetaData()
 STUDENT_STREAM_PREFIX = "student-"
 
 
+def student_table(name: str, *keys: str, columns: tuple[sa.Column[Any] | sa.Index, ...]) -> sa.Table:
+    """A read-model table keyed by the id columns `keys`, each row of one student (`student_id`,
+    indexed, so an erasure finds the rows to scrub), then `columns`."""
+    return sa.Table(
+        name,
+        metadata,
+        *(sa.Column(key, sa.String(36), primary_key=True) for key in keys),
+        sa.Column("student_id", sa.String(36), nullable=False, index=True),
+        *columns,
+    )
+
+
 def student_id_of(event: RecordedEvent) -> str:
     """Intake streams are named `student-<id>`; the id is the stream's subject."""
     return event.stream_id.removeprefix(STUDENT_STREAM_PREFIX)

@@ -5,24 +5,24 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from assessment_service.projections.base import dumps, metadata, student_id_of, upsert
+from assessment_service.projections.base import dumps, student_id_of, student_table, upsert
 from shared.events import RecordedEvent
 from shared.projection import Handler, Projection, queue
 
-reports = sa.Table(
+reports = student_table(
     "reports",
-    metadata,
-    sa.Column("report_id", sa.String(36), primary_key=True),
-    sa.Column("student_id", sa.String(36), nullable=False, index=True),
-    sa.Column("submitted_at", sa.String(40), nullable=False),
-    sa.Column("position", sa.BigInteger, nullable=False),
-    sa.Column("answers", sa.Text, nullable=True),  # personal: None once erased
-    sa.Column("activity_ids", sa.Text, nullable=False),
-    sa.Column("attachment_id", sa.String(36), nullable=True),
-    sa.Column("rules", sa.String(100), nullable=False),
-    sa.Column("correlation_id", sa.String(64), nullable=True),
-    sa.Column("round", sa.Integer, nullable=False, server_default="1"),
-    sa.Column("round_submitted_at", sa.String(40), nullable=True),
+    "report_id",
+    columns=(
+        sa.Column("submitted_at", sa.String(40), nullable=False),
+        sa.Column("position", sa.BigInteger, nullable=False),
+        sa.Column("answers", sa.Text, nullable=True),  # personal: None once erased
+        sa.Column("activity_ids", sa.Text, nullable=False),
+        sa.Column("attachment_id", sa.String(36), nullable=True),
+        sa.Column("rules", sa.String(100), nullable=False),
+        sa.Column("correlation_id", sa.String(64), nullable=True),
+        sa.Column("round", sa.Integer, nullable=False, server_default="1"),
+        sa.Column("round_submitted_at", sa.String(40), nullable=True),
+    ),
 )
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from assessment_service.projections.base import dumps, metadata, student_id_of, upsert
+from assessment_service.projections.base import dumps, student_id_of, student_table, upsert
 from assessment_service.rules import ActivityFact, evaluate
 from shared.catalogue import Catalogue, Department
 from shared.config import Settings
@@ -36,32 +36,32 @@ from shared.projection import Handler, Projection, queue
 #: Finds the rule set a recorded reference names ('SOCSW@1'), or None: `Catalogue.rule_set`.
 RuleSets = Callable[[str], Department | None]
 
-review_queue = sa.Table(
+review_queue = student_table(
     "review_queue",
-    metadata,
-    sa.Column("report_id", sa.String(36), primary_key=True),
-    sa.Column("student_id", sa.String(36), nullable=False, index=True),
-    sa.Column("submitted_at", sa.String(40), nullable=False),
-    sa.Column("position", sa.BigInteger, nullable=False, index=True),
-    sa.Column("rules", sa.String(100), nullable=True),
-    sa.Column("activity_ids", sa.Text, nullable=True),  # JSON list: the activities the report covers
-    sa.Column("checklist", sa.Text, nullable=True),  # JSON (rules.Checklist.to_dict); None: rule set unknown
-    sa.Column("checklist_met", sa.Integer, nullable=True),
-    sa.Column("checklist_total", sa.Integer, nullable=True),
+    "report_id",
+    columns=(
+        sa.Column("submitted_at", sa.String(40), nullable=False),
+        sa.Column("position", sa.BigInteger, nullable=False, index=True),
+        sa.Column("rules", sa.String(100), nullable=True),
+        sa.Column("activity_ids", sa.Text, nullable=True),  # JSON list: the activities the report covers
+        sa.Column("checklist", sa.Text, nullable=True),  # JSON (rules.Checklist.to_dict); None: rule set unknown
+        sa.Column("checklist_met", sa.Integer, nullable=True),
+        sa.Column("checklist_total", sa.Integer, nullable=True),
+    ),
 )
 
 #: The activity facts the completion rules look at, as last amended (this projection's own copy).
-review_queue_activities = sa.Table(
+review_queue_activities = student_table(
     "review_queue_activities",
-    metadata,
-    sa.Column("activity_id", sa.String(36), primary_key=True),
-    sa.Column("student_id", sa.String(36), nullable=False, index=True),
-    sa.Column("kind", sa.String(60), nullable=False),
-    sa.Column("setting", sa.String(20), nullable=False),
-    sa.Column("title", sa.String(200), nullable=True),  # personal: None once erased
-    sa.Column("start_date", sa.String(10), nullable=False),
-    sa.Column("withdrawn", sa.Boolean, nullable=False),
-    sa.Column("position", sa.BigInteger, nullable=False),
+    "activity_id",
+    columns=(
+        sa.Column("kind", sa.String(60), nullable=False),
+        sa.Column("setting", sa.String(20), nullable=False),
+        sa.Column("title", sa.String(200), nullable=True),  # personal: None once erased
+        sa.Column("start_date", sa.String(10), nullable=False),
+        sa.Column("withdrawn", sa.Boolean, nullable=False),
+        sa.Column("position", sa.BigInteger, nullable=False),
+    ),
 )
 
 _LEAVE = review_queue.delete().where(review_queue.c.student_id == sa.bindparam("b_sid"))
