@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
@@ -28,6 +29,24 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from shared.adapters.sql import autocommit, is_sqlite, make_engine, write_lock_for
 from shared.errors import StorageUnavailable
 from shared.personal import KeyErased, aead_open, aead_seal
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _unavailable_on_database_error(message: str) -> Callable[[_Method], _Method]:
+    """A database error in the method reaches the caller as StorageUnavailable(`message`)."""
+
+    def decorate(method: _Method) -> _Method:
+        @functools.wraps(method)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except sa.exc.DBAPIError as exc:
+                raise StorageUnavailable(message) from exc
+
+        return cast(_Method, guarded)
+
+    return decorate
 
 vault_metadata = sa.MetaData()
 
@@ -107,13 +126,8 @@ class SqlKeyVault:
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(1129925890)")
             vault_metadata.create_all(conn)
 
+    @_unavailable_on_database_error("the key vault could not be written")
     def key_for(self, subject_id: str) -> bytes:
-        try:
-            return self._key_for(subject_id)
-        except sa.exc.DBAPIError as exc:
-            raise StorageUnavailable("the key vault could not be written") from exc
-
-    def _key_for(self, subject_id: str) -> bytes:
         # Almost always the key exists: read it without taking the write lock.
         with self._reader.connect() as conn:
             row = conn.execute(_KEY_QUERY, {"subject_id": subject_id}).first()
@@ -138,13 +152,8 @@ class SqlKeyVault:
             raise KeyErased(subject_id)
         return self._wrapper.unwrap(subject_id, row.wrapped_key)
 
+    @_unavailable_on_database_error("the key vault could not be read")
     def keys_for(self, subject_ids: Iterable[str]) -> dict[str, bytes]:
-        try:
-            return self._keys_for(subject_ids)
-        except sa.exc.DBAPIError as exc:
-            raise StorageUnavailable("the key vault could not be read") from exc
-
-    def _keys_for(self, subject_ids: Iterable[str]) -> dict[str, bytes]:
         wanted = sorted(set(subject_ids))
         if not wanted:
             return {}
@@ -156,13 +165,8 @@ class SqlKeyVault:
                     out[subject_id] = self._wrapper.unwrap(subject_id, wrapped)
         return out
 
+    @_unavailable_on_database_error("the key vault could not be written")
     def destroy(self, subject_id: str) -> bool:
-        try:
-            return self._destroy(subject_id)
-        except sa.exc.DBAPIError as exc:
-            raise StorageUnavailable("the key vault could not be written") from exc
-
-    def _destroy(self, subject_id: str) -> bool:
         """Overwrite the key with NULL and keep a tombstone, so nothing can be sealed for the
         subject again with a fresh key by mistake. True if a key was destroyed."""
         now = datetime.now(UTC).isoformat()
