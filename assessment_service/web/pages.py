@@ -8,6 +8,7 @@ is rendered. Forms carry a one-time token used as the idempotency key; a success
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -280,25 +281,40 @@ def assign(report_id: str) -> Any:
     return _report_page(report_id, assign_form=form, status=422)
 
 
+def _form_decision(
+    report_id: str, form_name: str, form: DecisionForm, decide: Callable[[Principal, Any], Any],
+    done: Callable[[], str], then: Redirect,
+) -> Any:
+    """Record the decision of a valid `form` (flashing `done()`, then redirecting), or show the
+    report page again with the form and its errors (422)."""
+    _caller, principal = _staff()
+    if _decided(form, lambda req: decide(principal, req)):
+        flash(done(), "info")
+        return then
+    return _report_page(report_id, **{form_name: form}, status=422)
+
+
 @bp.post("/reports/<report_id>/unassign")
 @access(report_coordinator())
 def unassign(report_id: str) -> Any:
-    _caller, principal = _staff()
     form = UnassignForm()
     chosen = form.assessor.data or ""
-    if _decided(form, lambda req: services.unassign_assessor(_context(), principal, report_id, chosen, req)):
-        flash(_("%(name)s is no longer assigned to this report.", name=_staff_names([chosen])[chosen]), "info")
-        return _see_report(report_id)
-    return _report_page(report_id, unassign_form=form, status=422)
+    return _form_decision(
+        report_id, "unassign_form", form,
+        lambda principal, req: services.unassign_assessor(_context(), principal, report_id, chosen, req),
+        lambda: _("%(name)s is no longer assigned to this report.", name=_staff_names([chosen])[chosen]),
+        _see_report(report_id),
+    )
 
 
 @bp.post("/reports/<report_id>/conflict")
 @access(report_assignee())
 def conflict(report_id: str) -> Any:
-    _caller, principal = _staff()
     form = ConflictForm()
     reason = form.reason.data or ""
-    if _decided(form, lambda req: services.declare_conflict(_context(), principal, report_id, reason, req)):
-        flash(_("Your conflict of interest is recorded, and you are no longer assigned to that report."), "info")
-        return redirect(url_for("pages.review_queue"), code=303)
-    return _report_page(report_id, conflict_form=form, status=422)
+    return _form_decision(
+        report_id, "conflict_form", form,
+        lambda principal, req: services.declare_conflict(_context(), principal, report_id, reason, req),
+        lambda: _("Your conflict of interest is recorded, and you are no longer assigned to that report."),
+        redirect(url_for("pages.review_queue"), code=303),
+    )

@@ -11,6 +11,8 @@ Secrets (the TOTP secret, a token) are printed once and never logged.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 from flask import Flask, current_app
@@ -21,6 +23,19 @@ from shared.identity.models import Account, Role, validate_scope
 from shared.identity.wiring import Identity
 
 ADMIN_PASSWORD_ENV = "CIM_ADMIN_PASSWORD"
+
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _role_arguments(command: F) -> F:
+    """EMAIL ROLE [DEPARTMENT]: the arguments of granting and revoking a role."""
+    for argument in (
+        click.argument("department", required=False), click.argument("role"), click.argument("email")
+    ):
+        command = argument(command)
+    return command
 
 
 def _identity() -> Identity:
@@ -145,9 +160,7 @@ def register_identity_cli(app: Flask) -> None:
         """Roles and access of accounts."""
 
     @accounts.command("grant")
-    @click.argument("email")
-    @click.argument("role")
-    @click.argument("department", required=False)
+    @_role_arguments
     def accounts_grant(email: str, role: str, department: str | None) -> None:
         """Give ROLE (in DEPARTMENT; none for administrator) to the account with EMAIL."""
         account = _account(email)
@@ -162,9 +175,7 @@ def register_identity_cli(app: Flask) -> None:
         click.echo(f"granted {grant.role.value}{where} to {email}")
 
     @accounts.command("revoke")
-    @click.argument("email")
-    @click.argument("role")
-    @click.argument("department", required=False)
+    @_role_arguments
     def accounts_revoke(email: str, role: str, department: str | None) -> None:
         """Take ROLE (in DEPARTMENT) from the account with EMAIL; it is signed out everywhere."""
         account = _account(email)
