@@ -82,6 +82,27 @@ _AUTH_RESPONSES: dict[str, Any] = {
 }
 
 
+def _write(
+    spec: Any, path: str, operation_id: str, summary: str, body: str, status: int, parameters: list[dict[str, Any]],
+    *, required: bool = True,
+) -> None:
+    """A POST that records for a student: the write scope, its path parameters, the idempotency
+    and version headers, a JSON body of schema `body`, and the write errors."""
+    spec.path(
+        path=path,
+        operations={
+            "post": {
+                "operationId": operation_id,
+                "security": _security(SCOPE_WRITE),
+                "summary": summary,
+                "parameters": [*parameters, *_HEADERS, _IF_MATCH],
+                "requestBody": _json_body(body, required=required),
+                "responses": _responses(status, "Created", *_WRITE_ERRORS),
+            }
+        },
+    )
+
+
 def _security(scope: str) -> list[dict[str, list[str]]]:
     """The operation needs a bearer token with `scope` (OpenAPI 3.1 lets non-OAuth schemes name
     such roles in the requirement)."""
@@ -228,31 +249,24 @@ def _base_spec() -> dict[str, Any]:
             }
         },
     )
-    spec.path(
-        path="/api/v1/students/{student_id}/activities/{activity_id}/amendments",
-        operations={
-            "post": {
-                "operationId": "amendActivity",
-                "security": _security(SCOPE_WRITE),
-                "summary": "Amend a logged activity (the new values replace the old)",
-                "parameters": [student, activity, *write],
-                "requestBody": _json_body("ActivityRequest"),
-                "responses": _responses(200, "Created", *_WRITE_ERRORS),
-            }
-        },
+    _write(
+        spec,
+        "/api/v1/students/{student_id}/activities/{activity_id}/amendments",
+        "amendActivity",
+        "Amend a logged activity (the new values replace the old)",
+        "ActivityRequest",
+        200,
+        [student, activity],
     )
-    spec.path(
-        path="/api/v1/students/{student_id}/activities/{activity_id}/withdrawal",
-        operations={
-            "post": {
-                "operationId": "withdrawActivity",
-                "security": _security(SCOPE_WRITE),
-                "summary": "Withdraw a logged activity",
-                "parameters": [student, activity, *write],
-                "requestBody": _json_body("WithdrawActivityRequest", required=False),
-                "responses": _responses(200, "Created", *_WRITE_ERRORS),
-            }
-        },
+    _write(
+        spec,
+        "/api/v1/students/{student_id}/activities/{activity_id}/withdrawal",
+        "withdrawActivity",
+        "Withdraw a logged activity",
+        "WithdrawActivityRequest",
+        200,
+        [student, activity],
+        required=False,
     )
     spec.path(
         path="/api/v1/students/{student_id}/attachments",
@@ -285,44 +299,33 @@ def _base_spec() -> dict[str, Any]:
             }
         },
     )
-    spec.path(
-        path="/api/v1/students/{student_id}/reports",
-        operations={
-            "post": {
-                "operationId": "submitReport",
-                "security": _security(SCOPE_WRITE),
-                "summary": "Submit the CIM report",
-                "parameters": [student, *write],
-                "requestBody": _json_body("SubmitReportRequest"),
-                "responses": _responses(201, "Created", *_WRITE_ERRORS),
-            }
-        },
+    _write(
+        spec,
+        "/api/v1/students/{student_id}/reports",
+        "submitReport",
+        "Submit the CIM report",
+        "SubmitReportRequest",
+        201,
+        [student],
     )
-    spec.path(
-        path="/api/v1/students/{student_id}/studies-completed",
-        operations={
-            "post": {
-                "operationId": "completeStudies",
-                "security": _security(SCOPE_WRITE),
-                "summary": "Record that the student's studies ended",
-                "parameters": [student, *write],
-                "requestBody": _json_body("CompleteStudiesRequest"),
-                "responses": _responses(200, "Created", *_WRITE_ERRORS),
-            }
-        },
+    _write(
+        spec,
+        "/api/v1/students/{student_id}/studies-completed",
+        "completeStudies",
+        "Record that the student's studies ended",
+        "CompleteStudiesRequest",
+        200,
+        [student],
     )
-    spec.path(
-        path="/api/v1/students/{student_id}/withdrawal",
-        operations={
-            "post": {
-                "operationId": "withdrawRegistration",
-                "security": _security(SCOPE_WRITE),
-                "summary": "Withdraw from CIM",
-                "parameters": [student, *write],
-                "requestBody": _json_body("WithdrawRegistrationRequest", required=False),
-                "responses": _responses(200, "Created", *_WRITE_ERRORS),
-            }
-        },
+    _write(
+        spec,
+        "/api/v1/students/{student_id}/withdrawal",
+        "withdrawRegistration",
+        "Withdraw from CIM",
+        "WithdrawRegistrationRequest",
+        200,
+        [student],
+        required=False,
     )
     spec.path(
         path="/api/v1/students/{student_id}/events",
