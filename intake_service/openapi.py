@@ -84,10 +84,12 @@ _AUTH_RESPONSES: dict[str, Any] = {
 
 def _write(
     spec: Any, path: str, operation_id: str, summary: str, body: str, status: int, parameters: list[dict[str, Any]],
-    *, required: bool = True,
+    *, required: bool = True, links: dict[str, Any] | None = None,
 ) -> None:
     """A POST that records for a student: the write scope, its path parameters, the idempotency
-    and version headers, a JSON body of schema `body`, and the write errors."""
+    and version headers, a JSON body of schema `body`, and the write errors (and `links` from
+    its 201 answer)."""
+    responses = _responses(status, "Created", *_WRITE_ERRORS)
     spec.path(
         path=path,
         operations={
@@ -97,7 +99,7 @@ def _write(
                 "summary": summary,
                 "parameters": [*parameters, *_HEADERS, _IF_MATCH],
                 "requestBody": _json_body(body, required=required),
-                "responses": _responses(status, "Created", *_WRITE_ERRORS),
+                "responses": _linked(responses, links) if links else responses,
             }
         },
     )
@@ -236,18 +238,15 @@ def _base_spec() -> dict[str, Any]:
             }
         },
     )
-    spec.path(
-        path="/api/v1/students/{student_id}/activities",
-        operations={
-            "post": {
-                "operationId": "logActivity",
-                "security": _security(SCOPE_WRITE),
-                "summary": "Log an international activity",
-                "parameters": [student, *write],
-                "requestBody": _json_body("ActivityRequest"),
-                "responses": _linked(_responses(201, "Created", *_WRITE_ERRORS), _activity_links()),
-            }
-        },
+    _write(
+        spec,
+        "/api/v1/students/{student_id}/activities",
+        "logActivity",
+        "Log an international activity",
+        "ActivityRequest",
+        201,
+        [student],
+        links=_activity_links(),
     )
     _write(
         spec,
