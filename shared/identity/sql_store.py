@@ -21,6 +21,17 @@ _ROLES = ", ".join(f"'{r.value}'" for r in Role)
 #: The grants table keys on (account, role, department); the administrator's "no department" is ''.
 NO_DEPARTMENT = ""
 
+
+def _of_account(name: str, *columns: Any) -> sa.Table:
+    """A table of rows belonging to an account, keyed by it (and by any primary-key `columns`)."""
+    return sa.Table(
+        name,
+        identity_metadata,
+        sa.Column("account_id", sa.String(36), sa.ForeignKey("identity_accounts.id"), primary_key=True),
+        *columns,
+    )
+
+
 accounts = sa.Table(
     "identity_accounts",
     identity_metadata,
@@ -42,10 +53,8 @@ external_identities = sa.Table(
     sa.Column("linked_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-role_grants = sa.Table(
+role_grants = _of_account(
     "identity_role_grants",
-    identity_metadata,
-    sa.Column("account_id", sa.String(36), sa.ForeignKey("identity_accounts.id"), primary_key=True),
     sa.Column("role", sa.String(20), primary_key=True),
     sa.Column("department", sa.String(64), primary_key=True),
     sa.Column("granted_at", sa.DateTime(timezone=True), nullable=False),
@@ -56,18 +65,14 @@ role_grants = sa.Table(
     ),
 )
 
-password_credentials = sa.Table(
+password_credentials = _of_account(
     "identity_password_credentials",
-    identity_metadata,
-    sa.Column("account_id", sa.String(36), sa.ForeignKey("identity_accounts.id"), primary_key=True),
     sa.Column("password_hash", sa.Text, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-totp_credentials = sa.Table(
+totp_credentials = _of_account(
     "identity_totp_credentials",
-    identity_metadata,
-    sa.Column("account_id", sa.String(36), sa.ForeignKey("identity_accounts.id"), primary_key=True),
     sa.Column("secret_encrypted", sa.Text, nullable=False),
     sa.Column("last_used_step", sa.BigInteger, nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
@@ -84,10 +89,8 @@ used_tokens = sa.Table(
 
 #: Per account, the issue stamp of the newest e-mail link used: links issued at or before it are
 #: dead (issue 18: a newer link used kills the older unused ones). Ids only, no personal data.
-link_floors = sa.Table(
+link_floors = _of_account(
     "identity_link_floors",
-    identity_metadata,
-    sa.Column("account_id", sa.String(36), sa.ForeignKey("identity_accounts.id"), primary_key=True),
     sa.Column("issued_up_to", sa.BigInteger, nullable=False),
 )
 
