@@ -14,10 +14,12 @@ from assessment_service.projections import assignments
 from shared.adapters.feed import HttpEventFeed, StoreEventFeed
 from shared.adapters.sql import autocommit, is_sqlite, make_engine
 from shared.adapters.sql_store import SqlEventStore
+from shared.adapters.sql_vault import SqlKeyVault
 from shared.adapters.stores import open_event_store
 from shared.catalogue import Catalogue
 from shared.clock import Clock, SystemClock
 from shared.config import Settings
+from shared.personal import PersonalDataCodec
 from shared.projection import PIPELINED, EventFeed, ProjectionRunner
 
 #: Events per feed page and per projection transaction: fewer round trips and commits.
@@ -39,6 +41,15 @@ class AssessmentContext:
     #: Projects `store` into the `assignments` read model (checkpoint "assignments").
     own_runner: ProjectionRunner
     clock: Clock
+    #: Seals the personal fields of the own events (review comments, summaries) with the
+    #: student's key, kept in this database (`subject_keys`); the student's erasure destroys it.
+    codec: PersonalDataCodec | None = None
+
+    @property
+    def sealing(self) -> PersonalDataCodec:
+        if self.codec is None:
+            raise RuntimeError("this assessment context has no key vault")
+        return self.codec
 
     def dispose(self) -> None:
         self.store.dispose()
@@ -72,9 +83,14 @@ def build_context(settings: Settings, **overrides: Any) -> AssessmentContext:
     clock = overrides.get("clock") or SystemClock()
     store = open_event_store(url, clock, pool_size=5)
     store.create_schema()
+    vault = overrides.get("vault") or SqlKeyVault(url, settings.vault_secret)
+    if isinstance(vault, SqlKeyVault):
+        vault.create_schema()
     own_runner = ProjectionRunner(
         engine, StoreEventFeed(store, REGISTRY), assignments.OWN, batch_size=batch_size, reader=reader,
         options=PIPELINED,
     )
     own_runner.create_schema()
-    return AssessmentContext(settings, engine, reader, feed, runner, catalogue, store, own_runner, clock)
+    return AssessmentContext(
+        settings, engine, reader, feed, runner, catalogue, store, own_runner, clock, PersonalDataCodec(REGISTRY, vault)
+    )

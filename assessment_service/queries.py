@@ -15,7 +15,7 @@ from assessment_service.projections.activities import activities
 from assessment_service.projections.assignments import assignment_conflicts, assignments
 from assessment_service.projections.reports import reports
 from assessment_service.projections.review_queue import review_queue, review_queue_activities
-from assessment_service.projections.students import students
+from assessment_service.projections.students import WITHDRAWN, students
 from shared.events import RecordedEvent
 
 STATUS_CHANGED = "StudentStatusChanged"
@@ -357,4 +357,20 @@ def held_about(conn: sa.Connection, student_id: str) -> dict[str, Any]:
         ],
         "assignments": rows(assignments, assignments.c.position),
         "conflicts": rows(assignment_conflicts, assignment_conflicts.c.position),
+    }
+
+
+def review_facts(conn: sa.Connection, report_id: str) -> dict[str, Any] | None:
+    """What a review or decision of the report rests on: whose it is, where, its current round and
+    rule set, and whether its student withdrew; None if unknown (or its student not projected)."""
+    row = conn.execute(
+        sa.select(reports.c.student_id, reports.c.round, reports.c.rules, students.c.department, students.c.status)
+        .select_from(reports.join(students, students.c.student_id == reports.c.student_id))
+        .where(reports.c.report_id == report_id)
+    ).first()
+    if row is None:
+        return None
+    return {
+        "student_id": row.student_id, "round": row.round, "rules": row.rules, "department": row.department,
+        "withdrawn": row.status == WITHDRAWN,
     }

@@ -8,14 +8,17 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from assessment_service import domain, queries
+from assessment_service import domain, queries, reviews
 from assessment_service.bootstrap import AssessmentContext
 from assessment_service.events import REGISTRY, PersonalDataViewed, ReportEvent, audit_stream, report_stream
+from assessment_service.reviews import ReviewFacts
 from shared.application import Application, Outcome, RequestContext
-from shared.errors import NotFound
+from shared.errors import NotFound, RuleViolated
+from shared.events import RecordedEvent
 from shared.identity.models import Principal, Role
 from shared.identity.wiring import Identity
 from shared.logs import correlation_id_var
+from shared.personal import KeyErased
 from shared.validation import is_uuid
 
 log = logging.getLogger(__name__)
@@ -162,3 +165,142 @@ def record_views(
         for student_id in dict.fromkeys(student_ids)  # once per student, in order
     ]
     return _application(ctx).record_many(batches, req)
+
+
+# -- reviews and decisions (assessment_service/reviews.py) ----------------------------------------
+
+
+def _review_facts(ctx: AssessmentContext, report_id: str) -> ReviewFacts:
+    if not is_uuid(report_id):
+        raise NotFound("No such report.")
+    with ctx.reader.connect() as conn:
+        row = queries.review_facts(conn, report_id)
+    if row is None:
+        raise NotFound("No such report.")
+    rule_set = ctx.catalogue.rule_set(row["rules"])
+    return ReviewFacts(
+        report_id, row["student_id"], row["department"], row["round"], row["rules"],
+        approvals_required=rule_set.approvals_required if rule_set else 2,
+        withdrawn=row["withdrawn"],
+    )
+
+
+def _opened(ctx: AssessmentContext, events: list[RecordedEvent], student_id: str) -> list[Any]:
+    """The report stream's events as domain events, personal fields opened with the student's
+    key (None once it is destroyed)."""
+    key = ctx.sealing.vault.keys_for([student_id]).get(student_id)
+    return [
+        REGISTRY.decode(e.type, e.schema_version, ctx.sealing.open(e.data, key)) for e in events
+    ]
+
+
+def _decide_review_round(
+    ctx: AssessmentContext, report_id: str, req: RequestContext, request: tuple[Any, ...],
+    decide: Callable[[reviews.ReviewState, ReviewFacts], list[ReportEvent]],
+) -> Outcome:
+    stream = report_stream(report_id)
+    facts = [_review_facts(ctx, report_id)]
+
+    def load() -> tuple[reviews.ReviewState, int]:
+        facts[:] = [_review_facts(ctx, report_id)]
+        recorded = ctx.store.read_stream(stream)
+        version = recorded[-1].version if recorded else 0
+        return reviews.fold_reviews(REGISTRY.decode_recorded(e) for e in recorded), version
+
+    def seal(type_name: str, data: dict[str, Any], subject: str | None) -> dict[str, Any]:
+        return ctx.sealing.seal(type_name, data, subject or facts[0].student_id)
+
+    app = Application(ctx.store, REGISTRY, ctx.clock, after_commit=lambda _correlation_id: _project(ctx), seal=seal)
+    try:
+        return app.execute(
+            stream, req, scope=stream, request=(report_id, *request), load=load,
+            decide=lambda state: decide(state, facts[0]),
+            result={"report_id": report_id, "round": facts[0].round}, subject=facts[0].student_id,
+        )
+    except KeyErased:  # the student was erased: nothing more is written about them
+        raise RuleViolated(reviews.WITHDRAWN()) from None
+
+
+def submit_review(
+    ctx: AssessmentContext, by: Principal, report_id: str, review: reviews.SubmitReview, req: RequestContext
+) -> Outcome:
+    """An assessor assigned to the report reviews its current round."""
+
+    def decide(state: reviews.ReviewState, facts: ReviewFacts) -> list[ReportEvent]:
+        if not by.has_role(Role.ASSESSOR, facts.department) or review.assessor_account_id != by.account_id:
+            raise NotFound("No such report.")
+        return reviews.decide_review(state, facts, review)
+
+    fingerprint = ("review", by.account_id, sorted(review.verdicts.items()), sorted(review.comments.items()),
+                   review.recommendation)
+    return _decide_review_round(ctx, report_id, req, fingerprint, decide)
+
+
+def decide_report(
+    ctx: AssessmentContext, by: Principal, report_id: str, outcome: str, summary: str, req: RequestContext
+) -> Outcome:
+    """A coordinator of the report's department decides its current round."""
+
+    def decide(state: reviews.ReviewState, facts: ReviewFacts) -> list[ReportEvent]:
+        if not by.has_role(Role.COORDINATOR, facts.department):
+            raise NotFound("No such report.")
+        return reviews.decide_round(state, facts, reviews.DecideRound(by.account_id, outcome, summary))
+
+    return _decide_review_round(ctx, report_id, req, ("decide", outcome, summary), decide)
+
+
+def review_record(ctx: AssessmentContext, by: Principal, report_id: str) -> dict[str, Any]:
+    """The reviews and decisions of a report that `by` may read (see reviews.visible_reviews),
+    with the round under review and whether a coordinator may decide it now."""
+    facts = _review_facts(ctx, report_id)
+    recorded = ctx.store.read_stream(report_stream(report_id))
+    events = _opened(ctx, recorded, facts.student_id)
+    state = reviews.fold_reviews(events)
+    coordinator = by.has_role(Role.COORDINATOR, facts.department)
+    shown = reviews.visible_reviews(state, facts, by.account_id, coordinator=coordinator)
+    at = {(e.type, getattr(d, "round", None), getattr(d, "assessor_account_id", None)): e.occurred_at.isoformat()
+          for e, d in zip(recorded, events, strict=True)}
+    rounds = []
+    for number in sorted(set(shown) | {facts.round}):
+        rnd = state.round(number)
+        decision = rnd.decision
+        rounds.append({
+            "round": number,
+            "reviews": [
+                {
+                    "assessor_account_id": r.assessor_account_id, "verdicts": r.verdicts, "comments": r.comments,
+                    "recommendation": r.recommendation, "rule_set": r.rule_set,
+                    "submitted_at": at.get(("ReviewSubmitted", number, r.assessor_account_id)),
+                }
+                for r in shown.get(number, [])
+            ],
+            "reviewed_by": sorted(rnd.reviews),
+            "decision": None if decision is None else {
+                "outcome": type(decision).__name__, "decided_by": decision.decided_by,
+                "rests_on": decision.rests_on, "summary": getattr(decision, "summary", None),
+                "rule_set": decision.rule_set, "decided_at": at.get((type(decision).__name__, number, None)),
+            },
+        })
+    return {
+        "report_id": report_id, "student_id": facts.student_id, "department": facts.department,
+        "current_round": facts.round, "criteria": list(reviews.CRITERIA),
+        "assessors": sorted(state.assessors), "may_decide": coordinator and reviews.may_decide(state, facts)
+        and state.round(facts.round).decision is None,
+        "reviewed": by.account_id in state.round(facts.round).reviews, "rounds": rounds,
+    }
+
+
+def report_history(ctx: AssessmentContext, report_id: str) -> list[dict[str, Any]]:
+    """Who was assigned, reviewed and decided on the report, when, under which rule set version:
+    ids and codes only (no comment or summary)."""
+    _review_facts(ctx, report_id)
+    out = []
+    for event in ctx.store.read_stream(report_stream(report_id)):
+        data = event.data
+        out.append({
+            "type": event.type, "at": event.occurred_at.isoformat(), "actor": event.metadata.get("actor"),
+            "assessor_account_id": data.get("assessor_account_id"), "round": data.get("round"),
+            "rule_set": data.get("rule_set"), "decided_by": data.get("decided_by"),
+            "recommendation": data.get("recommendation"), "reason_code": data.get("reason_code"),
+        })
+    return out

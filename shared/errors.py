@@ -114,6 +114,13 @@ class IdempotencyKeyReused(CimError):
     code = "idempotency_key_reused"
 
 
+class UnsupportedMediaType(CimError):
+    """The request body is not in a media type the endpoint reads (JSON endpoints: application/json)."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
 class StorageUnavailable(CimError):
     """The database could not durably record the write (disk full, I/O error, locked)."""
 

@@ -124,6 +124,37 @@ def report_assignee(*, param: str = "report_id") -> Rule:
     return Rule("report:assignee", check)
 
 
+def report_reviewer(*, param: str = "report_id") -> Rule:
+    """Review a report: an assessor of the department assigned to it and not conflicted. Someone
+    else who may read the report (its coordinator) gets 403; anyone else 404."""
+
+    def check(caller: Caller, args: Mapping[str, Any]) -> bool:
+        principal, facts = _report_for(caller, args, param)
+        assessor = principal.has_role(Role.ASSESSOR, facts.department)
+        if assessor and _assigned(principal, facts) and may_read_report(principal, facts):
+            return True
+        return _readers_refused(principal, facts)
+
+    return Rule("report:review", check)
+
+
+def _assigned(principal: Principal, facts: ReportFacts) -> bool:
+    with _context().reader.connect() as conn:
+        return queries.assigned_to_report(conn, facts.report_id, principal.account_id)
+
+
+def with_token_scope(rule: Rule, scope: str) -> Rule:
+    """`rule`, for a person's session or a token made for their account holding `scope`; a token
+    without it, or an integration's token (no person), gets 403."""
+
+    def check(caller: Caller, args: Mapping[str, Any]) -> bool:
+        if caller.token is not None and (not caller.has_scope(scope) or caller.principal is None):
+            raise Forbidden("This token does not have the scope for this call.")
+        return rule.check(caller, args)
+
+    return Rule(f"{rule.name}+{scope}", check)
+
+
 def queue_reader(*, scope: str | None = None) -> Rule:
     """The review queue: assessors and coordinators (the view filters what each sees); an
     integration's token with the scope sees every waiting report; anyone else 403."""

@@ -23,7 +23,7 @@ from intake_service.web.schemas import (
     WithdrawRegistrationRequest,
 )
 from shared.adapters.feed import event_to_json
-from shared.errors import CimError, NotFound, ValidationFailed
+from shared.errors import NotFound, UnsupportedMediaType, ValidationFailed
 from shared.events import flatten_errors
 from shared.validation import is_uuid
 from shared.web.access import PUBLIC, access, student_record, token_scope
@@ -46,11 +46,6 @@ FEED = token_scope(SCOPE_FEED)
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 _IF_MATCH = re.compile(r'^(?:W/)?"?(\d{1,9})"?$')
-
-
-class UnsupportedMediaType(CimError):
-    status = 415
-    code = "unsupported_media_type"
 
 
 def services() -> IntakeServices:

@@ -44,7 +44,7 @@ PROBE_STATUS = 299
 ALLOW, SIGNIN, FORBIDDEN, NOTFOUND = "allow", "sign-in", "403", "404"
 
 INTAKE_SCOPES = ("intake:register", "intake:write", "intake:read")
-ASSESSMENT_SCOPES = ("assessment:read",)
+ASSESSMENT_SCOPES = ("assessment:read", "assessment:review")
 
 
 # -- the world: two students in two departments, staff around them -----------------------------
@@ -334,6 +334,29 @@ def api_review_queue(actor: Actor, obj: StudentObject) -> str:
     return ALLOW if actor.assessor_departments or actor.coordinator_of else FORBIDDEN
 
 
+def api_review(actor: Actor, obj: StudentObject) -> str:
+    """Review a report through the API: a person's token with the review scope, assigned to it
+    (no conflict); its coordinator 403; integrations' tokens 403 (they decide nothing)."""
+    if actor.anonymous:
+        return SIGNIN
+    if actor.integration:
+        return FORBIDDEN
+    if assigned_to(actor, obj):
+        return ALLOW
+    return FORBIDDEN if obj.department in actor.coordinator_of else NOTFOUND
+
+
+def api_decision(actor: Actor, obj: StudentObject) -> str:
+    """Decide a report's round through the API: its coordinator; its assessor 403."""
+    if actor.anonymous:
+        return SIGNIN
+    if actor.integration:
+        return FORBIDDEN
+    if obj.department in actor.coordinator_of:
+        return ALLOW
+    return FORBIDDEN if assigned_to(actor, obj) else NOTFOUND
+
+
 #: Sign-in pages, in both apps (shared/web/auth_pages.py).
 AUTH_POLICIES: dict[tuple[str, str], Policy] = {
     ("auth.sign_in_page", "GET"): public,
@@ -394,6 +417,10 @@ ASSESSMENT_POLICIES: dict[tuple[str, str], Policy] = {
     ("pages.conflict", "POST"): conflict_declaration,
     ("api.review_queue", "GET"): api_review_queue,
     ("api.report", "GET"): api_report,
+    ("api.submit_review", "POST"): api_review,
+    ("api.decide", "POST"): api_decision,
+    ("api.report_reviews", "GET"): api_report,
+    ("api.report_history", "GET"): api_report,
     ("api.student", "GET"): api_assessment_student,
     ("api.projections", "GET"): api_token_scope("ops:read"),
     ("api.status_feed", "GET"): api_token_scope("feed:read"),
