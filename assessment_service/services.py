@@ -60,6 +60,13 @@ def _facts(ctx: AssessmentContext, report_id: str) -> domain.ReportFacts:
     return facts
 
 
+def _without_personal(ctx: AssessmentContext, recorded: list[RecordedEvent]) -> list[Any]:
+    """The report stream as domain events with their sealed fields None: deciding never reads a
+    comment, so no key is fetched."""
+    opened = ctx.codec.open if ctx.codec else (lambda data, _key: data)
+    return [REGISTRY.decode(e.type, e.schema_version, opened(e.data, None)) for e in recorded]
+
+
 def _project(ctx: AssessmentContext) -> None:
     """Bring `assignments` up to date in this process, so the next page shows the decision. A
     failure here loses nothing: the event is stored, and the beat's catch-up projects it."""
@@ -85,7 +92,7 @@ def _decide(
         facts[:] = [_facts(ctx, report_id)]
         recorded = ctx.store.read_stream(stream)
         version = recorded[-1].version if recorded else 0
-        return domain.fold(REGISTRY.decode_recorded(e) for e in recorded), version
+        return domain.fold(_without_personal(ctx, recorded)), version
 
     return _application(ctx).execute(
         stream, req, scope=stream, request=(report_id, *request), load=load,
@@ -205,7 +212,7 @@ def _decide_review_round(
         facts[:] = [_review_facts(ctx, report_id)]
         recorded = ctx.store.read_stream(stream)
         version = recorded[-1].version if recorded else 0
-        return reviews.fold_reviews(REGISTRY.decode_recorded(e) for e in recorded), version
+        return reviews.fold_reviews(_without_personal(ctx, recorded)), version
 
     def seal(type_name: str, data: dict[str, Any], subject: str | None) -> dict[str, Any]:
         return ctx.sealing.seal(type_name, data, subject or facts[0].student_id)

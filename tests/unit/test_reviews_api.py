@@ -1,0 +1,177 @@
+"""Reviews and decisions through the assessment API, with the real apps (in-memory intake store,
+SQLite assessment database): two assessors review, the policy or the coordinator decides, the
+comments are sealed at rest and gone after the student's erasure, bad input stores nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from assessment_service.reviews import CRITERIA
+from intake_service.services import RequestContext, erase_student_and_account
+from shared.clock import FixedClock
+from shared.config import Settings
+from shared.identity.models import Role
+from tests.authkit import make_account
+from tests.unit.test_assessment_access import World, assign, build_world
+
+MET = dict.fromkeys(CRITERIA, "met")
+SECRET_COMMENT = "The interview with the host family is described vividly."
+
+
+@pytest.fixture
+def world(tmp_path: Any, clock: FixedClock) -> World:
+    """Report A with two assessors assigned (`assigned` and `second`); report B with none."""
+    settings = Settings(data_dir=tmp_path, upload_dir=tmp_path / "uploads", ratelimit_storage="memory://")
+    world = build_world(settings, clock)
+    world.accounts["second"] = make_account(world.identity, "Staff second", grants=[(Role.ASSESSOR, "SOCSW")])
+    assign(world, "A", "assigned")
+    assign(world, "A", "second")
+    return world
+
+
+def reviewer(world: World, who: str) -> FlaskClient:
+    return world.token(who, "assessment:read", "assessment:review")
+
+
+def review(world: World, who: str, recommendation: str = "approve", report: str = "A", **body: Any) -> Any:
+    payload = {"verdicts": MET, "comments": {"report_complete": SECRET_COMMENT}, "recommendation": recommendation,
+               **body}
+    return reviewer(world, who).post(f"/api/v1/reports/{world.reports[report]}/reviews", json=payload,
+                                     headers={"Idempotency-Key": str(uuid.uuid4())})
+
+
+def test_two_approvals_approve_the_report_by_the_rule_sets_policy(world: World) -> None:
+    first = review(world, "assigned")
+    assert first.status_code == 201, first.json
+    assert first.json["round"] == 1
+    assert world.report_events("A")[-1] == "ReviewSubmitted"
+    assert review(world, "second").status_code == 201
+    assert world.report_events("A")[-2:] == ["ReviewSubmitted", "ReportApproved"]
+    record = reviewer(world, "coordinator").get(f"/api/v1/reports/{world.reports['A']}/reviews").json
+    (round_1,) = record["rounds"]
+    assert round_1["decision"]["outcome"] == "ReportApproved"
+    assert round_1["decision"]["decided_by"] == "policy"
+    assert round_1["decision"]["rests_on"] == sorted([world.accounts["assigned"].id, world.accounts["second"].id])
+    assert {r["comments"]["report_complete"] for r in round_1["reviews"]} == {SECRET_COMMENT}
+    again = review(world, "second")
+    assert again.status_code == 409
+    assert again.json["detail"] == "This round of the report has already been decided."
+
+
+def test_on_disagreement_the_coordinator_requests_a_revision_with_a_summary(world: World) -> None:
+    review(world, "assigned", "approve")
+    review(world, "second", "revise")
+    coordinator = reviewer(world, "coordinator")
+    url = f"/api/v1/reports/{world.reports['A']}/decision"
+    assert coordinator.post(url, json={"outcome": "revise"}).status_code == 422  # a summary for the student
+    decided = coordinator.post(url, json={"outcome": "revise", "summary": "Relate the exchange to your profession."})
+    assert decided.status_code == 201, decided.json
+    assert world.report_events("A")[-1] == "RevisionRequested"
+    assert coordinator.post(url, json={"outcome": "approve"}).status_code == 409  # the round is decided
+    history = coordinator.get(f"/api/v1/reports/{world.reports['A']}/history").json["history"]
+    assert [h["type"] for h in history] == ["AssessorAssigned", "AssessorAssigned", "ReviewSubmitted",
+                                            "ReviewSubmitted", "RevisionRequested"]
+    assert all("summary" not in h and "comments" not in h for h in history)
+
+
+def test_a_reviewer_sees_the_other_review_only_after_submitting_their_own(world: World) -> None:
+    review(world, "assigned", "revise")
+    url = f"/api/v1/reports/{world.reports['A']}/reviews"
+    before = reviewer(world, "second").get(url).json
+    assert before["rounds"][0]["reviews"] == []
+    assert before["rounds"][0]["reviewed_by"] == [world.accounts["assigned"].id]  # that one exists, not what it says
+    review(world, "second", "revise")
+    after = reviewer(world, "second").get(url).json
+    assert len(after["rounds"][0]["reviews"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("who", "report", "status"),
+    [
+        ("unassigned", "A", 404),  # an assessor of the department, not assigned: like an unknown report
+        ("coordinator", "A", 403),  # may read it, does not review it
+        ("med_assessor", "A", 404),
+        ("assigned", "B", 404),  # assigned to A, not B
+    ],
+)
+def test_who_may_not_review(world: World, who: str, report: str, status: int) -> None:
+    assert review(world, who, report=report).status_code == status
+    assert "ReviewSubmitted" not in world.report_events(report)
+
+
+def test_an_assessor_may_not_decide_and_an_integration_may_not_review(world: World) -> None:
+    review(world, "assigned")
+    url = f"/api/v1/reports/{world.reports['A']}/decision"
+    assert reviewer(world, "assigned").post(url, json={"outcome": "approve"}).status_code == 403
+    integration = world.token(None, "assessment:read", "assessment:review")
+    assert integration.post(f"/api/v1/reports/{world.reports['A']}/reviews",
+                            json={"verdicts": MET, "recommendation": "approve"}).status_code == 403
+    no_scope = world.token("second", "assessment:read")
+    assert no_scope.post(f"/api/v1/reports/{world.reports['A']}/reviews",
+                         json={"verdicts": MET, "recommendation": "approve"}).status_code == 403
+    assert world.report_events("A").count("ReviewSubmitted") == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"verdicts": {"report_complete": "met"}, "recommendation": "approve"},
+        {"verdicts": MET, "recommendation": "maybe"},
+        {"verdicts": "all met", "recommendation": "approve"},
+        {"verdicts": MET, "comments": {"report_complete": 5}, "recommendation": "approve"},
+        {"verdicts": MET},
+        [],
+    ],
+)
+def test_bad_reviews_are_refused_and_store_nothing(world: World, body: Any) -> None:
+    before = world.report_events("A")
+    response = reviewer(world, "assigned").post(f"/api/v1/reports/{world.reports['A']}/reviews", json=body)
+    assert response.status_code == 422, response.json
+    assert world.report_events("A") == before
+
+
+def test_a_repeated_request_stores_once(world: World) -> None:
+    client = reviewer(world, "assigned")
+    headers = {"Idempotency-Key": "review-once"}
+    body = {"verdicts": MET, "recommendation": "revise"}
+    url = f"/api/v1/reports/{world.reports['A']}/reviews"
+    assert client.post(url, json=body, headers=headers).status_code == 201
+    assert client.post(url, json=body, headers=headers).status_code == 200
+    assert world.report_events("A").count("ReviewSubmitted") == 1
+    assert client.post(url, data="{", content_type="application/json").status_code == 400
+    assert client.post(url, data="verdicts=met").status_code == 415
+
+
+def test_comments_are_sealed_at_rest_and_unreadable_after_the_students_erasure(world: World) -> None:
+    review(world, "assigned", "revise")
+    review(world, "second", "revise")
+    reviewer(world, "coordinator").post(f"/api/v1/reports/{world.reports['A']}/decision",
+                                        json={"outcome": "revise", "summary": "Compare the two welfare systems."})
+    db = world.ctx.settings.assessment_db_url.removeprefix("sqlite:///")
+    world.ctx.store.compact()
+    with open(db, "rb") as handle:
+        raw = handle.read()
+    assert SECRET_COMMENT.encode() not in raw
+    assert b"Compare the two welfare systems." not in raw
+    sid = world.students["A"]
+    erase_student_and_account(world.intake.application.extensions["cim.intake"], world.identity, sid,
+                              "student request", RequestContext(actor="operator:test", correlation_id="c-erase"))
+    world.catch_up()
+    record = reviewer(world, "coordinator").get(f"/api/v1/reports/{world.reports['A']}/reviews").json
+    assert {r["comments"] for r in record["rounds"][0]["reviews"]} == {None}
+    assert record["rounds"][0]["decision"]["summary"] is None
+    with sqlite3.connect(db) as conn:
+        (wrapped,) = conn.execute("SELECT wrapped_key FROM subject_keys WHERE subject_id = ?", (sid,)).fetchone()
+    assert wrapped is None
+    assert review(world, "assigned", "approve").status_code in (404, 409)  # nothing new is written about them
+
+
+def test_assignment_still_works_on_a_report_with_sealed_reviews(world: World) -> None:
+    review(world, "assigned", "revise")
+    assign(world, "A", "unassigned")  # reads the stream with a sealed review in it
+    assert world.report_events("A")[-1] == "AssessorAssigned"
