@@ -18,11 +18,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from assessment_service.domain import fold
 from assessment_service.events import (
     CRITERION_VERDICTS,
     RECOMMENDATIONS,
-    AssessorAssigned,
-    AssessorUnassigned,
     Decision,
     ReportApproved,
     ReportEvent,
@@ -87,13 +86,10 @@ class ReviewState:
 
 
 def fold_reviews(events: Iterable[ReportEvent]) -> ReviewState:
-    state = ReviewState()
-    for event in events:
+    history = list(events)
+    state = ReviewState(assessors=fold(history).assessors)
+    for event in history:
         match event:
-            case AssessorAssigned(assessor_account_id=who):
-                state.assessors.add(who)
-            case AssessorUnassigned(assessor_account_id=who):
-                state.assessors.discard(who)
             case ReviewSubmitted():
                 state.rounds.setdefault(event.round, RoundState()).reviews[event.assessor_account_id] = event
             case ReportApproved() | RevisionRequested() | ReportRejected():

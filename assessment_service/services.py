@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from assessment_service import domain, queries, reviews
 from assessment_service.bootstrap import AssessmentContext
@@ -22,6 +22,7 @@ from shared.personal import KeyErased
 from shared.validation import is_uuid
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 __all__ = ["Outcome", "RequestContext", "catch_up_projections"]
 
@@ -50,14 +51,19 @@ def _application(ctx: AssessmentContext) -> Application:
     return Application(ctx.store, REGISTRY, ctx.clock, after_commit=lambda _correlation_id: _project(ctx))
 
 
+def _read_report(ctx: AssessmentContext, read: Callable[[Any, str], T | None], report_id: str) -> T:
+    """What `read` finds about the report in the read models, or NotFound (a malformed id alike)."""
+    found = None
+    if is_uuid(report_id):
+        with ctx.reader.connect() as conn:
+            found = read(conn, report_id)
+    if found is None:
+        raise NotFound("No such report.")
+    return found
+
+
 def _facts(ctx: AssessmentContext, report_id: str) -> domain.ReportFacts:
-    if not is_uuid(report_id):
-        raise NotFound("No such report.")
-    with ctx.reader.connect() as conn:
-        facts = queries.report_facts(conn, report_id)
-    if facts is None:
-        raise NotFound("No such report.")
-    return facts
+    return _read_report(ctx, queries.report_facts, report_id)
 
 
 def _without_personal(ctx: AssessmentContext, recorded: list[RecordedEvent]) -> list[Any]:
@@ -178,12 +184,7 @@ def record_views(
 
 
 def _review_facts(ctx: AssessmentContext, report_id: str) -> ReviewFacts:
-    if not is_uuid(report_id):
-        raise NotFound("No such report.")
-    with ctx.reader.connect() as conn:
-        row = queries.review_facts(conn, report_id)
-    if row is None:
-        raise NotFound("No such report.")
+    row = _read_report(ctx, queries.review_facts, report_id)
     rule_set = ctx.catalogue.rule_set(row["rules"])
     return ReviewFacts(
         report_id, row["student_id"], row["department"], row["round"], row["rules"],

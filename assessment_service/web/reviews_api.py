@@ -14,20 +14,18 @@ gets 403, anyone else 404, like an unknown report. `Idempotency-Key` makes a rep
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from flask import Response, jsonify, request
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, fields, validate
 
 from assessment_service import reviews, services
 from assessment_service.web.access_rules import report_coordinator, report_reader, report_reviewer, with_token_scope
 from assessment_service.web.api import SCOPE_READ, _no_store, _record_staff_view, bp, context
-from shared.errors import NotFound, UnsupportedMediaType, ValidationFailed
-from shared.events import flatten_errors
+from shared.errors import NotFound, ValidationFailed
 from shared.identity.models import Principal
 from shared.web.access import Forbidden, access, current_caller
 from shared.web.errors import correlation_id
-from shared.web.json_body import request_json
+from shared.web.json_body import load_json
 
 SCOPE_REVIEW = "assessment:review"
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
@@ -42,18 +40,6 @@ class ReviewRequest(Schema):
 class DecisionRequest(Schema):
     outcome = fields.String(required=True, validate=validate.OneOf(reviews.OUTCOMES))
     summary = fields.String(load_default="", validate=validate.Length(max=reviews.MAX_SUMMARY))
-
-
-def _body(schema: Schema) -> dict[str, Any]:
-    if request.mimetype != "application/json":
-        raise UnsupportedMediaType("Send the body as application/json.")
-    body = request_json()
-    if not isinstance(body, dict):
-        raise ValidationFailed("The body must be a JSON object.", {"_schema": ["Expected an object."]})
-    try:
-        return schema.load(body)
-    except ValidationError as exc:
-        raise ValidationFailed("The request is not valid.", flatten_errors(exc.messages)) from None
 
 
 def _staff() -> Principal:
@@ -82,7 +68,7 @@ def _created(outcome: services.Outcome) -> Response:
 @access(with_token_scope(report_reviewer(), SCOPE_REVIEW))
 def submit_review(report_id: str) -> Response:
     by = _staff()
-    data = _body(ReviewRequest())
+    data = load_json(ReviewRequest())
     review = reviews.SubmitReview(by.account_id, data["verdicts"], data["comments"], data["recommendation"])
     return _created(services.submit_review(context(), by, report_id, review, _request()))
 
@@ -91,7 +77,7 @@ def submit_review(report_id: str) -> Response:
 @access(with_token_scope(report_coordinator(), SCOPE_REVIEW))
 def decide(report_id: str) -> Response:
     by = _staff()
-    data = _body(DecisionRequest())
+    data = load_json(DecisionRequest())
     return _created(services.decide_report(context(), by, report_id, data["outcome"], data["summary"], _request()))
 
 

@@ -28,7 +28,7 @@ from shared.events import flatten_errors
 from shared.validation import is_uuid
 from shared.web.access import PUBLIC, access, student_record, token_scope
 from shared.web.errors import correlation_id
-from shared.web.json_body import request_json
+from shared.web.json_body import load_json
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -74,18 +74,6 @@ def context() -> RequestContext:
         idempotency_key=key,
         expected_version=expected,
     )
-
-
-def load_json(schema: Schema) -> dict[str, Any]:
-    if request.mimetype != "application/json":
-        raise UnsupportedMediaType("Send the body as application/json.")
-    body = request_json()
-    if not isinstance(body, dict):
-        raise ValidationFailed("The body must be a JSON object.", {"_schema": ["Expected an object."]})
-    try:
-        return schema.load(body)
-    except ValidationError as exc:
-        raise ValidationFailed("The request is not valid.", flatten_errors(exc.messages)) from None
 
 
 def load_empty_or_json(schema: Schema) -> dict[str, Any]:

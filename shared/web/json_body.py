@@ -18,8 +18,10 @@ from typing import Any
 import orjson
 from flask import Flask, request
 from flask.json.provider import DefaultJSONProvider
+from marshmallow import Schema, ValidationError
 
-from shared.errors import CimError
+from shared.errors import CimError, UnsupportedMediaType, ValidationFailed
+from shared.events import flatten_errors
 
 #: Deeper than any body the APIs accept (a report's answers: object -> object -> string).
 MAX_DEPTH = 32
@@ -68,6 +70,20 @@ def decode_json(raw: bytes | str) -> Any:
 def request_json() -> Any:
     """The current request's body, decoded by `decode_json` (the caller checks the media type)."""
     return decode_json(request.get_data(cache=True))
+
+
+def load_json(schema: Schema) -> dict[str, Any]:
+    """The request's JSON object body loaded by `schema`: 415 for another media type, 400 for a
+    body that is not JSON, 422 naming each field for one that `schema` refuses."""
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType("Send the body as application/json.")
+    body = request_json()
+    if not isinstance(body, dict):
+        raise ValidationFailed("The body must be a JSON object.", {"_schema": ["Expected an object."]})
+    try:
+        return schema.load(body)
+    except ValidationError as exc:
+        raise ValidationFailed("The request is not valid.", flatten_errors(exc.messages)) from None
 
 
 class BoundedJSONProvider(DefaultJSONProvider):
