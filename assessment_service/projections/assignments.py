@@ -8,33 +8,33 @@ and the review queue read it; the decisions themselves are validated against the
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from assessment_service.projections.base import student_table
 from shared.events import RecordedEvent
 from shared.projection import Handler, Projection, queue
 
-assignments = student_table(
-    "assignments",
-    "report_id", "assessor_account_id",
-    columns=(
-        sa.Column("department", sa.String(64), nullable=False),
-        sa.Column("assigned_at", sa.String(40), nullable=False),
-        sa.Column("position", sa.BigInteger, nullable=False),
-        sa.Index("ix_assignments_assessor", "assessor_account_id"),
-    ),
-)
 
-assignment_conflicts = student_table(
-    "assignment_conflicts",
-    "report_id", "assessor_account_id",
-    columns=(
-        sa.Column("department", sa.String(64), nullable=False),
-        sa.Column("reason_code", sa.String(40), nullable=False),
-        sa.Column("declared_at", sa.String(40), nullable=False),
-        sa.Column("position", sa.BigInteger, nullable=False),
-        sa.Index("ix_assignment_conflicts_assessor", "assessor_account_id"),
-    ),
+def _per_assessor(name: str, *columns: sa.Column[Any], when: str) -> sa.Table:
+    """One row per report and assessor, in a department, `when` it was recorded, at its position."""
+    return student_table(
+        name,
+        "report_id", "assessor_account_id",
+        columns=(
+            sa.Column("department", sa.String(64), nullable=False),
+            *columns,
+            sa.Column(when, sa.String(40), nullable=False),
+            sa.Column("position", sa.BigInteger, nullable=False),
+            sa.Index(f"ix_{name}_assessor", "assessor_account_id"),
+        ),
+    )
+
+
+assignments = _per_assessor("assignments", when="assigned_at")
+assignment_conflicts = _per_assessor(
+    "assignment_conflicts", sa.Column("reason_code", sa.String(40), nullable=False), when="declared_at"
 )
 
 _FORGET = assignments.delete().where(
