@@ -17,7 +17,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     (feed=, batch_size=, context=, identity=, clock=)."""
     from assessment_service.bootstrap import build_context
     from assessment_service.cli import projections_cli
-    from assessment_service.web import api, pages, privacy, reviews_api  # noqa: F401 (its routes join api.bp)
+    from assessment_service.web import api, pages, privacy, review_pages, reviews_api  # noqa: F401 (routes join bps)
     from shared.clock import SystemClock
     from shared.web.auth import identity_from_settings
     from shared.web.setup import configure_web

@@ -30,6 +30,11 @@ PAGE_TEXTS = {
     "no_reason": _l("Choose one of the listed reasons."),
     "not_a_listed_reason": _l("Choose one of the listed reasons."),
     "not_assigned": _l("Only an assessor assigned to this report can declare a conflict of interest on it."),
+    "report_withdrawn": _l("The student has withdrawn from CIM: this report is no longer reviewed."),
+    "round_decided": _l("This round of the report has already been decided."),
+    "already_reviewed": _l("You have already reviewed this round of the report."),
+    "reviews_missing": _l("The reviews this decision rests on are not all in yet."),
+    "report_not_in_review": _l("This report is not waiting for review."),
 }
 
 

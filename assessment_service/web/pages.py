@@ -181,6 +181,10 @@ def _see_report(report_id: str) -> Redirect:
     return redirect(url_for("pages.report", report_id=report_id), code=303)
 
 
+def _see_reviews(report_id: str) -> Redirect:
+    return redirect(url_for("pages.reviews_page", report_id=report_id), code=303)
+
+
 @bp.get("/")
 @bp.get("/review-queue")
 @access(REVIEWERS)

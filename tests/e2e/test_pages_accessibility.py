@@ -163,6 +163,7 @@ def pages_of(pipeline: Pipeline, ids: dict[str, str], sessions: dict[str, str]) 
         Visit("review-queue", f"{assessment}/review-queue", coordinator),
         Visit("review-queue-assessor", f"{assessment}/review-queue", sessions["assessor"]),
         Visit("review-report", f"{assessment}/reports/{rid}", coordinator),
+        Visit("review-reviews", f"{assessment}/reports/{rid}/reviews", coordinator),
         Visit("staff-my-cim", f"{intake}/students/{sid}", coordinator),
         Visit("staff-my-data", f"{assessment}/students/{sid}/my-data", coordinator),
         Visit("assessment-not-found", f"{assessment}/reports/00000000-0000-4000-8000-000000000000",

@@ -334,6 +334,15 @@ def api_review_queue(actor: Actor, obj: StudentObject) -> str:
     return ALLOW if actor.assessor_departments or actor.coordinator_of else FORBIDDEN
 
 
+def review_page_post(actor: Actor, obj: StudentObject) -> str:
+    """Review on the page: the assessor assigned (no conflict); its coordinator 403."""
+    if actor.anonymous or actor.integration:
+        return SIGNIN
+    if assigned_to(actor, obj):
+        return ALLOW
+    return FORBIDDEN if obj.department in actor.coordinator_of else NOTFOUND
+
+
 def api_review(actor: Actor, obj: StudentObject) -> str:
     """Review a report through the API: a person's token with the review scope, assigned to it
     (no conflict); its coordinator 403; integrations' tokens 403 (they decide nothing)."""
@@ -415,6 +424,9 @@ ASSESSMENT_POLICIES: dict[tuple[str, str], Policy] = {
     ("pages.assign", "POST"): report_coordination,
     ("pages.unassign", "POST"): report_coordination,
     ("pages.conflict", "POST"): conflict_declaration,
+    ("pages.reviews_page", "GET"): report_page,
+    ("pages.submit_review", "POST"): review_page_post,
+    ("pages.decide", "POST"): report_coordination,
     ("api.review_queue", "GET"): api_review_queue,
     ("api.report", "GET"): api_report,
     ("api.submit_review", "POST"): api_review,

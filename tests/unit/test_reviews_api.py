@@ -175,3 +175,65 @@ def test_assignment_still_works_on_a_report_with_sealed_reviews(world: World) ->
     review(world, "assigned", "revise")
     assign(world, "A", "unassigned")  # reads the stream with a sealed review in it
     assert world.report_events("A")[-1] == "AssessorAssigned"
+
+
+# -- the reviews page ------------------------------------------------------------------------------
+def review_form(**changes: str) -> dict[str, str]:
+    form = {f"verdict_{c}": "met" for c in CRITERIA}
+    form.update({"comment_report_complete": SECRET_COMMENT, "recommendation": "revise",
+                 "form_token": str(uuid.uuid4())})
+    form.update(changes)
+    return form
+
+
+def test_on_the_page_two_assessors_review_and_the_coordinator_requests_a_revision(world: World) -> None:
+    url = f"/reports/{world.reports['A']}/reviews"
+    first = world.browser("assigned")
+    page = first.get(url)
+    assert page.status_code == 200
+    assert "Your review of round 1" in page.text
+    assert 'name="verdict_report_complete"' in page.text
+    assert first.post(url, data=review_form()).status_code == 303
+    after = first.get(url).text
+    assert SECRET_COMMENT in after
+    assert "Your review of round 1" not in after  # once per round
+    second = world.browser("second")
+    assert SECRET_COMMENT not in second.get(url).text  # not before their own review
+    assert "1 review(s) are in." in second.get(url).text
+    assert second.post(url, data=review_form(recommendation="approve")).status_code == 303
+    coordinator = world.browser("coordinator")
+    page = coordinator.get(url).text
+    assert "Decide round 1" in page
+    decided = coordinator.post(f"/reports/{world.reports['A']}/decision", data={
+        "outcome": "revise", "summary": "Relate the exchange to social work in Sweden.",
+        "form_token": str(uuid.uuid4())})
+    assert decided.status_code == 303
+    page = coordinator.get(url).text
+    assert "Revision requested" in page
+    assert "Relate the exchange to social work in Sweden." in page
+    assert "Decide round 1" not in page
+    assert world.report_events("A")[-1] == "RevisionRequested"
+    assert ("viewer", "reviews") not in world.audit("A")
+    assert (world.accounts["coordinator"].id, "reviews") in world.audit("A")
+
+
+def test_an_incomplete_review_is_shown_again_beside_its_fields_and_stores_nothing(world: World) -> None:
+    url = f"/reports/{world.reports['A']}/reviews"
+    response = world.browser("assigned").post(url, data=review_form(verdict_report_complete="", recommendation=""))
+    assert response.status_code == 422
+    assert 'href="#verdict_report_complete' in response.text
+    assert "Say whether this criterion is met." in response.text
+    assert "Choose a recommendation." in response.text
+    assert "ReviewSubmitted" not in world.report_events("A")
+    summary_missing = world.browser("coordinator").post(
+        f"/reports/{world.reports['A']}/decision",
+        data={"outcome": "revise", "summary": "", "form_token": str(uuid.uuid4())})
+    assert summary_missing.status_code == 422
+    assert "The reviews this decision rests on are not all in yet." in summary_missing.text
+
+
+def test_the_reviews_page_in_swedish(world: World) -> None:
+    page = world.browser("assigned").get(f"/reports/{world.reports['A']}/reviews?lang=sv").text
+    assert '<html lang="sv">' in page
+    assert "Din granskning av omgång 1" in page
+    assert "Uppfyllt" in page

@@ -1,0 +1,111 @@
+"""The reviews page of a report (/reports/<id>/reviews): the rounds with the reviews the viewer
+may read and the decisions, the assessor's review form, the coordinator's decision form, and the
+report's history. Joins the pages blueprint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, render_template
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from assessment_service import reviews, services
+from assessment_service.web.access_rules import (
+    may_read_report,
+    report_coordinator,
+    report_facts,
+    report_reader,
+    report_reviewer,
+)
+from assessment_service.web.pages import (
+    _context,
+    _decided,
+    _record_views,
+    _see_reviews,
+    _staff,
+    _staff_names,
+    bp,
+)
+from assessment_service.web.review_forms import (
+    CRITERION_LABELS,
+    DECISION_NAMES,
+    OUTCOME_LABELS,
+    RECOMMENDATION_LABELS,
+    VERDICT_LABELS,
+    DecideForm,
+    ReviewForm,
+)
+from shared.errors import NotFound
+from shared.web.access import access
+
+EVENT_NAMES = {
+    "AssessorAssigned": _l("Assessor assigned"),
+    "AssessorUnassigned": _l("Assessor unassigned"),
+    "ConflictOfInterestDeclared": _l("Conflict of interest declared"),
+    "ReviewSubmitted": _l("Review submitted"),
+    **DECISION_NAMES,
+}
+
+
+def _reviews_page(
+    report_id: str, *, review_form: ReviewForm | None = None, decide_form: DecideForm | None = None, status: int = 200
+) -> tuple[str, int]:
+    _caller, principal = _staff()
+    facts = report_facts(report_id)
+    if facts is None or not may_read_report(principal, facts):
+        raise NotFound("No such report.")
+    _record_views(principal, [facts.student_id], "reviews")
+    record = services.review_record(_context(), principal, report_id)
+    history = services.report_history(_context(), report_id)
+    current = next(r for r in record["rounds"] if r["round"] == record["current_round"])
+    may_review = (
+        principal.account_id in record["assessors"] and not record["reviewed"] and current["decision"] is None
+    )
+    # A form sent back with its errors is shown again even where it may no longer be used.
+    if may_review or review_form is not None:
+        review_form = review_form or ReviewForm(formdata=None)
+        review_form.ensure_token()
+    if record["may_decide"] or decide_form is not None:
+        decide_form = decide_form or DecideForm(formdata=None)
+        decide_form.ensure_token()
+    people = [*record["assessors"], *(r["assessor_account_id"] for rnd in record["rounds"] for r in rnd["reviews"]),
+              *(h["actor"].removeprefix("account:") for h in history if (h["actor"] or "").startswith("account:"))]
+    names = _staff_names([p for p in people if p and p != "policy"])
+    return render_template(
+        "reviews.html", record=record, history=history, names=names, review_form=review_form,
+        decide_form=decide_form, criterion_labels=CRITERION_LABELS, verdict_labels=VERDICT_LABELS,
+        recommendation_labels=RECOMMENDATION_LABELS, decision_names=DECISION_NAMES, outcome_labels=OUTCOME_LABELS,
+        event_names=EVENT_NAMES,
+    ), status
+
+
+@bp.get("/reports/<report_id>/reviews")
+@access(report_reader())
+def reviews_page(report_id: str) -> tuple[str, int]:
+    return _reviews_page(report_id)
+
+
+@bp.post("/reports/<report_id>/reviews")
+@access(report_reviewer())
+def submit_review(report_id: str) -> Any:
+    _caller, principal = _staff()
+    form = ReviewForm()
+    recommendation = form.recommendation.data or ""
+    command = reviews.SubmitReview(principal.account_id, form.verdicts(), form.comments(), recommendation)
+    if _decided(form, lambda req: services.submit_review(_context(), principal, report_id, command, req)):
+        flash(_("Your review is recorded."), "success")
+        return _see_reviews(report_id)
+    return _reviews_page(report_id, review_form=form, status=422)
+
+
+@bp.post("/reports/<report_id>/decision")
+@access(report_coordinator())
+def decide(report_id: str) -> Any:
+    _caller, principal = _staff()
+    form = DecideForm()
+    outcome, summary = form.outcome.data or "", form.summary.data or ""
+    if _decided(form, lambda req: services.decide_report(_context(), principal, report_id, outcome, summary, req)):
+        flash(_("The decision is recorded."), "success")
+        return _see_reviews(report_id)
+    return _reviews_page(report_id, decide_form=form, status=422)
