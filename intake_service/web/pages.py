@@ -390,7 +390,7 @@ def my_cim(student_id: str) -> str:
     return render_template(
         "my_cim.html",
         student=student,
-        assessment_status=assessment_status(student_id),
+        assessment_status=assessment_status(student_id, student),
         kind_name=lambda code: kind_name(student.department, code, locale()),
         setting_label=lambda code: SETTING_LABELS.get(code, code),
         country=lambda code: country_name(code, locale()),
@@ -410,17 +410,34 @@ ASSESSMENT_STATUS = {
 }
 
 
-def assessment_status(student_id: str) -> str | None:
-    """What the assessment side last said about the student, delivered to intake by events.
-    The page still works (without the box) when that view cannot be read."""
+#: The status ladder: a later step never shows an earlier one.
+_STATUS_ORDER = ("registered", "studies completed", "report submitted", "withdrawn")
+
+
+def own_status(student: StudentPage) -> str:
+    """The step the student's own record shows: what they submitted is a fact the intake holds,
+    so My CIM shows it at once, before the assessment side's status arrives."""
+    if not student.active:
+        return "withdrawn"
+    if student.reports:
+        return "report submitted"
+    if student.studies_completed:
+        return "studies completed"
+    return "registered"
+
+
+def assessment_status(student_id: str, student: StudentPage) -> str | None:
+    """The later of the student's own step and what the assessment side last said about them
+    (delivered to intake by events). The page works without the assessment side's view."""
     from intake_service.assessment_view import status_for
 
     try:
         status = status_for(current_app._get_current_object(), student_id)  # type: ignore[attr-defined]
     except Exception:  # the view is a convenience; the student's own timeline is the record
         current_app.logger.warning("assessment status view unavailable", exc_info=True)
-        return None
-    label = ASSESSMENT_STATUS.get(status or "")
+        status = None
+    steps = [s for s in (status, own_status(student)) if s in _STATUS_ORDER]
+    label = ASSESSMENT_STATUS.get(max(steps, key=_STATUS_ORDER.index)) if steps else None
     return str(label) if label else None
 
 

@@ -82,3 +82,27 @@ def test_the_my_cim_page_runs_no_ddl_the_status_view_is_made_at_start_up(tmp_pat
         sa.event.remove(sa.Engine, "before_cursor_execute", record)
     assert any("intake_assessment_status" in s for s in statements)  # the page read the view
     assert not [s for s in statements if s.lstrip().upper().startswith(("CREATE", "PRAGMA TABLE_INFO"))]
+
+
+def test_my_cim_shows_the_students_own_submission_at_once(tmp_path):
+    """The assessment side has said nothing yet (no status event): the submission the intake
+    itself holds is shown, never "Registered" after the student has submitted."""
+    from tests.unit.test_intake_api import ACTIVITY
+
+    settings = Settings(data_dir=tmp_path, wakeup="none", ratelimit_storage="memory://")
+    clock = FixedClock(NOW)
+    identity = make_identity(clock)
+    app = create_app(settings, store=InMemoryEventStore(), clock=clock, identity=identity)
+    client = app.test_client()
+    api = bearer(identity)
+    sid = client.post("/api/v1/students", json=STUDENT, headers=api).json["student_id"]
+    sign_in_student(client, identity, sid)
+    assert "Registered. Log your activities" in client.get(f"/students/{sid}").get_data(as_text=True)
+    activity = client.post(f"/api/v1/students/{sid}/activities", json=ACTIVITY, headers=api).json["activity_id"]
+    answers = {"learning": "I learnt a lot.", "profession": "It matters.", "perspective": "Wider."}
+    submitted = client.post(f"/api/v1/students/{sid}/reports", headers=api,
+                            json={"answers": answers, "activity_ids": [activity]})
+    assert submitted.status_code == 201, submitted.json
+    page = client.get(f"/students/{sid}").get_data(as_text=True)
+    assert "Report submitted. It is waiting for review by the assessors." in page
+    assert "Registered. Log your activities" not in page
