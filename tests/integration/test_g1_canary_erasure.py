@@ -1,5 +1,6 @@
 """Erasure proven by canaries: seed students with unique synthetic canary tokens in their
-name, e-mail, activity description, report answers, upload file name and PDF, through the real
+name, e-mail, activity description, report answers, upload file name and PDF (and, for every
+tenth, review comments and a decision summary written by staff), through the real
 intake app (JSON API, the e-mail sign-in link path with a real SMTP server, Redis sessions, rate
 limits and Celery wake-ups in Redis) and the assessment projection; erase 100 with the operator
 command (`flask students erase`: intake and the identity account in one); then search the bytes
@@ -39,10 +40,13 @@ import pytest
 import sqlalchemy as sa
 from pypdf import PdfWriter
 
-from assessment_service import projections
+from assessment_service import projections, reviews
+from assessment_service import services as assessment_services
+from assessment_service.bootstrap import build_context
 from intake_service import create_app
 from shared.adapters.feed import StoreEventFeed
 from shared.adapters.sql import compact_sqlite, make_engine
+from shared.application import RequestContext
 from shared.config import Settings
 from shared.identity.models import Role, RoleGrant
 from shared.projection import ProjectionRunner
@@ -269,6 +273,7 @@ def test_erased_canaries_are_found_nowhere_and_the_others_still_are(
             assert signed_in.status_code == 303, signed_in.get_data(as_text=True)[:500]
             assert browser.get(f"/students/{sid}/my-data").status_code == 200
             people.append({"sid": sid, "p": p, "uploaded": attachment_id is not None,
+                           "report_id": report.json["report_id"],
                            "tokens": set(p.values()) - ({p["filename"]} if attachment_id is None else set())})
 
         feed = StoreEventFeed(services.store, opener=services.open_events)
@@ -276,6 +281,26 @@ def test_erased_canaries_are_found_nowhere_and_the_others_still_are(
                                 batch_size=2000)
         live.create_schema()
         live.catch_up()
+
+        # -- reviews: comments and summaries written about every tenth student -------------------
+        ctx = build_context(settings, feed=feed)
+        ctx.runner.catch_up()
+        staff = {role: identity.accounts.create_account(f"G1 {role}", f"g1-{role}@example.org", grants=[
+            RoleGrant(Role.COORDINATOR if role == "coordinator" else Role.ASSESSOR, "SOCSW")])
+            for role in ("coordinator", "first", "second")}
+        by = {role: identity.accounts.principal(account.id) for role, account in staff.items()}
+        reviewed = people[::10]
+        for person in reviewed:
+            rid, req = person["report_id"], RequestContext(actor="g1", correlation_id=f"g1-{person['sid']}")
+            person["comment"], person["summary"] = token(), token()
+            for role in ("first", "second"):
+                assessment_services.assign_assessor(ctx, identity, by["coordinator"], rid, staff[role].id, req)
+                assessment_services.submit_review(ctx, by[role], rid, reviews.SubmitReview(
+                    staff[role].id, dict.fromkeys(reviews.CRITERIA, "met"),
+                    {"report_complete": f"comment {person['comment']}"}, "revise"), req)
+            summary = f"summary {person['summary']}"
+            assessment_services.decide_report(ctx, by["coordinator"], rid, "revise", summary, req)
+            person["tokens"] |= {person["comment"], person["summary"]}
         seeded = time.monotonic() - started
 
         # -- erase -----------------------------------------------------------------------------
@@ -288,6 +313,21 @@ def test_erased_canaries_are_found_nowhere_and_the_others_still_are(
             assert "no account" not in result.output
         live.catch_up()
         assert set(live.checkpoints().values()) == {services.store.head()}
+        # The erasures destroyed the students' keys of the assessment service (its `students`
+        # read model does, with its checkpoint): their review comments and summaries read as null,
+        # everyone else's still read.
+        for person in reviewed:
+            record = assessment_services.review_record(ctx, by["coordinator"], person["report_id"])
+            (round_1,) = record["rounds"]
+            comments = {str(r["comments"]) for r in round_1["reviews"]}
+            if person["sid"] in erased_ids:
+                assert comments == {"None"}
+                assert round_1["decision"]["summary"] is None
+            else:
+                assert comments == {str({"report_complete": f"comment {person['comment']}"})}
+                assert round_1["decision"]["summary"] == f"summary {person['summary']}"
+        assert {p["sid"] for p in reviewed} & erased_ids, "no reviewed student was erased: proves nothing"
+        ctx.dispose()
         if sqlite:
             # The assessment read model's SQLite file: checkpoint its WAL after the erasures were
             # projected (see the README: the retention task does this daily for every file).
