@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any, TypeVar
 
 from assessment_service import domain, queries, reviews
@@ -18,7 +19,7 @@ from shared.events import RecordedEvent
 from shared.identity.models import Principal, Role
 from shared.identity.wiring import Identity
 from shared.logs import correlation_id_var
-from shared.personal import KeyErased
+from shared.personal import CipherCache, KeyErased
 from shared.validation import is_uuid
 
 log = logging.getLogger(__name__)
@@ -311,4 +312,20 @@ def report_history(ctx: AssessmentContext, report_id: str) -> list[dict[str, Any
             "rule_set": data.get("rule_set"), "decided_by": data.get("decided_by"),
             "recommendation": data.get("recommendation"), "reason_code": data.get("reason_code"),
         })
+    return out
+
+
+# -- the own event feed ---------------------------------------------------------------------------
+
+
+def own_feed(ctx: AssessmentContext, after: int, limit: int) -> list[RecordedEvent]:
+    """The assessment service's own events past `after`, personal fields opened with each
+    student's key (None once erased): what the intake side projects for the student's page."""
+    events = ctx.store.read_all(after=after, limit=limit)
+    subjects = {e.data.get("student_id") for e in events if isinstance(e.data.get("student_id"), str)}
+    ciphers = CipherCache(ctx.sealing.vault.keys_for(s for s in subjects if s))
+    out = []
+    for event in events:
+        data = ctx.sealing.open_with(event.data, partial(ciphers.get, event.data.get("student_id")))
+        out.append(event if data is event.data else event._replace(data=data))
     return out

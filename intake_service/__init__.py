@@ -31,7 +31,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     services = build_services(settings, **overrides)
     app.extensions["cim.intake"] = services
     app.extensions["cim.department_of"] = department_finder(services)
-    install_view(app, settings)  # the "my CIM" status view's table is made here, not in a request
+    # The "my CIM" status and decisions views' tables are made here, not in a request.
+    install_view(app, settings, services.codec.vault)
     identity = overrides.get("identity") or identity_from_settings(settings, overrides.get("clock") or SystemClock())
     configure_web(app, settings, identity, name="intake", api_blueprints=(api.bp,))
     app.register_blueprint(api.bp)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
@@ -21,6 +22,7 @@ from shared.adapters.feed import HttpEventFeed
 from shared.adapters.sql import autocommit, is_sqlite, make_engine
 from shared.config import Settings
 from shared.events import RecordedEvent
+from shared.personal import KeyErased, KeyVault, SubjectCipher
 from shared.projection import PIPELINED, EventFeed, Handler, Projection, ProjectionRunner
 
 log = logging.getLogger(__name__)
@@ -55,15 +57,97 @@ HANDLERS: dict[str, Handler] = {"StudentStatusChanged": on_student_status_change
 
 PROJECTION = Projection("intake_assessment_status", (assessment_status,), HANDLERS)
 
+OWN_EVENTS_PATH = "/api/v1/events"
+
+#: Where each round of each report stands, from the assessment service's own events: "in_review"
+#: once a review is in, then the decision. The summary written for the student is sealed with the
+#: student's intake key (the intake's erasure destroys it, so it reads as None afterwards).
+report_decisions = sa.Table(
+    "intake_report_decisions",
+    metadata,
+    sa.Column("report_id", sa.String(36), primary_key=True),
+    sa.Column("round", sa.Integer, primary_key=True),
+    sa.Column("student_id", sa.String(36), nullable=False, index=True),
+    sa.Column("state", sa.String(30), nullable=False),
+    sa.Column("summary", sa.Text, nullable=True),  # sealed personal data
+    sa.Column("changed_at", sa.String(40), nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+)
+DECISION_STATES = {
+    "ReportApproved": "approved", "RevisionRequested": "revision_requested", "ReportRejected": "rejected",
+}
+
+
+def decisions_projection(vault: KeyVault) -> Projection:
+    """The projection of `report_decisions`, sealing summaries with `vault` (the intake's)."""
+
+    def record(conn: sa.Connection, event: RecordedEvent, state: str, summary: str | None) -> None:
+        data = event.data
+        sealed = None
+        if summary:
+            try:
+                sealed = SubjectCipher(vault.key_for(data["student_id"])).seal("summary", summary)
+            except KeyErased:
+                sealed = None
+        key = {"report_id": data["report_id"], "round": data["round"]}
+        row = {"student_id": data["student_id"], "state": state, "summary": sealed,
+               "changed_at": event.occurred_at.isoformat(), "position": event.position}
+        where = (report_decisions.c.report_id == key["report_id"]) & (report_decisions.c.round == key["round"])
+        if conn.execute(report_decisions.update().where(where).values(**row)).rowcount == 0:
+            conn.execute(report_decisions.insert().values(**key, **row))
+
+    def on_review(conn: sa.Connection, event: RecordedEvent) -> None:
+        where = (report_decisions.c.report_id == event.data["report_id"]) & (
+            report_decisions.c.round == event.data["round"])
+        if conn.execute(sa.select(report_decisions.c.state).where(where)).first() is None:
+            record(conn, event, "in_review", None)
+
+    def on_decision(conn: sa.Connection, event: RecordedEvent) -> None:
+        record(conn, event, DECISION_STATES[event.type], event.data.get("summary"))
+
+    handlers: dict[str, Handler] = {"ReviewSubmitted": on_review, **dict.fromkeys(DECISION_STATES, on_decision)}
+    return Projection("intake_report_decisions", (report_decisions,), handlers)
+
 
 @dataclass
 class AssessmentView:
     engine: sa.Engine
     runner: ProjectionRunner
     reader: sa.Engine
+    #: Projects the assessment service's own events (reviews, decisions) into `report_decisions`.
+    decisions: ProjectionRunner | None = None
+    vault: KeyVault | None = None
 
     def catch_up(self) -> int:
-        return self.runner.catch_up(time_budget=10.0)
+        applied = self.runner.catch_up(time_budget=10.0)
+        if self.decisions is not None:
+            applied += self.decisions.catch_up(time_budget=10.0)
+        return applied
+
+    def create_schema(self) -> None:
+        self.runner.create_schema()
+        if self.decisions is not None:
+            self.decisions.create_schema()
+
+    def decisions_for(self, student_id: str) -> dict[str, dict[str, Any]]:
+        """Each report's latest round: {report_id: {"round", "state", "summary", "changed_at"}}, the
+        summary opened with the student's key (None once erased); {} when unreadable now."""
+        try:
+            with self.reader.connect() as conn:
+                rows = conn.execute(
+                    sa.select(report_decisions).where(report_decisions.c.student_id == student_id)
+                    .order_by(report_decisions.c.report_id, report_decisions.c.round)
+                ).all()
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError):
+            log.warning("report decisions view unreadable; showing none", exc_info=True)
+            return {}
+        key = self.vault.keys_for([student_id]).get(student_id) if self.vault is not None and rows else None
+        out: dict[str, dict[str, Any]] = {}
+        for row in rows:  # a later round replaces an earlier one
+            summary = SubjectCipher(key).open("summary", row.summary) if key and row.summary else None
+            out[row.report_id] = {"round": row.round, "state": row.state, "summary": summary,
+                                  "changed_at": row.changed_at}
+        return out
 
     def status_for(self, student_id: str) -> str | None:
         """The delivered status, or None when none has arrived or the view cannot be read now
@@ -80,7 +164,8 @@ class AssessmentView:
 
 
 def build_view(
-    settings: Settings, feed: EventFeed | None = None, engine: sa.Engine | None = None, *, create_schema: bool = True
+    settings: Settings, feed: EventFeed | None = None, engine: sa.Engine | None = None, *, create_schema: bool = True,
+    own_events: EventFeed | None = None, vault: KeyVault | None = None,
 ) -> AssessmentView:
     """The view over the intake database, fed by `feed` (default: the assessment status feed),
     with its table created if missing: for start-up (the app factory, a worker's first use),
@@ -92,21 +177,33 @@ def build_view(
     # The status feed needs an API token with feed:read (CIM_FEED_TOKEN), like every feed.
     feed = feed or HttpEventFeed(settings.assessment_url, STATUS_FEED_PATH, token=settings.feed_token)
     runner = ProjectionRunner(engine, feed, [PROJECTION], batch_size=1000, reader=reader, options=PIPELINED)
+    decisions = None
+    if vault is not None:
+        own_events = own_events or HttpEventFeed(settings.assessment_url, OWN_EVENTS_PATH, token=settings.feed_token)
+        decisions = ProjectionRunner(engine, own_events, [decisions_projection(vault)], batch_size=1000, reader=reader)
+    view = AssessmentView(engine, runner, reader, decisions, vault)
     if create_schema:
-        runner.create_schema()
-    return AssessmentView(engine, runner, reader)
+        view.create_schema()
+    return view
 
 
-def install_view(app: Flask, settings: Settings) -> None:
+def install_view(app: Flask, settings: Settings, vault: KeyVault | None = None) -> None:
     """At start-up (create_app): build the view, its table included, for the pages to read. A
     database that cannot be reached at start-up does not stop the app (the rest of it answers
     503 until the database is back): the table is made by the workers' first use of the view."""
-    view = build_view(settings, create_schema=False)
+    view = build_view(settings, create_schema=False, vault=vault)
     try:
-        view.runner.create_schema()
+        view.create_schema()
     except sa.exc.OperationalError:
         log.warning("intake database unreachable at start-up; the status view's table is left to the workers")
     app.extensions[_EXTENSION] = view
+
+
+def decisions_for(app: Flask, student_id: str) -> dict[str, dict[str, Any]]:
+    """Where each of the student's reports stands on the assessment side (see
+    AssessmentView.decisions_for); {} before anything has arrived."""
+    view: AssessmentView = app.extensions[_EXTENSION]
+    return view.decisions_for(student_id)
 
 
 def status_for(app: Flask, student_id: str) -> str | None:

@@ -11,9 +11,11 @@ from celery import Task
 from celery.signals import setup_logging, worker_process_init, worker_ready
 
 from assessment_service import queries
+from assessment_service import services as assessment_services
 from assessment_service.bootstrap import AssessmentContext, build_context
 from intake_service.assessment_view import AssessmentView, build_view
 from shared.adapters.feed import FunctionFeed
+from shared.adapters.sql_vault import SqlKeyVault
 from shared.events import RecordedEvent
 from shared.logs import configure_logging, correlation_id_var
 from shared.runtime import settle_heap
@@ -61,7 +63,15 @@ def intake_view() -> AssessmentView:
         with ctx.reader.connect() as conn:
             return queries.status_head(conn)
 
-    return build_view(settings(), feed=FunctionFeed(read, head))
+    def read_own(after: int, limit: int) -> list[RecordedEvent]:
+        return assessment_services.own_feed(ctx, after, limit)
+
+    # The intake's vault (its key table in the intake database): summaries for the student are
+    # sealed with the student's intake key, which the intake's erasure destroys.
+    vault = SqlKeyVault(settings().intake_db_url, settings().vault_secret)
+    vault.create_schema()
+    return build_view(settings(), feed=FunctionFeed(read, head), vault=vault,
+                      own_events=FunctionFeed(read_own, ctx.store.head))
 
 
 @cache

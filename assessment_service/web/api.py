@@ -105,6 +105,20 @@ def projections() -> Response:
     return _no_store(jsonify({"projections": [s.as_dict() for s in context().runner.status()]}))
 
 
+@bp.get("/events")
+@access(token_scope(SCOPE_FEED))
+def own_events() -> Response:
+    """The assessment service's own events (assignments, reviews, decisions, staff views) past
+    `after`, in the intake feed's page format, personal fields opened: what the intake side
+    projects to show each student the steps of their report."""
+    after = _int_arg("after", 0, 0, 2**62)
+    limit = _int_arg("limit", 100, 1, 5000)
+    events = services.own_feed(context(), after, limit)
+    next_after = events[-1].position if events else after
+    head = max(context().store.head(), next_after)
+    return _no_store(jsonify({"events": [event_to_json(e) for e in events], "next_after": next_after, "head": head}))
+
+
 @bp.get("/status-feed")
 @access(token_scope(SCOPE_FEED))
 def status_feed() -> Response:

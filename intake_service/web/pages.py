@@ -101,6 +101,7 @@ class SubmittedReport:
     occurred_at: datetime
     activity_titles: list[str]
     attachment: str | None
+    report_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,9 @@ def load_student(student_id: str) -> StudentPage:
                 state.activities[a].details.title if a in state.activities else "?" for a in event.activity_ids
             ]
             attached = attachments.get(event.attachment_id or "")
-            reports.append(SubmittedReport(stored.occurred_at, titles, attached.filename if attached else None))
+            reports.append(SubmittedReport(
+                stored.occurred_at, titles, attached.filename if attached else None, event.report_id
+            ))
         timeline.append(TimelineEntry(stored.occurred_at, describe(event, state, department, lang)))
         state = domain.evolve(state, event)
     if registration is None:  # a stream without its registration is nobody's page
@@ -391,6 +394,7 @@ def my_cim(student_id: str) -> str:
         "my_cim.html",
         student=student,
         assessment_status=assessment_status(student_id, student),
+        decisions=report_decisions(student_id),
         kind_name=lambda code: kind_name(student.department, code, locale()),
         setting_label=lambda code: SETTING_LABELS.get(code, code),
         country=lambda code: country_name(code, locale()),
@@ -439,6 +443,27 @@ def assessment_status(student_id: str, student: StudentPage) -> str | None:
     steps = [s for s in (status, own_status(student)) if s in _STATUS_ORDER]
     label = ASSESSMENT_STATUS.get(max(steps, key=_STATUS_ORDER.index)) if steps else None
     return str(label) if label else None
+
+
+REPORT_STATES = {
+    "in_review": _l("In review by the assessors."),
+    "revision_requested": _l("Revision requested. The assessors' summary:"),
+    "approved": _l("Approved."),
+    "rejected": _l("Not approved. The assessors' reasons:"),
+}
+
+
+def report_decisions(student_id: str) -> dict[str, dict[str, Any]]:
+    """Where each report stands on the assessment side, delivered by its events (empty when the
+    view cannot be read: the page still works)."""
+    from intake_service.assessment_view import decisions_for
+
+    try:
+        found = decisions_for(current_app._get_current_object(), student_id)  # type: ignore[attr-defined]
+    except Exception:
+        current_app.logger.warning("report decisions view unavailable", exc_info=True)
+        return {}
+    return {rid: {**d, "label": str(REPORT_STATES.get(d["state"], ""))} for rid, d in found.items()}
 
 
 def programme_name(student: StudentPage) -> str:

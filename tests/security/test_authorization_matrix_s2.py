@@ -436,6 +436,7 @@ ASSESSMENT_POLICIES: dict[tuple[str, str], Policy] = {
     ("api.student", "GET"): api_assessment_student,
     ("api.projections", "GET"): api_token_scope("ops:read"),
     ("api.status_feed", "GET"): api_token_scope("feed:read"),
+    ("api.own_events", "GET"): api_token_scope("feed:read"),
     ("privacy.my_data", "GET"): student_read_page,
     ("privacy.my_data_json", "GET"): student_read_page,
 }

@@ -237,3 +237,44 @@ def test_the_reviews_page_in_swedish(world: World) -> None:
     assert '<html lang="sv">' in page
     assert "Din granskning av omgång 1" in page
     assert "Uppfyllt" in page
+
+
+# -- the student's side: My CIM learns each step from the assessment service's own events ----------
+def test_my_cim_shows_the_revision_requested_with_its_summary_and_forgets_it_on_erasure(world: World) -> None:
+    from assessment_service import services as assessment_services
+    from intake_service.assessment_view import build_view
+    from shared.adapters.feed import FunctionFeed
+    from tests.authkit import sign_in
+
+    intake_app = world.intake.application
+    settings = world.ctx.settings
+    ctx = world.ctx
+    view = build_view(
+        settings, feed=FunctionFeed(lambda _a, _l: [], lambda: 0),
+        own_events=FunctionFeed(lambda after, limit: assessment_services.own_feed(ctx, after, limit), ctx.store.head),
+        vault=intake_app.extensions["cim.intake"].codec.vault,
+    )
+    intake_app.extensions["cim.intake.assessment_view"] = view
+    sid = world.students["A"]
+    student = intake_app.test_client()
+    sign_in(student, world.identity, world.accounts["student_A"])
+    review(world, "assigned", "revise")
+    view.catch_up()
+    assert "In review by the assessors." in student.get(f"/students/{sid}").text
+    review(world, "second", "revise")
+    reviewer(world, "coordinator").post(f"/api/v1/reports/{world.reports['A']}/decision",
+                                        json={"outcome": "revise", "summary": "Compare the two welfare systems."})
+    view.catch_up()
+    page = student.get(f"/students/{sid}").text
+    assert "Revision requested. The assessors&#39; summary:" in page
+    assert "Compare the two welfare systems." in page
+    assert "Komplettering begärd" in student.get(f"/students/{sid}?lang=sv").text
+    assert view.catch_up() == 0  # nothing twice
+    # The rows hold the summary sealed; the intake's erasure destroys the key it is sealed with.
+    with view.reader.connect() as conn:
+        (stored,) = conn.exec_driver_sql("SELECT summary FROM intake_report_decisions WHERE state = "
+                                         "'revision_requested'").one()
+    assert "Compare" not in stored
+    erase_student_and_account(intake_app.extensions["cim.intake"], world.identity, sid, "student request",
+                              RequestContext(actor="operator:test", correlation_id="c-erase"))
+    assert view.decisions_for(sid)[world.reports["A"]]["summary"] is None
