@@ -1,5 +1,6 @@
 """The JSON API of reviews and decisions (on the assessment API blueprint, /api/v1):
 
+- POST /reports/<id>/assessors a coordinator assigns an assessor of the department
 - POST /reports/<id>/reviews   an assigned assessor reviews the current round
 - POST /reports/<id>/decision  a coordinator of the department decides the current round
 - GET  /reports/<id>/reviews   the reviews and decisions the caller may read
@@ -24,6 +25,7 @@ from assessment_service.web.api import SCOPE_READ, _no_store, _record_staff_view
 from shared.errors import NotFound, ValidationFailed
 from shared.identity.models import Principal
 from shared.web.access import Forbidden, access, current_caller
+from shared.web.auth import identity
 from shared.web.errors import correlation_id
 from shared.web.json_body import load_json
 
@@ -62,6 +64,21 @@ def _created(outcome: services.Outcome) -> Response:
     response = jsonify({**outcome.result, "version": outcome.version})
     response.status_code = 200 if outcome.replayed else 201
     return _no_store(response)
+
+
+class AssignRequest(Schema):
+    assessor_account_id = fields.String(required=True, validate=validate.Length(1, 36))
+
+
+@bp.post("/reports/<report_id>/assessors")
+@access(with_token_scope(report_coordinator(), SCOPE_REVIEW))
+def assign(report_id: str) -> Response:
+    """A coordinator of the report's department assigns one of its assessors (as the report page's
+    form does): 201, or 200 when they were assigned already."""
+    by = _staff()
+    data = load_json(AssignRequest())
+    outcome = services.assign_assessor(context(), identity(), by, report_id, data["assessor_account_id"], _request())
+    return _created(outcome)
 
 
 @bp.post("/reports/<report_id>/reviews")

@@ -431,6 +431,7 @@ ASSESSMENT_POLICIES: dict[tuple[str, str], Policy] = {
     ("api.report", "GET"): api_report,
     ("api.submit_review", "POST"): api_review,
     ("api.decide", "POST"): api_decision,
+    ("api.assign", "POST"): api_decision,
     ("api.report_reviews", "GET"): api_report,
     ("api.report_history", "GET"): api_report,
     ("api.student", "GET"): api_assessment_student,

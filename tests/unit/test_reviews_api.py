@@ -278,3 +278,15 @@ def test_my_cim_shows_the_revision_requested_with_its_summary_and_forgets_it_on_
     erase_student_and_account(intake_app.extensions["cim.intake"], world.identity, sid, "student request",
                               RequestContext(actor="operator:test", correlation_id="c-erase"))
     assert view.decisions_for(sid)[world.reports["A"]]["summary"] is None
+
+
+def test_a_coordinator_assigns_through_the_api(world: World) -> None:
+    url = f"/api/v1/reports/{world.reports['B']}/assessors"
+    body = {"assessor_account_id": world.accounts["assigned"].id}
+    assert reviewer(world, "coordinator").post(url, json=body).status_code == 201
+    assert reviewer(world, "coordinator").post(url, json=body).status_code in (200, 201)
+    assert world.report_events("B") == ["AssessorAssigned"]
+    assert reviewer(world, "assigned").post(url, json=body).status_code == 403  # its assessor, not coordinator
+    outsider = {"assessor_account_id": world.accounts["med_assessor"].id}
+    assert reviewer(world, "coordinator").post(url, json=outsider).status_code == 409
+    assert reviewer(world, "coordinator").post(url, json={"assessor_account_id": 7}).status_code == 422
