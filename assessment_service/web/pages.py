@@ -287,15 +287,15 @@ def assign(report_id: str) -> Any:
 
 def _form_decision(
     report_id: str, form_name: str, form: DecisionForm, decide: Callable[[Principal, Any], Any],
-    done: Callable[[], str], then: Redirect,
+    done: Callable[[], str], then: Redirect, page: Callable[..., tuple[str, int]] | None = None,
 ) -> Any:
     """Record the decision of a valid `form` (flashing `done()`, then redirecting), or show the
-    report page again with the form and its errors (422)."""
+    page (the report page unless given) again with the form and its errors (422)."""
     _caller, principal = _staff()
     if _decided(form, lambda req: decide(principal, req)):
         flash(done(), "info")
         return then
-    return _report_page(report_id, **{form_name: form}, status=422)
+    return (page or _report_page)(report_id, **{form_name: form}, status=422)
 
 
 @bp.post("/reports/<report_id>/unassign")

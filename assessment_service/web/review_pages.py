@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, render_template
+from flask import render_template
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -20,7 +20,7 @@ from assessment_service.web.access_rules import (
 )
 from assessment_service.web.pages import (
     _context,
-    _decided,
+    _form_decision,
     _record_views,
     _see_reviews,
     _staff,
@@ -37,6 +37,7 @@ from assessment_service.web.review_forms import (
     ReviewForm,
 )
 from shared.errors import NotFound
+from shared.identity.models import Principal
 from shared.web.access import access
 
 EVENT_NAMES = {
@@ -89,23 +90,24 @@ def reviews_page(report_id: str) -> tuple[str, int]:
 @bp.post("/reports/<report_id>/reviews")
 @access(report_reviewer())
 def submit_review(report_id: str) -> Any:
-    _caller, principal = _staff()
     form = ReviewForm()
     recommendation = form.recommendation.data or ""
-    command = reviews.SubmitReview(principal.account_id, form.verdicts(), form.comments(), recommendation)
-    if _decided(form, lambda req: services.submit_review(_context(), principal, report_id, command, req)):
-        flash(_("Your review is recorded."), "success")
-        return _see_reviews(report_id)
-    return _reviews_page(report_id, review_form=form, status=422)
+
+    def decide(principal: Principal, req: services.RequestContext) -> services.Outcome:
+        command = reviews.SubmitReview(principal.account_id, form.verdicts(), form.comments(), recommendation)
+        return services.submit_review(_context(), principal, report_id, command, req)
+
+    return _form_decision(report_id, "review_form", form, decide, lambda: _("Your review is recorded."),
+                          _see_reviews(report_id), _reviews_page)
 
 
 @bp.post("/reports/<report_id>/decision")
 @access(report_coordinator())
 def decide(report_id: str) -> Any:
-    _caller, principal = _staff()
     form = DecideForm()
     outcome, summary = form.outcome.data or "", form.summary.data or ""
-    if _decided(form, lambda req: services.decide_report(_context(), principal, report_id, outcome, summary, req)):
-        flash(_("The decision is recorded."), "success")
-        return _see_reviews(report_id)
-    return _reviews_page(report_id, decide_form=form, status=422)
+    return _form_decision(
+        report_id, "decide_form", form,
+        lambda principal, req: services.decide_report(_context(), principal, report_id, outcome, summary, req),
+        lambda: _("The decision is recorded."), _see_reviews(report_id), _reviews_page,
+    )
