@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -129,25 +130,30 @@ def log_activity(student_id: str) -> Response:
     return created(services().log_activity(student_id, _details(data), ctx))
 
 
+def _activity_call(
+    student_id: str, activity_id: str, load: Callable[[], dict[str, Any]]
+) -> tuple[RequestContext, dict[str, Any]]:
+    """The request context and body of a call on one of the student's activities (in the order
+    a bad request is refused: the student, the headers, the body, then the activity's id)."""
+    check_student_id(student_id)
+    ctx = context()
+    data = load()
+    if not is_uuid(activity_id):
+        raise NotFound("No such activity.")
+    return ctx, data
+
+
 @bp.post("/students/<student_id>/activities/<activity_id>/amendments")
 @access(WRITE)
 def amend_activity(student_id: str, activity_id: str) -> Response:
-    check_student_id(student_id)
-    ctx = context()
-    data = load_json(ActivityRequest())
-    if not is_uuid(activity_id):
-        raise NotFound("No such activity.")
+    ctx, data = _activity_call(student_id, activity_id, lambda: load_json(ActivityRequest()))
     return ok(services().amend_activity(student_id, activity_id, _details(data), ctx))
 
 
 @bp.post("/students/<student_id>/activities/<activity_id>/withdrawal")
 @access(WRITE)
 def withdraw_activity(student_id: str, activity_id: str) -> Response:
-    check_student_id(student_id)
-    ctx = context()
-    data = load_empty_or_json(WithdrawActivityRequest())
-    if not is_uuid(activity_id):
-        raise NotFound("No such activity.")
+    ctx, data = _activity_call(student_id, activity_id, lambda: load_empty_or_json(WithdrawActivityRequest()))
     return ok(services().withdraw_activity(student_id, activity_id, data["reason"], ctx))
 
 
