@@ -124,20 +124,23 @@ def register_student() -> Response:
 @bp.post("/students/<student_id>/activities")
 @access(WRITE)
 def log_activity(student_id: str) -> Response:
+    ctx, data = _student_call(student_id, lambda: load_json(ActivityRequest()))
+    return created(services().log_activity(student_id, _details(data), ctx))
+
+
+def _student_call(student_id: str, load: Callable[[], dict[str, Any]]) -> tuple[RequestContext, dict[str, Any]]:
+    """The request context and body of a call on a student's record, in the order a bad request
+    is refused: the student's id, the headers, then the body."""
     check_student_id(student_id)
     ctx = context()
-    data = load_json(ActivityRequest())
-    return created(services().log_activity(student_id, _details(data), ctx))
+    return ctx, load()
 
 
 def _activity_call(
     student_id: str, activity_id: str, load: Callable[[], dict[str, Any]]
 ) -> tuple[RequestContext, dict[str, Any]]:
-    """The request context and body of a call on one of the student's activities (in the order
-    a bad request is refused: the student, the headers, the body, then the activity's id)."""
-    check_student_id(student_id)
-    ctx = context()
-    data = load()
+    """As `_student_call`, then the activity's id."""
+    ctx, data = _student_call(student_id, load)
     if not is_uuid(activity_id):
         raise NotFound("No such activity.")
     return ctx, data
@@ -175,9 +178,7 @@ def upload_attachment(student_id: str) -> Response:
 @bp.post("/students/<student_id>/reports")
 @access(WRITE)
 def submit_report(student_id: str) -> Response:
-    check_student_id(student_id)
-    ctx = context()
-    data = load_json(SubmitReportRequest())
+    ctx, data = _student_call(student_id, lambda: load_json(SubmitReportRequest()))
     outcome = services().submit_report(
         student_id, data["answers"], data["activity_ids"], data["attachment_id"], ctx
     )
@@ -187,18 +188,14 @@ def submit_report(student_id: str) -> Response:
 @bp.post("/students/<student_id>/studies-completed")
 @access(WRITE)
 def complete_studies(student_id: str) -> Response:
-    check_student_id(student_id)
-    ctx = context()
-    data = load_json(CompleteStudiesRequest())
+    ctx, data = _student_call(student_id, lambda: load_json(CompleteStudiesRequest()))
     return ok(services().complete_studies(student_id, data["completed_on"], data["term"], ctx))
 
 
 @bp.post("/students/<student_id>/withdrawal")
 @access(WRITE)
 def withdraw_registration(student_id: str) -> Response:
-    check_student_id(student_id)
-    ctx = context()
-    data = load_empty_or_json(WithdrawRegistrationRequest())
+    ctx, data = _student_call(student_id, lambda: load_empty_or_json(WithdrawRegistrationRequest()))
     return ok(services().withdraw_registration(student_id, data["reason"], ctx))
 
 
