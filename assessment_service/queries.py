@@ -361,3 +361,8 @@ def held_about(conn: sa.Connection, student_id: str) -> dict[str, Any]:
         "assignments": rows(assignments, assignments.c.position),
         "conflicts": rows(assignment_conflicts, assignment_conflicts.c.position),
     }
+
+
+# Rulings on new activity kinds (assessment_service/ruling_queries.py), re-exported for the agenda.
+from assessment_service.ruling_queries import kinds_awaiting_ruling as kinds_awaiting_ruling  # noqa: E402
+from assessment_service.ruling_queries import precedents as precedents  # noqa: E402

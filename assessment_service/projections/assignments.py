@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from assessment_service.projections import rulings
 from assessment_service.projections.base import metadata
 from shared.events import RecordedEvent
 from shared.projection import Handler, Projection, queue
@@ -102,4 +103,4 @@ HANDLERS: dict[str, Handler] = {
 PROJECTION = Projection("assignments", (assignments, assignment_conflicts), HANDLERS)
 
 #: The projections fed by the assessment service's own store.
-OWN: tuple[Projection, ...] = (PROJECTION,)
+OWN: tuple[Projection, ...] = (PROJECTION, rulings.PROJECTION)
