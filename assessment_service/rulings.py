@@ -15,10 +15,12 @@ when the same ruling is recorded again: a double submit stores once) or raises V
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 
 from assessment_service.events import RULING_OUTCOMES, ActivityKindRuled
-from shared.catalogue import Department
+from assessment_service.rules import ActivityFact, Checklist, evaluate
+from shared.catalogue import SETTINGS, ActivityKind, Department, Text
 from shared.errors import Problem, Reason, RuleViolated, ValidationFailed
 
 NOT_STAFF_THERE = Reason(
@@ -149,3 +151,30 @@ def counted_kind(ruling: ActivityKindRuled | None) -> tuple[str, str | None] | N
     if ruling is None or ruling.outcome == "not_accepted" or ruling.kind is None:
         return None
     return ruling.kind, ruling.activity_class
+
+
+# -- the checklist with the rulings applied ----------------------------------------------------
+#: activity_id -> (kind, class) it counts as (`ruling_queries.rulings_for` reads it from the read model).
+Ruled = Mapping[str, tuple[str, str | None]]
+
+
+def rule_set_with_rulings(rule_set: Department, ruled: Ruled) -> Department:
+    """The rule set with each kind newly accepted by a ruling added (with its class, in any
+    setting), so the completion rule counts it; existing kinds keep their allowed settings."""
+    new: dict[str, ActivityKind] = {}
+    for kind, activity_class in ruled.values():
+        if rule_set.kind(kind) is None and kind not in new:
+            new[kind] = ActivityKind(kind, Text(kind, kind), SETTINGS, activity_class)
+    if not new:
+        return rule_set
+    return replace(rule_set, activity_kinds=(*rule_set.activity_kinds, *new.values()))
+
+
+def facts_with_rulings(facts: Iterable[ActivityFact], ruled: Ruled) -> list[ActivityFact]:
+    """The activities with each accepted one counted as the kind it was ruled to be."""
+    return [replace(f, kind=ruled[f.activity_id][0]) if f.activity_id in ruled else f for f in facts]
+
+
+def checklist_with_rulings(rule_set: Department, facts: Iterable[ActivityFact], ruled: Ruled) -> Checklist:
+    """`rules.evaluate` with the accepted rulings applied: what the review queue shows."""
+    return evaluate(rule_set_with_rulings(rule_set, ruled), facts_with_rulings(facts, ruled))

@@ -3,13 +3,23 @@ table-driven over the shipped rule sets (HT uses classes A/B/C, SOCSW none)."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from assessment_service.events import ActivityKindRuled
-from assessment_service.rulings import ActivityFacts, RuleOnKind, counted_kind, decide_ruling
+from assessment_service.rules import ActivityFact
+from assessment_service.rulings import (
+    ActivityFacts,
+    RuleOnKind,
+    checklist_with_rulings,
+    counted_kind,
+    decide_ruling,
+    facts_with_rulings,
+    rule_set_with_rulings,
+)
 from shared.catalogue import Catalogue
 from shared.errors import RuleViolated, ValidationFailed
 
@@ -116,3 +126,35 @@ def test_counted_kind(outcome: str, kind: str | None, cls: str | None, counted: 
     ruling = ActivityKindRuled(ACTIVITY, STUDENT, "HT", "Model UN", outcome, kind, cls, "r", "acc-1")
     assert counted_kind(ruling) == counted
     assert counted_kind(None) is None
+
+
+# -- the checklist counts an accepted activity as the ruled kind and class ----------------------
+def _act(activity_id: str, kind: str, setting: str = "abroad") -> ActivityFact:
+    return ActivityFact(activity_id, kind, setting, f"{kind} {activity_id}", date(2026, 7, 1))
+
+
+HT_ACTIVITIES = [_act("a1", "exchange"), _act("b1", "summer-school"), _act("x1", "other")]
+
+
+@pytest.mark.parametrize(
+    ("ruled", "all_met", "counted_as"),
+    [
+        ({}, False, "other"),  # awaiting a ruling: not counted
+        ({"x1": ("summer-school", "B")}, True, "summer-school"),  # accepted as an existing B kind
+        ({"x1": ("model-un", "B")}, True, "model-un"),  # accepted as a new B kind
+        ({"x1": ("model-un", "C")}, False, "model-un"),  # a new C kind: one C does not replace a B
+    ],
+)
+def test_the_checklist_counts_an_accepted_activity_as_ruled(
+    ruled: dict[str, tuple[str, str | None]], all_met: bool, counted_as: str
+) -> None:
+    checklist = checklist_with_rulings(CATALOGUE.departments["HT"], HT_ACTIVITIES, ruled)
+    assert all(item.met for item in checklist.items) is all_met
+    assert facts_with_rulings(HT_ACTIVITIES, ruled)[2].kind == counted_as
+    counted_ids = {a.activity_id for item in checklist.items for a in item.activities}
+    assert ("x1" in counted_ids) is (bool(ruled) and all_met)
+
+
+def test_an_unruled_rule_set_is_the_same_object() -> None:
+    rule_set = CATALOGUE.departments["HT"]
+    assert rule_set_with_rulings(rule_set, {"x1": ("summer-school", "B")}) is rule_set
