@@ -17,7 +17,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     (feed=, batch_size=, context=, identity=, clock=)."""
     from assessment_service.bootstrap import build_context
     from assessment_service.cli import projections_cli
-    from assessment_service.web import api, pages, privacy, ruling_api
+    from assessment_service.web import api, pages, privacy, ruling_api, ruling_pages
     from shared.clock import SystemClock
     from shared.web.auth import identity_from_settings
     from shared.web.setup import configure_web
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(privacy.bp)
     app.register_blueprint(ruling_api.bp)  # rulings on new activity kinds
+    app.register_blueprint(ruling_pages.bp)
     app.cli.add_command(projections_cli)
     return app
 

@@ -366,3 +366,4 @@ def held_about(conn: sa.Connection, student_id: str) -> dict[str, Any]:
 # Rulings on new activity kinds (assessment_service/ruling_queries.py), re-exported for the agenda.
 from assessment_service.ruling_queries import kinds_awaiting_ruling as kinds_awaiting_ruling  # noqa: E402
 from assessment_service.ruling_queries import precedents as precedents  # noqa: E402
+from assessment_service.ruling_queries import ruling_of as ruling_of  # noqa: E402
