@@ -17,7 +17,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     (feed=, batch_size=, context=, identity=, clock=)."""
     from assessment_service.bootstrap import build_context
     from assessment_service.cli import projections_cli
-    from assessment_service.web import api, pages, privacy, ruling_api, ruling_pages
+    from assessment_service.web import api, pages, privacy
     from shared.clock import SystemClock
     from shared.web.auth import identity_from_settings
     from shared.web.setup import configure_web
@@ -30,6 +30,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.extensions["cim.assessment"] = context
     app.extensions["cim.department_of"] = department_finder(context)
     identity = overrides.get("identity") or identity_from_settings(settings, overrides.get("clock") or SystemClock())
+    from assessment_service.web import ruling_api, ruling_pages  # rulings on new activity kinds
+
     configure_web(app, settings, identity, name="assessment", api_blueprints=(api.bp, ruling_api.bp))
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from assessment_service.projections import rulings
 from assessment_service.projections.base import metadata
 from shared.events import RecordedEvent
 from shared.projection import Handler, Projection, queue
@@ -101,6 +100,8 @@ HANDLERS: dict[str, Handler] = {
 }
 
 PROJECTION = Projection("assignments", (assignments, assignment_conflicts), HANDLERS)
+
+from assessment_service.projections import rulings  # noqa: E402  (rulings on new activity kinds)
 
 #: The projections fed by the assessment service's own store.
 OWN: tuple[Projection, ...] = (PROJECTION, rulings.PROJECTION)
