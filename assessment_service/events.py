@@ -220,6 +220,36 @@ class PresentationMissed(_Booking):
     recorded_by: str = field(metadata=rules(validate.Length(1, 36)))
 
 
+# -- rulings on new activity kinds (stream activity-ruling-<activity_id>) ----------------------
+
+#: How the assessor group ruled on an activity of a kind the department's catalogue lacks.
+RULING_OUTCOMES = ("accepted_as_existing", "accepted_as_new", "not_accepted")
+
+
+def ruling_stream(activity_id: str) -> str:
+    return f"activity-ruling-{activity_id}"
+
+
+@dataclass(frozen=True)
+class ActivityKindRuled:
+    """A coordinator or assessor of the department recorded the assessor group's ruling on an
+    activity of a kind its catalogue lacks. `kind_label` names the KIND as ruled on ("Model UN
+    conference"); `kind` and `activity_class` say what it counts as (an existing kind of the
+    catalogue, or a new kind code with its class; None when not accepted); `rationale` is written
+    about the kind, not the person, because the ruling is published as a precedent (not sealed).
+    A later ruling on the same activity supersedes an earlier one."""
+
+    activity_id: str = field(metadata=rules(_UUID))
+    student_id: str = field(metadata=rules(_UUID))
+    department: str = field(metadata=rules(_DEPARTMENT))
+    kind_label: str = field(metadata=rules(validate.Length(1, 120)))
+    outcome: str = field(metadata=rules(validate.OneOf(RULING_OUTCOMES)))
+    kind: str | None = field(metadata=rules(validate.Regexp(r"^[a-z][a-z0-9_-]{0,59}$")))
+    activity_class: str | None = field(metadata=rules(validate.Length(1, 10)))
+    rationale: str = field(metadata=rules(validate.Length(1, 2000)))
+    ruled_by: str = field(metadata=rules(validate.Length(1, 36)))
+
+
 def build_registry() -> EventRegistry:
     registry = EventRegistry()
     registry.register(AssessorAssigned)
@@ -229,7 +259,7 @@ def build_registry() -> EventRegistry:
     later: tuple[type, ...] = (
         ReviewSubmitted, ReportApproved, RevisionRequested, ReportRejected,
         OccasionPublished, OccasionCancelled, PresentationBooked, BookingCancelled, PresentationHeld,
-        PresentationMissed,
+        PresentationMissed, ActivityKindRuled,
     )
     for event in later:
         registry.register(event)

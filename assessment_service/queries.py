@@ -20,6 +20,11 @@ from shared.events import RecordedEvent
 
 STATUS_CHANGED = "StudentStatusChanged"
 
+# Rulings on new activity kinds (assessment_service/ruling_queries.py), re-exported for the agenda.
+from assessment_service.ruling_queries import kinds_awaiting_ruling as kinds_awaiting_ruling  # noqa: E402
+from assessment_service.ruling_queries import precedents as precedents  # noqa: E402
+from assessment_service.ruling_queries import ruling_of as ruling_of  # noqa: E402
+
 _ACTIVITY_FIELDS = (
     "activity_id", "kind", "title", "organiser", "setting", "country_code",
     "start_date", "end_date", "hours", "description", "withdrawn",

@@ -197,11 +197,17 @@ def decide_register(state: StudentState, cmd: RegisterStudent, dept: Department,
     return [StudentRegistered(student_id=student_id, rules=dept.rules_ref, **fields_of(RegistrationDetails, cmd))]
 
 
+#: The kind a student logs when the department's catalogue lacks theirs (assessment_service/rulings.py).
+OTHER_KIND = "other"
+
+
 def check_activity(details: ActivityDetails, dept: Department, today: date) -> None:
     """Raise ValidationFailed naming each field that breaks the department's catalogue rules."""
     errors: dict[str, list[Problem]] = {}
     kind = dept.kind(details.kind)
-    if kind is None:
+    if details.kind == OTHER_KIND:
+        pass  # a kind the catalogue lacks: any setting; it waits for the assessor group's ruling
+    elif kind is None:
         errors["kind"] = [NOT_A_KIND(department=dept.code)]
     elif details.setting not in kind.settings:
         errors["setting"] = [SETTING_NOT_ALLOWED(kind=kind.code, settings=kind.settings)]

@@ -99,5 +99,7 @@ HANDLERS: dict[str, Handler] = {
 
 PROJECTION = Projection("assignments", (assignments, assignment_conflicts), HANDLERS)
 
+from assessment_service.projections import rulings  # noqa: E402  (rulings on new activity kinds)
+
 #: The projections fed by the assessment service's own store.
-OWN: tuple[Projection, ...] = (PROJECTION,)
+OWN: tuple[Projection, ...] = (PROJECTION, rulings.PROJECTION)

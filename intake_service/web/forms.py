@@ -267,6 +267,8 @@ class ActivityForm(PageForm):
         form.kind.choices = [
             SelectChoice("", _("Choose…")),
             *(SelectChoice(k.code, k.name.get(locale)) for k in dept.activity_kinds),
+            # A kind the catalogue lacks: it waits for the assessor group's ruling (docs/rulings.md).
+            SelectChoice(domain.OTHER_KIND, _("Another kind (the assessor group decides whether it counts)")),
         ]
         form.country_code.choices = [
             SelectChoice("", _("None (online or in Sweden)")),

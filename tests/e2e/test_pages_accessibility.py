@@ -102,6 +102,13 @@ def _seed(pipeline: Pipeline) -> dict[str, str]:
         status, body = pipeline.intake("POST", f"/students/{sid}/activities", activity)
         assert status == 201, body
         activity_ids.append(body["activity_id"])
+    # An activity of a kind the catalogue lacks, awaiting the assessor group's ruling (logged before
+    # the report, so it is projected once the report is in the queue).
+    status, body = pipeline.intake("POST", f"/students/{sid}/activities", {
+        "kind": "other", "title": "Model UN in Geneva", "organiser": "A student society", "setting": "abroad",
+        "country_code": "CH", "start_date": "2025-03-01", "end_date": "2025-03-05"})
+    assert status == 201, body
+    other_activity = body["activity_id"]
     answers = {"learning": "Comparing two welfare systems.", "profession": "It changes how I listen.",
                "perspective": "Wider than before."}
     status, body = pipeline.intake("POST", f"/students/{sid}/reports",
@@ -113,7 +120,8 @@ def _seed(pipeline: Pipeline) -> dict[str, str]:
         "department": "SOCSW", "programme": "SSASK", "expected_end_term": "HT2027"})
     assert status == 201, body
     wait_for(lambda: pipeline.assessment("/review-queue")[1].get("count") == 1, 30, "the report in the queue")
-    return {"student": sid, "activity": activity_ids[0], "report": report_id, "other_student": body["student_id"]}
+    return {"student": sid, "activity": activity_ids[0], "report": report_id, "other_student": body["student_id"],
+            "other_activity": other_activity}
 
 
 def _sessions(pipeline: Pipeline, student_id: str) -> dict[str, str]:
@@ -169,6 +177,9 @@ def pages_of(pipeline: Pipeline, ids: dict[str, str], sessions: dict[str, str]) 
         Visit("assessment-not-found", f"{assessment}/reports/00000000-0000-4000-8000-000000000000",
               coordinator, status=404),
         Visit("administrator-account", f"{intake}/auth/account", sessions["administrator"]),
+        Visit("rulings-awaited", f"{assessment}/rulings", coordinator),
+        Visit("ruling-form", f"{assessment}/rulings/{ids['other_activity']}", coordinator),
+        Visit("precedents", f"{assessment}/precedents", sessions["assessor"]),
     ]
 
 

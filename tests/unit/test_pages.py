@@ -608,3 +608,16 @@ def test_no_personal_data_in_logs(client: FlaskClient, caplog: pytest.LogCapture
     client.get(f"/students/{student_id}")
     for secret in (STUDENT["name"], STUDENT["email"], STUDENT["university_id"]):
         assert secret not in caplog.text
+
+
+def test_an_activity_of_a_kind_the_catalogue_lacks_is_logged_as_another_kind(
+    client: FlaskClient, store: InMemoryEventStore
+) -> None:
+    """It waits for the assessor group's ruling (docs/rulings.md); any setting is allowed."""
+    student_id = register(client)
+    form = client.get(f"/students/{student_id}/activities/new").text
+    assert '<option value="other">Another kind (the assessor group decides whether it counts)</option>' in form
+    response = log(client, student_id, {**BERLIN, "kind": "other", "title": "Model UN in Geneva"})
+    assert response.status_code == 303
+    [logged] = [e for e in store.read_all() if e.type == "ActivityLogged"]
+    assert logged.data["kind"] == "other"
