@@ -366,6 +366,23 @@ def api_decision(actor: Actor, obj: StudentObject) -> str:
     return FORBIDDEN if assigned_to(actor, obj) else NOTFOUND
 
 
+def ruling_staff_page(actor: Actor, obj: StudentObject) -> str:
+    """Rulings and precedents: assessors and coordinators (the view answers 404 outside their
+    department); anyone else signed in 403."""
+    if actor.anonymous or actor.integration:
+        return SIGNIN
+    return ALLOW if actor.assessor_departments or actor.coordinator_of else FORBIDDEN
+
+
+def ruling_staff_api(actor: Actor, obj: StudentObject) -> str:
+    """The same through the API; an integration's token rules nothing (403)."""
+    if actor.anonymous:
+        return SIGNIN
+    if actor.integration:
+        return FORBIDDEN
+    return ALLOW if actor.assessor_departments or actor.coordinator_of else FORBIDDEN
+
+
 #: Sign-in pages, in both apps (shared/web/auth_pages.py).
 AUTH_POLICIES: dict[tuple[str, str], Policy] = {
     ("auth.sign_in_page", "GET"): public,
@@ -432,6 +449,13 @@ ASSESSMENT_POLICIES: dict[tuple[str, str], Policy] = {
     ("api.submit_review", "POST"): api_review,
     ("api.decide", "POST"): api_decision,
     ("api.assign", "POST"): api_decision,
+    ("ruling_api.rule", "POST"): ruling_staff_api,
+    ("ruling_api.awaited", "GET"): ruling_staff_api,
+    ("ruling_api.precedents", "GET"): ruling_staff_api,
+    ("ruling_pages.awaiting", "GET"): ruling_staff_page,
+    ("ruling_pages.precedents", "GET"): ruling_staff_page,
+    ("ruling_pages.ruling", "GET"): ruling_staff_page,
+    ("ruling_pages.rule", "POST"): ruling_staff_page,
     ("api.report_reviews", "GET"): api_report,
     ("api.report_history", "GET"): api_report,
     ("api.student", "GET"): api_assessment_student,
@@ -460,6 +484,8 @@ def cells_of(app_name: str, app: Flask, obj: StudentObject) -> Iterator[Cell]:
             for arg in rule.arguments:
                 if arg == "filename":
                     values[arg] = "cim.css"
+                elif arg == "code":  # a department (an unknown object's is nobody's)
+                    values[arg] = obj.department or "NO-SUCH-DEPT"
                 elif arg == "token":  # an e-mail sign-in link: public pages, any token reaches them
                     values[arg] = "not-a-real-link-token"
                 elif arg in obj.params():
