@@ -22,7 +22,8 @@ CONFLICT_REASON_LABELS = {
 }
 assert set(CONFLICT_REASON_LABELS) == set(CONFLICT_REASONS)
 
-# The decisions' problem codes (assessment_service.domain.REASONS), shown in the page's language.
+# Every problem code of this service's decisions (assessment_service.domain, .reviews and
+# .rulings: their REASONS), shown in the page's language.
 PAGE_TEXTS = {
     "report_not_waiting": _l("This report is no longer waiting for review."),
     "not_an_assessor_there": _l("Choose an assessor of this report's department."),
@@ -35,6 +36,21 @@ PAGE_TEXTS = {
     "already_reviewed": _l("You have already reviewed this round of the report."),
     "reviews_missing": _l("The reviews this decision rests on are not all in yet."),
     "report_not_in_review": _l("This report is not waiting for review."),
+    # The rulings' (assessment_service.rulings.REASONS).
+    "not_staff_there": _l("Only a coordinator or assessor of the department can rule on this activity."),
+    "kind_is_listed": _l("This activity is of a kind the catalogue lists: it needs no ruling."),
+    "activity_withdrawn": _l("The student has withdrawn this activity."),
+    "already_ruled": _l("The assessor group has already ruled on this activity."),
+    "ruling_invalid": _l("The ruling is incomplete: see the fields marked."),
+    "no_kind_label": _l("Name the kind of activity (at most 120 characters)."),
+    "no_rationale": _l("Write the rationale about the kind of activity (at most 2000 characters)."),
+    "no_outcome": _l("Choose whether the kind is accepted, and how."),
+    "not_a_listed_kind": _l("Choose one of the catalogue's kinds."),
+    "new_kind_code": _l(
+        "Give the new kind a code of lower-case letters, digits, - and _ that the catalogue does not use."
+    ),
+    "not_a_class": _l("Choose one of the department's classes."),
+    "no_classes_here": _l("This department does not use classes: leave the class empty."),
 }
 
 

@@ -20,7 +20,7 @@ from assessment_service.web.forms import DecisionForm
 from assessment_service.web.ruling_api import RULING_STAFF
 from shared.application import RequestContext
 from shared.catalogue import Department
-from shared.errors import NotFound, Problem
+from shared.errors import NotFound
 from shared.identity.models import Principal, Role
 from shared.web.access import access, current_caller
 from shared.web.errors import correlation_id
@@ -33,25 +33,6 @@ OUTCOME_LABELS = {
     "not_accepted": _l("Not accepted"),
 }
 assert set(OUTCOME_LABELS) == set(RULING_OUTCOMES)
-
-# The ruling's problem codes (assessment_service.rulings.REASONS), in the page's language.
-RULING_TEXTS = {
-    "not_staff_there": _l("Only a coordinator or assessor of the department can rule on this activity."),
-    "kind_is_listed": _l("This activity is of a kind the catalogue lists: it needs no ruling."),
-    "activity_withdrawn": _l("The student has withdrawn this activity."),
-    "already_ruled": _l("The assessor group has already ruled on this activity."),
-    "ruling_invalid": _l("The ruling is incomplete: see the fields marked."),
-    "no_kind_label": _l("Name the kind of activity (at most 120 characters)."),
-    "no_rationale": _l("Write the rationale about the kind of activity (at most 2000 characters)."),
-    "no_outcome": _l("Choose whether the kind is accepted, and how."),
-    "not_a_listed_kind": _l("Choose one of the catalogue's kinds."),
-    "new_kind_code": _l(
-        "Give the new kind a code of lower-case letters, digits, - and _ that the catalogue does not use."
-    ),
-    "not_a_class": _l("Choose one of the department's classes."),
-    "no_classes_here": _l("This department does not use classes: leave the class empty."),
-}
-
 
 class RulingForm(DecisionForm):
     kind_label = StringField(
@@ -71,10 +52,6 @@ class RulingForm(DecisionForm):
         _l("Rationale"), [Optional()],
         description=_l("Write about the kind of activity, not the student: the ruling is published as a precedent."),
     )
-
-    def translate(self, problem: Problem) -> str:
-        text = RULING_TEXTS.get(problem.code)
-        return super().translate(problem) if text is None else str(text)
 
     @classmethod
     def build(cls, rule_set: Department, locale: str, **kwargs: Any) -> RulingForm:

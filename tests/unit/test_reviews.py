@@ -197,3 +197,11 @@ def test_an_assessor_sees_the_others_reviews_only_after_their_own() -> None:
     after = fold_reviews([*assigned("ann", "bo"), review("bo", "revise"), review("ann", "approve")])  # type: ignore[arg-type]
     shown = visible_reviews(after, facts(), "ann", coordinator=False)[1]
     assert [r.assessor_account_id for r in shown] == ["ann", "bo"]
+
+
+def test_every_refusal_of_the_assessment_service_has_a_text_for_the_pages() -> None:
+    from assessment_service import domain, reviews, rulings
+    from assessment_service.web.forms import PAGE_TEXTS
+
+    codes = {r.code for r in (*domain.REASONS, *reviews.REASONS, *rulings.REASONS)}
+    assert codes - set(PAGE_TEXTS) == set()
