@@ -334,53 +334,42 @@ def api_review_queue(actor: Actor, obj: StudentObject) -> str:
     return ALLOW if actor.assessor_departments or actor.coordinator_of else FORBIDDEN
 
 
-def review_page_post(actor: Actor, obj: StudentObject) -> str:
-    """Review on the page: the assessor assigned (no conflict); its coordinator 403."""
-    if actor.anonymous or actor.integration:
+def _person(actor: Actor, *, api: bool) -> str | None:
+    """The answer to someone who is not a person signed in (None for a person): anonymous callers
+    sign in; an integration's token decides nothing through the API (403) and is anonymous on a
+    page."""
+    if actor.anonymous or (actor.integration and not api):
         return SIGNIN
-    if assigned_to(actor, obj):
-        return ALLOW
-    return FORBIDDEN if obj.department in actor.coordinator_of else NOTFOUND
+    return FORBIDDEN if actor.integration else None
 
 
-def api_review(actor: Actor, obj: StudentObject) -> str:
-    """Review a report through the API: a person's token with the review scope, assigned to it
-    (no conflict); its coordinator 403; integrations' tokens 403 (they decide nothing)."""
-    if actor.anonymous:
-        return SIGNIN
-    if actor.integration:
-        return FORBIDDEN
-    if assigned_to(actor, obj):
-        return ALLOW
-    return FORBIDDEN if obj.department in actor.coordinator_of else NOTFOUND
+def report_decider(role: str, *, api: bool) -> Policy:
+    """Review (`role` "assessor": the assessor assigned, no conflict) or decide (`role`
+    "coordinator": the department's coordinator) a report; the other of the two 403, anyone else
+    404."""
+
+    def policy(actor: Actor, obj: StudentObject) -> str:
+        answer = _person(actor, api=api)
+        if answer is not None:
+            return answer
+        coordinates, assigned = obj.department in actor.coordinator_of, assigned_to(actor, obj)
+        allowed, other = (assigned, coordinates) if role == "assessor" else (coordinates, assigned)
+        return ALLOW if allowed else FORBIDDEN if other else NOTFOUND
+
+    return policy
 
 
-def api_decision(actor: Actor, obj: StudentObject) -> str:
-    """Decide a report's round through the API: its coordinator; its assessor 403."""
-    if actor.anonymous:
-        return SIGNIN
-    if actor.integration:
-        return FORBIDDEN
-    if obj.department in actor.coordinator_of:
-        return ALLOW
-    return FORBIDDEN if assigned_to(actor, obj) else NOTFOUND
-
-
-def ruling_staff_page(actor: Actor, obj: StudentObject) -> str:
+def ruling_staff(*, api: bool) -> Policy:
     """Rulings and precedents: assessors and coordinators (the view answers 404 outside their
     department); anyone else signed in 403."""
-    if actor.anonymous or actor.integration:
-        return SIGNIN
-    return ALLOW if actor.assessor_departments or actor.coordinator_of else FORBIDDEN
 
+    def policy(actor: Actor, obj: StudentObject) -> str:
+        answer = _person(actor, api=api)
+        if answer is not None:
+            return answer
+        return ALLOW if actor.assessor_departments or actor.coordinator_of else FORBIDDEN
 
-def ruling_staff_api(actor: Actor, obj: StudentObject) -> str:
-    """The same through the API; an integration's token rules nothing (403)."""
-    if actor.anonymous:
-        return SIGNIN
-    if actor.integration:
-        return FORBIDDEN
-    return ALLOW if actor.assessor_departments or actor.coordinator_of else FORBIDDEN
+    return policy
 
 
 #: Sign-in pages, in both apps (shared/web/auth_pages.py).
@@ -442,20 +431,20 @@ ASSESSMENT_POLICIES: dict[tuple[str, str], Policy] = {
     ("pages.unassign", "POST"): report_coordination,
     ("pages.conflict", "POST"): conflict_declaration,
     ("pages.reviews_page", "GET"): report_page,
-    ("pages.submit_review", "POST"): review_page_post,
+    ("pages.submit_review", "POST"): report_decider("assessor", api=False),
     ("pages.decide", "POST"): report_coordination,
     ("api.review_queue", "GET"): api_review_queue,
     ("api.report", "GET"): api_report,
-    ("api.submit_review", "POST"): api_review,
-    ("api.decide", "POST"): api_decision,
-    ("api.assign", "POST"): api_decision,
-    ("ruling_api.rule", "POST"): ruling_staff_api,
-    ("ruling_api.awaited", "GET"): ruling_staff_api,
-    ("ruling_api.precedents", "GET"): ruling_staff_api,
-    ("ruling_pages.awaiting", "GET"): ruling_staff_page,
-    ("ruling_pages.precedents", "GET"): ruling_staff_page,
-    ("ruling_pages.ruling", "GET"): ruling_staff_page,
-    ("ruling_pages.rule", "POST"): ruling_staff_page,
+    ("api.submit_review", "POST"): report_decider("assessor", api=True),
+    ("api.decide", "POST"): report_decider("coordinator", api=True),
+    ("api.assign", "POST"): report_decider("coordinator", api=True),
+    ("ruling_api.rule", "POST"): ruling_staff(api=True),
+    ("ruling_api.awaited", "GET"): ruling_staff(api=True),
+    ("ruling_api.precedents", "GET"): ruling_staff(api=True),
+    ("ruling_pages.awaiting", "GET"): ruling_staff(api=False),
+    ("ruling_pages.precedents", "GET"): ruling_staff(api=False),
+    ("ruling_pages.ruling", "GET"): ruling_staff(api=False),
+    ("ruling_pages.rule", "POST"): ruling_staff(api=False),
     ("api.report_reviews", "GET"): api_report,
     ("api.report_history", "GET"): api_report,
     ("api.student", "GET"): api_assessment_student,
