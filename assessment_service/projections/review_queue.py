@@ -66,25 +66,23 @@ review_queue_activities = student_table(
 
 _LEAVE = review_queue.delete().where(review_queue.c.student_id == sa.bindparam("b_sid"))
 _ENTER = review_queue.insert()
-_RECHECK = (
-    review_queue.update()
-    .where(review_queue.c.report_id == sa.bindparam("b_report_id"))
-    .values(
-        checklist=sa.bindparam("b_checklist"),
-        checklist_met=sa.bindparam("b_met"),
-        checklist_total=sa.bindparam("b_total"),
+
+
+def _bound_update(table: sa.Table, key: str, key_param: str, **params: str) -> sa.Update:
+    """UPDATE `table` SET column = :param ... WHERE key = :key_param: one statement, many rows."""
+    return (
+        table.update()
+        .where(table.c[key] == sa.bindparam(key_param))
+        .values(**{column: sa.bindparam(param) for column, param in params.items()})
     )
+
+
+_RECHECK = _bound_update(
+    review_queue, "report_id", "b_report_id", checklist="b_checklist", checklist_met="b_met", checklist_total="b_total"
 )
-_AMEND = (
-    review_queue_activities.update()
-    .where(review_queue_activities.c.activity_id == sa.bindparam("b_id"))
-    .values(
-        kind=sa.bindparam("b_kind"),
-        setting=sa.bindparam("b_setting"),
-        title=sa.bindparam("b_title"),
-        start_date=sa.bindparam("b_start_date"),
-        position=sa.bindparam("b_position"),
-    )
+_AMEND = _bound_update(
+    review_queue_activities, "activity_id", "b_id",
+    kind="b_kind", setting="b_setting", title="b_title", start_date="b_start_date", position="b_position",
 )
 _WITHDRAW = (
     review_queue_activities.update()
