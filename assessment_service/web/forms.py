@@ -14,13 +14,20 @@ from shared.errors import Problem
 from shared.validation import is_uuid
 from shared.web.forms import TokenForm
 
-CONFLICT_REASON_LABELS = {
+
+def labels_for(codes: tuple[str, ...], labels: dict[str, Any]) -> dict[str, Any]:
+    """`labels`, one for each of `codes` and no other (checked when the module loads)."""
+    if set(labels) != set(codes):
+        raise ValueError(f"labels for {sorted(labels)} do not match the codes {sorted(codes)}")
+    return labels
+
+
+CONFLICT_REASON_LABELS = labels_for(CONFLICT_REASONS, {
     "personal_relationship": _l("A personal relationship with the student"),
     "professional_relationship": _l("A professional relationship with the student"),
     "supervised_student": _l("I supervise or have supervised the student"),
     "other": _l("Another reason (tell the coordinator)"),
-}
-assert set(CONFLICT_REASON_LABELS) == set(CONFLICT_REASONS)
+})
 
 # Every problem code of this service's decisions (assessment_service.domain, .reviews and
 # .rulings: their REASONS), shown in the page's language.

@@ -9,15 +9,14 @@ from wtforms.validators import AnyOf, InputRequired, Length
 
 from assessment_service.events import CRITERION_VERDICTS, RECOMMENDATIONS
 from assessment_service.reviews import CRITERIA, MAX_COMMENT, MAX_SUMMARY, OUTCOMES
-from assessment_service.web.forms import DecisionForm
+from assessment_service.web.forms import DecisionForm, labels_for
 
-CRITERION_LABELS = {
+CRITERION_LABELS = labels_for(CRITERIA, {
     "activities_meet_requirements": _l("The activities meet the requirements"),
     "reflection_compares_contexts": _l("The reflections compare the contexts"),
     "reflection_relates_to_profession": _l("The reflections relate to the future profession"),
     "report_complete": _l("The report is complete"),
-}
-assert set(CRITERION_LABELS) == set(CRITERIA)
+})
 VERDICT_LABELS = {"met": _l("Met"), "not_met": _l("Not met")}
 RECOMMENDATION_LABELS = {"approve": _l("Approve"), "revise": _l("Ask for a revision"), "reject": _l("Reject")}
 OUTCOME_LABELS = {

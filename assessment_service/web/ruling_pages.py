@@ -16,7 +16,7 @@ from wtforms.validators import Optional
 from assessment_service import queries, ruling_services
 from assessment_service.bootstrap import AssessmentContext
 from assessment_service.events import RULING_OUTCOMES
-from assessment_service.web.forms import DecisionForm
+from assessment_service.web.forms import DecisionForm, labels_for
 from assessment_service.web.ruling_api import RULING_STAFF
 from shared.application import RequestContext
 from shared.catalogue import Department
@@ -27,12 +27,11 @@ from shared.web.errors import correlation_id
 
 bp = Blueprint("ruling_pages", __name__)
 
-OUTCOME_LABELS = {
+OUTCOME_LABELS = labels_for(RULING_OUTCOMES, {
     "accepted_as_existing": _l("Accepted, as one of the catalogue's kinds"),
     "accepted_as_new": _l("Accepted, as a new kind"),
     "not_accepted": _l("Not accepted"),
-}
-assert set(OUTCOME_LABELS) == set(RULING_OUTCOMES)
+})
 
 class RulingForm(DecisionForm):
     kind_label = StringField(
