@@ -44,15 +44,14 @@ POLICY = "policy"
 MAX_COMMENT = 5000
 MAX_SUMMARY = 10000
 
-WITHDRAWN = Reason("report_withdrawn", "The student has withdrawn from CIM: this report is no longer reviewed.")
-ROUND_DECIDED = Reason("round_decided", "This round of the report has already been decided.")
-ALREADY_REVIEWED = Reason("already_reviewed", "You have already reviewed this round of the report.")
-NO_REVIEWS_YET = Reason(
-    "reviews_missing", "The reviews this decision rests on are not all in yet."
-)
-NOT_IN_REVIEW = Reason("report_not_in_review", "This report is not waiting for review.")
 #: Every reason a review or decision gives (the pages have a text for each).
-REASONS = (WITHDRAWN, ROUND_DECIDED, ALREADY_REVIEWED, NO_REVIEWS_YET, NOT_IN_REVIEW)
+REASONS = WITHDRAWN, ROUND_DECIDED, ALREADY_REVIEWED, NO_REVIEWS_YET, NOT_IN_REVIEW = (
+    Reason("report_withdrawn", "The student has withdrawn from CIM: this report is no longer reviewed."),
+    Reason("round_decided", "This round of the report has already been decided."),
+    Reason("already_reviewed", "You have already reviewed this round of the report."),
+    Reason("reviews_missing", "The reviews this decision rests on are not all in yet."),
+    Reason("report_not_in_review", "This report is not waiting for review."),
+)
 
 
 @dataclass(frozen=True)

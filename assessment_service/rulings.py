@@ -23,26 +23,26 @@ from assessment_service.rules import ActivityFact, Checklist, evaluate
 from shared.catalogue import SETTINGS, ActivityKind, Department, Text
 from shared.errors import Problem, Reason, RuleViolated, ValidationFailed
 
-NOT_STAFF_THERE = Reason(
-    "not_staff_there", "Only a coordinator or assessor of the department can rule on this activity."
-)
-KIND_IS_LISTED = Reason("kind_is_listed", "This activity is of a kind the catalogue lists: it needs no ruling.")
-ACTIVITY_WITHDRAWN = Reason("activity_withdrawn", "The student has withdrawn this activity.")
-ALREADY_RULED = Reason("already_ruled", "The assessor group has already ruled on this activity.")
-RULING_INVALID = Reason("ruling_invalid", "The ruling is incomplete: see the fields marked.")
-NO_LABEL = Reason("no_kind_label", "Name the kind of activity (at most 120 characters).")
-NO_RATIONALE = Reason("no_rationale", "Write the rationale about the kind of activity (at most 2000 characters).")
-NO_OUTCOME = Reason("no_outcome", "Choose whether the kind is accepted, and how.")
-NOT_A_LISTED_KIND = Reason("not_a_listed_kind", "Choose one of the catalogue's kinds.")
-NEW_KIND_CODE = Reason(
-    "new_kind_code", "Give the new kind a code of lower-case letters, digits, - and _ that the catalogue does not use."
-)
-NOT_A_CLASS = Reason("not_a_class", "Choose one of the department's classes: {classes}.")
-NO_CLASSES_HERE = Reason("no_classes_here", "This department does not use classes: leave the class empty.")
 #: Every reason a ruling gives (the pages have a text for each).
 REASONS = (
-    NOT_STAFF_THERE, KIND_IS_LISTED, ACTIVITY_WITHDRAWN, ALREADY_RULED, RULING_INVALID, NO_LABEL, NO_RATIONALE,
-    NO_OUTCOME, NOT_A_LISTED_KIND, NEW_KIND_CODE, NOT_A_CLASS, NO_CLASSES_HERE,
+    NOT_STAFF_THERE, KIND_IS_LISTED, ACTIVITY_WITHDRAWN, ALREADY_RULED, RULING_INVALID, NO_LABEL,
+    NO_RATIONALE, NO_OUTCOME, NOT_A_LISTED_KIND, NEW_KIND_CODE, NOT_A_CLASS, NO_CLASSES_HERE,
+) = (
+    Reason("not_staff_there", "Only a coordinator or assessor of the department can rule on this activity."),
+    Reason("kind_is_listed", "This activity is of a kind the catalogue lists: it needs no ruling."),
+    Reason("activity_withdrawn", "The student has withdrawn this activity."),
+    Reason("already_ruled", "The assessor group has already ruled on this activity."),
+    Reason("ruling_invalid", "The ruling is incomplete: see the fields marked."),
+    Reason("no_kind_label", "Name the kind of activity (at most 120 characters)."),
+    Reason("no_rationale", "Write the rationale about the kind of activity (at most 2000 characters)."),
+    Reason("no_outcome", "Choose whether the kind is accepted, and how."),
+    Reason("not_a_listed_kind", "Choose one of the catalogue's kinds."),
+    Reason(
+        "new_kind_code",
+        "Give the new kind a code of lower-case letters, digits, - and _ that the catalogue does not use.",
+    ),
+    Reason("not_a_class", "Choose one of the department's classes: {classes}."),
+    Reason("no_classes_here", "This department does not use classes: leave the class empty."),
 )
 
 _CODE = re.compile(r"^[a-z][a-z0-9_-]{0,59}$")
