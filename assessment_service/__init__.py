@@ -30,7 +30,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.extensions["cim.assessment"] = context
     app.extensions["cim.department_of"] = department_finder(context)
     identity = overrides.get("identity") or identity_from_settings(settings, overrides.get("clock") or SystemClock())
-    from assessment_service.web import ruling_api, ruling_pages  # rulings on new activity kinds
+    # rulings on new activity kinds; presentations (their API joins api.bp)
+    from assessment_service.web import presentation_api, presentation_pages, ruling_api, ruling_pages  # noqa: F401
 
     configure_web(app, settings, identity, name="assessment", api_blueprints=(api.bp, ruling_api.bp))
     app.register_blueprint(api.bp)
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(privacy.bp)
     app.register_blueprint(ruling_api.bp)  # rulings on new activity kinds
     app.register_blueprint(ruling_pages.bp)
+    app.register_blueprint(presentation_pages.bp)
     app.cli.add_command(projections_cli)
     return app
 

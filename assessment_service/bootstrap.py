@@ -10,7 +10,6 @@ import sqlalchemy as sa
 
 from assessment_service import projections
 from assessment_service.events import REGISTRY
-from assessment_service.projections import assignments
 from shared.adapters.feed import HttpEventFeed, StoreEventFeed
 from shared.adapters.sql import autocommit, is_sqlite, make_engine
 from shared.adapters.sql_store import SqlEventStore
@@ -87,7 +86,7 @@ def build_context(settings: Settings, **overrides: Any) -> AssessmentContext:
     if isinstance(vault, SqlKeyVault):
         vault.create_schema()
     own_runner = ProjectionRunner(
-        engine, StoreEventFeed(store, REGISTRY), assignments.OWN, batch_size=batch_size, reader=reader,
+        engine, StoreEventFeed(store, REGISTRY), projections.own(catalogue), batch_size=batch_size, reader=reader,
         options=PIPELINED,
     )
     own_runner.create_schema()

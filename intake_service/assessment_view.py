@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
+from intake_service import presentation_view
 from shared.adapters.feed import HttpEventFeed
 from shared.adapters.sql import autocommit, is_sqlite, make_engine
 from shared.config import Settings
@@ -180,7 +181,10 @@ def build_view(
     decisions = None
     if vault is not None:
         own_events = own_events or HttpEventFeed(settings.assessment_url, OWN_EVENTS_PATH, token=settings.feed_token)
-        decisions = ProjectionRunner(engine, own_events, [decisions_projection(vault)], batch_size=1000, reader=reader)
+        decisions = ProjectionRunner(
+            engine, own_events, [decisions_projection(vault), presentation_view.PROJECTION], batch_size=1000,
+            reader=reader,
+        )
     view = AssessmentView(engine, runner, reader, decisions, vault)
     if create_schema:
         view.create_schema()
@@ -204,6 +208,12 @@ def decisions_for(app: Flask, student_id: str) -> dict[str, dict[str, Any]]:
     AssessmentView.decisions_for); {} before anything has arrived."""
     view: AssessmentView = app.extensions[_EXTENSION]
     return view.decisions_for(student_id)
+
+
+def presentation_for(app: Flask, student_id: str) -> dict[str, Any] | None:
+    """The student's latest presentation booking with its occasion, as delivered; None if none."""
+    view: AssessmentView = app.extensions[_EXTENSION]
+    return presentation_view.presentation_of(view.reader, student_id)
 
 
 def status_for(app: Flask, student_id: str) -> str | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from assessment_service.projections import activities, reports, review_queue, students
+from assessment_service.projections import activities, assignments, presentations, reports, review_queue, students
 from assessment_service.projections.base import metadata
 from shared.catalogue import Catalogue
 from shared.projection import Projection
@@ -18,6 +18,12 @@ def build(catalogue: Catalogue) -> tuple[Projection, ...]:
     )
 
 
+def own(catalogue: Catalogue) -> tuple[Projection, ...]:
+    """The read models of the assessment service's OWN store (staff decisions, presentations),
+    eligibility for the diploma following `catalogue`'s rule sets."""
+    return (*assignments.OWN, presentations.build(catalogue.rule_set))
+
+
 #: The read models with the shipped departments file's rule sets (read on first use).
 ALL: tuple[Projection, ...] = (
     students.PROJECTION,
@@ -26,4 +32,4 @@ ALL: tuple[Projection, ...] = (
     review_queue.PROJECTION,
 )
 
-__all__ = ["ALL", "build", "metadata"]
+__all__ = ["ALL", "build", "metadata", "own"]

@@ -101,5 +101,5 @@ PROJECTION = Projection("assignments", (assignments, assignment_conflicts), HAND
 
 from assessment_service.projections import rulings  # noqa: E402  (rulings on new activity kinds)
 
-#: The projections fed by the assessment service's own store.
+#: The projections fed by the assessment service's own store (`projections.own` adds presentations).
 OWN: tuple[Projection, ...] = (PROJECTION, rulings.PROJECTION)

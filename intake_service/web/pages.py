@@ -395,6 +395,8 @@ def my_cim(student_id: str) -> str:
         student=student,
         assessment_status=assessment_status(student_id, student),
         decisions=report_decisions(student_id),
+        presentation=presentation(student_id),
+        assessment_url=current_app.config["CIM_SETTINGS"].assessment_url.rstrip("/"),
         kind_name=lambda code: kind_name(student.department, code, locale()),
         setting_label=lambda code: SETTING_LABELS.get(code, code),
         country=lambda code: country_name(code, locale()),
@@ -464,6 +466,17 @@ def report_decisions(student_id: str) -> dict[str, dict[str, Any]]:
         current_app.logger.warning("report decisions view unavailable", exc_info=True)
         return {}
     return {rid: {**d, "label": str(REPORT_STATES.get(d["state"], ""))} for rid, d in found.items()}
+
+
+def presentation(student_id: str) -> dict[str, Any] | None:
+    """The student's latest presentation booking, delivered by the assessment service's events."""
+    from intake_service.assessment_view import presentation_for
+
+    try:
+        return presentation_for(current_app._get_current_object(), student_id)  # type: ignore[attr-defined]
+    except Exception:
+        current_app.logger.warning("presentation view unavailable", exc_info=True)
+        return None
 
 
 def programme_name(student: StudentPage) -> str:

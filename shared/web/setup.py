@@ -15,6 +15,7 @@ from shared.web.auth import init_auth
 from shared.web.errors import correlation_id, register_error_handlers
 from shared.web.headers import install_security_headers
 from shared.web.json_body import install_json_decoder
+from shared.web.times import install_time_filters
 
 LOCALES = ("en", "sv")
 
@@ -56,6 +57,7 @@ def configure_web(
     # Request bodies: orjson with a bound on nesting, for request.get_json() too (issue 18.5).
     install_json_decoder(app)
     Babel(app, locale_selector=select_locale)
+    install_time_filters(app)
     csrf = CSRFProtect(app)
     # The JSON APIs are not cookie-authenticated: a bearer token and application/json, which a
     # cross-site form can send neither of.

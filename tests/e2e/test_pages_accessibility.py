@@ -180,6 +180,8 @@ def pages_of(pipeline: Pipeline, ids: dict[str, str], sessions: dict[str, str]) 
         Visit("rulings-awaited", f"{assessment}/rulings", coordinator),
         Visit("ruling-form", f"{assessment}/rulings/{ids['other_activity']}", coordinator),
         Visit("precedents", f"{assessment}/precedents", sessions["assessor"]),
+        Visit("presentations", f"{assessment}/presentations", coordinator),
+        Visit("student-presentation", f"{assessment}/students/{sid}/presentation", student),
     ]
 
 

@@ -44,7 +44,7 @@ PROBE_STATUS = 299
 ALLOW, SIGNIN, FORBIDDEN, NOTFOUND = "allow", "sign-in", "403", "404"
 
 INTAKE_SCOPES = ("intake:register", "intake:write", "intake:read")
-ASSESSMENT_SCOPES = ("assessment:read", "assessment:review")
+ASSESSMENT_SCOPES = ("assessment:read", "assessment:review", "assessment:presentations")
 
 
 # -- the world: two students in two departments, staff around them -----------------------------
@@ -55,9 +55,13 @@ class StudentObject:
     activity_id: str = ""
     report_id: str = ""
     attachment_id: str = ""
+    #: Presentation occasions are checked in their views (404 outside the department): the rule
+    #: lets every person through, so any id serves here.
+    occasion_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def params(self) -> dict[str, str]:
         return {
+            "occasion_id": self.occasion_id,
             "student_id": self.student_id,
             "activity_id": self.activity_id,
             "report_id": self.report_id,
@@ -372,6 +376,16 @@ def ruling_staff(*, api: bool) -> Policy:
     return policy
 
 
+def presentation_person(*, api: bool) -> Policy:
+    """Presentations: every person signed in (the views answer 404 for an occasion or student
+    they may not see, unit-tested in tests/unit/test_presentations.py)."""
+
+    def policy(actor: Actor, obj: StudentObject) -> str:
+        return _person(actor, api=api) or ALLOW
+
+    return policy
+
+
 #: Sign-in pages, in both apps (shared/web/auth_pages.py).
 AUTH_POLICIES: dict[tuple[str, str], Policy] = {
     ("auth.sign_in_page", "GET"): public,
@@ -445,6 +459,23 @@ ASSESSMENT_POLICIES: dict[tuple[str, str], Policy] = {
     ("ruling_pages.precedents", "GET"): ruling_staff(api=False),
     ("ruling_pages.ruling", "GET"): ruling_staff(api=False),
     ("ruling_pages.rule", "POST"): ruling_staff(api=False),
+    ("api.department_occasions", "GET"): presentation_person(api=True),
+    ("api.publish_occasion", "POST"): presentation_person(api=True),
+    ("api.occasion", "GET"): presentation_person(api=True),
+    ("api.cancel_occasion", "POST"): presentation_person(api=True),
+    ("api.book", "POST"): presentation_person(api=True),
+    ("api.cancel_booking", "POST"): presentation_person(api=True),
+    ("api.attendance", "POST"): presentation_person(api=True),
+    ("api.student_presentation", "GET"): presentation_person(api=True),
+    ("presentation_pages.occasions", "GET"): presentation_person(api=False),
+    ("presentation_pages.publish", "POST"): presentation_person(api=False),
+    ("presentation_pages.occasion", "GET"): presentation_person(api=False),
+    ("presentation_pages.attendance", "POST"): presentation_person(api=False),
+    ("presentation_pages.cancel_booking", "POST"): presentation_person(api=False),
+    ("presentation_pages.cancel_occasion", "POST"): presentation_person(api=False),
+    ("presentation_pages.student_presentation", "GET"): presentation_person(api=False),
+    ("presentation_pages.book", "POST"): presentation_person(api=False),
+    ("presentation_pages.unbook", "POST"): presentation_person(api=False),
     ("api.report_reviews", "GET"): api_report,
     ("api.report_history", "GET"): api_report,
     ("api.student", "GET"): api_assessment_student,
