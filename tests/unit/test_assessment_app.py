@@ -126,7 +126,11 @@ def test_withdrawn_student_leaves_the_queue_and_a_new_report_replaces_the_waitin
 ) -> None:
     sid = register(intake)
     aid = log_activity(intake, sid)
-    submit(intake, sid, [aid])
+    first = submit(intake, sid, [aid])
+    # The intake takes a new report once the first is rejected (as the assessment side's events
+    # tell it); the queue replaces the earlier report with it.
+    rejected = {first: {"round": 1, "state": "rejected"}}
+    intake.application.extensions["cim.intake"].report_steps = lambda _sid: rejected
     newer = submit(intake, sid, [aid], "corr-2")
     catch_up(app)
     items = api(app, "assessment:read").get("/api/v1/review-queue").json["items"]
