@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from assessment_service.projections import activities, reports, review_queue, students
+from assessment_service.projections import activities, report_rounds, reports, review_queue, students
 from assessment_service.projections.base import metadata
 from shared.catalogue import Catalogue
 from shared.projection import Projection
@@ -15,6 +15,7 @@ def build(catalogue: Catalogue) -> tuple[Projection, ...]:
         activities.PROJECTION,
         reports.PROJECTION,
         review_queue.build(catalogue.rule_set),
+        report_rounds.PROJECTION,
     )
 
 
@@ -24,6 +25,7 @@ ALL: tuple[Projection, ...] = (
     activities.PROJECTION,
     reports.PROJECTION,
     review_queue.PROJECTION,
+    report_rounds.PROJECTION,
 )
 
 __all__ = ["ALL", "build", "metadata"]
