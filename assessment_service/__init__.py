@@ -14,10 +14,11 @@ from shared.config import ROOT, Settings
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     """Build the assessment app. Nothing connects at import; `overrides` swap in fakes for tests
-    (feed=, batch_size=, context=, identity=, clock=)."""
+    (feed=, batch_size=, context=, identity=, clock=). Importing review_pages and round_pages adds
+    their routes to the pages blueprint."""
     from assessment_service.bootstrap import build_context
     from assessment_service.cli import projections_cli
-    from assessment_service.web import api, pages, privacy, review_pages, reviews_api  # noqa: F401 (routes join bps)
+    from assessment_service.web import api, pages, privacy, review_pages, reviews_api, round_pages  # noqa: F401
     from shared.clock import SystemClock
     from shared.web.auth import identity_from_settings
     from shared.web.setup import configure_web

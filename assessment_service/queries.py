@@ -187,6 +187,7 @@ def report_detail(conn: sa.Connection, report_id: str) -> dict[str, Any] | None:
     ).all()
     return {
         **_report_fields(row, found),
+        "round": row.round,
         "waiting_for_review": waiting is not None,
         **(_checklist(waiting) if waiting is not None else {"checklist": None, "checklist_summary": None}),
         "assessor_account_ids": assessors_of(conn, [report_id]).get(report_id, []),

@@ -5,7 +5,7 @@ No I/O here; the catalogue department and today's date are passed in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 
@@ -18,6 +18,7 @@ from intake_service.events import (  # ActivityDetails: the activity's shape, de
     IntakeEvent,
     RegistrationDetails,
     RegistrationWithdrawn,
+    ReportResubmitted,
     ReportSubmitted,
     StudentErased,
     StudentRegistered,
@@ -58,6 +59,27 @@ class SubmitReport:
     answers: dict[str, str]
     activity_ids: list[str]
     attachment_id: str | None
+
+
+@dataclass(frozen=True)
+class ResubmitReport:
+    """A new round of a report whose revision was requested: the answers and activities as they
+    now stand (the same shape as a submission)."""
+
+    report_id: str
+    answers: dict[str, str]
+    activity_ids: list[str]
+    attachment_id: str | None
+
+
+@dataclass(frozen=True)
+class AssessmentStep:
+    """Where a report's latest round stands on the assessment side, as its events delivered it to
+    the intake (`intake_report_decisions`): passed in by the service, never read here."""
+
+    round: int
+    #: "in_review", "revision_requested", "approved" or "rejected"
+    state: str
 
 
 @dataclass(frozen=True)
@@ -104,6 +126,8 @@ class StudentState:
     activities: dict[str, Activity] = field(default_factory=dict)
     attachments: frozenset[str] = frozenset()
     reports: tuple[str, ...] = ()
+    #: Each report's current round: 1 when submitted, +1 per resubmission.
+    report_rounds: Mapping[str, int] = field(default_factory=dict)
     studies_completed_on: date | None = None
 
 
@@ -124,7 +148,10 @@ def evolve(state: StudentState, event: IntakeEvent) -> StudentState:
         case AttachmentUploaded():
             return replace(state, attachments=state.attachments | {event.attachment_id})
         case ReportSubmitted():
-            return replace(state, reports=(*state.reports, event.report_id))
+            rounds = {**state.report_rounds, event.report_id: 1}
+            return replace(state, reports=(*state.reports, event.report_id), report_rounds=rounds)
+        case ReportResubmitted():
+            return replace(state, report_rounds={**state.report_rounds, event.report_id: event.round})
         case StudiesCompleted():
             return replace(state, studies_completed_on=event.completed_on)
         case RegistrationWithdrawn():
@@ -170,6 +197,18 @@ ACTIVITY_TWICE = Reason("activity_listed_twice", "An activity is listed twice.")
 NO_SUCH_ATTACHMENT = Reason("no_such_attachment", "No such attachment of yours.")
 COMPLETED_IN_FUTURE = Reason("completed_in_future", "Studies cannot be completed in the future.")
 AFTER_TODAY = Reason("after_today", "Must not be after today.")
+NO_SUCH_REPORT = Reason("no_such_report", "No such report.")
+REPORT_WAITING = Reason(
+    "report_waiting", "Your report is waiting for review or in review; you cannot submit another one now."
+)
+REPORT_APPROVED = Reason("report_already_approved", "Your report is approved; you cannot submit another one.")
+RESUBMIT_INSTEAD = Reason(
+    "revision_requested_resubmit", "A revision of your report was requested: revise and resubmit that report instead."
+)
+NO_REVISION_REQUESTED = Reason("no_revision_requested", "No revision of this report has been requested.")
+ALREADY_RESUBMITTED = Reason(
+    "already_resubmitted", "This report has already been resubmitted; the new round is waiting for review."
+)
 
 #: Every reason a decision gives (the pages have a text for each).
 REASONS = (
@@ -177,7 +216,8 @@ REASONS = (
     NOT_A_PROGRAMME, ACTIVITY_INVALID, NOT_A_KIND, SETTING_NOT_ALLOWED, COUNTRY_REQUIRED, ABROAD_IN_SWEDEN,
     END_BEFORE_START, DATES_OUT_OF_RANGE, ALREADY_LOGGED, WITHDRAWN_NOT_AMENDABLE, REPORT_INVALID,
     ANSWERS_MISSING, ANSWERS_UNKNOWN, ANSWERS_BLANK, NO_ACTIVITIES, FOREIGN_ACTIVITIES, WITHDRAWN_ACTIVITIES,
-    ACTIVITY_TWICE, NO_SUCH_ATTACHMENT, COMPLETED_IN_FUTURE, AFTER_TODAY,
+    ACTIVITY_TWICE, NO_SUCH_ATTACHMENT, COMPLETED_IN_FUTURE, AFTER_TODAY, NO_SUCH_REPORT, REPORT_WAITING,
+    REPORT_APPROVED, RESUBMIT_INSTEAD, NO_REVISION_REQUESTED, ALREADY_RESUBMITTED,
 )
 
 
@@ -267,38 +307,109 @@ def decide_upload_attachment(state: StudentState, cmd: UploadAttachment) -> list
     ]
 
 
-def decide_submit_report(state: StudentState, cmd: SubmitReport, dept: Department) -> list[IntakeEvent]:
-    _require_active(state)
+def _check_report_content(
+    state: StudentState, answers: Mapping[str, str], activity_ids: list[str], attachment_id: str | None,
+    dept: Department,
+) -> None:
+    """Raise ValidationFailed naming each field of a report's content (a submission's or a
+    resubmission's) that breaks the department's questions or the student's own record."""
     errors: dict[str, list[Problem]] = {}
     codes = {q.code for q in dept.reflection_questions}
-    missing = sorted(codes - set(cmd.answers))
-    unknown = sorted(set(cmd.answers) - codes)
+    missing = sorted(codes - set(answers))
+    unknown = sorted(set(answers) - codes)
     if missing:
         errors["answers"] = [ANSWERS_MISSING(questions=missing)]
     if unknown:
         errors.setdefault("answers", []).append(ANSWERS_UNKNOWN(questions=unknown))
-    blank = sorted(code for code, text in cmd.answers.items() if not text.strip())
+    blank = sorted(code for code, text in answers.items() if not text.strip())
     if blank:
         errors.setdefault("answers", []).append(ANSWERS_BLANK(questions=blank))
-    if not cmd.activity_ids:
+    if not activity_ids:
         errors["activity_ids"] = [NO_ACTIVITIES()]
-    foreign = [a for a in cmd.activity_ids if a not in state.activities]
-    withdrawn = [
-        a for a in cmd.activity_ids if a in state.activities and state.activities[a].withdrawn
-    ]
+    foreign = [a for a in activity_ids if a not in state.activities]
+    withdrawn = [a for a in activity_ids if a in state.activities and state.activities[a].withdrawn]
     if foreign:
         errors.setdefault("activity_ids", []).append(FOREIGN_ACTIVITIES())
     if withdrawn:
         errors.setdefault("activity_ids", []).append(WITHDRAWN_ACTIVITIES())
-    if len(set(cmd.activity_ids)) != len(cmd.activity_ids):
+    if len(set(activity_ids)) != len(activity_ids):
         errors.setdefault("activity_ids", []).append(ACTIVITY_TWICE())
-    if cmd.attachment_id is not None and cmd.attachment_id not in state.attachments:
+    if attachment_id is not None and attachment_id not in state.attachments:
         errors["attachment_id"] = [NO_SUCH_ATTACHMENT()]
     if errors:
         raise ValidationFailed(REPORT_INVALID(), errors)
+
+
+def _current_step(state: StudentState, report_id: str, steps: Mapping[str, AssessmentStep]) -> str:
+    """Where the report's CURRENT round stands: "waiting" until the assessment side has said
+    something about that round (a step about an earlier round is old news), else the step."""
+    step = steps.get(report_id)
+    if step is None or step.round < state.report_rounds.get(report_id, 1):
+        return "waiting"
+    return step.state
+
+
+def check_new_report_allowed(state: StudentState, steps: Mapping[str, AssessmentStep]) -> None:
+    """Raise RuleViolated while one of the student's reports waits, is in review, awaits their
+    revision or is approved: only a rejected report makes room for a new one (what My CIM asks
+    before it offers the report form, and the decision before it records one)."""
+    for report_id in state.reports:
+        match _current_step(state, report_id, steps):
+            case "rejected":
+                continue
+            case "approved":
+                raise RuleViolated(REPORT_APPROVED())
+            case "revision_requested":
+                raise RuleViolated(RESUBMIT_INSTEAD())
+            case _:
+                raise RuleViolated(REPORT_WAITING())
+
+
+def decide_submit_report(
+    state: StudentState, cmd: SubmitReport, dept: Department, steps: Mapping[str, AssessmentStep]
+) -> list[IntakeEvent]:
+    """A new report, unless another stands in its way (check_new_report_allowed). `steps`: each
+    report's latest step on the assessment side (see AssessmentStep)."""
+    _require_active(state)
+    check_new_report_allowed(state, steps)
+    _check_report_content(state, cmd.answers, cmd.activity_ids, cmd.attachment_id, dept)
     return [
         ReportSubmitted(
             report_id=cmd.report_id,
+            answers=dict(cmd.answers),
+            activity_ids=list(cmd.activity_ids),
+            attachment_id=cmd.attachment_id,
+            rules=dept.rules_ref,
+        )
+    ]
+
+
+def check_resubmission_allowed(state: StudentState, report_id: str, latest: AssessmentStep | None) -> int:
+    """The report's current round, if the latest decision on that round asks for a revision;
+    else NotFound (no such report of theirs) or RuleViolated saying why not."""
+    current = state.report_rounds.get(report_id)
+    if current is None:
+        raise NotFound(NO_SUCH_REPORT())
+    step = _current_step(state, report_id, {report_id: latest} if latest else {})
+    if step == "waiting" and current > 1:
+        raise RuleViolated(ALREADY_RESUBMITTED())
+    if step != "revision_requested":
+        raise RuleViolated(NO_REVISION_REQUESTED())
+    return current
+
+
+def decide_resubmit_report(
+    state: StudentState, cmd: ResubmitReport, dept: Department, latest: AssessmentStep | None
+) -> list[ReportResubmitted]:
+    """A new round of the report, only while the latest decision on its current round asks for
+    a revision. `latest`: the report's latest step on the assessment side (None: nothing yet)."""
+    _require_active(state)
+    current = check_resubmission_allowed(state, cmd.report_id, latest)
+    _check_report_content(state, cmd.answers, cmd.activity_ids, cmd.attachment_id, dept)
+    return [
+        ReportResubmitted(
+            report_id=cmd.report_id,
+            round=current + 1,
             answers=dict(cmd.answers),
             activity_ids=list(cmd.activity_ids),
             attachment_id=cmd.attachment_id,

@@ -302,10 +302,20 @@ def _base_spec() -> dict[str, Any]:
         spec,
         "/api/v1/students/{student_id}/reports",
         "submitReport",
-        "Submit the CIM report",
+        "Submit the CIM report (409 while another report waits, is in review, awaits revision or is approved)",
         "SubmitReportRequest",
         201,
         [student],
+    )
+    _write(
+        spec,
+        "/api/v1/students/{student_id}/reports/{report_id}/resubmission",
+        "resubmitReport",
+        "Resubmit a report whose revision was requested: a new round (409 if none was requested, or "
+        "the report was resubmitted already)",
+        "SubmitReportRequest",
+        201,
+        [student, _path_param("report_id")],
     )
     _write(
         spec,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import date
 from functools import partial
@@ -65,6 +65,10 @@ class IntakeServices:
         self.uploads = uploads
         self.max_upload_bytes = max_upload_bytes
         self.app = Application(store, REGISTRY, clock, after_commit=wakeup.after_commit, seal=self._seal)
+        #: Where each of a student's reports stands on the assessment side, as its events brought
+        #: it to the intake ({report_id: {"round", "state", ...}}, `assessment_view.decisions_for`):
+        #: the app factory wires it; without it nothing has been decided yet.
+        self.report_steps: Callable[[str], Mapping[str, Mapping[str, Any]]] = lambda _student_id: {}
 
     # -- queries ---------------------------------------------------------------------------
     def history(self, student_id: str, *, personal: bool = True) -> list[RecordedEvent]:
@@ -289,9 +293,43 @@ class IntakeServices:
             student_id,
             ctx,
             ("submit_report", answers, activity_ids, attachment_id),
-            lambda state, dept: domain.decide_submit_report(state, command, dept),
+            lambda state, dept: domain.decide_submit_report(state, command, dept, self.assessment_steps(student_id)),
             {"report_id": command.report_id},
         )
+
+    def resubmit_report(
+        self,
+        student_id: str,
+        report_id: str,
+        answers: dict[str, str],
+        activity_ids: list[str],
+        attachment_id: str | None,
+        ctx: RequestContext,
+    ) -> Outcome:
+        """A new round of a report whose revision the assessors requested (ReportResubmitted)."""
+        if not is_uuid(report_id):
+            raise NotFound(domain.NO_SUCH_REPORT())
+        command = domain.ResubmitReport(report_id, answers, activity_ids, attachment_id)
+        # The new round is known once decided; the answer (kept with the idempotency key, so a
+        # replay answers the same) names it.
+        result: dict[str, Any] = {"report_id": report_id}
+
+        def decide(state: domain.StudentState, dept: Department) -> list[Any]:
+            latest = self.assessment_steps(student_id).get(report_id)
+            events = domain.decide_resubmit_report(state, command, dept, latest)
+            result["round"] = events[0].round
+            return events
+
+        return self._execute(
+            student_id, ctx, ("resubmit_report", report_id, answers, activity_ids, attachment_id), decide, result
+        )
+
+    def assessment_steps(self, student_id: str) -> dict[str, domain.AssessmentStep]:
+        """Each report's latest step on the assessment side, for the deciders."""
+        return {
+            report_id: domain.AssessmentStep(int(step["round"]), str(step["state"]))
+            for report_id, step in self.report_steps(student_id).items()
+        }
 
     def complete_studies(self, student_id: str, completed_on: date, term: str, ctx: RequestContext) -> Outcome:
         command = domain.CompleteStudies(completed_on, term)

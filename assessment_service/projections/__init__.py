@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from assessment_service.projections import activities, assignments, presentations, reports, review_queue, students
+from assessment_service.projections import (
+    activities,
+    assignments,
+    presentations,
+    report_rounds,
+    reports,
+    review_queue,
+    students,
+)
 from assessment_service.projections.base import metadata
 from shared.catalogue import Catalogue
 from shared.projection import Projection
@@ -15,6 +23,7 @@ def build(catalogue: Catalogue) -> tuple[Projection, ...]:
         activities.PROJECTION,
         reports.PROJECTION,
         review_queue.build(catalogue.rule_set),
+        report_rounds.PROJECTION,
     )
 
 
@@ -30,6 +39,7 @@ ALL: tuple[Projection, ...] = (
     activities.PROJECTION,
     reports.PROJECTION,
     review_queue.PROJECTION,
+    report_rounds.PROJECTION,
 )
 
 __all__ = ["ALL", "build", "metadata", "own"]

@@ -185,6 +185,17 @@ def submit_report(student_id: str) -> Response:
     return created(outcome)
 
 
+@bp.post("/students/<student_id>/reports/<report_id>/resubmission")
+@access(WRITE)
+def resubmit_report(student_id: str, report_id: str) -> Response:
+    """A new round of a report whose revision was requested: the same body as a submission."""
+    ctx, data = _student_call(student_id, lambda: load_json(SubmitReportRequest()))
+    outcome = services().resubmit_report(
+        student_id, report_id, data["answers"], data["activity_ids"], data["attachment_id"], ctx
+    )
+    return created(outcome)
+
+
 @bp.post("/students/<student_id>/studies-completed")
 @access(WRITE)
 def complete_studies(student_id: str) -> Response:

@@ -436,6 +436,14 @@ PAGE_TEXTS: dict[str, PageText] = {
     "no_such_attachment": _l("No such attachment of yours."),
     "completed_in_future": _l("Must not be after today."),
     "after_today": _l("Must not be after today."),
+    "no_such_report": _NOT_FOUND,
+    "report_waiting": _l("Your report is waiting for review or in review; you cannot submit another one now."),
+    "report_already_approved": _l("Your report is approved; you cannot submit another one."),
+    "revision_requested_resubmit": _l(
+        "A revision of your report was requested: revise and resubmit that report instead."
+    ),
+    "no_revision_requested": _l("No revision of this report has been requested."),
+    "already_resubmitted": _l("This report has already been resubmitted; the new round is waiting for review."),
     # the services' own (intake_service.services)
     "unknown_department": _l("Not a CIM department."),
     "not_a_department": _l("Not a CIM department."),

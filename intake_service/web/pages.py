@@ -39,6 +39,7 @@ from intake_service.events import (
     AttachmentUploaded,
     IntakeEvent,
     RegistrationWithdrawn,
+    ReportResubmitted,
     ReportSubmitted,
     StudentErased,
     StudentRegistered,
@@ -60,7 +61,7 @@ from intake_service.web.forms import (
 )
 from intake_service.web.privacy import audit_staff_access
 from shared.catalogue import Department, Text
-from shared.errors import NotFound
+from shared.errors import NotFound, Problem, RuleViolated
 from shared.identity.models import Account
 from shared.validation import is_uuid
 from shared.web.access import PUBLIC, access, current_caller, student_record
@@ -98,10 +99,17 @@ class TimelineEntry:
 
 @dataclass(frozen=True)
 class SubmittedReport:
+    """A report as its latest round states it (`round` 1 when submitted, +1 per resubmission)."""
+
     occurred_at: datetime
     activity_titles: list[str]
     attachment: str | None
     report_id: str = ""
+    round: int = 1
+    answers: dict[str, str] | None = None  # None once erased
+    activity_ids: tuple[str, ...] = ()
+    attachment_id: str | None = None
+    resubmitted_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,12 @@ class StudentPage:
     @property
     def withdrawn_activities(self) -> list[domain.Activity]:
         return [a for a in self.state.activities.values() if a.withdrawn]
+
+    def report(self, report_id: str) -> SubmittedReport:
+        found = next((r for r in self.reports if r.report_id == report_id), None) if is_uuid(report_id) else None
+        if found is None:
+            raise NotFound("No such report.")
+        return found
 
     def activity(self, activity_id: str) -> domain.Activity:
         found = self.state.activities.get(activity_id) if is_uuid(activity_id) else None
@@ -164,14 +178,18 @@ def load_student(student_id: str) -> StudentPage:
             attachments[event.attachment_id] = event
         elif isinstance(event, StudiesCompleted):
             studies = event
-        elif isinstance(event, ReportSubmitted):
+        elif isinstance(event, ReportSubmitted | ReportResubmitted):
             titles = [
                 state.activities[a].details.title if a in state.activities else "?" for a in event.activity_ids
             ]
             attached = attachments.get(event.attachment_id or "")
-            reports.append(SubmittedReport(
-                stored.occurred_at, titles, attached.filename if attached else None, event.report_id
-            ))
+            earlier = next((r for r in reports if r.report_id == event.report_id), None)
+            report = SubmittedReport(
+                earlier.occurred_at if earlier else stored.occurred_at, titles, attached.filename if attached else None,
+                event.report_id, getattr(event, "round", 1), event.answers, tuple(event.activity_ids),
+                event.attachment_id, stored.occurred_at if earlier else None,
+            )
+            reports = [report if r is earlier else r for r in reports] if earlier else [*reports, report]
         timeline.append(TimelineEntry(stored.occurred_at, describe(event, state, department, lang)))
         state = domain.evolve(state, event)
     if registration is None:  # a stream without its registration is nobody's page
@@ -241,6 +259,13 @@ def describe(event: IntakeEvent, before: domain.StudentState, department: Depart
                 "CIM report submitted, covering %(num)d activity",
                 "CIM report submitted, covering %(num)d activities",
                 len(event.activity_ids),
+            )
+        case ReportResubmitted():
+            return ngettext(
+                "CIM report resubmitted (round %(round)s), covering %(num)d activity",
+                "CIM report resubmitted (round %(round)s), covering %(num)d activities",
+                len(event.activity_ids),
+                round=event.round,
             )
         case StudiesCompleted():
             return _(
@@ -390,11 +415,13 @@ def register() -> Any:
 def my_cim(student_id: str) -> str:
     student = own_student(student_id)
     audit_staff_access(student_id, "my_cim")
+    decisions = report_steps(student)
     return render_template(
         "my_cim.html",
         student=student,
         assessment_status=assessment_status(student_id, student),
-        decisions=report_decisions(student_id),
+        decisions=decisions,
+        may_submit=new_report_refusal(student) is None,
         presentation=presentation(student_id),
         assessment_url=current_app.config["CIM_SETTINGS"].assessment_url.rstrip("/"),
         kind_name=lambda code: kind_name(student.department, code, locale()),
@@ -452,6 +479,7 @@ REPORT_STATES = {
     "revision_requested": _l("Revision requested. The assessors' summary:"),
     "approved": _l("Approved."),
     "rejected": _l("Not approved. The assessors' reasons:"),
+    "resubmitted": _l("Resubmitted. It is waiting for review by the assessors."),
 }
 
 
@@ -477,6 +505,28 @@ def presentation(student_id: str) -> dict[str, Any] | None:
     except Exception:
         current_app.logger.warning("presentation view unavailable", exc_info=True)
         return None
+
+
+def report_steps(student: StudentPage) -> dict[str, dict[str, Any]]:
+    """`report_decisions`, with each report the student resubmitted since its last decision
+    shown as "resubmitted" in its new round (the intake's own fact, shown at once)."""
+    steps = report_decisions(student.student_id)
+    for report in student.reports:
+        step = steps.get(report.report_id)
+        if report.round > 1 and (step is None or step["round"] < report.round):
+            label = str(REPORT_STATES["resubmitted"])
+            steps[report.report_id] = {"round": report.round, "state": "resubmitted", "summary": None, "label": label}
+    return steps
+
+
+def new_report_refusal(student: StudentPage) -> Problem | None:
+    """Why the student cannot submit a new report now (one waits, is in review, awaits their
+    revision or is approved), or None: the decider's own check, on what the intake knows."""
+    try:
+        domain.check_new_report_allowed(student.state, services().assessment_steps(student.student_id))
+    except RuleViolated as refused:
+        return refused.problem
+    return None
 
 
 def programme_name(student: StudentPage) -> str:
@@ -536,24 +586,72 @@ def submit_report(student_id: str) -> Any:
     student = own_student(student_id)
     if (back := closed(student)) or student.department is None:
         return back or to_my_cim(student_id)
+    refused = new_report_refusal(student) if request.method == "GET" else None
+    if refused is not None:  # a sent form gets the same refusal beside it, from the decider
+        flash(known_text(refused) or refused.message, "info")
+        return to_my_cim(student_id)
     svc = services()
     form = report_form(student.department, locale(), student.current_activities)
 
     def upload_then_submit(ctx: RequestContext) -> Outcome:
-        attachment_id = None
-        upload = form.attachment.data
-        if upload:
-            content = upload.read(svc.max_upload_bytes + 1)
-            # Its own key: a double submit replays the upload, then the report.
-            upload_ctx = dataclasses.replace(ctx, idempotency_key=context(form, ".attachment").idempotency_key)
-            outcome = svc.upload_attachment(student_id, content, upload.filename, upload_ctx)
-            attachment_id = outcome.result["attachment_id"]
+        attachment_id = uploaded(form, student_id, ctx)
         return svc.submit_report(student_id, form.answers(), list(form.activities.data or []), attachment_id, ctx)
 
     if submitted(form, upload_then_submit):
         flash(_("Your CIM report is submitted."), "success")
         return to_my_cim(student_id)
     return show("report.html", form, student=student)
+
+
+def uploaded(form: Any, student_id: str, ctx: RequestContext) -> str | None:
+    """The id of the PDF sent with a report form, recorded first, or None if none was sent."""
+    upload = form.attachment.data
+    if not upload:
+        return None
+    svc = services()
+    content = upload.read(svc.max_upload_bytes + 1)
+    # Its own key: a double submit replays the upload, then the report.
+    upload_ctx = dataclasses.replace(ctx, idempotency_key=context(form, ".attachment").idempotency_key)
+    return str(svc.upload_attachment(student_id, content, upload.filename, upload_ctx).result["attachment_id"])
+
+
+@bp.route("/students/<student_id>/reports/<report_id>/resubmit", methods=["GET", "POST"])
+@access(STUDENT_WRITE)
+def resubmit_report(student_id: str, report_id: str) -> Any:
+    """A new round of a report whose revision was requested: the form prefilled with the latest
+    round's answers and activities (those still logged), the assessors' summary above it."""
+    student = own_student(student_id)
+    report = student.report(report_id)
+    if (back := closed(student)) or student.department is None:
+        return back or to_my_cim(student_id)
+    step = report_steps(student).get(report_id)
+    if request.method == "GET":  # a sent form gets the decider's refusal beside it
+        try:
+            domain.check_resubmission_allowed(
+                student.state, report_id, services().assessment_steps(student_id).get(report_id)
+            )
+        except RuleViolated as refused:
+            flash(known_text(refused.problem) or refused.message, "info")
+            return to_my_cim(student_id)
+    svc = services()
+    form = report_form(student.department, locale(), student.current_activities)
+    if request.method == "GET":
+        earlier = report.answers or {}
+        for code, name in form.questions:
+            form[name].data = earlier.get(code, "")
+        current = {a.activity_id for a in student.current_activities}
+        form.activities.data = [a for a in report.activity_ids if a in current]
+
+    def upload_then_resubmit(ctx: RequestContext) -> Outcome:
+        # Without a new PDF the earlier round's stays attached.
+        attachment_id = uploaded(form, student_id, ctx) or report.attachment_id
+        activities = list(form.activities.data or [])
+        return svc.resubmit_report(student_id, report_id, form.answers(), activities, attachment_id, ctx)
+
+    if submitted(form, upload_then_resubmit):
+        flash(_("Your revised CIM report is submitted."), "success")
+        return to_my_cim(student_id)
+    return show("resubmit.html", form, student=student, report=report, step=step)
 
 
 @bp.route("/students/<student_id>/studies-completed", methods=["GET", "POST"])

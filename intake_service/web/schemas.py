@@ -74,6 +74,7 @@ class CreatedResponse(Schema):
     student_id = fields.String()
     activity_id = fields.String()
     report_id = fields.String()
+    round = fields.Integer(metadata={"description": "The report's new round (a resubmission)"})
     attachment_id = fields.String()
     pages = fields.Integer()
     size = fields.Integer()

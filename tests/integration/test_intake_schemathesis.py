@@ -33,6 +33,7 @@ OPERATIONS = {
         "withdrawActivity": f"POST /api/v1/students/{_ID}/activities/{_ID}/withdrawal",
         "uploadAttachment": f"POST /api/v1/students/{_ID}/attachments",
         "submitReport": f"POST /api/v1/students/{_ID}/reports",
+        "resubmitReport": f"POST /api/v1/students/{_ID}/reports/{_ID}/resubmission",
         "completeStudies": f"POST /api/v1/students/{_ID}/studies-completed",
         "withdrawRegistration": f"POST /api/v1/students/{_ID}/withdrawal",
         "studentEvents": f"GET /api/v1/students/{_ID}/events",

@@ -218,7 +218,10 @@ def test_conflicted_assessor_is_unassigned_at_once_and_cannot_be_assigned_again(
         data={"assessor": world.accounts["conflicted"].id, "form_token": str(uuid.uuid4())})
     assert again.status_code == 422  # not even offered: the choice is refused beside the field
     assert world.report_events("A")[-1] == "AssessorUnassigned"
-    # The conflict is with the student: their next report cannot get this assessor either.
+    # The conflict is with the student: their next report cannot get this assessor either. (A new
+    # report follows a rejected one: what the assessment side's events would tell the intake.)
+    rejected = {world.reports["A"]: {"round": 1, "state": "rejected"}}
+    world.intake.application.extensions["cim.intake"].report_steps = lambda _sid: rejected
     newer = submit(world.intake, world.students["A"])
     world.catch_up()
     world.reports["A2"] = newer
@@ -490,7 +493,8 @@ def test_assignment_flow_on_each_backend_and_the_read_model_rebuilds_equal(
         runner.rebuild()
         assert runner.digest() == live
         # The intake projections kept their own checkpoints in the same table.
-        assert set(world.ctx.runner.checkpoints()) == {"students", "activities", "reports", "review_queue"}
+        assert set(world.ctx.runner.checkpoints()) == {
+            "students", "activities", "reports", "review_queue", "report_rounds"}
     finally:
         world.ctx.dispose()
 

@@ -126,7 +126,11 @@ def test_withdrawn_student_leaves_the_queue_and_a_new_report_replaces_the_waitin
 ) -> None:
     sid = register(intake)
     aid = log_activity(intake, sid)
-    submit(intake, sid, [aid])
+    first = submit(intake, sid, [aid])
+    # The intake takes a new report once the first is rejected (as the assessment side's events
+    # tell it); the queue replaces the earlier report with it.
+    rejected = {first: {"round": 1, "state": "rejected"}}
+    intake.application.extensions["cim.intake"].report_steps = lambda _sid: rejected
     newer = submit(intake, sid, [aid], "corr-2")
     catch_up(app)
     items = api(app, "assessment:read").get("/api/v1/review-queue").json["items"]
@@ -167,7 +171,7 @@ def test_projections_endpoint_shows_checkpoints_and_lag(intake: FlaskClient, app
     assert {(p["checkpoint"], p["head"], p["lag"]) for p in before} == {(0, 2, 2)}
     catch_up(app)
     after = client.get("/api/v1/projections").json["projections"]
-    assert {p["name"] for p in after} == {"students", "activities", "reports", "review_queue"}
+    assert {p["name"] for p in after} == {"students", "activities", "reports", "review_queue", "report_rounds"}
     assert {p["lag"] for p in after} == {0}
 
 

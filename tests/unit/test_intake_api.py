@@ -300,7 +300,7 @@ def test_openapi_document_lists_every_operation(client):
     operations = {op["operationId"] for path in spec["paths"].values() for op in path.values()}
     assert operations == {
         "registerStudent", "logActivity", "amendActivity", "withdrawActivity", "uploadAttachment",
-        "submitReport", "completeStudies", "withdrawRegistration", "studentEvents", "eventFeed",
+        "submitReport", "resubmitReport", "completeStudies", "withdrawRegistration", "studentEvents", "eventFeed",
     }
     assert "SOCSW" in spec["components"]["schemas"]["RegisterStudentRequest"]["properties"]["department"]["enum"]
     # Every operation needs a bearer token (the document itself is public and not an operation).

@@ -87,12 +87,12 @@ def test_report_needs_every_question_answered_and_own_activities():
     logged = ActivityLogged("a1", **fields_of(domain.ActivityDetails, details()))
     state = domain.fold([REGISTERED, logged])
     ok = domain.SubmitReport("r1", {"learning": "a", "profession": "b", "perspective": "c"}, ["a1"], None)
-    [event] = domain.decide_submit_report(state, ok, SOCSW)
+    [event] = domain.decide_submit_report(state, ok, SOCSW, {})
     assert event.activity_ids == ["a1"]
     assert event.rules == "SOCSW@1"
     bad = domain.SubmitReport("r2", {"learning": "a"}, ["a1", "a1", "nope"], "missing")
     with pytest.raises(ValidationFailed) as err:
-        domain.decide_submit_report(state, bad, SOCSW)
+        domain.decide_submit_report(state, bad, SOCSW, {})
     assert set(err.value.fields) == {"answers", "activity_ids", "attachment_id"}
 
 

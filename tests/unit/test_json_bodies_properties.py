@@ -29,6 +29,8 @@ VALID_BODIES: dict[str, dict[str, Any]] = {
     "/api/v1/students/<student_id>/activities/<activity_id>/withdrawal": {"reason": "Cancelled"},
     "/api/v1/students/<student_id>/reports": {"answers": {"learning": "a", "profession": "b", "perspective": "c"},
                                               "activity_ids": [], "attachment_id": None},
+    "/api/v1/students/<student_id>/reports/<report_id>/resubmission": {
+        "answers": {"learning": "a", "profession": "b", "perspective": "c"}, "activity_ids": [], "attachment_id": None},
     "/api/v1/students/<student_id>/studies-completed": {"completed_on": "2027-06-01", "term": "VT2027"},
     "/api/v1/students/<student_id>/withdrawal": {"reason": "Changed my plans"},
 }

@@ -17,6 +17,9 @@ from shared.events import RecordedEvent
 from shared.projection import PIPELINED, ProjectionRunner, RunnerOptions
 from tests.unit.test_projection_runner import seed
 
+#: How many read models each event of the intake feed is applied to.
+N = len(projections.ALL)
+
 READ_AHEAD = RunnerOptions(read_ahead=True)
 
 
@@ -57,7 +60,7 @@ def test_pages_are_read_ahead_once_each_and_in_order(tmp_path: Path) -> None:
     seed(store, 10)  # 20 events: pages after 0, 6, 12, 18 (short: no read-ahead), 20 (empty)
     feed = CountingFeed(store)
     r = runner(tmp_path, feed)
-    assert r.catch_up() == 4 * 20
+    assert r.catch_up() == N * 20
     assert feed.reads == [0, 6, 12, 18, 20]
     assert any(name.startswith("feed-read-ahead") for name in feed.threads)
     assert not feed.overlapped  # one read in flight at a time: feeds need no thread safety
