@@ -180,6 +180,9 @@ def pages_of(pipeline: Pipeline, ids: dict[str, str], sessions: dict[str, str]) 
         Visit("rulings-awaited", f"{assessment}/rulings", coordinator),
         Visit("ruling-form", f"{assessment}/rulings/{ids['other_activity']}", coordinator),
         Visit("precedents", f"{assessment}/precedents", sessions["assessor"]),
+        Visit("queue-table", f"{assessment}/queue?sort=student", coordinator),
+        Visit("queue-bad-filter", f"{assessment}/queue?waiting_over=x", coordinator, status=400),
+        Visit("agenda", f"{assessment}/agenda", coordinator),
     ]
 
 
