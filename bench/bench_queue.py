@@ -25,20 +25,20 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_facts, percentile  # noqa: E402
+from common import machine_facts, percentile
 
-from assessment_service import create_app  # noqa: E402
-from assessment_service.projections.assignments import assignments  # noqa: E402
-from assessment_service.projections.reports import reports  # noqa: E402
-from assessment_service.projections.review_queue import review_queue  # noqa: E402
-from assessment_service.projections.review_states import review_marks, review_states  # noqa: E402
-from assessment_service.projections.students import students  # noqa: E402
-from shared.adapters.feed import StoreEventFeed  # noqa: E402
-from shared.adapters.memory_store import InMemoryEventStore  # noqa: E402
-from shared.clock import FixedClock  # noqa: E402
-from shared.config import Settings  # noqa: E402
-from shared.identity.models import Role  # noqa: E402
-from tests.authkit import bearer, make_account, make_identity, sign_in  # noqa: E402
+from assessment_service import create_app
+from assessment_service.projections.assignments import assignments
+from assessment_service.projections.reports import reports
+from assessment_service.projections.review_queue import review_queue
+from assessment_service.projections.review_states import review_marks, review_states
+from assessment_service.projections.students import students
+from shared.adapters.feed import StoreEventFeed
+from shared.adapters.memory_store import InMemoryEventStore
+from shared.clock import FixedClock
+from shared.config import Settings
+from shared.identity.models import Role
+from tests.authkit import bearer, make_account, make_identity, sign_in
 
 TARGET_P95_MS = 100.0
 SHIPPED = ("SOCSW", "MED", "SAMF", "HT")
