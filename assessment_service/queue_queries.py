@@ -201,7 +201,6 @@ def queue_page(
 ) -> QueuePage:
     """One page of the queue as `scope` may see it (None: every report), filtered and sorted."""
     where = _conditions(filt, scope, account_id, today)
-    total = int(conn.execute(sa.select(sa.func.count()).select_from(_FROM).where(*where)).scalar_one())
     rows = conn.execute(
         sa.select(
             review_queue.c.report_id, review_queue.c.student_id, review_queue.c.submitted_at,
@@ -209,6 +208,7 @@ def queue_page(
             review_queue.c.checklist_met, review_queue.c.checklist_total,
             students.c.name, students.c.department, students.c.programme,
             _round.label("round"), _waiting_since.label("waiting_since"), _state.label("state"),
+            sa.func.count().over().label("total"),  # the count in the same pass as the page
         )
         .select_from(_FROM)
         .where(*where)
@@ -216,6 +216,10 @@ def queue_page(
         .limit(per_page)
         .offset((filt.page - 1) * per_page)
     ).all()
+    if rows:
+        total = int(rows[0].total)
+    else:  # past the last page (or nothing matches): count on its own
+        total = int(conn.execute(sa.select(sa.func.count()).select_from(_FROM).where(*where)).scalar_one())
     assessors = _assessors(conn, [row.report_id for row in rows])
     ruled = _ruled_checklists(conn, rows, rule_sets)
     items = []
