@@ -201,25 +201,32 @@ def queue_page(
 ) -> QueuePage:
     """One page of the queue as `scope` may see it (None: every report), filtered and sorted."""
     where = _conditions(filt, scope, account_id, today)
-    rows = conn.execute(
-        sa.select(
-            review_queue.c.report_id, review_queue.c.student_id, review_queue.c.submitted_at,
-            review_queue.c.rules, review_queue.c.activity_ids, review_queue.c.checklist,
-            review_queue.c.checklist_met, review_queue.c.checklist_total,
-            students.c.name, students.c.department, students.c.programme,
-            _round.label("round"), _waiting_since.label("waiting_since"), _state.label("state"),
-            sa.func.count().over().label("total"),  # the count in the same pass as the page
-        )
+    # First the page's ids and the count, in one pass that sorts only ids and keys (sorting whole
+    # rows, checklist JSON and all, cost four times as much at 10,000 reports); then their rows.
+    chosen = conn.execute(
+        sa.select(review_queue.c.report_id, sa.func.count().over().label("total"))
         .select_from(_FROM)
         .where(*where)
         .order_by(*_order(filt.sort))
         .limit(per_page)
         .offset((filt.page - 1) * per_page)
     ).all()
-    if rows:
-        total = int(rows[0].total)
+    if chosen:
+        total = int(chosen[0].total)
     else:  # past the last page (or nothing matches): count on its own
         total = int(conn.execute(sa.select(sa.func.count()).select_from(_FROM).where(*where)).scalar_one())
+    order = {row.report_id: i for i, row in enumerate(chosen)}
+    rows = sorted(conn.execute(
+        sa.select(
+            review_queue.c.report_id, review_queue.c.student_id, review_queue.c.submitted_at,
+            review_queue.c.rules, review_queue.c.activity_ids, review_queue.c.checklist,
+            review_queue.c.checklist_met, review_queue.c.checklist_total,
+            students.c.name, students.c.department, students.c.programme,
+            _round.label("round"), _waiting_since.label("waiting_since"), _state.label("state"),
+        )
+        .select_from(_FROM)
+        .where(review_queue.c.report_id.in_(list(order)))
+    ).all(), key=lambda row: order[row.report_id]) if order else []
     assessors = _assessors(conn, [row.report_id for row in rows])
     ruled = _ruled_checklists(conn, rows, rule_sets)
     items = []

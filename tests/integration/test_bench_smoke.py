@@ -63,5 +63,5 @@ def test_queue_benchmark_answers_every_case_of_the_page_and_the_json(tmp_path: P
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
     assert result["rows"]["queue"] == 400
-    assert len(result["results"]) == 7
+    assert len(result["results"]) == 9
     assert all(r["p95_ms"] > 0 for r in result["results"])
