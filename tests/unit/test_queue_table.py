@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from assessment_service import queries, services
 from assessment_service import queue_queries as qq
-from assessment_service import services
 from assessment_service.reviews import CRITERIA, SubmitReview
 from assessment_service.web.access_rules import queue_scope
 from assessment_service.web.queue_pages import suggest_balanced
@@ -20,7 +20,17 @@ from shared.clock import FixedClock
 from shared.config import Settings
 from shared.identity.models import Role
 from tests.authkit import make_account
-from tests.unit.test_assessment_access import World, assign, build_world, declare, register, submit
+from tests.unit.test_assessment_access import (
+    ACTIVITY,
+    ANSWERS,
+    World,
+    assign,
+    build_world,
+    declare,
+    register,
+    submit,
+)
+from tests.unit.test_rulings_api import OTHER, RULING
 
 
 @pytest.fixture
@@ -204,16 +214,45 @@ def test_states_follow_reviews_and_decisions(world: World) -> None:
     assert _names(_json(world, "coordinator", "?state=approved")) == ["StudentB Exempel"]
     html = world.browser("coordinator").get("/queue?lang=sv").get_data(as_text=True)
     assert "Godkänd" in html
+    # The read model is the events' projection: rebuilt from zero it equals the live rows.
+    live = world.ctx.own_runner.digest(["review_states"])
+    world.ctx.own_runner.rebuild(["review_states"])
+    assert world.ctx.own_runner.digest(["review_states"]) == live
+    # And a student's right of access includes it.
+    with world.ctx.reader.connect() as conn:
+        held = queries.held_about(conn, world.students["A"])
+    assert [r["outcome"] for r in held["review_states"]] == ["revision_requested"]
+    assert sorted(r["recommendation"] for r in held["review_marks"]) == ["approve", "revise"]
 
 
 def test_the_checklist_counts_an_activity_a_ruling_accepted(world: World) -> None:
-    from assessment_service import queue_queries
+    sid = register(world.intake, "StudentR Exempel")
+    ids = []
+    online = {k: v for k, v in OTHER.items() if k != "country_code"} | {"setting": "digital"}  # as seminars are
+    for body in (ACTIVITY["SOCSW"], {**ACTIVITY["SOCSW"], "title": "Exchange in Lille"}, online):
+        response = world.intake.post(f"/api/v1/students/{sid}/activities", json=body)
+        assert response.status_code == 201, response.json
+        ids.append(response.json["activity_id"])
+    report = world.intake.post(f"/api/v1/students/{sid}/reports",
+                               json={"answers": ANSWERS["SOCSW"], "activity_ids": ids})
+    assert report.status_code == 201, report.json
+    world.catch_up()
 
-    with world.ctx.reader.connect() as conn:
-        before = queue_queries.queue_page(
-            conn, qq.QueueFilter(), scope=None, account_id=None, today=world.ctx.clock.now().date(),
-            rule_sets=world.ctx.catalogue.rule_set, departments=world.ctx.catalogue.department)
-    assert before.total == 3  # an integration's view: every report
+    def row() -> dict[str, Any]:
+        [item] = [i for i in _json(world, "coordinator")["items"] if i["name"] == "StudentR Exempel"]
+        return item["checklist"]
+
+    before = row()
+    assert {"en": "At least three activities", "sv": "Minst tre aktiviteter"} in before["unmet"]
+    agenda = world.browser("coordinator").get("/agenda").get_data(as_text=True)
+    assert f"/rulings/{ids[2]}" in agenda  # the "other" kind waits for the group's ruling
+    ruled = world.token("coordinator").post(f"/api/v1/activities/{ids[2]}/ruling", json=RULING)
+    assert ruled.status_code in (200, 201), ruled.json
+    world.ctx.own_runner.catch_up()
+    after = row()
+    assert after["met"] == before["met"] + 1
+    assert {"en": "At least three activities", "sv": "Minst tre aktiviteter"} not in after["unmet"]
+    assert f"/rulings/{ids[2]}" not in world.browser("coordinator").get("/agenda").get_data(as_text=True)
 
 
 # -- bulk assignment -----------------------------------------------------------------------------
