@@ -31,16 +31,19 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.extensions["cim.assessment"] = context
     app.extensions["cim.department_of"] = department_finder(context)
     identity = overrides.get("identity") or identity_from_settings(settings, overrides.get("clock") or SystemClock())
-    # rulings on new activity kinds; presentations (their API joins api.bp)
-    from assessment_service.web import presentation_api, presentation_pages, ruling_api, ruling_pages  # noqa: F401
+    # Rulings on new activity kinds; the queue table, bulk assignment and the agenda; presentations.
+    from assessment_service.web import presentation_api, presentation_pages, queue_pages, ruling_api, ruling_pages  # noqa: F401
 
-    configure_web(app, settings, identity, name="assessment", api_blueprints=(api.bp, ruling_api.bp))
+    configure_web(app, settings, identity, name="assessment",
+                  api_blueprints=(api.bp, ruling_api.bp, queue_pages.api_bp))
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(privacy.bp)
     app.register_blueprint(ruling_api.bp)  # rulings on new activity kinds
     app.register_blueprint(ruling_pages.bp)
     app.register_blueprint(presentation_pages.bp)
+    app.register_blueprint(queue_pages.bp)
+    app.register_blueprint(queue_pages.api_bp)
     app.cli.add_command(projections_cli)
     return app
 

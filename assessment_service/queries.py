@@ -15,6 +15,7 @@ from assessment_service.projections.activities import activities
 from assessment_service.projections.assignments import assignment_conflicts, assignments
 from assessment_service.projections.reports import reports
 from assessment_service.projections.review_queue import review_queue, review_queue_activities
+from assessment_service.projections.review_states import review_marks, review_states
 from assessment_service.projections.students import WITHDRAWN, students
 from shared.events import RecordedEvent
 
@@ -363,6 +364,9 @@ def held_about(conn: sa.Connection, student_id: str) -> dict[str, Any]:
         ],
         "assignments": rows(assignments, assignments.c.position),
         "conflicts": rows(assignment_conflicts, assignment_conflicts.c.position),
+        # Where each report stands in its review (the queue's states) and each review's recommendation.
+        "review_states": rows(review_states, review_states.c.position),
+        "review_marks": rows(review_marks, review_marks.c.position),
     }
 
 

@@ -99,7 +99,8 @@ HANDLERS: dict[str, Handler] = {
 
 PROJECTION = Projection("assignments", (assignments, assignment_conflicts), HANDLERS)
 
-from assessment_service.projections import rulings  # noqa: E402  (rulings on new activity kinds)
+# Rulings on new activity kinds; the review states the queue and the agenda read.
+from assessment_service.projections import review_states, rulings  # noqa: E402
 
 #: The projections fed by the assessment service's own store (`projections.own` adds presentations).
-OWN: tuple[Projection, ...] = (PROJECTION, rulings.PROJECTION)
+OWN: tuple[Projection, ...] = (PROJECTION, rulings.PROJECTION, review_states.PROJECTION)

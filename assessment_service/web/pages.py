@@ -25,7 +25,6 @@ from assessment_service.bootstrap import AssessmentContext
 from assessment_service.web.access_rules import (
     may_read_report,
     queue_reader,
-    queue_scope,
     report_assignee,
     report_coordinator,
     report_facts,
@@ -187,14 +186,13 @@ def _see_reviews(report_id: str) -> Redirect:
 
 @bp.get("/")
 @bp.get("/review-queue")
+@bp.get("/queue")
 @access(REVIEWERS)
-def review_queue() -> str:
-    _caller, principal = _staff()
-    with _context().reader.connect() as conn:
-        items = queries.review_queue_items(conn, scope=queue_scope(principal))
-    _record_views(principal, [item["student_id"] for item in items], "review_queue")
-    names = _staff_names([a for item in items for a in item["assessor_account_ids"]])
-    return render_template("review_queue.html", items=items, staff_names=names)
+def review_queue() -> tuple[str, int]:
+    """The review queue as a table (assessment_service/web/queue_pages.py)."""
+    from assessment_service.web.queue_pages import queue_view
+
+    return queue_view()
 
 
 def _assessor_choices(detail: dict[str, Any], *, include_assigned: bool = False) -> list[tuple[str, str]]:

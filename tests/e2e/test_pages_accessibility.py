@@ -182,6 +182,9 @@ def pages_of(pipeline: Pipeline, ids: dict[str, str], sessions: dict[str, str]) 
         Visit("precedents", f"{assessment}/precedents", sessions["assessor"]),
         Visit("presentations", f"{assessment}/presentations", coordinator),
         Visit("student-presentation", f"{assessment}/students/{sid}/presentation", student),
+        Visit("queue-table", f"{assessment}/queue?sort=student", coordinator),
+        Visit("queue-bad-filter", f"{assessment}/queue?waiting_over=x", coordinator, status=400),
+        Visit("agenda", f"{assessment}/agenda", coordinator),
     ]
 
 

@@ -55,3 +55,13 @@ def test_store_benchmark_commits_through_every_client(tmp_path: Path) -> None:
     reads = {r["impl"]: r for r in results if r["kind"] == "read_all"}
     assert set(reads) == {"store", "raw", "peer"}
     assert all(r["events"] == 2000 for r in reads.values())
+
+
+def test_queue_benchmark_answers_every_case_of_the_page_and_the_json(tmp_path: Path) -> None:
+    out = tmp_path / "queue.json"
+    done = _run(["bench/bench_queue.py", "--smoke", "--json", str(out)], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["rows"]["queue"] == 400
+    assert len(result["results"]) == 9
+    assert all(r["p95_ms"] > 0 for r in result["results"])

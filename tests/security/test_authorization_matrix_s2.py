@@ -338,6 +338,14 @@ def api_review_queue(actor: Actor, obj: StudentObject) -> str:
     return ALLOW if actor.assessor_departments or actor.coordinator_of else FORBIDDEN
 
 
+def queue_coordinator(actor: Actor, obj: StudentObject) -> str:
+    """Bulk assignment from the queue: a coordinator of some department (the view answers 404 for
+    reports outside theirs); anyone else signed in 403."""
+    if actor.anonymous or actor.integration:
+        return SIGNIN
+    return ALLOW if actor.coordinator_of else FORBIDDEN
+
+
 def _person(actor: Actor, *, api: bool) -> str | None:
     """The answer to someone who is not a person signed in (None for a person): anonymous callers
     sign in; an integration's token decides nothing through the API (403) and is anonymous on a
@@ -488,6 +496,11 @@ ASSESSMENT_POLICIES: dict[tuple[str, str], Policy] = {
     ("api.own_events", "GET"): api_token_scope("feed:read"),
     ("privacy.my_data", "GET"): student_read_page,
     ("privacy.my_data_json", "GET"): student_read_page,
+    # The queue table's JSON, bulk assignment and the agenda (issue 12).
+    ("queue_api.queue_json", "GET"): api_review_queue,
+    ("queue_pages.assign_preview", "POST"): queue_coordinator,
+    ("queue_pages.assign_confirm", "POST"): queue_coordinator,
+    ("queue_pages.agenda", "GET"): reviewers_page,
 }
 
 

@@ -221,9 +221,9 @@ def test_review_queue_page_is_semantic_and_escapes_names(intake: FlaskClient, ap
     html = reviewer(app).get("/review-queue").get_data(as_text=True)
     assert "<h1>Review queue</h1>" in html
     assert "<main" in html
-    assert "<article" in html
-    assert "Tova &lt;b&gt;Exempel&lt;/b&gt;" in html
-    assert "Exchange in Lyon" in html
+    assert '<table class="queue-table"' in html  # one row per report; the whole report on its own page
+    assert "Tova &lt;b&gt;Exempel&lt;/b&gt;</a></th>" in html
+    assert "Exchange in Lyon" not in html
 
 
 def test_cli_rebuild_and_status(intake: FlaskClient, app: Flask) -> None:
@@ -265,18 +265,19 @@ def test_review_queue_page_names_kinds_and_questions_from_the_catalogue_in_both_
     intake: FlaskClient, app: Flask
 ) -> None:
     sid = register(intake)
-    submit(intake, sid, [log_activity(intake, sid)])
+    report = submit(intake, sid, [log_activity(intake, sid)])
     catch_up(app)
-    english = reviewer(app).get("/review-queue?lang=en").get_data(as_text=True)
+    # The queue is a table; the whole report is on its own page.
+    english = reviewer(app).get(f"/reports/{report}?lang=en").get_data(as_text=True)
     assert "Exchange studies" in english
     assert "What did you learn from your international activities" in english
     assert "School of Social Work" in english
     # Answers follow the catalogue's question order (learning, profession, perspective), not the codes'.
     assert english.index("What did you learn") < english.index("future profession") < english.index("welfare system")
-    swedish = reviewer(app).get("/review-queue?lang=sv").get_data(as_text=True)
+    swedish = reviewer(app).get(f"/reports/{report}?lang=sv").get_data(as_text=True)
     assert '<html lang="sv">' in swedish
     assert "Utbytesstudier" in swedish
-    assert "Granskningskö" in swedish
+    assert "Granskningskö" in swedish  # the menu
     assert "Socialhögskolan" in swedish
 
 
@@ -289,15 +290,18 @@ def test_review_queue_shows_the_stored_rule_checklist_on_the_page_and_in_json(in
     assert [line["met"] for line in item["checklist"]["items"]] == [False, True]
     detail = api(app, "assessment:read").get(f"/api/v1/reports/{report}").json
     assert detail["checklist"] == item["checklist"]
-    english = reviewer(app).get("/review-queue?lang=en").get_data(as_text=True)
+    english = reviewer(app).get(f"/reports/{report}?lang=en").get_data(as_text=True)
     assert "Rule checklist" in english
     assert "1 of 2 requirements met (SOCSW@1)" in english
     assert "At least one activity abroad: yes — Exchange in Lyon, 2025-01" in english
     assert "At least three activities: no — Exchange in Lyon, 2025-01" in english
-    swedish = reviewer(app).get("/review-queue?lang=sv").get_data(as_text=True)
+    swedish = reviewer(app).get(f"/reports/{report}?lang=sv").get_data(as_text=True)
     assert "Regelkontroll" in swedish
     assert "1 av 2 krav uppfyllda" in swedish
     assert "Minst en aktivitet utomlands: ja — Exchange in Lyon, 2025-01" in swedish
+    table = reviewer(app).get("/review-queue?lang=en").get_data(as_text=True)
+    assert "1 of 2 met" in table
+    assert "Not met: At least three activities" in table
 
 
 # -- authentication and scopes (issue 4) ---------------------------------------------------------
