@@ -416,13 +416,14 @@ def my_cim(student_id: str) -> str:
     student = own_student(student_id)
     audit_staff_access(student_id, "my_cim")
     decisions = report_steps(student)
+    booking = presentation(student_id)
     return render_template(
         "my_cim.html",
         student=student,
-        assessment_status=assessment_status(student_id, student),
+        assessment_status=workflow_status(student, decisions, booking) or assessment_status(student_id, student),
         decisions=decisions,
         may_submit=new_report_refusal(student) is None,
-        presentation=presentation(student_id),
+        presentation=booking,
         assessment_url=current_app.config["CIM_SETTINGS"].assessment_url.rstrip("/"),
         kind_name=lambda code: kind_name(student.department, code, locale()),
         setting_label=lambda code: SETTING_LABELS.get(code, code),
@@ -472,6 +473,44 @@ def assessment_status(student_id: str, student: StudentPage) -> str | None:
     steps = [s for s in (status, own_status(student)) if s in _STATUS_ORDER]
     label = ASSESSMENT_STATUS.get(max(steps, key=_STATUS_ORDER.index)) if steps else None
     return str(label) if label else None
+
+
+WORKFLOW_STATUS = {
+    "eligible": _l("Eligible for the diploma: your report is approved and your presentation held."),
+    "eligible_without_presentation": _l("Eligible for the diploma: your report is approved."),
+    "presentation_booked": _l("Report approved and presentation booked."),
+    "approved": _l("Report approved. Book an occasion to present it."),
+    "revision_requested": _l("Revision requested. Revise your report and resubmit it."),
+    "rejected": _l("Report not approved. The assessors' reasons are shown with the report."),
+    "in_review": _l("Report in review by the assessors."),
+    "resubmitted": _l("Report resubmitted. It is waiting for review by the assessors."),
+}
+
+
+def workflow_step(student: StudentPage, decisions: dict[str, dict[str, Any]],
+                  booking: dict[str, Any] | None) -> str | None:
+    """The student's step after submitting, from their latest report's round on the assessment
+    side and their presentation (both delivered by events); None before any of it."""
+    if not student.active or not student.reports:
+        return None
+    latest = decisions.get(student.reports[-1].report_id)
+    state = latest["state"] if latest else None
+    if state != "approved":
+        return state if state in WORKFLOW_STATUS else None
+    required = student.department.presentation_required if student.department else True
+    if not required:
+        return "eligible_without_presentation"
+    if booking is not None and booking["status"] == "held":
+        return "eligible"
+    if booking is not None and booking["status"] == "booked" and not booking["cancelled"]:
+        return "presentation_booked"
+    return "approved"
+
+
+def workflow_status(student: StudentPage, decisions: dict[str, dict[str, Any]],
+                    booking: dict[str, Any] | None) -> str | None:
+    step = workflow_step(student, decisions, booking)
+    return str(WORKFLOW_STATUS[step]) if step else None
 
 
 REPORT_STATES = {

@@ -383,5 +383,39 @@ def test_my_cim_offers_booking_then_shows_the_booking_and_the_presentation(world
                                       json={"student_id": sid, "presented": True})
     view.catch_up()
     assert "You presented on " in my_cim()
+    assert "Eligible for the diploma: your report is approved and your presentation held." in my_cim()
     assert "Du presenterade " in my_cim("sv")
     assert view.catch_up() == 0
+
+
+@pytest.mark.parametrize(
+    ("state", "booking", "required", "step"),
+    [
+        (None, None, True, None),
+        ("in_review", None, True, "in_review"),
+        ("revision_requested", None, True, "revision_requested"),
+        ("resubmitted", None, True, "resubmitted"),
+        ("rejected", None, True, "rejected"),
+        ("approved", None, True, "approved"),
+        ("approved", {"status": "booked", "cancelled": False}, True, "presentation_booked"),
+        ("approved", {"status": "booked", "cancelled": True}, True, "approved"),
+        ("approved", {"status": "missed", "cancelled": False}, True, "approved"),
+        ("approved", {"status": "held", "cancelled": False}, True, "eligible"),
+        ("approved", None, False, "eligible_without_presentation"),
+    ],
+)
+def test_my_cims_status_is_the_students_latest_step(
+    state: str | None, booking: dict[str, Any] | None, required: bool, step: str | None
+) -> None:
+    from types import SimpleNamespace
+
+    from intake_service.web.pages import workflow_step
+
+    student: Any = SimpleNamespace(
+        active=True, reports=[SimpleNamespace(report_id="r1")],
+        department=SimpleNamespace(presentation_required=required),
+    )
+    decisions = {"r1": {"state": state}} if state else {}
+    assert workflow_step(student, decisions, booking) == step
+    withdrawn: Any = SimpleNamespace(**{**vars(student), "active": False})
+    assert workflow_step(withdrawn, decisions, booking) is None
