@@ -17,6 +17,7 @@ from assessment_service.projections.reports import reports
 from assessment_service.projections.review_queue import review_queue, review_queue_activities
 from assessment_service.projections.review_states import review_marks, review_states
 from assessment_service.projections.students import WITHDRAWN, students
+from assessment_service.round_queries import held_in_rounds
 from shared.events import RecordedEvent
 
 STATUS_CHANGED = "StudentStatusChanged"
@@ -367,6 +368,8 @@ def held_about(conn: sa.Connection, student_id: str) -> dict[str, Any]:
         # Where each report stands in its review (the queue's states) and each review's recommendation.
         "review_states": rows(review_states, review_states.c.position),
         "review_marks": rows(review_marks, review_marks.c.position),
+        # Each round of the student's reports, and the activities as each round covered them.
+        **held_in_rounds(conn, student_id),
     }
 
 

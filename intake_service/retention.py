@@ -62,7 +62,7 @@ def candidates(ctx: RetentionContext) -> list[Candidate]:
             erased.add(student)
         elif event.type == "AttachmentUploaded" and student:
             uploaded[str(event.data["attachment_id"])] = (student, event.occurred_at)
-        elif event.type == "ReportSubmitted" and event.data.get("attachment_id"):
+        elif event.type in ("ReportSubmitted", "ReportResubmitted") and event.data.get("attachment_id"):
             referenced.add(str(event.data["attachment_id"]))
     found += [
         Candidate(rules.WITHDRAWN_REGISTRATIONS, sid, at) for sid, at in withdrawn.items() if sid not in erased

@@ -18,9 +18,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from assessment_service.projections.base import dumps, metadata, student_id_of
+from assessment_service.projections.base import dumps, metadata, student_id_of, upsert
 from shared.events import RecordedEvent
-from shared.projection import Handler, Projection
+from shared.projection import Handler, Projection, queue
 
 #: The activity's details as stated, in the order the changes page compares them.
 DETAILS = ("title", "kind", "setting", "country_code", "start_date", "end_date", "hours", "organiser", "description")
@@ -83,45 +83,56 @@ def _details(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def on_activity_logged(conn: sa.Connection, event: RecordedEvent) -> None:
-    activity_id = event.data["activity_id"]
-    conn.execute(report_round_activity_sources.delete().where(
-        report_round_activity_sources.c.activity_id == activity_id))
-    conn.execute(report_round_activity_sources.insert().values(
-        activity_id=activity_id, student_id=student_id_of(event), withdrawn=False, **_details(event.data)))
+    # Queued writes (shared.projection.queue), keyed by the activity id: a batch of activity
+    # events costs one executemany, not a statement each.
+    row = {"activity_id": event.data["activity_id"], "student_id": student_id_of(event), **_details(event.data),
+           "withdrawn": False}
+    upsert(conn, report_round_activity_sources, "activity_id", row)
+
+
+_SOURCES = report_round_activity_sources
+_AMEND = (
+    _SOURCES.update()
+    .where(_SOURCES.c.activity_id == sa.bindparam("b_id"))
+    .values({name: sa.bindparam(f"b_{name}") for name in DETAILS})
+)
+_WITHDRAW = _SOURCES.update().where(_SOURCES.c.activity_id == sa.bindparam("b_id")).values(withdrawn=True)
 
 
 def on_activity_amended(conn: sa.Connection, event: RecordedEvent) -> None:
-    conn.execute(
-        report_round_activity_sources.update()
-        .where(report_round_activity_sources.c.activity_id == event.data["activity_id"])
-        .values(**_details(event.data))
-    )
+    activity_id = event.data["activity_id"]
+    values = {f"b_{name}": value for name, value in _details(event.data).items()}
+    queue(conn, _AMEND, {"b_id": activity_id, **values}, key=activity_id)
 
 
 def on_activity_withdrawn(conn: sa.Connection, event: RecordedEvent) -> None:
-    conn.execute(
-        report_round_activity_sources.update()
-        .where(report_round_activity_sources.c.activity_id == event.data["activity_id"])
-        .values(withdrawn=True)
-    )
+    activity_id = event.data["activity_id"]
+    queue(conn, _WITHDRAW, {"b_id": activity_id}, key=activity_id)
+
+
+_INSERT_ROUND = report_rounds.insert()
 
 
 def _record_round(conn: sa.Connection, event: RecordedEvent, round_: int) -> None:
     data, student_id = event.data, student_id_of(event)
     activity_ids = list(data["activity_ids"])
-    conn.execute(report_rounds.insert().values(
-        report_id=data["report_id"], round=round_, student_id=student_id, submitted_at=event.occurred_at.isoformat(),
-        answers=None if data.get("answers") is None else dumps(data["answers"]), activity_ids=dumps(activity_ids),
-        attachment_id=data.get("attachment_id"), rules=data["rules"], position=event.position,
-    ))
+    queue(conn, _INSERT_ROUND, {
+        "report_id": data["report_id"], "round": round_, "student_id": student_id,
+        "submitted_at": event.occurred_at.isoformat(),
+        "answers": None if data.get("answers") is None else dumps(data["answers"]),
+        "activity_ids": dumps(activity_ids), "attachment_id": data.get("attachment_id"), "rules": data["rules"],
+        "position": event.position,
+    })
     sources = report_round_activity_sources
+    # A read: the queued writes before it (the activities' latest details) run first.
     found = conn.execute(
         sa.select(sources).where(sources.c.activity_id.in_(activity_ids), sources.c.student_id == student_id)
     ).mappings().all()
-    if found:
-        conn.execute(report_round_activities.insert(), [
-            {**row, "report_id": data["report_id"], "round": round_} for row in found
-        ])
+    for row in found:
+        queue(conn, _INSERT_SNAPSHOT, {**row, "report_id": data["report_id"], "round": round_})
+
+
+_INSERT_SNAPSHOT = report_round_activities.insert()
 
 
 def on_report_submitted(conn: sa.Connection, event: RecordedEvent) -> None:

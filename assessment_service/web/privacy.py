@@ -59,6 +59,7 @@ FIELD_NAMES: dict[str, Any] = {
     "assigned_at": _l("Assigned"),
     "reason_code": _l("Reason"),
     "declared_at": _l("Declared"),
+    "round": _l("Round"),
 }
 
 STATUS_NAMES: dict[str, Any] = {

@@ -29,6 +29,7 @@ EVENT_NAMES: dict[str, Any] = {
     "ActivityWithdrawn": _l("Activity withdrawn"),
     "AttachmentUploaded": _l("PDF uploaded"),
     "ReportSubmitted": _l("Report submitted"),
+    "ReportResubmitted": _l("Report resubmitted (a new round)"),
     "StudiesCompleted": _l("Studies completed"),
     "RegistrationWithdrawn": _l("Registration withdrawn"),
     "StudentErased": _l("Personal data erased"),
@@ -45,6 +46,7 @@ FIELD_NAMES: dict[str, Any] = {
     "pages": _l("Pages"),
     "completed_on": _l("Completed on"),
     "term": _l("Term"),
+    "round": _l("Round"),
 }
 
 WHAT_NAMES: dict[str, Any] = {

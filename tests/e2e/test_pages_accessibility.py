@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from shared.clock import SystemClock
 from shared.identity.models import Role, RoleGrant
 from shared.identity.wiring import build_identity
 from tests.authkit import IDENTITY_KEY, SESSION_COOKIE
-from tests.e2e.conftest import Pipeline, wait_for
+from tests.e2e.conftest import Pipeline, http, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 BROWSER_DIR = ROOT / "tests" / "browser"
@@ -119,13 +120,30 @@ def _seed(pipeline: Pipeline) -> dict[str, str]:
         "name": "Ossian Testlund", "email": "ossian.testlund@example.org", "university_id": "ot-0002",
         "department": "SOCSW", "programme": "SSASK", "expected_end_term": "HT2027"})
     assert status == 201, body
-    wait_for(lambda: pipeline.assessment("/review-queue")[1].get("count") == 1, 30, "the report in the queue")
-    return {"student": sid, "activity": activity_ids[0], "report": report_id, "other_student": body["student_id"],
-            "other_activity": other_activity}
+    other = body["student_id"]
+    # Ossian's report will have a revision requested (the resubmit page); Nils has none yet (the
+    # report form, which a student whose report waits is not offered).
+    status, body = pipeline.intake("POST", f"/students/{other}/activities", {
+        "kind": "summer-school", "title": "Summer school in Oslo", "organiser": "A Nordic university",
+        "setting": "abroad", "country_code": "NO", "start_date": "2025-06-01", "end_date": "2025-06-14"})
+    assert status == 201, body
+    status, body = pipeline.intake("POST", f"/students/{other}/reports",
+                                   {"answers": answers, "activity_ids": [body["activity_id"]]})
+    assert status == 201, body
+    other_report = body["report_id"]
+    status, body = pipeline.intake("POST", "/students", {
+        "name": "Nils Provström", "email": "nils.provstrom@example.org", "university_id": "np-0003",
+        "department": "SOCSW", "programme": "SSASK", "expected_end_term": "HT2027"})
+    assert status == 201, body
+    wait_for(lambda: pipeline.assessment("/review-queue")[1].get("count") == 2, 30, "the reports in the queue")
+    return {"student": sid, "activity": activity_ids[0], "report": report_id, "other_student": other,
+            "other_activity": other_activity, "other_report": other_report, "new_student": body["student_id"],
+            "first_answers": json.dumps(answers), "first_activities": json.dumps(activity_ids)}
 
 
-def _sessions(pipeline: Pipeline, student_id: str) -> dict[str, str]:
+def _sessions(pipeline: Pipeline, ids: dict[str, str]) -> dict[str, str]:
     """Accounts for each kind of person, each with a live session in the apps' Redis."""
+    student_id = ids["student"]
     import redis
 
     identity = build_identity(clock=SystemClock(), identity_key=IDENTITY_KEY,
@@ -142,10 +160,53 @@ def _sessions(pipeline: Pipeline, student_id: str) -> dict[str, str]:
                 "Assar Bedömare", "assar@example.org", grants=[RoleGrant(Role.ASSESSOR, "SOCSW")]),
             "administrator": identity.accounts.create_account(
                 "Ada Administratör", "ada@example.org", grants=[RoleGrant(Role.ADMINISTRATOR, None)]),
+            "other_student": identity.accounts.create_account(
+                "Ossian Testlund", "ossian.testlund@example.org", student_id=ids["other_student"],
+                grants=[RoleGrant(Role.STUDENT, "SOCSW")]),
+            "new_student": identity.accounts.create_account(
+                "Nils Provström", "nils.provstrom@example.org", student_id=ids["new_student"],
+                grants=[RoleGrant(Role.STUDENT, "SOCSW")]),
         }
-        return {who: identity.sessions.create(account.id, auth_method="test") for who, account in accounts.items()}
+        sessions = {who: identity.sessions.create(account.id, auth_method="test") for who, account in accounts.items()}
+        _revision_rounds(pipeline, ids, identity, accounts["coordinator"].id, accounts["assessor"].id,
+                         sessions["other_student"])
+        return sessions
     finally:
         identity.store.dispose()  # type: ignore[attr-defined]
+
+
+def _revision_rounds(pipeline: Pipeline, ids: dict[str, str], identity: Any, coordinator_id: str,
+                     assessor_id: str, other_student: str) -> None:
+    """A revision requested of both reports; Vera resubmits hers (round 2: the changes page),
+    Ossian's waits for his revision (the resubmit page)."""
+    scopes = ["assessment:read", "assessment:review"]
+    auth = {who: {"Authorization": "Bearer " + identity.api_tokens.create(who, scopes, account_id=account).token}
+            for who, account in (("coordinator", coordinator_id), ("assessor", assessor_id))}
+    verdicts = dict.fromkeys(("activities_meet_requirements", "reflection_compares_contexts",
+                              "reflection_relates_to_profession", "report_complete"), "met")
+    for report in (ids["report"], ids["other_report"]):
+        api = f"{pipeline.assessment_url}/api/v1/reports/{report}"
+        for path, body, who in (
+            ("assessors", {"assessor_account_id": assessor_id}, "coordinator"),
+            ("reviews", {"verdicts": verdicts, "recommendation": "revise"}, "assessor"),
+            ("decision", {"outcome": "revise", "summary": "Compare the two welfare systems."}, "coordinator"),
+        ):
+            status, answer = http("POST", f"{api}/{path}", body, auth[who])
+            assert status == 201, answer
+    revised = {**json.loads(ids["first_answers"]), "learning": "Comparing two welfare systems, now in detail."}
+    resubmission = {"answers": revised, "activity_ids": json.loads(ids["first_activities"])[:1]}
+    wait_for(lambda: pipeline.intake("POST", f"/students/{ids['student']}/reports/{ids['report']}/resubmission",
+                                     resubmission)[0] == 201, 30, "the revision requested, known to the intake")
+    wait_for(lambda: http("GET", f"{pipeline.assessment_url}/api/v1/reports/{ids['report']}/reviews",
+                          headers=auth["coordinator"])[1].get("current_round") == 2, 30, "round 2 in the assessment")
+    my_cim = f"{pipeline.intake_url}/students/{ids['other_student']}"
+
+    def offered() -> bool:
+        request = urllib.request.Request(my_cim, headers={"Cookie": f"{SESSION_COOKIE}={other_student}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return "/resubmit" in response.read().decode()
+
+    wait_for(offered, 30, "Revise and resubmit on Ossian's My CIM")
 
 
 def pages_of(pipeline: Pipeline, ids: dict[str, str], sessions: dict[str, str]) -> list[Visit]:
@@ -163,7 +224,9 @@ def pages_of(pipeline: Pipeline, ids: dict[str, str], sessions: dict[str, str]) 
         Visit("activity-new", f"{intake}/students/{sid}/activities/new", student),
         Visit("activity-edit", f"{intake}/students/{sid}/activities/{aid}/edit", student),
         Visit("activity-withdraw", f"{intake}/students/{sid}/activities/{aid}/withdraw", student),
-        Visit("report", f"{intake}/students/{sid}/report", student),
+        Visit("report", f"{intake}/students/{ids['new_student']}/report", sessions["new_student"]),
+        Visit("resubmit", f"{intake}/students/{ids['other_student']}/reports/{ids['other_report']}/resubmit",
+              sessions["other_student"]),
         Visit("studies-completed", f"{intake}/students/{sid}/studies-completed", student),
         Visit("withdraw-registration", f"{intake}/students/{sid}/withdraw", student),
         Visit("my-data", f"{intake}/students/{sid}/my-data", student),
@@ -172,6 +235,7 @@ def pages_of(pipeline: Pipeline, ids: dict[str, str], sessions: dict[str, str]) 
         Visit("review-queue-assessor", f"{assessment}/review-queue", sessions["assessor"]),
         Visit("review-report", f"{assessment}/reports/{rid}", coordinator),
         Visit("review-reviews", f"{assessment}/reports/{rid}/reviews", coordinator),
+        Visit("review-changes", f"{assessment}/reports/{rid}/changes", coordinator),
         Visit("staff-my-cim", f"{intake}/students/{sid}", coordinator),
         Visit("staff-my-data", f"{assessment}/students/{sid}/my-data", coordinator),
         Visit("assessment-not-found", f"{assessment}/reports/00000000-0000-4000-8000-000000000000",
@@ -194,7 +258,7 @@ def pages_of(pipeline: Pipeline, ids: dict[str, str], sessions: dict[str, str]) 
 def test_every_page_in_both_languages_has_no_wcag_violations(pipeline: Pipeline, tmp_path: Path) -> None:
     _browser_tools()
     ids = _seed(pipeline)
-    sessions = _sessions(pipeline, ids["student"])
+    sessions = _sessions(pipeline, ids)
     visits = []
     for locale in LOCALES:
         for visit in pages_of(pipeline, ids, sessions):
@@ -222,3 +286,7 @@ def test_every_page_in_both_languages_has_no_wcag_violations(pipeline: Pipeline,
     # The walk really reached the signed-in pages: the student's name on their page, the report in the queue.
     assert "Vera Provdocka" in results["my-cim-en"]["text"]
     assert "Vera Provdocka" in results["review-queue-en"]["text"]
+    # ... and the pages of revision rounds: the form to resubmit, and both rounds side by side.
+    assert "Compare the two welfare systems." in results["resubmit-en"]["text"]
+    assert "Comparing two welfare systems, now in detail." in results["review-changes-en"]["text"]
+

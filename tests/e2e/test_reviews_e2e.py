@@ -2,7 +2,9 @@
 beat, a real redis-server (sessions, queue) and the embedded SQLite default. A student submits; a
 coordinator assigns two assessors; both review through the API; they disagree and the coordinator
 requests a revision with a summary; the student's My CIM shows "In review", then the revision
-requested with its summary, delivered by the assessment service's own events through the workers."""
+requested with its summary, delivered by the assessment service's own events through the workers;
+the student resubmits over HTTP, round 2 reaches the same assessors (with round 1's reviews and
+the page of what changed), both approve, and My CIM shows the approval."""
 
 from __future__ import annotations
 
@@ -58,8 +60,10 @@ def test_two_assessors_review_and_the_student_sees_the_revision_requested(pipeli
                                                        grants=[RoleGrant(role, "SOCSW")])
             token = identity.api_tokens.create(f"{name} token", ["assessment:read", "assessment:review"],
                                                account_id=account.id).token
+            sessions_of[account.id] = identity.sessions.create(account.id, auth_method="test")
             return account.id, {"Authorization": f"Bearer {token}"}
 
+        sessions_of: dict[str, str] = {}
         _coordinator, coordinator = person("Cora Koordinator", Role.COORDINATOR)
         first_id, first = person("Assar Bedömare", Role.ASSESSOR)
         second_id, second = person("Berit Bedömare", Role.ASSESSOR)
@@ -101,3 +105,27 @@ def test_two_assessors_review_and_the_student_sees_the_revision_requested(pipeli
     status, history = http("GET", f"{api}/history", headers=coordinator)
     assert [h["type"] for h in history["history"]] == [
         "AssessorAssigned", "AssessorAssigned", "ReviewSubmitted", "ReviewSubmitted", "RevisionRequested"]
+
+    # The student resubmits (over HTTP, as the intake learnt of the revision from the workers).
+    status, events = pipeline.intake("GET", f"/students/{sid}/events")
+    assert status == 200, events
+    activity_id = next(e["data"]["activity_id"] for e in events["events"] if e["type"] == "ActivityLogged")
+    revised = "Social work in Lyon and in Sweden compared: two welfare systems, two ways to listen."
+    status, body = pipeline.intake("POST", f"/students/{sid}/reports/{rid}/resubmission", {
+        "answers": {"learning": revised, "profession": "It changes how I listen.",
+                    "perspective": "Wider than before."}, "activity_ids": [activity_id]})
+    assert status == 201, body
+    assert body["round"] == 2
+    wait_for(lambda: http("GET", f"{api}/reviews", headers=first)[1].get("current_round") == 2, 30,
+             "round 2 on the assessment side")
+    status, record = http("GET", f"{api}/reviews", headers=first)
+    assert [len(r["reviews"]) for r in record["rounds"]] == [2, 0]  # round 1's reviews stay, round 2 is new
+    changes = page(f"{pipeline.assessment_url}/reports/{rid}/changes", sessions_of[first_id])
+    assert revised in changes
+    assert "Working through an interpreter." in changes
+    assert 'class="mark mark-changed"' in changes
+    for headers in (first, second):
+        status, body = http("POST", f"{api}/reviews", {"verdicts": verdicts, "recommendation": "approve"}, headers)
+        assert status == 201, body
+        assert body["round"] == 2
+    wait_for(lambda: "Approved." in page(my_cim, student), 30, "the approval on My CIM")

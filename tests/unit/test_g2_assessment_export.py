@@ -54,7 +54,10 @@ CANARIES = ("name", "email", "university_id", "title", "organiser", "description
 COPIED = ("name", "email", "title", "organiser", "description", "answer")
 #: Read-model tables and how their stored columns read back (JSON text, SQLite booleans).
 TABLES = ("students", "activities", "reports", "review_queue", "review_queue_activities", "assignments",
-          "assignment_conflicts")
+          "assignment_conflicts", "report_rounds", "report_round_activities", "report_round_activity_sources")
+#: The order of each table's rows in the export, where it is not by feed position.
+ORDER = {"students": "student_id", "report_round_activities": "report_id, round, activity_id",
+         "report_round_activity_sources": "activity_id"}
 EXPORT_KEY = {"assignment_conflicts": "conflicts"}
 
 
@@ -105,16 +108,17 @@ class World:
         out: dict[str, Any] = {}
         with self.ctx.reader.connect() as conn:
             for table in TABLES:
-                order = "student_id" if table == "students" else "position"
+                order = ORDER.get(table, "position")
                 rows = conn.execute(sa.text(f"SELECT * FROM {table} WHERE student_id = :s ORDER BY {order}"),
                                     {"s": sid}).mappings().all()
                 decoded = []
                 for row in rows:
                     item = dict(row)
-                    if table == "reports":
+                    if table in ("reports", "report_rounds"):
                         item["answers"] = None if item["answers"] is None else json.loads(item["answers"])
                         item["activity_ids"] = json.loads(item["activity_ids"])
-                    if table in ("activities", "review_queue_activities"):
+                    if table in ("activities", "review_queue_activities", "report_round_activities",
+                                 "report_round_activity_sources"):
                         item["withdrawn"] = bool(item["withdrawn"])
                     decoded.append(item)
                 out[EXPORT_KEY.get(table, table)] = decoded

@@ -198,3 +198,15 @@ def test_compare_rounds_marks_each_answer_and_activity(
     assert [a.code for a in changes.answers] == ["b", "a"]  # in the rule set's question order
     assert [a.mark for a in changes.answers] == answer_marks[::-1]
     assert {a.activity_id: a.mark for a in changes.activities} == activity_marks
+
+
+def test_the_students_access_export_holds_every_round(world: World) -> None:
+    resubmit(world)
+    student = world.browser("student_A")
+    data = student.get(f"/students/{world.students['A']}/my-data.json").json
+    assert [(r["round"], r["answers"]["learning"]) for r in data["report_rounds"]] == [
+        (1, ANSWERS["SOCSW"]["learning"]), (2, REVISED["learning"])]
+    assert sorted(a["title"] for a in data["report_round_activities"]) == [
+        "Exchange in Lyon", "Exchange term in Lyon", "Webinar on social resilience"]
+    page = student.get(f"/students/{world.students['A']}/my-data").text
+    assert "Round 2, submitted" in page

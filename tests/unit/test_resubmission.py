@@ -253,6 +253,7 @@ def test_my_cim_offers_revise_and_resubmit_then_shows_the_new_round(setup: Setup
     assert "Revise and resubmit" not in after
     assert "CIM report resubmitted (round 2), covering 2 activities" in after
     assert "Skickad igen" in student.get(f"/students/{sid}?lang=sv").text
+    assert "Report resubmitted (a new round)" in student.get(f"/students/{sid}/my-data?lang=en").text
     setup.view.decide(sid, rid, 2, "rejected", "Still missing.")
     assert "Submit your CIM report" in student.get(f"/students/{sid}?lang=en").text  # a rejection makes room
 
@@ -303,3 +304,11 @@ def test_the_plain_report_page_sends_a_waiting_student_back_with_the_reason(setu
     back = student.get(f"/students/{sid}/report")
     assert back.status_code == 303
     assert "you cannot submit another one now" in student.get(back.headers["Location"]).text
+    # A form sent all the same (an old tab) is refused beside it, and nothing is stored.
+    before = setup.store.count()
+    sent = student.post(f"/students/{sid}/report", data={
+        "form_token": "7d0e4bd5-52d8-4d8e-9a39-0e3c3c1a7f12", "answer_0": "A", "answer_1": "B", "answer_2": "C",
+        "activities": [_aids[1]]})
+    assert sent.status_code == 422
+    assert "you cannot submit another one now" in sent.text
+    assert setup.store.count() == before

@@ -133,7 +133,12 @@ def seed_one_of_each(w: World) -> dict[str, list[str]]:
         start_date=datetime(2026, 1, 10).date(), end_date=datetime(2026, 3, 1).date(), hours=10, description="",
     )
     activity = w.services.log_activity(active, details, CTX).result["activity_id"]
-    w.services.submit_report(active, {"learning": "a", "profession": "b", "perspective": "c"}, [activity], kept, CTX)
+    answers = {"learning": "a", "profession": "b", "perspective": "c"}
+    report = w.services.submit_report(active, answers, [activity], kept, CTX).result["report_id"]
+    # ... and one sent only with the report's second round, after a revision was requested
+    revised = w.services.upload_attachment(active, blank_pdf(), "revised.pdf", CTX).result["attachment_id"]
+    w.services.report_steps = lambda _sid: {report: {"round": 1, "state": "revision_requested"}}
+    w.services.resubmit_report(active, report, answers, [activity], revised, CTX)
     orphan_id = str(uuid.uuid4())
     orphan = w.services.uploads.save(orphan_id, blank_pdf())
     os.utime(orphan, (T0.timestamp(), T0.timestamp()))
@@ -141,7 +146,7 @@ def seed_one_of_each(w: World) -> dict[str, list[str]]:
     # a staff look at the active student: the audit log is kept (never a candidate)
     w.services.record_staff_access(active, str(uuid.uuid4()), "my_cim", CTX)
     expected[rules.USED_SIGN_IN_TOKENS] = []  # only hashes: disposed of by count
-    expected["_kept_attachment"] = [kept]
+    expected["_kept_attachment"] = [kept, revised]
     expected["_active"] = [active]
     return expected
 
@@ -171,8 +176,9 @@ def test_each_kind_is_disposed_of_exactly_at_its_period_and_only_once(world: Wor
     assert world.services.history(gone)[0].data["name"] is None
     active = expected["_active"][0]
     assert world.services.history(active)[0].data["name"] is not None
-    assert world.services.uploads.path_for(expected["_kept_attachment"][0]).exists()
-    assert sorted(p.name for p in world.services.uploads.root.iterdir()) == [f"{expected['_kept_attachment'][0]}.pdf"]
+    assert all(world.services.uploads.path_for(a).exists() for a in expected["_kept_attachment"])
+    assert sorted(p.name for p in world.services.uploads.root.iterdir()) == sorted(
+        f"{a}.pdf" for a in expected["_kept_attachment"])
     assert [e.type for e in world.store.read_stream(f"audit-{active}")] == ["PersonalDataViewed"]
     # One RecordsDisposed per kind, ids only, naming the rule it applied.
     for kind in rules.KINDS:
