@@ -291,6 +291,19 @@ def test_bulk_assignment_previews_then_records_once_even_when_confirmed_twice(wo
     assert _json(world, "coordinator", "?state=waiting")["count"] == 0
 
 
+def test_bulk_assignment_gives_a_decided_report_nobody_new(world: World) -> None:
+    assign(world, "B", "unassigned")
+    _review(world, "assigned", "A", "approve")
+    _review(world, "unassigned", "B", "approve")
+    assign(world, "A", "unassigned")
+    _review(world, "unassigned", "A", "approve")  # A: two approvals, approved by the policy
+    html = _preview(world, ["A", "B"], mode="balanced").get_data(as_text=True)
+    pairs = _pairs(html)
+    assert not [p for p in pairs if p.startswith(world.reports["A"])]
+    assert [p for p in pairs if p.startswith(world.reports["B"])]
+    assert "Nobody: no assessor of the department is free for this report" in html
+
+
 def test_bulk_assignment_refuses_forged_and_foreign_ids_and_non_coordinators(world: World) -> None:
     unknown = str(uuid.uuid4())
     forged = world.browser("coordinator").post("/queue/assign", data={
