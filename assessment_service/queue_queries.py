@@ -121,6 +121,8 @@ _state = sa.case(
     (_assigned, sa.literal("in_review")),
     else_=sa.literal("waiting"),
 )
+#: Sorting by state follows the review's order (STATES), not the codes' alphabet.
+_state_rank = sa.case({state: rank for rank, state in enumerate(STATES)}, value=_state)
 _FROM = (
     review_queue.join(students, students.c.student_id == review_queue.c.student_id)
     .join(reports, reports.c.report_id == review_queue.c.report_id, isouter=True)
@@ -133,7 +135,7 @@ _SORT_COLUMNS: dict[str, Any] = {
     "waiting": sa.desc(_waiting_since),  # fewest days first: the latest arrival first
     "round": _round,
     "checklist": review_queue.c.checklist_met,
-    "state": _state,
+    "state": _state_rank,
 }
 
 

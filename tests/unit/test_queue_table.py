@@ -137,6 +137,9 @@ def test_sorting_by_a_column_and_its_header_says_so(world: World) -> None:
     # Longest waiting first by default: A was submitted first.
     assert _names(_json(world, "coordinator")) == ["StudentA Exempel", "StudentB Exempel"]
     assert _names(_json(world, "coordinator", "?sort=waiting")) == ["StudentB Exempel", "StudentA Exempel"]
+    # By state in the review's order: waiting (B) before in review (A), though "in_review" < "waiting".
+    assert _names(_json(world, "coordinator", "?sort=state")) == ["StudentB Exempel", "StudentA Exempel"]
+    assert _names(_json(world, "coordinator", "?sort=-state")) == ["StudentA Exempel", "StudentB Exempel"]
     html = world.browser("coordinator").get("/queue?sort=-student").get_data(as_text=True)
     header = re.search(r'<th scope="col" aria-sort="descending">\s*<a href="([^"]+)">Student', html)
     assert header is not None
