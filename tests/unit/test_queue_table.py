@@ -325,6 +325,18 @@ def test_bulk_assignment_refuses_forged_and_foreign_ids_and_non_coordinators(wor
     assert world.report_events("M") == []
 
 
+def test_bulk_assignment_without_reports_or_assessors_says_what_is_missing(world: World) -> None:
+    client = world.browser("coordinator")
+    nothing = client.post("/queue/assign", data={"mode": "chosen"})
+    assert nothing.status_code == 303
+    assert "Tick at least one report to assign." in client.get("/queue").get_data(as_text=True)
+    nobody = client.post("/queue/assign", data={"report": [world.reports["B"]], "mode": "chosen"})
+    assert nobody.status_code == 303
+    assert "Choose at least one assessor" in client.get("/queue").get_data(as_text=True)
+    assert client.post("/queue/assign", data={"report": [world.reports["B"]], "mode": "all"}).status_code == 422
+    assert world.report_events("B") == []
+
+
 def test_bulk_assignment_needs_the_csrf_token(world: World) -> None:
     world.app.config["WTF_CSRF_ENABLED"] = True
     try:
