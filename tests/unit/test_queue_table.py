@@ -228,6 +228,30 @@ def test_states_follow_reviews_and_decisions(world: World) -> None:
     assert sorted(r["recommendation"] for r in held["review_marks"]) == ["approve", "revise"]
 
 
+def test_a_round_after_a_revision_request_is_resubmitted_and_waits_from_its_own_date(
+        world: World, clock: FixedClock) -> None:
+    from assessment_service.projections.reports import reports
+
+    assign(world, "A", "unassigned")
+    _review(world, "assigned", "A", "revise")
+    _review(world, "unassigned", "A", "revise")
+    principal = world.identity.accounts.principal(world.accounts["coordinator"].id)
+    assert principal is not None
+    services.decide_report(world.ctx, principal, world.reports["A"], "revise", "Say more about Lyon.",
+                           services.RequestContext(actor="test", correlation_id="c"))
+    clock.advance(timedelta(days=40))
+    # What the reports projection makes of the student's ReportResubmitted (issue 12's other half).
+    with world.ctx.engine.begin() as conn:
+        conn.execute(reports.update().where(reports.c.report_id == world.reports["A"])
+                     .values(round=2, round_submitted_at=clock.now().isoformat()))
+    clock.advance(timedelta(days=2))
+    [row] = [i for i in _json(world, "coordinator")["items"] if i["report_id"] == world.reports["A"]]
+    assert (row["state"], row["round"], row["days_waiting"], row["overdue"]) == ("resubmitted", 2, 2, False)
+    assert _names(_json(world, "coordinator", "?state=resubmitted")) == ["StudentA Exempel"]
+    agenda = world.browser("coordinator").get("/agenda").get_data(as_text=True)
+    assert "Staff assigned: revise" not in agenda  # round 1 is decided; round 2 has no reviews yet
+
+
 def test_the_checklist_counts_an_activity_a_ruling_accepted(world: World) -> None:
     sid = register(world.intake, "StudentR Exempel")
     ids = []
