@@ -249,19 +249,22 @@ def _plan(principal: Principal, rows: list[dict[str, Any]], mode: str, chosen: l
     with ctx.reader.connect() as conn:
         conflicts = qq.conflicts_of(conn, sorted({row["student_id"] for row in rows}))
         load = qq.open_reviews(conn, sorted({a for ids in by_department.values() for a in ids}))
+    # A decided report (or one waiting for the student's revision) gets nobody new.
+    open_rows = [row for row in rows if row["state"] in qq.OPEN_STATES]
+    plan: dict[str, list[str]] = {row["report_id"]: [] for row in rows}
     if mode == "balanced":
         per_report = {}
         for d in departments:
             dept = ctx.catalogue.department(d)
             per_report[d] = dept.approvals_required if dept is not None else DEFAULT_PER_REPORT
-        return suggest_balanced(rows, by_department, load, conflicts, per_report)
-    return {
+        return plan | suggest_balanced(open_rows, by_department, load, conflicts, per_report)
+    return plan | {
         row["report_id"]: [
             a for a in chosen
             if a in by_department[row["department"]] and a not in row["assessor_account_ids"]
             and (row["student_id"], a) not in conflicts
         ]
-        for row in rows
+        for row in open_rows
     }
 
 

@@ -137,6 +137,9 @@ def test_sorting_by_a_column_and_its_header_says_so(world: World) -> None:
     # Longest waiting first by default: A was submitted first.
     assert _names(_json(world, "coordinator")) == ["StudentA Exempel", "StudentB Exempel"]
     assert _names(_json(world, "coordinator", "?sort=waiting")) == ["StudentB Exempel", "StudentA Exempel"]
+    # By state in the review's order: waiting (B) before in review (A), though "in_review" < "waiting".
+    assert _names(_json(world, "coordinator", "?sort=state")) == ["StudentB Exempel", "StudentA Exempel"]
+    assert _names(_json(world, "coordinator", "?sort=-state")) == ["StudentA Exempel", "StudentB Exempel"]
     html = world.browser("coordinator").get("/queue?sort=-student").get_data(as_text=True)
     header = re.search(r'<th scope="col" aria-sort="descending">\s*<a href="([^"]+)">Student', html)
     assert header is not None
@@ -225,6 +228,30 @@ def test_states_follow_reviews_and_decisions(world: World) -> None:
     assert sorted(r["recommendation"] for r in held["review_marks"]) == ["approve", "revise"]
 
 
+def test_a_round_after_a_revision_request_is_resubmitted_and_waits_from_its_own_date(
+        world: World, clock: FixedClock) -> None:
+    from assessment_service.projections.reports import reports
+
+    assign(world, "A", "unassigned")
+    _review(world, "assigned", "A", "revise")
+    _review(world, "unassigned", "A", "revise")
+    principal = world.identity.accounts.principal(world.accounts["coordinator"].id)
+    assert principal is not None
+    services.decide_report(world.ctx, principal, world.reports["A"], "revise", "Say more about Lyon.",
+                           services.RequestContext(actor="test", correlation_id="c"))
+    clock.advance(timedelta(days=40))
+    # What the reports projection makes of the student's ReportResubmitted (issue 12's other half).
+    with world.ctx.engine.begin() as conn:
+        conn.execute(reports.update().where(reports.c.report_id == world.reports["A"])
+                     .values(round=2, round_submitted_at=clock.now().isoformat()))
+    clock.advance(timedelta(days=2))
+    [row] = [i for i in _json(world, "coordinator")["items"] if i["report_id"] == world.reports["A"]]
+    assert (row["state"], row["round"], row["days_waiting"], row["overdue"]) == ("resubmitted", 2, 2, False)
+    assert _names(_json(world, "coordinator", "?state=resubmitted")) == ["StudentA Exempel"]
+    agenda = world.browser("coordinator").get("/agenda").get_data(as_text=True)
+    assert "Staff assigned: revise" not in agenda  # round 1 is decided; round 2 has no reviews yet
+
+
 def test_the_checklist_counts_an_activity_a_ruling_accepted(world: World) -> None:
     sid = register(world.intake, "StudentR Exempel")
     ids = []
@@ -291,6 +318,19 @@ def test_bulk_assignment_previews_then_records_once_even_when_confirmed_twice(wo
     assert _json(world, "coordinator", "?state=waiting")["count"] == 0
 
 
+def test_bulk_assignment_gives_a_decided_report_nobody_new(world: World) -> None:
+    assign(world, "B", "unassigned")
+    _review(world, "assigned", "A", "approve")
+    _review(world, "unassigned", "B", "approve")
+    assign(world, "A", "unassigned")
+    _review(world, "unassigned", "A", "approve")  # A: two approvals, approved by the policy
+    html = _preview(world, ["A", "B"], mode="balanced").get_data(as_text=True)
+    pairs = _pairs(html)
+    assert not [p for p in pairs if p.startswith(world.reports["A"])]
+    assert [p for p in pairs if p.startswith(world.reports["B"])]
+    assert "Nobody: no assessor of the department is free for this report" in html
+
+
 def test_bulk_assignment_refuses_forged_and_foreign_ids_and_non_coordinators(world: World) -> None:
     unknown = str(uuid.uuid4())
     forged = world.browser("coordinator").post("/queue/assign", data={
@@ -307,6 +347,18 @@ def test_bulk_assignment_refuses_forged_and_foreign_ids_and_non_coordinators(wor
     refused = world.browser("assigned").post("/queue/assign", data={"report": [world.reports["A"]]})
     assert refused.status_code == 403
     assert world.report_events("M") == []
+
+
+def test_bulk_assignment_without_reports_or_assessors_says_what_is_missing(world: World) -> None:
+    client = world.browser("coordinator")
+    nothing = client.post("/queue/assign", data={"mode": "chosen"})
+    assert nothing.status_code == 303
+    assert "Tick at least one report to assign." in client.get("/queue").get_data(as_text=True)
+    nobody = client.post("/queue/assign", data={"report": [world.reports["B"]], "mode": "chosen"})
+    assert nobody.status_code == 303
+    assert "Choose at least one assessor" in client.get("/queue").get_data(as_text=True)
+    assert client.post("/queue/assign", data={"report": [world.reports["B"]], "mode": "all"}).status_code == 422
+    assert world.report_events("B") == []
 
 
 def test_bulk_assignment_needs_the_csrf_token(world: World) -> None:
