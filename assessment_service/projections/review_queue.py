@@ -80,6 +80,10 @@ def _bound_update(table: sa.Table, key: str, key_param: str, **params: str) -> s
 _RECHECK = _bound_update(
     review_queue, "report_id", "b_report_id", checklist="b_checklist", checklist_met="b_met", checklist_total="b_total"
 )
+_RESUBMIT = _bound_update(
+    review_queue, "report_id", "b_report_id", rules="b_rules", activity_ids="b_ids", checklist="b_checklist",
+    checklist_met="b_met", checklist_total="b_total",
+)
 _AMEND = _bound_update(
     review_queue_activities, "activity_id", "b_id",
     kind="b_kind", setting="b_setting", title="b_title", start_date="b_start_date", position="b_position",
@@ -247,6 +251,22 @@ def build(rule_sets: RuleSets) -> Projection:
         )
         memo.waiting[sid] = (event.data["report_id"], rules, covered)
 
+    def on_report_resubmitted(conn: sa.Connection, event: RecordedEvent) -> None:
+        # A new round of the waiting report: the checklist follows the activities it now covers.
+        sid = student_id_of(event)
+        memo = _Memo.of(conn)
+        waiting = memo.waiting_of(conn, sid)
+        if waiting is None or waiting[0] != event.data["report_id"]:
+            return
+        covered = list(event.data.get("activity_ids") or [])
+        rules = event.data.get("rules")
+        values = _checklist_values(conn, memo, rule_sets, rules, covered)
+        queue(conn, _RESUBMIT, {
+            "b_report_id": waiting[0], "b_rules": rules, "b_ids": dumps(covered), "b_checklist": values["checklist"],
+            "b_met": values["checklist_met"], "b_total": values["checklist_total"],
+        }, key=sid)
+        memo.waiting[sid] = (waiting[0], rules, covered)
+
     def on_student_registered(conn: sa.Connection, event: RecordedEvent) -> None:
         # Only events of the student's own stream put a report of theirs in the queue: before
         # its first event none waits, and the memo may say so without asking the database.
@@ -274,6 +294,7 @@ def build(rule_sets: RuleSets) -> Projection:
         "ActivityAmended": on_activity_amended,
         "ActivityWithdrawn": on_activity_withdrawn,
         "ReportSubmitted": on_report_submitted,
+        "ReportResubmitted": on_report_resubmitted,
         "RegistrationWithdrawn": on_registration_withdrawn,
         "StudentErased": on_student_erased,
     }

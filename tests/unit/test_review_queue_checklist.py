@@ -157,6 +157,24 @@ def test_amending_a_covered_activity_recomputes_the_checklist(store, runner):
     assert lines(item)[1] == (True, ["Summer school in Oslo"])
 
 
+def test_a_resubmitted_round_is_checked_against_the_activities_it_now_covers(store, runner):
+    ebba = Student(store)
+    ids = [ebba.activity("Café", "international-cafe", "at_home"),
+           ebba.activity("Seminar", "seminar", "digital"),
+           ebba.activity("Summer school", "summer-school", "at_home")]
+    rid = ebba.submit(ids)
+    assert queue_items(runner)[0]["checklist_summary"] == {"met": 1, "total": 2}
+    berlin = ebba.activity("Summer school in Berlin", "summer-school", "abroad")
+    ebba.append("ReportResubmitted", {"report_id": rid, "round": 2, "answers": {"learning": "b"},
+                                      "activity_ids": [*ids[:2], berlin], "attachment_id": None, "rules": "SOCSW@1"})
+    [item] = queue_items(runner)
+    assert item["report_id"] == rid
+    assert item["checklist_summary"] == {"met": 2, "total": 2}
+    assert lines(item)[1] == (True, ["Summer school in Berlin"])
+    ebba.withdraw(berlin)  # the round's activities are the ones rechecked from now on
+    assert queue_items(runner)[0]["checklist_summary"] == {"met": 0, "total": 2}
+
+
 def test_each_department_is_checked_against_its_own_rule_set(store, runner):
     med = Student(store, "MED")
     med.submit([med.activity("Buddy", "buddy-programme", "at_home"), med.activity("Webinar", "seminar", "digital")])
