@@ -4,11 +4,15 @@ coordinator assigns two assessors; both review through the API; they disagree an
 requests a revision with a summary; the student's My CIM shows "In review", then the revision
 requested with its summary, delivered by the assessment service's own events through the workers;
 the student resubmits over HTTP, round 2 reaches the same assessors (with round 1's reviews and
-the page of what changed), both approve, and My CIM shows the approval."""
+the page of what changed), both approve, and My CIM shows the approval; the coordinator publishes
+a presentation occasion, the student books it, the coordinator records that they presented, and
+My CIM shows the student eligible for the diploma — issue 12's "done when" path over HTTP."""
 
 from __future__ import annotations
 
+import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -58,8 +62,9 @@ def test_two_assessors_review_and_the_student_sees_the_revision_requested(pipeli
         def person(name: str, role: Role) -> tuple[str, dict[str, str]]:
             account = identity.accounts.create_account(name, f"{name.split()[0].lower()}@example.org",
                                                        grants=[RoleGrant(role, "SOCSW")])
-            token = identity.api_tokens.create(f"{name} token", ["assessment:read", "assessment:review"],
-                                               account_id=account.id).token
+            token = identity.api_tokens.create(
+                f"{name} token", ["assessment:read", "assessment:review", "assessment:presentations"],
+                account_id=account.id).token
             sessions_of[account.id] = identity.sessions.create(account.id, auth_method="test")
             return account.id, {"Authorization": f"Bearer {token}"}
 
@@ -70,6 +75,9 @@ def test_two_assessors_review_and_the_student_sees_the_revision_requested(pipeli
         student_account = identity.accounts.create_account(
             "Tekla Granskad", "tekla.granskad@example.org", student_id=sid, grants=[RoleGrant(Role.STUDENT, "SOCSW")])
         student = identity.sessions.create(student_account.id, auth_method="test")
+        student_token = identity.api_tokens.create("Tekla's token", ["assessment:presentations"],
+                                                   account_id=student_account.id).token
+        booker = {"Authorization": f"Bearer {student_token}"}
     finally:
         identity.store.dispose()  # type: ignore[attr-defined]
 
@@ -129,3 +137,28 @@ def test_two_assessors_review_and_the_student_sees_the_revision_requested(pipeli
         assert status == 201, body
         assert body["round"] == 2
     wait_for(lambda: "Approved." in page(my_cim, student), 30, "the approval on My CIM")
+    assert "Report approved. Book an occasion to present it." in page(my_cim, student)
+
+    # The coordinator publishes an occasion, the student books it, presents, and is eligible.
+    starts = datetime.now(UTC) + timedelta(seconds=6)
+    status, body = http("POST", f"{pipeline.assessment_url}/api/v1/occasions", {
+        "department": "SOCSW", "kind": "international_cafe", "starts_at": starts.isoformat(),
+        "ends_at": (starts + timedelta(hours=2)).isoformat(), "place": "Allhelgona kyrkogata 8", "capacity": 12,
+    }, coordinator)
+    assert status == 201, body
+    occasion = f"{pipeline.assessment_url}/api/v1/occasions/{body['occasion_id']}"
+    status, body = http("POST", f"{occasion}/bookings", {"student_id": sid}, booker)
+    assert status == 201, body
+    status, body = http("POST", f"{occasion}/attendance", {"student_id": sid, "presented": True}, coordinator)
+    assert status == 409, body  # not before it starts
+    wait_for(lambda: "Report approved and presentation booked." in page(my_cim, student), 30,
+             "the booking on My CIM")
+    time.sleep(max((starts - datetime.now(UTC)).total_seconds(), 0) + 0.5)
+    status, body = http("POST", f"{occasion}/attendance", {"student_id": sid, "presented": True}, coordinator)
+    assert status == 201, body
+    status, body = http("GET", f"{pipeline.assessment_url}/api/v1/students/{sid}/presentation", headers=booker)
+    assert status == 200, body
+    assert body["eligible"] is True
+    html = wait_for(lambda: (lambda h: h if "Eligible for the diploma" in h else None)(page(my_cim, student)), 30,
+                    "eligibility on My CIM")
+    assert "You presented on " in html
