@@ -32,6 +32,7 @@ if str(ROOT) not in sys.path:
 STAFF = [
     ("Cora Samordnare", "coordinator@example.org", "coordinator", "SOCSW"),
     ("Bo Bedömare", "assessor@example.org", "assessor", "SOCSW"),
+    ("Siv Granskare", "assessor2@example.org", "assessor", "SOCSW"),  # reports need two reviews
     ("Ada Administratör", "admin@example.org", "administrator", None),
 ]
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
 from babel.dates import format_interval
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
-from flask_babel import format_date, format_datetime, get_locale
+from flask_babel import format_date, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response as Redirect
@@ -45,6 +45,7 @@ from shared.web.auth import identity
 from shared.web.errors import correlation_id
 from shared.web.forms import input_attributes
 from shared.web.setup import LOCALES
+from shared.web.times import local_time
 
 bp = Blueprint("pages", __name__)
 
@@ -108,17 +109,19 @@ def _helpers() -> dict[str, Any]:
         return format_interval(first, last, "yMMMd", locale=lang)
 
     def when(value: str | None) -> str:
-        try:
-            return str(format_datetime(datetime.fromisoformat(value or ""), "medium"))
-        except ValueError:
-            return value or ""
+        return local_time(value, "d MMM y, HH:mm")  # Lund's time, 24-hour in both languages
 
     def language_url(code: str) -> str:
         args = request.args.to_dict()
         args["lang"] = code
         return f"{request.path}?{urlencode(args)}"
 
+    caller = current_caller()
     return {
+        "staff_member": any(caller.has_role(role) for role in (Role.ASSESSOR, Role.COORDINATOR, Role.ADMINISTRATOR)),
+        # Without the student's id: a page's header is the same whoever's page it is (S2).
+        "my_cim_url": f"{current_app.config['CIM_SETTINGS'].intake_url.rstrip('/')}/my-cim"
+        if caller.student_id else None,
         "current_locale": lang,
         "department_name": department_name,
         "programme_name": programme_name,

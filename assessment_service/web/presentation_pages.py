@@ -85,9 +85,9 @@ class OccasionForm(PresentationForm):
     )
     day = DateField(_l("Date"), [InputRequired(_l("Give the date."))], description=_l("For example 2027-03-18."))
     starts = TimeField(_l("Starts at"), [InputRequired(_l("Give the time it starts."))],
-                       description=_l("Lund time, 24-hour: for example 15:00."))
+                       description=_l("Lund time: for example 15:00."))
     ends = TimeField(_l("Ends at"), [InputRequired(_l("Give the time it ends."))],
-                     description=_l("Lund time, 24-hour: for example 16:30."))
+                     description=_l("Lund time: for example 16:30."))
     place = StringField(
         _l("Place or link"), [InputRequired(_l("Say where the occasion is held, or give its link."))],
         description=_l("A room and building, or the web seminar's link."),

@@ -64,7 +64,7 @@ from shared.catalogue import Department, Text
 from shared.errors import NotFound, Problem, RuleViolated
 from shared.identity.models import Account
 from shared.validation import is_uuid
-from shared.web.access import PUBLIC, access, current_caller, student_record
+from shared.web.access import PUBLIC, SIGNED_IN, access, current_caller, student_record
 from shared.web.auth import identity, rotate_session
 from shared.web.auth_pages import send_sign_in_link
 from shared.web.errors import correlation_id
@@ -358,6 +358,15 @@ def page_globals() -> dict[str, Any]:
 @access(PUBLIC)
 def home() -> str:
     return render_template("home.html")
+
+
+@bp.get("/my-cim")
+@access(SIGNED_IN)
+def my_own_cim() -> Any:
+    """A student's own page without their id in the address: where the assessment pages' header
+    links (staff go to the start page)."""
+    student_id = current_caller().student_id
+    return see_other("forms.my_cim", student_id=student_id) if student_id else see_other("forms.home")
 
 
 def registration() -> Registration:

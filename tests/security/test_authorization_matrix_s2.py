@@ -416,6 +416,7 @@ INTAKE_POLICIES: dict[tuple[str, str], Policy] = {
     ("forms.register", "GET"): public,
     ("forms.register", "POST"): public,
     ("forms.my_cim", "GET"): student_read_page,
+    ("forms.my_own_cim", "GET"): signed_in,
     ("privacy.my_data", "GET"): student_read_page,  # H4: right of access
     ("privacy.my_data_json", "GET"): student_read_page,
     ("privacy.attachment", "GET"): student_read_page,

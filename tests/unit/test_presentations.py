@@ -320,6 +320,8 @@ def test_the_pages_from_publishing_to_presented(world: World, clock: FixedClock)
     student_page = world.browser("student_A").get(f"/students/{world.students['A']}/presentation")
     assert student_page.status_code == 200
     assert "Book this occasion" in student_page.text
+    assert "Review queue" not in student_page.text  # a student's header offers their own pages
+    assert '/my-cim">My CIM' in student_page.text
     assert "15:00" in student_page.text
     booked_response = world.browser("student_A").post(
         f"/students/{world.students['A']}/presentation",
@@ -419,3 +421,18 @@ def test_my_cims_status_is_the_students_latest_step(
     assert workflow_step(student, decisions, booking) == step
     withdrawn: Any = SimpleNamespace(**{**vars(student), "active": False})
     assert workflow_step(withdrawn, decisions, booking) is None
+
+
+def test_my_cim_without_an_id_takes_a_student_to_their_own_page(world: World) -> None:
+    from tests.authkit import sign_in
+
+    intake_app = world.intake.application
+    student = intake_app.test_client()
+    sign_in(student, world.identity, world.accounts["student_A"])
+    answer = student.get("/my-cim")
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == f"/students/{world.students['A']}"
+    staff = intake_app.test_client()
+    sign_in(staff, world.identity, world.accounts["coordinator"])
+    assert staff.get("/my-cim").headers["Location"] == "/"
+    assert intake_app.test_client().get("/my-cim").status_code == 303  # to sign in
