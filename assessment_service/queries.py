@@ -16,6 +16,7 @@ from assessment_service.projections.assignments import assignment_conflicts, ass
 from assessment_service.projections.reports import reports
 from assessment_service.projections.review_queue import review_queue, review_queue_activities
 from assessment_service.projections.students import WITHDRAWN, students
+from assessment_service.round_queries import held_in_rounds
 from shared.events import RecordedEvent
 
 STATUS_CHANGED = "StudentStatusChanged"
@@ -363,6 +364,8 @@ def held_about(conn: sa.Connection, student_id: str) -> dict[str, Any]:
         ],
         "assignments": rows(assignments, assignments.c.position),
         "conflicts": rows(assignment_conflicts, assignment_conflicts.c.position),
+        # Each round of the student's reports, and the activities as each round covered them.
+        **held_in_rounds(conn, student_id),
     }
 
 

@@ -27,7 +27,6 @@ from flask_babel import lazy_gettext as _l
 from assessment_service import queries, services
 from assessment_service.bootstrap import AssessmentContext
 from assessment_service.events import audit_stream, report_stream
-from assessment_service.round_queries import held_in_rounds
 from shared.config import Settings
 from shared.errors import NotFound
 from shared.events import RecordedEvent
@@ -129,8 +128,6 @@ def everything_held(ctx: AssessmentContext, student_id: str) -> dict[str, Any]:
         raise NotFound("No such student.")
     with ctx.reader.connect() as conn:
         held = queries.held_about(conn, student_id)
-        # Each round of the student's reports, and the activities as each round covered them.
-        held.update(held_in_rounds(conn, student_id))
     decisions = []
     for report in held["reports"]:
         for e in ctx.store.read_stream(report_stream(report["report_id"])):
