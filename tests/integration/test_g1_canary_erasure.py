@@ -273,7 +273,7 @@ def test_erased_canaries_are_found_nowhere_and_the_others_still_are(
             assert signed_in.status_code == 303, signed_in.get_data(as_text=True)[:500]
             assert browser.get(f"/students/{sid}/my-data").status_code == 200
             people.append({"sid": sid, "p": p, "uploaded": attachment_id is not None,
-                           "report_id": report.json["report_id"],
+                           "report_id": report.json["report_id"], "activity_id": activity.json["activity_id"],
                            "tokens": set(p.values()) - ({p["filename"]} if attachment_id is None else set())})
 
         feed = StoreEventFeed(services.store, opener=services.open_events)
@@ -301,6 +301,15 @@ def test_erased_canaries_are_found_nowhere_and_the_others_still_are(
             summary = f"summary {person['summary']}"
             assessment_services.decide_report(ctx, by["coordinator"], rid, "revise", summary, req)
             person["tokens"] |= {person["comment"], person["summary"]}
+            # ... and they resubmit: round 2's answers are copied per round on the assessment side.
+            person["revised"] = token()
+            requested = {rid: {"round": 1, "state": "revision_requested"}}
+            services.report_steps = lambda _sid, requested=requested: requested  # as the intake's view would say
+            resubmitted = api.post(f"/api/v1/students/{person['sid']}/reports/{rid}/resubmission", headers=auth, json={
+                "answers": {code: f"{code} {person['revised']}" for code in ANSWER_CODES},
+                "activity_ids": [person["activity_id"]]})
+            assert resubmitted.status_code == 201, resubmitted.json
+            person["tokens"].add(person["revised"])
         seeded = time.monotonic() - started
 
         # -- erase -----------------------------------------------------------------------------
@@ -318,7 +327,7 @@ def test_erased_canaries_are_found_nowhere_and_the_others_still_are(
         # everyone else's still read.
         for person in reviewed:
             record = assessment_services.review_record(ctx, by["coordinator"], person["report_id"])
-            (round_1,) = record["rounds"]
+            round_1 = record["rounds"][0]
             comments = {str(r["comments"]) for r in round_1["reviews"]}
             if person["sid"] in erased_ids:
                 assert comments == {"None"}
@@ -355,6 +364,8 @@ def test_erased_canaries_are_found_nowhere_and_the_others_still_are(
             # description and the answers (read models). The file name lives only sealed in the
             # intake log (checked through the export); the name is also inside the PDF.
             missing = {p[k] for k in ("name", "email", "description", "answer")} - found_in_dbs
+            if "revised" in person:  # round 2's answers, in the reports and report_rounds read models
+                missing |= {person["revised"]} - found_in_dbs
             assert not missing, f"student {person['sid']} lost data: {len(missing)} canaries missing"
             if person["uploaded"]:
                 assert p["name"] in found_in_uploads
