@@ -103,7 +103,9 @@ def test_another_departments_student_sees_no_precedent(world: World, view: Asses
 
 def test_my_cim_shows_the_activitys_own_ruling(world: World, view: AssessmentView) -> None:
     view.catch_up()
-    assert "Waiting for the assessor group's ruling" in page(world, "A", "")
+    waiting = page(world, "A", "")
+    assert "Waiting for the assessor group's ruling" in waiting
+    assert "<dt>Kind</dt><dd>Another kind</dd>" in waiting
     rule(world, {**RULING, "outcome": "not_accepted", "kind": None, "rationale": "Not international enough."})
     view.catch_up()
     mine = page(world, "A", "")
