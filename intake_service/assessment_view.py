@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
-from intake_service import presentation_view
+from intake_service import precedent_view, presentation_view
 from shared.adapters.feed import HttpEventFeed
 from shared.adapters.sql import autocommit, is_sqlite, make_engine
 from shared.config import Settings
@@ -182,8 +182,9 @@ def build_view(
     if vault is not None:
         own_events = own_events or HttpEventFeed(settings.assessment_url, OWN_EVENTS_PATH, token=settings.feed_token)
         decisions = ProjectionRunner(
-            engine, own_events, [decisions_projection(vault), presentation_view.PROJECTION], batch_size=1000,
-            reader=reader,
+            engine, own_events,
+            [decisions_projection(vault), presentation_view.PROJECTION, precedent_view.projection(vault)],
+            batch_size=1000, reader=reader,
         )
     view = AssessmentView(engine, runner, reader, decisions, vault)
     if create_schema:
@@ -214,6 +215,20 @@ def presentation_for(app: Flask, student_id: str) -> dict[str, Any] | None:
     """The student's latest presentation booking with its occasion, as delivered; None if none."""
     view: AssessmentView = app.extensions[_EXTENSION]
     return presentation_view.presentation_of(view.reader, student_id)
+
+
+def precedents_for(app: Flask, department: str) -> list[dict[str, Any]]:
+    """The department's precedents (rulings on kinds its catalogue lacks), newest first."""
+    view: AssessmentView = app.extensions[_EXTENSION]
+    return precedent_view.precedents_of(view.reader, department)
+
+
+def rulings_for(app: Flask, student_id: str, activity_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The ruling on each of the student's ruled activities; {} once erased or before any arrived."""
+    view: AssessmentView = app.extensions[_EXTENSION]
+    if view.vault is None:
+        return {}
+    return precedent_view.rulings_of(view.reader, view.vault, student_id, activity_ids)
 
 
 def status_for(app: Flask, student_id: str) -> str | None:

@@ -25,8 +25,10 @@ from flask import Blueprint, Response, current_app, render_template
 from flask_babel import lazy_gettext as _l
 
 from assessment_service import queries, services
+from assessment_service.assessment_held import assessment_held
 from assessment_service.bootstrap import AssessmentContext
 from assessment_service.events import audit_stream, report_stream
+from assessment_service.web.privacy_held import held_labels
 from shared.config import Settings
 from shared.errors import NotFound
 from shared.events import RecordedEvent
@@ -151,13 +153,16 @@ def everything_held(ctx: AssessmentContext, student_id: str) -> dict[str, Any]:
         # A registered student always has a name: none left means StudentErased was projected.
         "personal_data_erased": student is not None and student.get("name") is None,
         **held,
+        # The reviews (comments opened), decisions (summaries opened), presentation and rulings.
+        **assessment_held(ctx, student_id, dict.fromkeys(r["report_id"] for r in held["reports"])),
         "decisions": decisions,
         "staff_access": views,
         "not_included": {
             "intake": "What you recorded yourself (registration, activities, reports, files) and your "
             "account are in the intake service's own export (My data); the rows above are the "
             "assessment service's copies of part of it, erased together with it.",
-            "other_people": "Staff appear only as opaque account ids (account:<id>), never by name.",
+            "other_people": "Staff appear only as opaque account ids (account:<id>) or, in the reviews, "
+            "decisions and rulings, by their role, never by name.",
         },
     }
 
@@ -191,6 +196,7 @@ def my_data(student_id: str) -> str:
         reason_name=lambda c: REASON_NAMES.get(c, c),
         what_name=lambda w: WHAT_NAMES.get(w, w),
         erasable=ERASABLE,
+        **held_labels(),
     )
 
 

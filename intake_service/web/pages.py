@@ -59,6 +59,7 @@ from intake_service.web.forms import (
     known_text,
     report_form,
 )
+from intake_service.web.precedents import activity_rulings, department_precedents
 from intake_service.web.privacy import audit_staff_access
 from shared.catalogue import Department, Text
 from shared.errors import NotFound, Problem, RuleViolated
@@ -433,6 +434,7 @@ def my_cim(student_id: str) -> str:
         decisions=decisions,
         may_submit=new_report_refusal(student) is None,
         presentation=booking,
+        rulings=activity_rulings(student_id, student.department, list(student.state.activities), locale()),
         assessment_url=current_app.config["CIM_SETTINGS"].assessment_url.rstrip("/"),
         kind_name=lambda code: kind_name(student.department, code, locale()),
         setting_label=lambda code: SETTING_LABELS.get(code, code),
@@ -593,7 +595,8 @@ def log_activity(student_id: str) -> Any:
     if submitted(form, lambda ctx: services().log_activity(student_id, form.details(), ctx)):
         flash(_("Activity logged."), "success")
         return to_my_cim(student_id)
-    return show("activity_form.html", form, student=student, activity=None, heading=_("Log an activity"))
+    return show("activity_form.html", form, student=student, activity=None, heading=_("Log an activity"),
+                precedents=department_precedents(student.department, locale()))
 
 
 @bp.route("/students/<student_id>/activities/<activity_id>/edit", methods=["GET", "POST"])
@@ -607,7 +610,8 @@ def amend_activity(student_id: str, activity_id: str) -> Any:
     if submitted(form, lambda ctx: services().amend_activity(student_id, activity_id, form.details(), ctx)):
         flash(_("Activity amended."), "success")
         return to_my_cim(student_id)
-    return show("activity_form.html", form, student=student, activity=activity, heading=_("Amend activity"))
+    return show("activity_form.html", form, student=student, activity=activity, heading=_("Amend activity"),
+                precedents=department_precedents(student.department, locale()))
 
 
 @bp.route("/students/<student_id>/activities/<activity_id>/withdraw", methods=["GET", "POST"])
