@@ -17,7 +17,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     (feed=, batch_size=, context=, identity=, clock=). Importing review_pages and round_pages adds
     their routes to the pages blueprint."""
     from assessment_service.bootstrap import build_context
-    from assessment_service.cli import projections_cli
+    from assessment_service.cli import projections_cli, rules_cli
     from assessment_service.web import api, pages, privacy, review_pages, reviews_api, round_pages  # noqa: F401
     from shared.clock import SystemClock
     from shared.web.auth import identity_from_settings
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(queue_pages.bp)
     app.register_blueprint(queue_pages.api_bp)
     app.cli.add_command(projections_cli)
+    app.cli.add_command(rules_cli)  # check a departments file before deploying it
     return app
 
 
