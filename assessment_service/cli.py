@@ -16,7 +16,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from assessment_service.bootstrap import AssessmentContext
-from shared.catalogue import Catalogue, check_file
+from shared.catalogue import Catalogue, check_change, check_file
 from shared.config import Settings
 from shared.projection import ProjectionRunner
 
@@ -83,11 +83,20 @@ rules_cli = AppGroup("rules", help="Check the departments' rule sets (config/dep
 
 @rules_cli.command("check", with_appcontext=False)
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-def check(file: Path | None) -> None:
+@click.option("--against", type=click.Path(dir_okay=False, path_type=Path),
+              help="The file now deployed: also refuse a rule changed without a new version, or a "
+                   "version events record that FILE no longer keeps.")
+def check(file: Path | None, against: Path | None) -> None:
     """Check FILE (default: the file the services load, CIM_DEPARTMENTS_FILE) and list every
     problem with its place; exit status 1 if there is any."""
     path = file or Settings.from_env().departments_file
     problems = check_file(path)
+    if not problems and against is not None:
+        deployed_problems = check_file(against)
+        if deployed_problems:
+            raise click.BadParameter(f"the deployed file has problems itself: {deployed_problems[0]}",
+                                     param_hint="--against")
+        problems = [f"{path}: {p}" for p in check_change(Catalogue.load(against), Catalogue.load(path))]
     if problems:
         for problem in problems:
             click.echo(problem, err=True)

@@ -250,6 +250,54 @@ def check(raw: dict[str, Any]) -> list[str]:
     return found
 
 
+def rules_of(dept: Department) -> tuple[Any, ...]:
+    """What a rule set decides, without its wording: a change here needs a new `version`, a change
+    of names and texts alone (a typo in a kind's name) does not."""
+    return (
+        dept.classes,
+        tuple((k.code, k.settings, k.activity_class) for k in dept.activity_kinds),
+        tuple((r.requirement, r.count, r.setting, r.activity_class, r.substitutes) for r in dept.completion),
+        tuple(q.code for q in dept.reflection_questions),
+        dept.report_required, dept.presentation_required, dept.preparatory_lecture_required, dept.grace_terms,
+        dept.approvals_required, dept.on_disagreement, dept.review_target_days,
+        dept.criterion_codes,
+    )
+
+
+def check_change(deployed: Catalogue, edited: Catalogue) -> list[str]:
+    """What an edit of the departments file breaks for the reports already checked and decided:
+    a rule changed without a new `version`, a version going back, or a version that events record
+    no longer kept (as the current one or under `earlier`) as it was."""
+    found: list[str] = []
+    for code, before in deployed.departments.items():
+        where = f"departments.{code}"
+        after = edited.department(code)
+        if after is None:
+            found.append(f"{where}: removed, but events record {before.rules_ref}; keep the department")
+            continue
+        if after.version < before.version:
+            found.append(f"{where}.version: {after.version} is below the deployed version {before.version}")
+            continue
+        if after.version == before.version:
+            if rules_of(after) != rules_of(before):
+                found.append(
+                    f"{where}.version: the rules changed but the version is still {before.version}; "
+                    f"make it {before.version + 1} and keep version {before.version} under "
+                    f"[[{where}.earlier]]"
+                )
+            continue
+        for version in sorted({before.version, *before.earlier}):
+            kept, was = after.at_version(version), before.at_version(version)
+            if kept is None:
+                found.append(
+                    f"{where}.earlier: version {version} is not kept; reports checked under {code}@{version} "
+                    f"need it (add [[{where}.earlier]] with version = {version} and what it said)"
+                )
+            elif was is not None and rules_of(kept) != rules_of(was):
+                found.append(f"{where}.earlier: version {version} now says something else than when it was deployed")
+    return found
+
+
 def _department_problems(code: str, body: Any) -> list[str]:
     where = f"departments.{code}"
     if not isinstance(body, dict):

@@ -6,12 +6,13 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from assessment_service.cli import check, rules_cli
-from shared.catalogue import check_file
+from shared.catalogue import Catalogue, check_change, check_file
 from tests.unit.test_catalogue_rules import VALID
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "departments.toml"
@@ -116,3 +117,50 @@ def test_it_runs_without_the_app(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "departments.TEST.on_disagreement" in done.stderr
+
+
+# -- checking an edit against the deployed file --------------------------------------------------------
+SOCSW_V1 = "[departments.SOCSW]\nversion = 1\n"
+KEEP_V1 = "\n[[departments.SOCSW.earlier]]\nversion = 1\nreport_required = true\n"
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        pytest.param(lambda t: t, [], id="unchanged"),
+        pytest.param(lambda t: t.replace("Exchange studies", "Exchange semester", 1), [], id="wording-only"),
+        pytest.param(lambda t: t.replace("approvals_required = 2", "approvals_required = 1", 1),
+                     ["departments.SOCSW.version: the rules changed but the version is still 1; make it 2"],
+                     id="rule-changed-version-not-bumped"),
+        pytest.param(lambda t: t.replace(SOCSW_V1, "[departments.SOCSW]\nversion = 2\napprovals_required = 1\n", 1)
+                     .replace("approvals_required = 2\non", "on", 1),
+                     ["departments.SOCSW.earlier: version 1 is not kept; reports checked under SOCSW@1 need it"],
+                     id="bumped-but-old-version-dropped"),
+        pytest.param(lambda t: t.replace(SOCSW_V1, "[departments.SOCSW]\nversion = 2\n", 1)
+                     .replace("approvals_required = 2\non", "approvals_required = 1\non", 1)
+                     + KEEP_V1.replace("report_required = true", "approvals_required = 2"),
+                     [], id="bumped-and-old-version-kept"),
+        pytest.param(lambda t: t.replace(SOCSW_V1, "[departments.SOCSW]\nversion = 2\n", 1)
+                     .replace("approvals_required = 2\non", "approvals_required = 1\non", 1) + KEEP_V1,
+                     ["departments.SOCSW.earlier: version 1 now says something else"],
+                     id="kept-old-version-misremembered"),
+    ],
+)
+def test_an_edit_keeps_every_version_events_record(tmp_path: Path, edit: Any, expected: list[str]) -> None:
+    deployed = tmp_path / "deployed.toml"
+    deployed.write_text(SHIPPED.read_text(encoding="utf-8"), encoding="utf-8")
+    edited = write(tmp_path, edit(SHIPPED.read_text(encoding="utf-8")))
+    assert check_file(edited) == []  # each edit is a valid file on its own
+    problems = check_change(Catalogue.load(deployed), Catalogue.load(edited))
+    assert len(problems) == len(expected), problems
+    for problem, start in zip(problems, expected, strict=True):
+        assert problem.startswith(start), problem
+    result = CliRunner().invoke(check, [str(edited), "--against", str(deployed)])
+    assert result.exit_code == (1 if expected else 0), result.output
+
+
+def test_a_removed_department_is_refused(tmp_path: Path) -> None:
+    deployed = Catalogue.load(SHIPPED)
+    edited = Catalogue({code: d for code, d in deployed.departments.items() if code != "MED"})
+    assert check_change(deployed, edited) == [
+        "departments.MED: removed, but events record MED@1; keep the department"]
