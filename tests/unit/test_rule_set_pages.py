@@ -159,3 +159,10 @@ def test_the_json_gives_every_field_in_both_languages(world: World) -> None:
 )
 def test_who_reads_the_json(world: World, who: str | None, scopes: tuple[str, ...], code: str, status: int) -> None:
     assert world.token(who, *scopes).get(f"/api/v1/rule-sets/{code}").status_code == status
+
+
+
+def test_the_json_takes_tokens_not_sessions(world: World) -> None:
+    # Like the rest of the API: a person calls it with a token made for their account.
+    assert world.browser("coordinator").get("/api/v1/rule-sets/SOCSW").status_code == 401
+    assert world.token("administrator").get("/api/v1/rule-sets/MED").json["rule_set"] == "MED@1"
