@@ -302,7 +302,8 @@ def review_record(ctx: AssessmentContext, by: Principal, report_id: str) -> dict
         "report_id": report_id, "student_id": facts.student_id, "department": facts.department,
         "current_round": facts.round, "criteria": list(facts.criteria),
         "criterion_labels": _criterion_labels(
-            ctx, [facts.rule_set, *(r.rule_set for shown_round in shown.values() for r in shown_round)]
+            ctx, [facts.rule_set, *(r.rule_set for shown_round in shown.values() for r in shown_round)],
+            [code for shown_round in shown.values() for r in shown_round for code in r.verdicts],
         ),
         "assessors": sorted(state.assessors), "may_decide": coordinator and reviews.may_decide(state, facts)
         and state.round(facts.round).decision is None,
@@ -310,14 +311,19 @@ def review_record(ctx: AssessmentContext, by: Principal, report_id: str) -> dict
     }
 
 
-def _criterion_labels(ctx: AssessmentContext, rule_sets: Iterable[str]) -> dict[str, dict[str, str]]:
+def _criterion_labels(
+    ctx: AssessmentContext, rule_sets: Iterable[str], judged: Iterable[str] = ()
+) -> dict[str, dict[str, str]]:
     """The wording of the criteria of these rule sets (the current round's first), by code, in
-    English and Swedish: what the review form asks and what earlier reviews were judged on."""
+    English and Swedish: what the review form asks and what earlier reviews were judged on. A
+    code `judged` in a review whose rule set version the file no longer keeps reads as itself."""
     labels: dict[str, dict[str, str]] = {}
     for ref in dict.fromkeys(rule_sets):
         rule_set = ctx.catalogue.rule_set(ref)
         for criterion in rule_set.criteria if rule_set else DEFAULT_CRITERIA:
             labels.setdefault(criterion.code, {"en": criterion.label.en, "sv": criterion.label.sv})
+    for code in judged:
+        labels.setdefault(code, {"en": code, "sv": code})
     return labels
 
 

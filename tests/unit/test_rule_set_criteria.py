@@ -201,3 +201,16 @@ def test_a_report_submitted_under_an_earlier_version_is_reviewed_on_that_version
     assert api_review(world, "assigned", {"new_only": "met"}).status_code == 422
     accepted = api_review(world, "assigned", dict.fromkeys(OWN, "met"))
     assert accepted.status_code == 201, accepted.json
+
+
+def test_a_review_on_criteria_the_file_no_longer_has_still_reads(world: World) -> None:
+    assert api_review(world, "assigned", dict.fromkeys(OWN, "met"), recommendation="revise").status_code == 201
+    # Someone dropped the criteria without a new version (`rules check --against` refuses that).
+    world.ctx.catalogue = Catalogue.load(SHIPPED)
+    record = world.token("coordinator").get(f"/api/v1/reports/{world.reports['A']}/reviews").json
+    assert record["criteria"] == list(CRITERIA)  # the round is now asked the default ones
+    assert record["criterion_labels"]["reflection_critical"] == {"en": "reflection_critical",
+                                                                 "sv": "reflection_critical"}
+    page = world.browser("coordinator").get(f"/reports/{world.reports['A']}/reviews")
+    assert page.status_code == 200
+    assert "<dt>reflection_critical</dt>" in page.text
