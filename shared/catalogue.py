@@ -336,6 +336,10 @@ def _department_problems(code: str, body: Any) -> list[str]:
         )
     for item, at in items("completion"):
         attempt(_requirement, item, tuple(kinds), classes, at)
+    current = attempt(_rule_set, code, {k: v for k, v in body.items() if k != "earlier"}, where)
+    if current is not None:
+        for overrides, at in items("earlier"):
+            attempt(_earlier_version, code, body, overrides, current, at)
     attempt(_department, code, body)  # what only the whole rule set shows, and its earlier versions
     return list(dict.fromkeys(found))
 
@@ -351,24 +355,27 @@ def _department(code: str, body: Any) -> Department:
         raise CatalogueError(f"{where}.earlier: expected a list of earlier versions")
     earlier: dict[int, Department] = {}
     for index, overrides in enumerate(earlier_raw):
-        at = f"{where}.earlier[{index}]"
-        if not isinstance(overrides, dict) or "version" not in overrides:
-            raise CatalogueError(f"{at}.version: every earlier version names its version")
-        # An earlier version lists what differed from the current one; the rest is as now. A
-        # completion rule given either way replaces the current one whichever way it is given.
-        base = {k: v for k, v in body.items() if k != "earlier"}
-        if _COMPLETION_KEYS & set(overrides):
-            base = {k: v for k, v in base.items() if k not in _COMPLETION_KEYS}
-        merged = {**base, **overrides}
-        old = _rule_set(code, merged, at)
-        if old.version >= current.version or old.version in earlier:
-            raise CatalogueError(
-                f"{at}.version: {old.version} must be below the current version {current.version} and unique"
-            )
+        old = _earlier_version(code, body, overrides, current, f"{where}.earlier[{index}]")
+        if old.version in earlier:
+            raise CatalogueError(f"{where}.earlier[{index}].version: version {old.version} is kept twice")
         earlier[old.version] = old
     if not earlier:
         return current
     return Department(**{**_fields(current), "earlier": earlier})
+
+
+def _earlier_version(code: str, body: dict[str, Any], overrides: Any, current: Department, at: str) -> Department:
+    """One `[[departments.CODE.earlier]]` block: what differed from the current version; the rest
+    is as now. A completion rule given either way replaces the current one whichever way it is given."""
+    if not isinstance(overrides, dict) or "version" not in overrides:
+        raise CatalogueError(f"{at}.version: every earlier version names its version")
+    base = {k: v for k, v in body.items() if k != "earlier"}
+    if _COMPLETION_KEYS & set(overrides):
+        base = {k: v for k, v in base.items() if k not in _COMPLETION_KEYS}
+    old = _rule_set(code, {**base, **overrides}, at)
+    if old.version >= current.version:
+        raise CatalogueError(f"{at}.version: {old.version} must be below the current version {current.version}")
+    return old
 
 
 def _fields(dept: Department) -> dict[str, Any]:

@@ -58,6 +58,13 @@ def test_the_shipped_file_has_no_problem() -> None:
         pytest.param(VALID + "\n[[departments.TEST.earlier]]\nversion = 3\n",
                      ["departments.TEST.earlier[0].version: 3 must be below the current version 2"],
                      id="earlier-version-not-older"),
+        pytest.param(VALID + "\n[[departments.TEST.earlier]]\nversion = 1\napprovals_required = 0\n"
+                     "\n[[departments.TEST.earlier]]\nreport_required = true\n",
+                     ["departments.TEST.earlier[0].approvals_required: expected a whole number of at least 1",
+                      "departments.TEST.earlier[1].version: every earlier version names its version"],
+                     id="every-earlier-version-checked"),
+        pytest.param(VALID + "\n[[departments.TEST.earlier]]\nversion = 1\n" * 2,
+                     ["departments.TEST.earlier[1].version: version 1 is kept twice"], id="earlier-version-twice"),
     ],
 )
 def test_check_lists_every_problem_with_its_place(tmp_path: Path, text: str, expected: list[str]) -> None:
