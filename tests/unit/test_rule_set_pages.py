@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from assessment_service.reviews import CRITERIA
 from shared.catalogue import Catalogue
 from shared.clock import FixedClock
 from shared.config import Settings
-from tests.unit.test_assessment_access import World, build_world
+from tests.unit.test_assessment_access import World, assign, build_world
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "departments.toml"
 
@@ -166,3 +167,13 @@ def test_the_json_takes_tokens_not_sessions(world: World) -> None:
     # Like the rest of the API: a person calls it with a token made for their account.
     assert world.browser("coordinator").get("/api/v1/rule-sets/SOCSW").status_code == 401
     assert world.token("administrator").get("/api/v1/rule-sets/MED").json["rule_set"] == "MED@1"
+
+
+def test_the_reviews_history_links_the_rule_set_each_step_applied(world: World) -> None:
+    assign(world, "A", "assigned")
+    reviewed = world.token("assigned", "assessment:read", "assessment:review").post(
+        f"/api/v1/reports/{world.reports['A']}/reviews",
+        json={"verdicts": dict.fromkeys(CRITERIA, "met"), "recommendation": "revise"})
+    assert reviewed.status_code == 201, reviewed.json
+    page = world.browser("coordinator").get(f"/reports/{world.reports['A']}/reviews").text
+    assert 'href="/rules/SOCSW?version=1">SOCSW@1</a>' in page
