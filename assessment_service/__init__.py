@@ -16,8 +16,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     """Build the assessment app. Nothing connects at import; `overrides` swap in fakes for tests
     (feed=, batch_size=, context=, identity=, clock=). Importing review_pages and round_pages adds
     their routes to the pages blueprint."""
+    import assessment_service.web.rule_set_pages as rule_set_pages  # the rule sets staff read
     from assessment_service.bootstrap import build_context
-    from assessment_service.cli import projections_cli
+    from assessment_service.cli import projections_cli, rules_cli
     from assessment_service.web import api, pages, privacy, review_pages, reviews_api, round_pages  # noqa: F401
     from shared.clock import SystemClock
     from shared.web.auth import identity_from_settings
@@ -35,7 +36,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from assessment_service.web import presentation_api, presentation_pages, queue_pages, ruling_api, ruling_pages  # noqa: F401
 
     configure_web(app, settings, identity, name="assessment",
-                  api_blueprints=(api.bp, ruling_api.bp, queue_pages.api_bp))
+                  api_blueprints=(api.bp, ruling_api.bp, queue_pages.api_bp, rule_set_pages.api_bp))
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(privacy.bp)
@@ -44,7 +45,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(presentation_pages.bp)
     app.register_blueprint(queue_pages.bp)
     app.register_blueprint(queue_pages.api_bp)
+    app.register_blueprint(rule_set_pages.bp)
+    app.register_blueprint(rule_set_pages.api_bp)
     app.cli.add_command(projections_cli)
+    app.cli.add_command(rules_cli)  # check a departments file before deploying it
     return app
 
 

@@ -1,17 +1,23 @@
 """`flask --app assessment_service projections ...`: rebuild a projection, show checkpoints and lag.
+`flask --app assessment_service rules check [FILE]`: check a departments file before it is deployed.
 
 Two runners: the intake feed's projections, and `assignments`, fed by the assessment service's own
-event store."""
+event store. `rules check` needs no app, database or settings beyond the file's place, so it also
+runs as `python -m assessment_service.cli rules check FILE` (e.g. in CI, or when the deployed
+file is the broken one and the app will not start)."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
 from assessment_service.bootstrap import AssessmentContext
+from shared.catalogue import Catalogue, check_change, check_file
+from shared.config import Settings
 from shared.projection import ProjectionRunner
 
 projections_cli = AppGroup("projections", help="Rebuild and inspect the read-model projections.")
@@ -70,3 +76,38 @@ def _rebuild(runner: ProjectionRunner, names: list[str] | None) -> None:
     rate = f" ({head / took:,.0f} events/s)" if head and took > 0 else ""
     click.echo(f"Rebuilt {', '.join(selected)} up to position {head} in {took:.2f} s{rate}: "
                f"{applied} event applications; checkpoints: {runner.checkpoints()}")
+
+
+rules_cli = AppGroup("rules", help="Check the departments' rule sets (config/departments.toml).")
+
+
+@rules_cli.command("check", with_appcontext=False)
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--against", type=click.Path(dir_okay=False, path_type=Path),
+              help="The file now deployed: also refuse a rule changed without a new version, or a "
+                   "version events record that FILE no longer keeps.")
+def check(file: Path | None, against: Path | None) -> None:
+    """Check FILE (default: the file the services load, CIM_DEPARTMENTS_FILE) and list every
+    problem with its place; exit status 1 if there is any."""
+    path = file or Settings.from_env().departments_file
+    problems = check_file(path)
+    if not problems and against is not None:
+        deployed_problems = check_file(against)
+        if deployed_problems:
+            raise click.BadParameter(f"the deployed file has problems itself: {deployed_problems[0]}",
+                                     param_hint="--against")
+        problems = [f"{path}: {p}" for p in check_change(Catalogue.load(against), Catalogue.load(path))]
+    if problems:
+        for problem in problems:
+            click.echo(problem, err=True)
+        click.echo(f"{len(problems)} problem(s) in {path}: the services would refuse to start.", err=True)
+        raise SystemExit(1)
+    catalogue = Catalogue.load(path)
+    for dept in catalogue.departments.values():
+        earlier = ", ".join(f"@{v}" for v in sorted(dept.earlier))
+        click.echo(f"{dept.rules_ref:<12} {dept.name.en}" + (f" (earlier versions kept: {earlier})" if earlier else ""))
+    click.echo(f"{path}: OK, {len(catalogue.departments)} rule set(s).")
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m assessment_service.cli rules check FILE`
+    click.Group(commands={"rules": rules_cli})()

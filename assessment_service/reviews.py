@@ -29,15 +29,12 @@ from assessment_service.events import (
     ReviewSubmitted,
     RevisionRequested,
 )
+from shared.catalogue import DEFAULT_CRITERIA
 from shared.errors import NotFound, Reason, RuleViolated, ValidationFailed
 
-#: What a reviewer judges in every report (met / not met, each with an optional comment).
-CRITERIA = (
-    "activities_meet_requirements",
-    "reflection_compares_contexts",
-    "reflection_relates_to_profession",
-    "report_complete",
-)
+#: What a reviewer judges in a report (met / not met, each with an optional comment) when its rule
+#: set names no criteria of its own (`criteria` in config/departments.toml; ReviewFacts.criteria).
+CRITERIA = tuple(c.code for c in DEFAULT_CRITERIA)
 #: The decisions a coordinator takes on a round.
 OUTCOMES = ("approve", "revise", "reject")
 POLICY = "policy"
@@ -67,6 +64,8 @@ class ReviewFacts:
     approvals_required: int
     #: The student withdrew from CIM (nothing more is decided about them).
     withdrawn: bool
+    #: The review criteria of the rule set the report was submitted under (`rule_set`).
+    criteria: tuple[str, ...] = CRITERIA
 
 
 @dataclass
@@ -120,12 +119,12 @@ def _open_round(state: ReviewState, facts: ReviewFacts) -> RoundState:
     return current
 
 
-def _check_review(command: SubmitReview) -> None:
+def _check_review(command: SubmitReview, criteria: tuple[str, ...]) -> None:
     errors: dict[str, list[str]] = {}
-    for criterion in CRITERIA:
+    for criterion in criteria:
         if command.verdicts.get(criterion) not in CRITERION_VERDICTS:
             errors[f"verdicts.{criterion}"] = ["Say whether this criterion is met."]
-    unknown = sorted(set(command.verdicts) - set(CRITERIA)) + sorted(set(command.comments) - set(CRITERIA))
+    unknown = sorted(set(command.verdicts) - set(criteria)) + sorted(set(command.comments) - set(criteria))
     for name in unknown:
         errors[f"verdicts.{name}"] = ["Not a criterion of this review."]
     for criterion, comment in command.comments.items():
@@ -146,10 +145,10 @@ def decide_review(state: ReviewState, facts: ReviewFacts, command: SubmitReview)
     current = _open_round(state, facts)
     if who in current.reviews:
         raise RuleViolated(ALREADY_REVIEWED())
-    _check_review(command)
+    _check_review(command, facts.criteria)
     review = ReviewSubmitted(
         facts.report_id, facts.student_id, facts.department, facts.round, facts.rule_set, who,
-        verdicts={c: command.verdicts[c] for c in CRITERIA},
+        verdicts={c: command.verdicts[c] for c in facts.criteria},
         comments={c: text for c, text in command.comments.items() if text.strip()},
         recommendation=command.recommendation,
     )

@@ -14,6 +14,7 @@ from assessment_service.bootstrap import AssessmentContext
 from assessment_service.events import REGISTRY, PersonalDataViewed, ReportEvent, audit_stream, report_stream
 from assessment_service.reviews import ReviewFacts
 from shared.application import Application, Outcome, RequestContext
+from shared.catalogue import DEFAULT_CRITERIA, Criterion
 from shared.errors import NotFound, RuleViolated
 from shared.events import RecordedEvent
 from shared.identity.models import Principal, Role
@@ -191,7 +192,14 @@ def _review_facts(ctx: AssessmentContext, report_id: str) -> ReviewFacts:
         report_id, row["student_id"], row["department"], row["round"], row["rules"],
         approvals_required=rule_set.approvals_required if rule_set else 2,
         withdrawn=row["withdrawn"],
+        criteria=rule_set.criterion_codes if rule_set else reviews.CRITERIA,
     )
+
+
+def review_criteria(ctx: AssessmentContext, report_id: str) -> tuple[Criterion, ...]:
+    """The review criteria of the rule set the report was submitted under (NotFound if unknown)."""
+    rule_set = ctx.catalogue.rule_set(_review_facts(ctx, report_id).rule_set)
+    return rule_set.criteria if rule_set else DEFAULT_CRITERIA
 
 
 def _opened(ctx: AssessmentContext, events: list[RecordedEvent], student_id: str) -> list[Any]:
@@ -292,11 +300,31 @@ def review_record(ctx: AssessmentContext, by: Principal, report_id: str) -> dict
         })
     return {
         "report_id": report_id, "student_id": facts.student_id, "department": facts.department,
-        "current_round": facts.round, "criteria": list(reviews.CRITERIA),
+        "current_round": facts.round, "criteria": list(facts.criteria),
+        "criterion_labels": _criterion_labels(
+            ctx, [facts.rule_set, *(r.rule_set for shown_round in shown.values() for r in shown_round)],
+            [code for shown_round in shown.values() for r in shown_round for code in r.verdicts],
+        ),
         "assessors": sorted(state.assessors), "may_decide": coordinator and reviews.may_decide(state, facts)
         and state.round(facts.round).decision is None,
         "reviewed": by.account_id in state.round(facts.round).reviews, "rounds": rounds,
     }
+
+
+def _criterion_labels(
+    ctx: AssessmentContext, rule_sets: Iterable[str], judged: Iterable[str] = ()
+) -> dict[str, dict[str, str]]:
+    """The wording of the criteria of these rule sets (the current round's first), by code, in
+    English and Swedish: what the review form asks and what earlier reviews were judged on. A
+    code `judged` in a review whose rule set version the file no longer keeps reads as itself."""
+    labels: dict[str, dict[str, str]] = {}
+    for ref in dict.fromkeys(rule_sets):
+        rule_set = ctx.catalogue.rule_set(ref)
+        for criterion in rule_set.criteria if rule_set else DEFAULT_CRITERIA:
+            labels.setdefault(criterion.code, {"en": criterion.label.en, "sv": criterion.label.sv})
+    for code in judged:
+        labels.setdefault(code, {"en": code, "sv": code})
+    return labels
 
 
 def report_history(ctx: AssessmentContext, report_id: str) -> list[dict[str, Any]]:

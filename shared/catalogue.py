@@ -3,6 +3,7 @@ read and validated from a TOML file shared by both services."""
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ _DEPARTMENT_KEYS = frozenset(
         "version", "name", "faculty", "programmes", "activity_kinds", "reflection_questions",
         "requires_abroad", "min_activities", "classes", "completion", "report_required",
         "presentation_required", "preparatory_lecture_required", "grace_terms", "approvals_required",
-        "on_disagreement", "review_target_days",
+        "on_disagreement", "review_target_days", "criteria",
     }
 )
 _COMPLETION_KEYS = frozenset({"completion", "min_activities", "requires_abroad"})
@@ -39,6 +40,9 @@ _REQUIREMENT_KEYS = {
     MIN_OF_CLASS: frozenset({"requirement", "count", "class", "substitutes", "label"}),
 }
 _SUBSTITUTE_KEYS = frozenset({"class", "count"})
+_CRITERION_KEYS = frozenset({"code", "label"})
+# A criterion's code names form fields and JSON keys: lower-case letters, digits and underscores.
+_CRITERION_CODE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
 class CatalogueError(ValueError):
@@ -109,6 +113,28 @@ class Requirement:
 
 
 @dataclass(frozen=True)
+class Criterion:
+    """What a reviewer judges in a report (met / not met, with a comment): a code and its wording."""
+
+    code: str
+    label: Text
+
+
+#: The review criteria of a rule set that names none (the issue's: the activities meet the
+#: requirements; the reflections compare contexts and relate to the future profession; complete).
+DEFAULT_CRITERIA = (
+    Criterion("activities_meet_requirements",
+              Text("The activities meet the requirements", "Aktiviteterna uppfyller kraven")),
+    Criterion("reflection_compares_contexts",
+              Text("The reflections compare the contexts", "Reflektionerna jämför sammanhangen")),
+    Criterion("reflection_relates_to_profession",
+              Text("The reflections relate to the future profession",
+                   "Reflektionerna knyter an till det framtida yrket")),
+    Criterion("report_complete", Text("The report is complete", "Rapporten är fullständig")),
+)
+
+
+@dataclass(frozen=True)
 class Department:
     """A department's rule set at one version: what counts, what completes, how reports are reviewed."""
 
@@ -130,6 +156,7 @@ class Department:
     approvals_required: int = 2
     on_disagreement: str = "coordinator"
     review_target_days: int = 30
+    criteria: tuple[Criterion, ...] = DEFAULT_CRITERIA
     earlier: dict[int, Department] = field(default_factory=dict, compare=False, repr=False)
 
     def kind(self, code: str) -> ActivityKind | None:
@@ -137,6 +164,11 @@ class Department:
 
     def programme(self, code: str) -> Programme | None:
         return next((p for p in self.programmes if p.code == code), None)
+
+    @property
+    def criterion_codes(self) -> tuple[str, ...]:
+        """The codes of the review criteria, in the order the review form asks them."""
+        return tuple(c.code for c in self.criteria)
 
     @property
     def rules_ref(self) -> str:
@@ -188,6 +220,130 @@ class Catalogue:
         return cls(parsed)
 
 
+# -- checking a file before it is deployed -------------------------------------------------------------
+def check_file(path: Path) -> list[str]:
+    """Every problem of the departments file at `path`, each naming its place (an empty list: the
+    services will load it). Loading stops at the first problem; this goes on, department by
+    department and item by item, so one run shows a coordinator everything to mend."""
+    try:
+        with open(path, "rb") as handle:
+            raw = tomllib.load(handle)
+    except OSError as err:
+        return [f"{path}: cannot be read: {err.strerror or err}"]
+    except tomllib.TOMLDecodeError as err:
+        return [f"{path}: not valid TOML: {err}"]
+    return [f"{path}: {problem}" for problem in check(raw)]
+
+
+def check(raw: dict[str, Any]) -> list[str]:
+    """Every problem of a parsed departments file (see `check_file`)."""
+    departments = raw.get("departments")
+    if departments is None or departments == {}:
+        return ["the catalogue names no departments"]
+    if not isinstance(departments, dict):
+        return ["departments: expected a table of departments"]
+    found: list[str] = []
+    for code, body in departments.items():
+        for problem in _department_problems(code, body):
+            if problem not in found:
+                found.append(problem)
+    return found
+
+
+def rules_of(dept: Department) -> tuple[Any, ...]:
+    """What a rule set decides, without its wording: a change here needs a new `version`, a change
+    of names and texts alone (a typo in a kind's name) does not."""
+    return (
+        dept.classes,
+        tuple((k.code, k.settings, k.activity_class) for k in dept.activity_kinds),
+        tuple((r.requirement, r.count, r.setting, r.activity_class, r.substitutes) for r in dept.completion),
+        tuple(q.code for q in dept.reflection_questions),
+        dept.report_required, dept.presentation_required, dept.preparatory_lecture_required, dept.grace_terms,
+        dept.approvals_required, dept.on_disagreement, dept.review_target_days,
+        dept.criterion_codes,
+    )
+
+
+def check_change(deployed: Catalogue, edited: Catalogue) -> list[str]:
+    """What an edit of the departments file breaks for the reports already checked and decided:
+    a rule changed without a new `version`, a version going back, or a version that events record
+    no longer kept (as the current one or under `earlier`) as it was."""
+    found: list[str] = []
+    for code, before in deployed.departments.items():
+        where = f"departments.{code}"
+        after = edited.department(code)
+        if after is None:
+            found.append(f"{where}: removed, but events record {before.rules_ref}; keep the department")
+            continue
+        if after.version < before.version:
+            found.append(f"{where}.version: {after.version} is below the deployed version {before.version}")
+            continue
+        if after.version == before.version:
+            if rules_of(after) != rules_of(before):
+                found.append(
+                    f"{where}.version: the rules changed but the version is still {before.version}; "
+                    f"make it {before.version + 1} and keep version {before.version} under "
+                    f"[[{where}.earlier]]"
+                )
+            continue
+        for version in sorted({before.version, *before.earlier}):
+            kept, was = after.at_version(version), before.at_version(version)
+            if kept is None:
+                found.append(
+                    f"{where}.earlier: version {version} is not kept; reports checked under {code}@{version} "
+                    f"need it (add [[{where}.earlier]] with version = {version} and what it said)"
+                )
+            elif was is not None and rules_of(kept) != rules_of(was):
+                found.append(f"{where}.earlier: version {version} now says something else than when it was deployed")
+    return found
+
+
+def _department_problems(code: str, body: Any) -> list[str]:
+    where = f"departments.{code}"
+    if not isinstance(body, dict):
+        return [f"{where}: expected a table"]
+    found: list[str] = []
+
+    def attempt(check: Any, *args: Any) -> Any:
+        try:
+            return check(*args)
+        except CatalogueError as err:
+            found.append(str(err))
+            return None
+
+    current = {k: v for k, v in body.items() if k != "earlier"}
+    attempt(_no_unknown_keys, current, _DEPARTMENT_KEYS, where)
+    classes = attempt(lambda: tuple(str(c) for c in _list(body.get("classes", []), f"{where}.classes"))) or ()
+
+    def items(name: str) -> list[tuple[Any, str]]:
+        listed = body.get(name, [])  # not a list: the whole rule set's check below says so
+        return [(item, f"{where}.{name}[{i}]") for i, item in enumerate(listed)] if isinstance(listed, list) else []
+
+    kinds = [kind for item, at in items("activity_kinds") if (kind := attempt(_kind, item, classes, at))]
+    for item, at in items("reflection_questions"):
+        attempt(_question, item, at)
+    for item, at in items("programmes"):
+        attempt(_programme, item, at)
+    attempt(_criteria, body, where)
+    for key, minimum in (("version", 1), ("grace_terms", 0), ("approvals_required", 1), ("review_target_days", 1)):
+        if key in body:
+            attempt(_count, body[key], f"{where}.{key}", minimum)
+    for key in ("report_required", "presentation_required", "preparatory_lecture_required", "requires_abroad"):
+        attempt(_flag, body, key, False, where)
+    if body.get("on_disagreement", "coordinator") not in DISAGREEMENT_DECIDERS:
+        found.append(
+            f"{where}.on_disagreement: {body['on_disagreement']!r} is not one of {', '.join(DISAGREEMENT_DECIDERS)}"
+        )
+    for item, at in items("completion"):
+        attempt(_requirement, item, tuple(kinds), classes, at)
+    current = attempt(_rule_set, code, {k: v for k, v in body.items() if k != "earlier"}, where)
+    if current is not None:
+        for overrides, at in items("earlier"):
+            attempt(_earlier_version, code, body, overrides, current, at)
+    attempt(_department, code, body)  # what only the whole rule set shows, and its earlier versions
+    return list(dict.fromkeys(found))
+
+
 # -- parsing and validation ----------------------------------------------------------------------------
 def _department(code: str, body: Any) -> Department:
     where = f"departments.{code}"
@@ -199,24 +355,27 @@ def _department(code: str, body: Any) -> Department:
         raise CatalogueError(f"{where}.earlier: expected a list of earlier versions")
     earlier: dict[int, Department] = {}
     for index, overrides in enumerate(earlier_raw):
-        at = f"{where}.earlier[{index}]"
-        if not isinstance(overrides, dict) or "version" not in overrides:
-            raise CatalogueError(f"{at}.version: every earlier version names its version")
-        # An earlier version lists what differed from the current one; the rest is as now. A
-        # completion rule given either way replaces the current one whichever way it is given.
-        base = {k: v for k, v in body.items() if k != "earlier"}
-        if _COMPLETION_KEYS & set(overrides):
-            base = {k: v for k, v in base.items() if k not in _COMPLETION_KEYS}
-        merged = {**base, **overrides}
-        old = _rule_set(code, merged, at)
-        if old.version >= current.version or old.version in earlier:
-            raise CatalogueError(
-                f"{at}.version: {old.version} must be below the current version {current.version} and unique"
-            )
+        old = _earlier_version(code, body, overrides, current, f"{where}.earlier[{index}]")
+        if old.version in earlier:
+            raise CatalogueError(f"{where}.earlier[{index}].version: version {old.version} is kept twice")
         earlier[old.version] = old
     if not earlier:
         return current
     return Department(**{**_fields(current), "earlier": earlier})
+
+
+def _earlier_version(code: str, body: dict[str, Any], overrides: Any, current: Department, at: str) -> Department:
+    """One `[[departments.CODE.earlier]]` block: what differed from the current version; the rest
+    is as now. A completion rule given either way replaces the current one whichever way it is given."""
+    if not isinstance(overrides, dict) or "version" not in overrides:
+        raise CatalogueError(f"{at}.version: every earlier version names its version")
+    base = {k: v for k, v in body.items() if k != "earlier"}
+    if _COMPLETION_KEYS & set(overrides):
+        base = {k: v for k, v in base.items() if k not in _COMPLETION_KEYS}
+    old = _rule_set(code, {**base, **overrides}, at)
+    if old.version >= current.version:
+        raise CatalogueError(f"{at}.version: {old.version} must be below the current version {current.version}")
+    return old
 
 
 def _fields(dept: Department) -> dict[str, Any]:
@@ -249,6 +408,7 @@ def _rule_set(code: str, body: dict[str, Any], where: str) -> Department:
             raise CatalogueError(f"{where}.{name}: code named twice: {', '.join(twice)}")
     if "name" not in body:
         raise CatalogueError(f"{where}.name: missing")
+    criteria = _criteria(body, where)
 
     legacy = {"min_activities", "requires_abroad"} & set(body)
     if "completion" in body:
@@ -294,7 +454,31 @@ def _rule_set(code: str, body: dict[str, Any], where: str) -> Department:
         approvals_required=approvals,
         on_disagreement=str(on_disagreement),
         review_target_days=_count(body.get("review_target_days", 30), f"{where}.review_target_days"),
+        criteria=criteria,
     )
+
+
+def _criteria(body: dict[str, Any], where: str) -> tuple[Criterion, ...]:
+    """The rule set's review criteria (`criteria = [{ code, label = { en, sv } }, ...]`), or the
+    default four when it names none."""
+    if "criteria" not in body:
+        return DEFAULT_CRITERIA
+    criteria = []
+    for index, raw in enumerate(_list(body["criteria"], f"{where}.criteria")):
+        at = f"{where}.criteria[{index}]"
+        code, label = _coded_text(raw, at, _CRITERION_KEYS, "label")
+        if not _CRITERION_CODE.match(code):
+            raise CatalogueError(
+                f"{at}.code: {code!r} must be lower-case letters, digits and underscores, starting with a letter"
+            )
+        criteria.append(Criterion(code, label))
+    if not criteria:
+        raise CatalogueError(f"{where}.criteria: name at least one criterion, or leave `criteria` out")
+    codes = [c.code for c in criteria]
+    twice = sorted({c for c in codes if codes.count(c) > 1})
+    if twice:
+        raise CatalogueError(f"{where}.criteria: code named twice: {', '.join(twice)}")
+    return tuple(criteria)
 
 
 def _kind(raw: Any, classes: tuple[str, ...], where: str) -> ActivityKind:

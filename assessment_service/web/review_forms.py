@@ -3,6 +3,9 @@ beside their fields; a one-time token so a double click records one review)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from flask_babel import lazy_gettext as _l
 from wtforms import RadioField, SelectChoice, TextAreaField
 from wtforms.validators import AnyOf, InputRequired, Length
@@ -10,7 +13,9 @@ from wtforms.validators import AnyOf, InputRequired, Length
 from assessment_service.events import CRITERION_VERDICTS, RECOMMENDATIONS
 from assessment_service.reviews import CRITERIA, MAX_COMMENT, MAX_SUMMARY, OUTCOMES
 from assessment_service.web.forms import DecisionForm, labels_for
+from shared.catalogue import DEFAULT_CRITERIA, Criterion
 
+#: The wording of the default criteria (a rule set may name its own: shared.catalogue.Criterion).
 CRITERION_LABELS = labels_for(CRITERIA, {
     "activities_meet_requirements": _l("The activities meet the requirements"),
     "reflection_compares_contexts": _l("The reflections compare the contexts"),
@@ -29,9 +34,9 @@ DECISION_NAMES = {
 }
 
 
-def _verdict(criterion: str) -> RadioField:
+def _verdict(label: str) -> RadioField:
     return RadioField(
-        CRITERION_LABELS[criterion],
+        label,
         [InputRequired(_l("Say whether this criterion is met.")),
          AnyOf(CRITERION_VERDICTS, message=_l("Say whether this criterion is met."))],
         choices=[SelectChoice(v, VERDICT_LABELS[v]) for v in CRITERION_VERDICTS],
@@ -39,7 +44,7 @@ def _verdict(criterion: str) -> RadioField:
     )
 
 
-def _comment(criterion: str) -> TextAreaField:
+def _comment() -> TextAreaField:
     return TextAreaField(
         _l("Comment (optional)"),
         [Length(max=MAX_COMMENT, message=_l("Write at most %(max)d characters.", max=MAX_COMMENT))],
@@ -48,14 +53,10 @@ def _comment(criterion: str) -> TextAreaField:
 
 
 class ReviewForm(DecisionForm):
-    verdict_activities_meet_requirements = _verdict("activities_meet_requirements")
-    comment_activities_meet_requirements = _comment("activities_meet_requirements")
-    verdict_reflection_compares_contexts = _verdict("reflection_compares_contexts")
-    comment_reflection_compares_contexts = _comment("reflection_compares_contexts")
-    verdict_reflection_relates_to_profession = _verdict("reflection_relates_to_profession")
-    comment_reflection_relates_to_profession = _comment("reflection_relates_to_profession")
-    verdict_report_complete = _verdict("report_complete")
-    comment_report_complete = _comment("report_complete")
+    """A verdict and a comment per criterion of the report's rule set, and a recommendation. Build
+    it with `for_criteria`: the fields (`verdict_<code>`, `comment_<code>`) follow the criteria."""
+
+    codes: tuple[str, ...] = ()
     recommendation = RadioField(
         _l("Your recommendation"),
         [InputRequired(_l("Choose a recommendation.")),
@@ -64,14 +65,26 @@ class ReviewForm(DecisionForm):
         validate_choice=False,
     )
 
+    @classmethod
+    def for_criteria(cls, criteria: Sequence[Criterion], locale: str, **kwargs: Any) -> ReviewForm:
+        """The form for these criteria, labelled in `locale`: the default ones in the page's
+        translations, a rule set's own in the wording the rule set gives them."""
+        fields: dict[str, Any] = {"codes": tuple(c.code for c in criteria)}
+        for criterion in criteria:
+            label = CRITERION_LABELS.get(criterion.code) if criterion in DEFAULT_CRITERIA else None
+            fields[f"verdict_{criterion.code}"] = _verdict(label or criterion.label.get(locale))
+            fields[f"comment_{criterion.code}"] = _comment()
+        form_class = type("RuleSetReviewForm", (cls,), fields)
+        return form_class(**kwargs)
+
     def criteria(self) -> list[tuple[RadioField, TextAreaField]]:
-        return [(self[f"verdict_{c}"], self[f"comment_{c}"]) for c in CRITERIA]
+        return [(self[f"verdict_{c}"], self[f"comment_{c}"]) for c in self.codes]
 
     def verdicts(self) -> dict[str, str]:
-        return {c: self[f"verdict_{c}"].data or "" for c in CRITERIA}
+        return {c: self[f"verdict_{c}"].data or "" for c in self.codes}
 
     def comments(self) -> dict[str, str]:
-        return {c: self[f"comment_{c}"].data or "" for c in CRITERIA}
+        return {c: self[f"comment_{c}"].data or "" for c in self.codes}
 
 
 class DecideForm(DecisionForm):

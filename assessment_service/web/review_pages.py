@@ -21,6 +21,7 @@ from assessment_service.web.access_rules import (
 from assessment_service.web.pages import (
     _context,
     _form_decision,
+    _locale,
     _record_views,
     _see_reviews,
     _staff,
@@ -36,6 +37,7 @@ from assessment_service.web.review_forms import (
     DecideForm,
     ReviewForm,
 )
+from shared.catalogue import DEFAULT_CRITERIA, Criterion, Text
 from shared.errors import NotFound
 from shared.identity.models import Principal
 from shared.web.access import access
@@ -65,7 +67,8 @@ def _reviews_page(
     )
     # A form sent back with its errors is shown again even where it may no longer be used.
     if may_review or review_form is not None:
-        review_form = review_form or ReviewForm(formdata=None)
+        criteria = [Criterion(c, Text(**record["criterion_labels"][c])) for c in record["criteria"]]
+        review_form = review_form or ReviewForm.for_criteria(criteria, _locale(), formdata=None)
         review_form.ensure_token()
     if record["may_decide"] or decide_form is not None:
         decide_form = decide_form or DecideForm(formdata=None)
@@ -75,10 +78,19 @@ def _reviews_page(
     names = _staff_names([p for p in people if p and p != "policy"])
     return render_template(
         "reviews.html", record=record, history=history, names=names, review_form=review_form,
-        decide_form=decide_form, criterion_labels=CRITERION_LABELS, verdict_labels=VERDICT_LABELS,
+        decide_form=decide_form, criterion_labels=_labels(record["criterion_labels"]), verdict_labels=VERDICT_LABELS,
         recommendation_labels=RECOMMENDATION_LABELS, decision_names=DECISION_NAMES, outcome_labels=OUTCOME_LABELS,
         event_names=EVENT_NAMES,
     ), status
+
+
+def _labels(labels: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """The criteria's wording in the page's language: the default criteria's from the translations."""
+    locale = _locale()
+    return {
+        code: CRITERION_LABELS[code] if Criterion(code, Text(**text)) in DEFAULT_CRITERIA else Text(**text).get(locale)
+        for code, text in labels.items()
+    }
 
 
 @bp.get("/reports/<report_id>/reviews")
@@ -90,7 +102,7 @@ def reviews_page(report_id: str) -> tuple[str, int]:
 @bp.post("/reports/<report_id>/reviews")
 @access(report_reviewer())
 def submit_review(report_id: str) -> Any:
-    form = ReviewForm()
+    form = ReviewForm.for_criteria(services.review_criteria(_context(), report_id), _locale())
     recommendation = form.recommendation.data or ""
 
     def decide(principal: Principal, req: services.RequestContext) -> services.Outcome:

@@ -249,6 +249,9 @@ def pages_of(pipeline: Pipeline, ids: dict[str, str], sessions: dict[str, str]) 
         Visit("queue-table", f"{assessment}/queue?sort=student", coordinator),
         Visit("queue-bad-filter", f"{assessment}/queue?waiting_over=x", coordinator, status=400),
         Visit("agenda", f"{assessment}/agenda", coordinator),
+        Visit("rule-sets", f"{assessment}/rules", sessions["administrator"]),
+        Visit("rule-set", f"{assessment}/rules/SOCSW", coordinator),
+        Visit("rule-set-classes", f"{assessment}/rules/HT", sessions["administrator"]),
     ]
 
 

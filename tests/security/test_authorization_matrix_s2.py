@@ -394,6 +394,24 @@ def presentation_person(*, api: bool) -> Policy:
     return policy
 
 
+def rule_set_staff(*, api: bool, one: bool) -> Policy:
+    """Rule sets (`one`: a department's, by its code): staff read their departments', an
+    administrator every one; another department's or an unknown code 404; anyone else signed in
+    403. Through the API, also an integration's token with assessment:read."""
+
+    def policy(actor: Actor, obj: StudentObject) -> str:
+        if actor.anonymous or (actor.integration and not api):
+            return SIGNIN
+        if actor.integration:
+            return ALLOW if "assessment:read" in actor.integration_scopes else FORBIDDEN
+        if not actor.staff:
+            return FORBIDDEN
+        mine = actor.assessor_departments | actor.coordinator_of
+        return ALLOW if not one or (obj.department and (actor.administrator or obj.department in mine)) else NOTFOUND
+
+    return policy
+
+
 #: Sign-in pages, in both apps (shared/web/auth_pages.py).
 AUTH_POLICIES: dict[tuple[str, str], Policy] = {
     ("auth.sign_in_page", "GET"): public,
@@ -502,6 +520,10 @@ ASSESSMENT_POLICIES: dict[tuple[str, str], Policy] = {
     ("queue_pages.assign_preview", "POST"): queue_coordinator,
     ("queue_pages.assign_confirm", "POST"): queue_coordinator,
     ("queue_pages.agenda", "GET"): reviewers_page,
+    # The rule sets staff read (issue 12).
+    ("rule_sets.rule_sets_page", "GET"): rule_set_staff(api=False, one=False),
+    ("rule_sets.rule_set_page", "GET"): rule_set_staff(api=False, one=True),
+    ("rule_sets_api.rule_set_json", "GET"): rule_set_staff(api=True, one=True),
 }
 
 
@@ -672,7 +694,8 @@ def answer_of(response: Response, obj: StudentObject) -> tuple[int, bytes]:
     """Status and body, with the ids of the request itself (pages echo their own path, e.g. in
     the language links) replaced by a placeholder: what is left must not tell the ids apart."""
     body = response.get_data()
-    for value in obj.params().values():
+    # ... and the department code of a `<code>` in the path (the rule sets page, issue 12).
+    for value in [*obj.params().values(), f"/{obj.department or 'NO-SUCH-DEPT'}?"]:
         if value:
             body = body.replace(value.encode(), b"<id>")
     # The sign-out form's CSRF token is signed with a timestamp: new on every page.
