@@ -152,7 +152,8 @@ const startAt = `${String(h).padStart(2, "0")}:${String(m + 1).padStart(2, "0")}
 await cora.select("select[name=kind]", "international_cafe");
 await cora.$eval("input[name=day]", (el, v) => { el.value = v; }, day);
 await cora.$eval("input[name=starts]", (el, v) => { el.value = v; }, startAt);
-await cora.$eval("input[name=ends]", (el, v) => { el.value = v; }, "23:59");
+const endAt = `${String((h + 1) % 24).padStart(2, "0")}:${String(m).padStart(2, "0")}`;
+await cora.$eval("input[name=ends]", (el, v) => { el.value = v; }, h < 23 ? endAt : "23:59");
 await cora.type("input[name=place]", "Allhelgona kyrkogata 8, room 128");
 await cora.$eval("input[name=capacity]", (el) => { el.value = "12"; });
 await shot(cora, "coordinator-publish-form");
