@@ -23,6 +23,7 @@ from assessment_service import queries, services
 from assessment_service import queue_queries as qq
 from assessment_service.bootstrap import AssessmentContext
 from assessment_service.web.access_rules import queue_reader, queue_scope
+from assessment_service.web.pages import _staff_names
 from shared.errors import CimError, NotFound, ValidationFailed
 from shared.identity.models import Principal, Role
 from shared.validation import is_uuid
@@ -78,15 +79,6 @@ def _principal() -> Principal:
     if principal is None:  # the rules let only people through
         raise NotFound("No such page.")
     return principal
-
-
-def _staff_names(account_ids: list[str]) -> dict[str, str]:
-    store = identity().store
-    out = {}
-    for account_id in dict.fromkeys(account_ids):
-        account = store.get_account(account_id)
-        out[account_id] = account.display_name if account and account.display_name else _("Former member of staff")
-    return out
 
 
 def _record_views(principal: Principal | None, student_ids: list[str]) -> None:

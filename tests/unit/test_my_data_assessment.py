@@ -18,10 +18,8 @@ import pytest
 from assessment_service.reviews import CRITERIA
 from intake_service.services import RequestContext, erase_student_and_account
 from shared.clock import FixedClock
-from shared.config import Settings
-from shared.identity.models import Role
-from tests.authkit import make_account
-from tests.unit.test_assessment_access import World, assign, build_world
+from tests.unit.test_assessment_access import World
+from tests.unit.test_reviews_api import two_assessors
 from tests.unit.test_rulings_api import OTHER, RULING
 
 COMMENT = "The host-family interview is compared with a Swedish case."
@@ -30,13 +28,7 @@ SUMMARY = "Relate the exchange to your future profession."
 
 @pytest.fixture
 def world(tmp_path: Path, clock: FixedClock) -> World:
-    """Report A with two assessors assigned (`assigned`, `second`)."""
-    settings = Settings(data_dir=tmp_path, upload_dir=tmp_path / "uploads", ratelimit_storage="memory://")
-    world = build_world(settings, clock)
-    world.accounts["second"] = make_account(world.identity, "Staff second", grants=[(Role.ASSESSOR, "SOCSW")])
-    assign(world, "A", "assigned")
-    assign(world, "A", "second")
-    return world
+    return two_assessors(tmp_path, clock)
 
 
 def review(world: World, who: str, recommendation: str) -> None:

@@ -22,8 +22,8 @@ from shared.events import RecordedEvent
 from shared.identity.models import Role
 from shared.personal import InMemoryKeyVault
 from tests.authkit import make_account, sign_in
-from tests.unit.test_assessment_access import World, build_world
-from tests.unit.test_rulings_api import OTHER, RULING
+from tests.unit.test_assessment_access import World
+from tests.unit.test_rulings_api import RULING, world_with_other
 
 SECTION = "Earlier rulings on kinds not in the list"
 
@@ -31,12 +31,7 @@ SECTION = "Earlier rulings on kinds not in the list"
 @pytest.fixture
 def world(tmp_path: Path, clock: FixedClock) -> World:
     """Student A (SOCSW) logged an activity of kind "other"; student M is of MED."""
-    settings = Settings(data_dir=tmp_path, upload_dir=tmp_path / "uploads", ratelimit_storage="memory://")
-    world = build_world(settings, clock)
-    response = world.intake.post(f"/api/v1/students/{world.students['A']}/activities", json=OTHER)
-    assert response.status_code == 201, response.json
-    world.activity = response.json["activity_id"]  # type: ignore[attr-defined]
-    world.catch_up()
+    world = world_with_other(tmp_path, clock)
     world.accounts["student_M"] = make_account(world.identity, "Student M", student_id=world.students["M"],
                                                grants=[(Role.STUDENT, "MED")])
     return world

@@ -23,8 +23,7 @@ MET = dict.fromkeys(CRITERIA, "met")
 SECRET_COMMENT = "The interview with the host family is described vividly."
 
 
-@pytest.fixture
-def world(tmp_path: Any, clock: FixedClock) -> World:
+def two_assessors(tmp_path: Any, clock: FixedClock) -> World:
     """Report A with two assessors assigned (`assigned` and `second`); report B with none."""
     settings = Settings(data_dir=tmp_path, upload_dir=tmp_path / "uploads", ratelimit_storage="memory://")
     world = build_world(settings, clock)
@@ -32,6 +31,11 @@ def world(tmp_path: Any, clock: FixedClock) -> World:
     assign(world, "A", "assigned")
     assign(world, "A", "second")
     return world
+
+
+@pytest.fixture
+def world(tmp_path: Any, clock: FixedClock) -> World:
+    return two_assessors(tmp_path, clock)
 
 
 def reviewer(world: World, who: str) -> FlaskClient:

@@ -18,8 +18,8 @@ RULING = {"kind_label": "Model UN conference", "outcome": "accepted_as_existing"
           "rationale": "A simulation of international negotiation with delegates from many countries."}
 
 
-@pytest.fixture
-def world(tmp_path: Path, clock: FixedClock) -> World:
+def world_with_other(tmp_path: Path, clock: FixedClock) -> World:
+    """The access world, student A having logged an activity of kind "other" (`world.activity`)."""
     settings = Settings(data_dir=tmp_path, upload_dir=tmp_path / "uploads", ratelimit_storage="memory://")
     world = build_world(settings, clock)
     response = world.intake.post(f"/api/v1/students/{world.students['A']}/activities", json=OTHER)
@@ -27,6 +27,11 @@ def world(tmp_path: Path, clock: FixedClock) -> World:
     world.activity = response.json["activity_id"]  # type: ignore[attr-defined]
     world.catch_up()
     return world
+
+
+@pytest.fixture
+def world(tmp_path: Path, clock: FixedClock) -> World:
+    return world_with_other(tmp_path, clock)
 
 
 def _rule(world: World, who: str, body: object, key: str | None = None) -> tuple[int, dict]:
