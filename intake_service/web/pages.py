@@ -430,6 +430,7 @@ def my_cim(student_id: str) -> str:
     return render_template(
         "my_cim.html",
         student=student,
+        own_page=current_caller().student_id == student_id,
         assessment_status=workflow_status(student, decisions, booking) or assessment_status(student_id, student),
         decisions=decisions,
         may_submit=new_report_refusal(student) is None,

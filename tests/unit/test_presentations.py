@@ -436,3 +436,23 @@ def test_my_cim_without_an_id_takes_a_student_to_their_own_page(world: World) ->
     sign_in(staff, world.identity, world.accounts["coordinator"])
     assert staff.get("/my-cim").headers["Location"] == "/"
     assert intake_app.test_client().get("/my-cim").status_code == 303  # to sign in
+
+
+def test_staff_see_a_students_my_cim_as_staff_without_the_students_own_actions(world: World) -> None:
+    from tests.authkit import sign_in
+
+    intake_app = world.intake.application
+    sid = world.students["A"]
+    coordinator = intake_app.test_client()
+    sign_in(coordinator, world.identity, world.accounts["coordinator"])
+    page = coordinator.get(f"/students/{sid}").text
+    assert "CIM of StudentA Exempel" in page
+    assert "page as staff" in page
+    for own_action in ("Log an activity", "Withdraw from CIM", "Tell us your studies have ended", ">Amend<"):
+        assert own_action not in page
+    student = intake_app.test_client()
+    sign_in(student, world.identity, world.accounts["student_A"])
+    own = student.get(f"/students/{sid}").text
+    assert "<h1>My CIM</h1>" in own
+    assert "Log an activity" in own
+    assert "as staff" not in own
