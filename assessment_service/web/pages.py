@@ -32,13 +32,14 @@ from assessment_service.web.access_rules import (
 )
 from assessment_service.web.forms import (
     CONFLICT_REASON_LABELS,
+    PAGE_TEXTS,
     AssignForm,
     ConflictForm,
     DecisionForm,
     UnassignForm,
 )
 from shared.catalogue import Catalogue
-from shared.errors import NotFound
+from shared.errors import NotFound, Problem
 from shared.identity.models import Principal, Role
 from shared.web.access import Caller, access, current_caller
 from shared.web.auth import identity
@@ -117,7 +118,18 @@ def _helpers() -> dict[str, Any]:
         return f"{request.path}?{urlencode(args)}"
 
     caller = current_caller()
+
+    def known_text(problem: object) -> str | None:
+        """A refusal in the page's language when this service words its code (error pages)."""
+        from assessment_service.web.presentation_pages import PRESENTATION_TEXTS
+
+        if not isinstance(problem, Problem):
+            return None
+        text = PAGE_TEXTS.get(problem.code) or PRESENTATION_TEXTS.get(problem.code)
+        return str(text) if text is not None else None
+
     return {
+        "known_text": known_text,
         "staff_member": any(caller.has_role(role) for role in (Role.ASSESSOR, Role.COORDINATOR, Role.ADMINISTRATOR)),
         # Without the student's id: a page's header is the same whoever's page it is (S2).
         "my_cim_url": f"{current_app.config['CIM_SETTINGS'].intake_url.rstrip('/')}/my-cim"

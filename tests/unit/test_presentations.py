@@ -456,3 +456,18 @@ def test_staff_see_a_students_my_cim_as_staff_without_the_students_own_actions(w
     assert "<h1>My CIM</h1>" in own
     assert "Log an activity" in own
     assert "as staff" not in own
+
+
+def test_the_assessment_error_pages_speak_the_pages_language(world: World) -> None:
+    client = world.browser("coordinator")
+    missing = client.get("/no-such-page?lang=sv")
+    assert missing.status_code == 404
+    assert "Sidan finns inte" in missing.text
+    assert "Not Found" not in missing.text
+    refused = world.browser("student_A").get("/review-queue?lang=sv")
+    assert refused.status_code == 403
+    assert "You do not have access" not in refused.text
+    unknown = world.browser("coordinator").get("/presentations/00000000-0000-4000-8000-000000000000")
+    assert unknown.status_code == 404
+    assert "Page not found" in unknown.text
+    assert "Go to the review queue" in unknown.text
