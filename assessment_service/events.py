@@ -17,7 +17,7 @@ student's personal data).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import TypeAlias
 
 from marshmallow import validate
@@ -279,4 +279,91 @@ Decision: TypeAlias = ReportApproved | RevisionRequested | ReportRejected
 OccasionEvent: TypeAlias = (
     OccasionPublished | OccasionCancelled | PresentationBooked | BookingCancelled | PresentationHeld
     | PresentationMissed
+)
+
+
+# -- deadlines (stream deadline-<student_id>) ---------------------------------------------------
+# Recorded by the daily sweep (actor "system:deadlines") and by coordinators. Reasons are codes,
+# never free text, so nothing here is personal data. See docs/deadlines.md.
+
+#: Why a coordinator extended a deadline.
+EXTENSION_REASONS = ("by_agreement", "illness", "parental_leave", "studies_prolonged", "other")
+#: Why a student was deregistered (the sweep knows one reason).
+DEREGISTRATION_REASONS = ("deadline_passed",)
+#: Why a coordinator reinstated a deregistered student.
+REINSTATEMENT_REASONS = ("by_agreement", "deregistered_in_error", "other")
+#: Who records what the daily sweep decides.
+SYSTEM_ACTOR = "system:deadlines"
+
+
+def deadline_stream(student_id: str) -> str:
+    return f"deadline-{student_id}"
+
+
+@dataclass(frozen=True)
+class _DeadlineFact:
+    student_id: str = field(metadata=rules(_UUID))
+    department: str = field(metadata=rules(_DEPARTMENT))
+    #: The deadline the fact concerns (the new one, for a change).
+    deadline: date
+
+
+@dataclass(frozen=True)
+class DeadlineSet(_DeadlineFact):
+    """The student's deadline became known or changed with their completion date: the last day
+    of the term `grace_terms` after the term `term` in which studies were completed on
+    `completed_on`, by `rule_set`; the reminders fall `reminder_days` before it. `basis_position`
+    is the intake feed position of the StudiesCompleted it follows. Recorded by the sweep."""
+
+    rule_set: str = field(metadata=rules(validate.Length(1, 80)))
+    completed_on: date
+    term: str = field(metadata=rules(validate.Length(1, 10)))
+    grace_terms: int = field(metadata=rules(validate.Range(0, 20)))
+    reminder_days: list[int] = field(metadata=rules(items=(validate.Range(1, 366),)))
+    basis_position: int = field(metadata=rules(validate.Range(0)))
+
+
+@dataclass(frozen=True)
+class DeadlineExtended(_DeadlineFact):
+    """A coordinator of the student's department extended the deadline by agreement to
+    `deadline` (a reason code). Recorded by the coordinator."""
+
+    reason_code: str = field(metadata=rules(validate.OneOf(EXTENSION_REASONS)))
+    extended_by: str = field(metadata=rules(validate.Length(1, 36)))
+
+
+@dataclass(frozen=True)
+class DeadlineReminderDue(_DeadlineFact):
+    """The student is `offset_days` before `deadline` without a report under review or approved:
+    one reminder is due (what the mail policy keys the reminder on). Recorded by the sweep, once
+    per deadline and offset."""
+
+    offset_days: int = field(metadata=rules(validate.Range(1, 366)))
+
+
+@dataclass(frozen=True)
+class StudentDeregistered(_DeadlineFact):
+    """The deadline passed without a report under review or approved: the student is deregistered
+    from CIM (the intake refuses new activities and reports until reinstated). Recorded by the
+    sweep (`deregistered_by` "system:deadlines") under the rule set `rule_set`."""
+
+    reason_code: str = field(metadata=rules(validate.OneOf(DEREGISTRATION_REASONS)))
+    rule_set: str = field(metadata=rules(validate.Length(1, 80)))
+    deregistered_by: str = field(metadata=rules(validate.Length(1, 36)))
+
+
+@dataclass(frozen=True)
+class StudentReinstated(_DeadlineFact):
+    """A coordinator reinstated a deregistered student with a new deadline `deadline`."""
+
+    reason_code: str = field(metadata=rules(validate.OneOf(REINSTATEMENT_REASONS)))
+    reinstated_by: str = field(metadata=rules(validate.Length(1, 36)))
+
+
+for _deadline_event in (DeadlineSet, DeadlineExtended, DeadlineReminderDue, StudentDeregistered, StudentReinstated):
+    REGISTRY.register(_deadline_event)
+
+#: The events of a `deadline-<student_id>` stream.
+DeadlineEvent: TypeAlias = (
+    DeadlineSet | DeadlineExtended | DeadlineReminderDue | StudentDeregistered | StudentReinstated
 )

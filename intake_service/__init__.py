@@ -12,7 +12,7 @@ from shared.config import ROOT, Settings
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     """Build the intake app. Nothing connects at import; `overrides` swap in fakes for tests
     (store=, clock=, wakeup=, catalogue=, identity=)."""
-    from intake_service.assessment_view import decisions_for, install_view
+    from intake_service.assessment_view import deadline_for, decisions_for, install_view
     from intake_service.bootstrap import build_services, department_finder
     from intake_service.cli import register_cli
     from intake_service.web import api, pages, privacy
@@ -35,6 +35,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     install_view(app, settings, services.codec.vault)
     # What the assessors decided reaches the deciders through that view, never their database.
     services.report_steps = lambda student_id: decisions_for(app, student_id)
+    # So does a deregistration past the deadline (docs/deadlines.md).
+    services.deregistered = lambda student_id: bool((deadline_for(app, student_id) or {}).get("deregistered"))
     identity = overrides.get("identity") or identity_from_settings(settings, overrides.get("clock") or SystemClock())
     configure_web(app, settings, identity, name="intake", api_blueprints=(api.bp,))
     app.register_blueprint(api.bp)

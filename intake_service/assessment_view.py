@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
-from intake_service import precedent_view, presentation_view
+from intake_service import deadline_view, precedent_view, presentation_view
 from shared.adapters.feed import HttpEventFeed
 from shared.adapters.sql import autocommit, is_sqlite, make_engine
 from shared.config import Settings
@@ -183,7 +183,8 @@ def build_view(
         own_events = own_events or HttpEventFeed(settings.assessment_url, OWN_EVENTS_PATH, token=settings.feed_token)
         decisions = ProjectionRunner(
             engine, own_events,
-            [decisions_projection(vault), presentation_view.PROJECTION, precedent_view.projection(vault)],
+            [decisions_projection(vault), presentation_view.PROJECTION, precedent_view.projection(vault),
+             deadline_view.PROJECTION],
             batch_size=1000, reader=reader,
         )
     view = AssessmentView(engine, runner, reader, decisions, vault)
@@ -215,6 +216,12 @@ def presentation_for(app: Flask, student_id: str) -> dict[str, Any] | None:
     """The student's latest presentation booking with its occasion, as delivered; None if none."""
     view: AssessmentView = app.extensions[_EXTENSION]
     return presentation_view.presentation_of(view.reader, student_id)
+
+
+def deadline_for(app: Flask, student_id: str) -> dict[str, Any] | None:
+    """The student's deadline as delivered ({"deadline", "extended", "deregistered"}); None if none."""
+    reader = getattr(app.extensions.get(_EXTENSION), "reader", None)  # a stand-in view may have none
+    return None if reader is None else deadline_view.deadline_of(reader, student_id)
 
 
 def precedents_for(app: Flask, department: str) -> list[dict[str, Any]]:

@@ -209,6 +209,11 @@ NO_REVISION_REQUESTED = Reason("no_revision_requested", "No revision of this rep
 ALREADY_RESUBMITTED = Reason(
     "already_resubmitted", "This report has already been resubmitted; the new round is waiting for review."
 )
+DEREGISTERED = Reason(
+    "student_deregistered",
+    "You were deregistered from CIM when your deadline passed: nothing new can be recorded until your "
+    "coordinator reinstates you.",
+)
 
 #: Every reason a decision gives (the pages have a text for each).
 REASONS = (
@@ -217,7 +222,7 @@ REASONS = (
     END_BEFORE_START, DATES_OUT_OF_RANGE, ALREADY_LOGGED, WITHDRAWN_NOT_AMENDABLE, REPORT_INVALID,
     ANSWERS_MISSING, ANSWERS_UNKNOWN, ANSWERS_BLANK, NO_ACTIVITIES, FOREIGN_ACTIVITIES, WITHDRAWN_ACTIVITIES,
     ACTIVITY_TWICE, NO_SUCH_ATTACHMENT, COMPLETED_IN_FUTURE, AFTER_TODAY, NO_SUCH_REPORT, REPORT_WAITING,
-    REPORT_APPROVED, RESUBMIT_INSTEAD, NO_REVISION_REQUESTED, ALREADY_RESUBMITTED,
+    REPORT_APPROVED, RESUBMIT_INSTEAD, NO_REVISION_REQUESTED, ALREADY_RESUBMITTED, DEREGISTERED,
 )
 
 
@@ -227,6 +232,13 @@ def _require_active(state: StudentState) -> None:
         raise NotFound(NO_SUCH_STUDENT())
     if state.withdrawn:
         raise RuleViolated(REGISTRATION_WITHDRAWN())
+
+
+def check_not_deregistered(deregistered: bool) -> None:
+    """Raise RuleViolated while the student is deregistered (the assessment service's
+    StudentDeregistered, undone by StudentReinstated; the service passes the flag in)."""
+    if deregistered:
+        raise RuleViolated(DEREGISTERED())
 
 
 def decide_register(state: StudentState, cmd: RegisterStudent, dept: Department, student_id: str) -> list[IntakeEvent]:
@@ -264,9 +276,10 @@ def check_activity(details: ActivityDetails, dept: Department, today: date) -> N
 
 
 def decide_log_activity(
-    state: StudentState, cmd: LogActivity, dept: Department, today: date
+    state: StudentState, cmd: LogActivity, dept: Department, today: date, *, deregistered: bool = False
 ) -> list[IntakeEvent]:
     _require_active(state)
+    check_not_deregistered(deregistered)
     if cmd.activity_id in state.activities:
         raise RuleViolated(ALREADY_LOGGED())
     check_activity(cmd.details, dept, today)
@@ -366,11 +379,13 @@ def check_new_report_allowed(state: StudentState, steps: Mapping[str, Assessment
 
 
 def decide_submit_report(
-    state: StudentState, cmd: SubmitReport, dept: Department, steps: Mapping[str, AssessmentStep]
+    state: StudentState, cmd: SubmitReport, dept: Department, steps: Mapping[str, AssessmentStep], *,
+    deregistered: bool = False,
 ) -> list[IntakeEvent]:
-    """A new report, unless another stands in its way (check_new_report_allowed). `steps`: each
-    report's latest step on the assessment side (see AssessmentStep)."""
+    """A new report, unless another stands in its way (check_new_report_allowed) or the student
+    is deregistered. `steps`: each report's latest step on the assessment side (see AssessmentStep)."""
     _require_active(state)
+    check_not_deregistered(deregistered)
     check_new_report_allowed(state, steps)
     _check_report_content(state, cmd.answers, cmd.activity_ids, cmd.attachment_id, dept)
     return [
@@ -399,11 +414,14 @@ def check_resubmission_allowed(state: StudentState, report_id: str, latest: Asse
 
 
 def decide_resubmit_report(
-    state: StudentState, cmd: ResubmitReport, dept: Department, latest: AssessmentStep | None
+    state: StudentState, cmd: ResubmitReport, dept: Department, latest: AssessmentStep | None, *,
+    deregistered: bool = False,
 ) -> list[ReportResubmitted]:
     """A new round of the report, only while the latest decision on its current round asks for
-    a revision. `latest`: the report's latest step on the assessment side (None: nothing yet)."""
+    a revision and the student is not deregistered. `latest`: the report's latest step on the
+    assessment side (None: nothing yet)."""
     _require_active(state)
+    check_not_deregistered(deregistered)
     current = check_resubmission_allowed(state, cmd.report_id, latest)
     _check_report_content(state, cmd.answers, cmd.activity_ids, cmd.attachment_id, dept)
     return [

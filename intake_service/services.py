@@ -69,6 +69,10 @@ class IntakeServices:
         #: it to the intake ({report_id: {"round", "state", ...}}, `assessment_view.decisions_for`):
         #: the app factory wires it; without it nothing has been decided yet.
         self.report_steps: Callable[[str], Mapping[str, Mapping[str, Any]]] = lambda _student_id: {}
+        #: Whether the assessment service deregistered the student (past their deadline, not
+        #: reinstated), as delivered to the intake (`assessment_view.deadline_for`): the app
+        #: factory wires it; without it nobody is deregistered.
+        self.deregistered: Callable[[str], bool] = lambda _student_id: False
 
     # -- queries ---------------------------------------------------------------------------
     def history(self, student_id: str, *, personal: bool = True) -> list[RecordedEvent]:
@@ -222,7 +226,9 @@ class IntakeServices:
             student_id,
             ctx,
             ("log_activity", details),
-            lambda state, dept: domain.decide_log_activity(state, command, dept, self._today()),
+            lambda state, dept: domain.decide_log_activity(
+                state, command, dept, self._today(), deregistered=self.deregistered(student_id)
+            ),
             {"activity_id": command.activity_id},
         )
 
@@ -293,7 +299,9 @@ class IntakeServices:
             student_id,
             ctx,
             ("submit_report", answers, activity_ids, attachment_id),
-            lambda state, dept: domain.decide_submit_report(state, command, dept, self.assessment_steps(student_id)),
+            lambda state, dept: domain.decide_submit_report(
+                state, command, dept, self.assessment_steps(student_id), deregistered=self.deregistered(student_id)
+            ),
             {"report_id": command.report_id},
         )
 
@@ -316,7 +324,9 @@ class IntakeServices:
 
         def decide(state: domain.StudentState, dept: Department) -> list[Any]:
             latest = self.assessment_steps(student_id).get(report_id)
-            events = domain.decide_resubmit_report(state, command, dept, latest)
+            events = domain.decide_resubmit_report(
+                state, command, dept, latest, deregistered=self.deregistered(student_id)
+            )
             result["round"] = events[0].round
             return events
 

@@ -26,7 +26,7 @@ _DEPARTMENT_KEYS = frozenset(
         "version", "name", "faculty", "programmes", "activity_kinds", "reflection_questions",
         "requires_abroad", "min_activities", "classes", "completion", "report_required",
         "presentation_required", "preparatory_lecture_required", "grace_terms", "approvals_required",
-        "on_disagreement", "review_target_days", "criteria",
+        "on_disagreement", "review_target_days", "criteria", "reminder_days",
     }
 )
 _COMPLETION_KEYS = frozenset({"completion", "min_activities", "requires_abroad"})
@@ -134,6 +134,22 @@ DEFAULT_CRITERIA = (
 )
 
 
+#: When a rule set names no `reminder_days`: 60, 14 and 3 days before the deadline.
+DEFAULT_REMINDER_DAYS: tuple[int, ...] = (60, 14, 3)
+
+
+def _reminder_days(body: dict[str, Any], where: str) -> tuple[int, ...]:
+    """`reminder_days`: distinct whole days from 1 to 366 before the deadline, largest first."""
+    if "reminder_days" not in body:
+        return DEFAULT_REMINDER_DAYS
+    days = _list(body["reminder_days"], f"{where}.reminder_days")
+    if any(isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= 366 for d in days):
+        raise CatalogueError(f"{where}.reminder_days: give whole days from 1 to 366, e.g. [60, 14, 3]")
+    if len(set(days)) != len(days):
+        raise CatalogueError(f"{where}.reminder_days: a day is named twice")
+    return tuple(sorted(days, reverse=True))
+
+
 @dataclass(frozen=True)
 class Department:
     """A department's rule set at one version: what counts, what completes, how reports are reviewed."""
@@ -157,6 +173,8 @@ class Department:
     on_disagreement: str = "coordinator"
     review_target_days: int = 30
     criteria: tuple[Criterion, ...] = DEFAULT_CRITERIA
+    #: Days before the deadline on which a student is reminded (largest first).
+    reminder_days: tuple[int, ...] = DEFAULT_REMINDER_DAYS
     earlier: dict[int, Department] = field(default_factory=dict, compare=False, repr=False)
 
     def kind(self, code: str) -> ActivityKind | None:
@@ -325,6 +343,7 @@ def _department_problems(code: str, body: Any) -> list[str]:
     for item, at in items("programmes"):
         attempt(_programme, item, at)
     attempt(_criteria, body, where)
+    attempt(_reminder_days, body, where)
     for key, minimum in (("version", 1), ("grace_terms", 0), ("approvals_required", 1), ("review_target_days", 1)):
         if key in body:
             attempt(_count, body[key], f"{where}.{key}", minimum)
@@ -455,6 +474,7 @@ def _rule_set(code: str, body: dict[str, Any], where: str) -> Department:
         on_disagreement=str(on_disagreement),
         review_target_days=_count(body.get("review_target_days", 30), f"{where}.review_target_days"),
         criteria=criteria,
+        reminder_days=_reminder_days(body, where),
     )
 
 

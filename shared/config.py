@@ -48,6 +48,8 @@ class Settings:
     assessment_db_url: str = ""
     redis_url: str = "redis://127.0.0.1:6379/0"
     departments_file: Path = ROOT / "config" / "departments.toml"
+    #: The term calendar deadlines are counted in (assessment_service/terms.py).
+    terms_file: Path = ROOT / "config" / "terms.toml"
     upload_dir: Path | None = None
     max_upload_bytes: int = 10 * 1024 * 1024
     max_request_bytes: int = 12 * 1024 * 1024
@@ -146,6 +148,7 @@ class Settings:
             "assessment_db_url": env.get("CIM_ASSESSMENT_DB_URL", ""),
             "redis_url": env.get("CIM_REDIS_URL", cls.redis_url),
             "departments_file": Path(env.get("CIM_DEPARTMENTS_FILE", str(cls.departments_file))),
+            "terms_file": Path(env.get("CIM_TERMS_FILE", str(cls.terms_file))),
             "upload_dir": Path(env["CIM_UPLOAD_DIR"]) if env.get("CIM_UPLOAD_DIR") else None,
             "max_upload_bytes": int(env.get("CIM_MAX_UPLOAD_BYTES", cls.max_upload_bytes)),
             "max_request_bytes": int(env.get("CIM_MAX_REQUEST_BYTES", cls.max_request_bytes)),

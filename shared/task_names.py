@@ -14,3 +14,8 @@ CATCH_UP_PENDING_TTL_MS = 3000
 
 #: Daily disposal of records past their retention period (config/retention.toml).
 DISPOSE_DUE_RECORDS = "cim.retention.dispose_due_records"
+
+#: The daily deadline sweep: set new deadlines, record reminders due and deregistrations.
+SWEEP_DEADLINES = "cim.deadlines.sweep_deadlines"
+#: Set deadlines from new completions (often, so My CIM shows a deadline soon after it is known).
+SET_DEADLINES = "cim.deadlines.set_deadlines"

@@ -12,6 +12,9 @@ from shared import task_names
 #: without AOF lost its whole queue in a measurement here). A lost message delays by at most this.
 CATCH_UP_EVERY_SECONDS = 3.0
 
+#: How often new completions get their deadline.
+SET_DEADLINES_EVERY_SECONDS = 60.0
+
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "catch-up-projections": {
         "task": task_names.CATCH_UP_PROJECTIONS,
@@ -30,5 +33,18 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         # Expire after 6 h: a tick held back by an outage should not start in the middle of the
         # working day on top of the next one (the next day's run catches up anyway).
         "options": {"expires": 6 * 3600},
+    },
+    "sweep-deadlines": {
+        "task": task_names.SWEEP_DEADLINES,
+        # Daily at 04:30 UTC (05:30/06:30 in Lund, the same date): reminders and deregistrations
+        # are due by the day. Idempotent per student stream, so a second beat changes nothing.
+        "schedule": crontab(hour=4, minute=30),
+        "options": {"expires": 6 * 3600},
+    },
+    "set-deadlines": {
+        "task": task_names.SET_DEADLINES,
+        # New completions get their deadline within a minute (reads only completions not yet set).
+        "schedule": SET_DEADLINES_EVERY_SECONDS,
+        "options": {"expires": SET_DEADLINES_EVERY_SECONDS * 2},
     },
 }

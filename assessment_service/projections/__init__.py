@@ -5,6 +5,7 @@ from __future__ import annotations
 from assessment_service.projections import (
     activities,
     assignments,
+    deadlines,
     presentations,
     report_rounds,
     reports,
@@ -24,13 +25,14 @@ def build(catalogue: Catalogue) -> tuple[Projection, ...]:
         reports.PROJECTION,
         review_queue.build(catalogue.rule_set),
         report_rounds.PROJECTION,
+        deadlines.BASIS,
     )
 
 
 def own(catalogue: Catalogue) -> tuple[Projection, ...]:
     """The read models of the assessment service's OWN store (staff decisions, presentations),
     eligibility for the diploma following `catalogue`'s rule sets."""
-    return (*assignments.OWN, presentations.build(catalogue.rule_set))
+    return (*assignments.OWN, presentations.build(catalogue.rule_set), deadlines.PROJECTION)
 
 
 #: The read models with the shipped departments file's rule sets (read on first use).
@@ -40,6 +42,7 @@ ALL: tuple[Projection, ...] = (
     reports.PROJECTION,
     review_queue.PROJECTION,
     report_rounds.PROJECTION,
+    deadlines.BASIS,
 )
 
 __all__ = ["ALL", "build", "metadata", "own"]

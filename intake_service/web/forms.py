@@ -444,6 +444,10 @@ PAGE_TEXTS: dict[str, PageText] = {
     ),
     "no_revision_requested": _l("No revision of this report has been requested."),
     "already_resubmitted": _l("This report has already been resubmitted; the new round is waiting for review."),
+    "student_deregistered": _l(
+        "You were deregistered from CIM when your deadline passed: nothing new can be recorded until your "
+        "coordinator reinstates you."
+    ),
     # the services' own (intake_service.services)
     "unknown_department": _l("Not a CIM department."),
     "not_a_department": _l("Not a CIM department."),

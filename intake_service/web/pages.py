@@ -435,6 +435,7 @@ def my_cim(student_id: str) -> str:
         decisions=decisions,
         may_submit=new_report_refusal(student) is None,
         presentation=booking,
+        deadline=deadline(student_id),
         rulings=activity_rulings(student_id, student.department, list(student.state.activities), locale()),
         assessment_url=current_app.config["CIM_SETTINGS"].assessment_url.rstrip("/"),
         kind_name=lambda code: kind_name(student.department, code, locale()),
@@ -547,6 +548,17 @@ def report_decisions(student_id: str) -> dict[str, dict[str, Any]]:
     return {rid: {**d, "label": str(REPORT_STATES.get(d["state"], ""))} for rid, d in found.items()}
 
 
+def deadline(student_id: str) -> dict[str, Any] | None:
+    """The student's deadline (a date), extended or not, and whether they are deregistered, as
+    delivered by the assessment service's events; None before one is known."""
+    from intake_service.assessment_view import deadline_for
+
+    found = deadline_for(current_app._get_current_object(), student_id)  # type: ignore[attr-defined]
+    if found is None:
+        return None
+    return {**found, "deadline": date.fromisoformat(found["deadline"])}
+
+
 def presentation(student_id: str) -> dict[str, Any] | None:
     """The student's latest presentation booking, delivered by the assessment service's events."""
     from intake_service.assessment_view import presentation_for
@@ -574,6 +586,7 @@ def new_report_refusal(student: StudentPage) -> Problem | None:
     """Why the student cannot submit a new report now (one waits, is in review, awaits their
     revision or is approved), or None: the decider's own check, on what the intake knows."""
     try:
+        domain.check_not_deregistered(services().deregistered(student.student_id))
         domain.check_new_report_allowed(student.state, services().assessment_steps(student.student_id))
     except RuleViolated as refused:
         return refused.problem

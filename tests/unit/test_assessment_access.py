@@ -494,7 +494,7 @@ def test_assignment_flow_on_each_backend_and_the_read_model_rebuilds_equal(
         assert runner.digest() == live
         # The intake projections kept their own checkpoints in the same table.
         assert set(world.ctx.runner.checkpoints()) == {
-            "students", "activities", "reports", "review_queue", "report_rounds"}
+            "students", "activities", "reports", "review_queue", "report_rounds", "deadline_basis"}
     finally:
         world.ctx.dispose()
 

@@ -171,7 +171,8 @@ def test_projections_endpoint_shows_checkpoints_and_lag(intake: FlaskClient, app
     assert {(p["checkpoint"], p["head"], p["lag"]) for p in before} == {(0, 2, 2)}
     catch_up(app)
     after = client.get("/api/v1/projections").json["projections"]
-    assert {p["name"] for p in after} == {"students", "activities", "reports", "review_queue", "report_rounds"}
+    assert {p["name"] for p in after} == {"students", "activities", "reports", "review_queue", "report_rounds",
+                                          "deadline_basis"}
     assert {p["lag"] for p in after} == {0}
 
 

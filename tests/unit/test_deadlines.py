@@ -1,0 +1,348 @@
+"""Deadlines: the term calendar, the pure rule (table-driven), and the sweep with the real apps —
+a student completes studies, is reminded at each offset once, is deregistered the day after the
+deadline once however often the sweep runs, and a coordinator reinstates them."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assessment_service import deadline_queries, deadline_services, deadlines
+from assessment_service.deadlines import DEREGISTER, REMIND, Basis, Due, SweepFacts
+from assessment_service.events import (
+    DeadlineExtended,
+    DeadlineReminderDue,
+    DeadlineSet,
+    StudentDeregistered,
+    StudentReinstated,
+)
+from assessment_service.terms import TermCalendar, TermCalendarError, problems
+from shared.catalogue import Catalogue
+from shared.clock import FixedClock
+from shared.config import ROOT, Settings
+from shared.errors import RuleViolated, ValidationFailed
+from tests.unit.test_assessment_access import World, build_world
+
+CALENDAR = TermCalendar.load(ROOT / "config" / "terms.toml")
+SID = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
+DEADLINE = date(2027, 1, 17)  # the end of HT2026
+OFFSETS = (60, 14, 3)
+
+
+# -- the term calendar ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("day", "term"),
+    [
+        (date(2026, 1, 19), "VT2026"),  # first day
+        (date(2026, 6, 7), "VT2026"),  # last day
+        (date(2026, 7, 15), "VT2026"),  # the summer belongs to the spring term before it
+        (date(2026, 8, 31), "HT2026"),
+        (date(2027, 1, 17), "HT2026"),  # HT ends in January of the next year
+    ],
+)
+def test_a_day_falls_in_its_term(day: date, term: str) -> None:
+    assert CALENDAR.term_of(day).code == term
+
+
+@pytest.mark.parametrize(
+    ("completed", "grace", "deadline"),
+    [
+        (date(2026, 3, 10), 1, date(2027, 1, 17)),  # VT2026 -> end of HT2026
+        (date(2026, 3, 10), 0, date(2026, 6, 7)),  # no grace: the end of the term itself
+        (date(2026, 10, 1), 1, date(2027, 6, 6)),  # HT2026 -> end of VT2027
+        (date(2026, 10, 1), 2, date(2028, 1, 16)),
+    ],
+)
+def test_the_deadline_is_the_end_of_the_term_grace_terms_after_completion(
+    completed: date, grace: int, deadline: date
+) -> None:
+    assert deadlines.deadline_for(CALENDAR, completed, grace)[1] == deadline
+
+
+def test_a_day_outside_the_calendar_is_refused() -> None:
+    with pytest.raises(TermCalendarError):
+        CALENDAR.term_of(date(2001, 1, 1))
+    with pytest.raises(TermCalendarError):
+        CALENDAR.end_of_term_after(CALENDAR.terms[-1].starts, 1)
+
+
+def _terms(*blocks: tuple[str, Any, Any]) -> dict[str, Any]:
+    return {"terms": [{"code": c, "starts": s, "ends": e} for c, s, e in blocks]}
+
+
+@pytest.mark.parametrize(
+    ("data", "names"),
+    [
+        ({}, "terms"),
+        (_terms(("HX2025", date(2025, 9, 1), date(2026, 1, 18))), "code"),
+        (_terms(("HT2025", date(2025, 9, 1), date(2025, 8, 1))), "ends"),
+        (_terms(("HT2025", "2025-09-01", date(2026, 1, 18))), "starts"),
+        (_terms(("HT2025", date(2025, 9, 1), date(2026, 1, 18)), ("HT2026", date(2026, 8, 31), date(2027, 1, 17))),
+         "expected VT2026"),
+        (_terms(("HT2025", date(2025, 9, 1), date(2026, 1, 18)), ("VT2026", date(2026, 1, 10), date(2026, 6, 7))),
+         "overlaps"),
+    ],
+)
+def test_a_broken_terms_file_is_refused_naming_the_term_and_field(data: dict[str, Any], names: str) -> None:
+    found = problems(data)
+    assert found, "the file should be refused"
+    assert any(names in problem for problem in found), found
+    with pytest.raises(TermCalendarError):
+        TermCalendar.parse(data)
+
+
+def test_the_shipped_terms_file_is_sound() -> None:
+    assert CALENDAR.terms[0].code.startswith("HT")
+    assert len(CALENDAR.terms) >= 20
+
+
+# -- what is due on a day: the one rule ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("today", "reminded", "options", "due"),
+    [
+        (DEADLINE - timedelta(days=61), (), {}, None),
+        (DEADLINE - timedelta(days=60), (), {}, Due(REMIND, DEADLINE, 60)),
+        (DEADLINE - timedelta(days=59), (60,), {}, None),  # never twice for one offset
+        (DEADLINE - timedelta(days=14), (60,), {}, Due(REMIND, DEADLINE, 14)),
+        (DEADLINE - timedelta(days=10), (), {}, Due(REMIND, DEADLINE, 14)),  # a missed 60 is not sent late
+        (DEADLINE - timedelta(days=10), (14,), {}, None),
+        (DEADLINE - timedelta(days=3), (60, 14), {}, Due(REMIND, DEADLINE, 3)),
+        (DEADLINE, (60, 14, 3), {}, None),  # the deadline day itself is still in time
+        (DEADLINE + timedelta(days=1), (60, 14, 3), {}, Due(DEREGISTER, DEADLINE)),
+        (DEADLINE + timedelta(days=1), (), {"clock_stopped": True}, None),  # a report under review
+        (DEADLINE - timedelta(days=3), (), {"clock_stopped": True}, None),
+        (DEADLINE + timedelta(days=1), (), {"deregistered": True}, None),
+        (DEADLINE + timedelta(days=1), (), {"withdrawn": True}, None),
+    ],
+)
+def test_what_is_due_on_a_day(
+    today: date, reminded: tuple[int, ...], options: dict[str, bool], due: Due | None
+) -> None:
+    assert deadlines.due_action(DEADLINE, OFFSETS, reminded, today, **options) == due
+
+
+@pytest.mark.parametrize(
+    ("reminded", "deregistered", "next_due"),
+    [
+        ((), False, DEADLINE - timedelta(days=60)),
+        ((60,), False, DEADLINE - timedelta(days=14)),
+        ((14,), False, DEADLINE - timedelta(days=3)),  # 60 superseded by 14
+        ((60, 14, 3), False, DEADLINE + timedelta(days=1)),
+        ((), True, None),
+    ],
+)
+def test_next_due_on_is_the_first_day_something_can_fall_due(
+    reminded: tuple[int, ...], deregistered: bool, next_due: date | None
+) -> None:
+    assert deadlines.next_due_on(DEADLINE, OFFSETS, reminded, deregistered=deregistered) == next_due
+
+
+# -- the deciders -----------------------------------------------------------------------------------
+
+RULES = Catalogue.load(ROOT / "config" / "departments.toml").departments["SOCSW"]
+BASIS = Basis(SID, "SOCSW", "SOCSW@1", date(2026, 3, 10), 7)
+SET = DeadlineSet(SID, "SOCSW", DEADLINE, "SOCSW@1", date(2026, 3, 10), "VT2026", 1, [60, 14, 3], 7)
+RUNNING = SweepFacts(clock_stopped=False, withdrawn=False)
+
+
+def test_a_deadline_is_set_once_per_completion_date() -> None:
+    assert deadlines.decide_set(deadlines.fold_deadline([]), BASIS, RULES, CALENDAR) == [SET]
+    assert deadlines.decide_set(deadlines.fold_deadline([SET]), BASIS, RULES, CALENDAR) == []
+    corrected = Basis(SID, "SOCSW", "SOCSW@1", date(2026, 10, 1), 9)
+    (event,) = deadlines.decide_set(deadlines.fold_deadline([SET]), corrected, RULES, CALENDAR)
+    assert event.deadline == date(2027, 6, 6)
+
+
+def test_the_sweep_records_each_reminder_and_the_deregistration_once() -> None:
+    history: list[Any] = [SET]
+    recorded = []
+    day = DEADLINE - timedelta(days=70)
+    while day <= DEADLINE + timedelta(days=5):
+        for _twice in range(2):  # a second beat on the same day records nothing
+            events = deadlines.decide_sweep(deadlines.fold_deadline(history), SID, day, RUNNING)
+            history += events
+            recorded += [(day, e) for e in events]
+        day += timedelta(days=1)
+    assert recorded == [
+        (DEADLINE - timedelta(days=60), DeadlineReminderDue(SID, "SOCSW", DEADLINE, 60)),
+        (DEADLINE - timedelta(days=14), DeadlineReminderDue(SID, "SOCSW", DEADLINE, 14)),
+        (DEADLINE - timedelta(days=3), DeadlineReminderDue(SID, "SOCSW", DEADLINE, 3)),
+        (DEADLINE + timedelta(days=1),
+         StudentDeregistered(SID, "SOCSW", DEADLINE, "deadline_passed", "SOCSW@1", "system:deadlines")),
+    ]
+
+
+def test_an_extension_moves_the_deadline_and_restarts_the_reminders() -> None:
+    today = DEADLINE - timedelta(days=5)
+    later = date(2027, 3, 1)
+    state = deadlines.fold_deadline([SET, DeadlineReminderDue(SID, "SOCSW", DEADLINE, 60)])
+    (event,) = deadlines.decide_extend(state, SID, later, "by_agreement", "coord", today, CALENDAR)
+    assert event == DeadlineExtended(SID, "SOCSW", later, "by_agreement", "coord")
+    after = deadlines.fold_deadline([SET, DeadlineReminderDue(SID, "SOCSW", DEADLINE, 60), event])
+    assert (after.deadline, after.reminded, after.extended) == (later, frozenset(), True)
+    # past the old deadline: not deregistered, but reminded of the new one
+    assert deadlines.decide_sweep(after, SID, DEADLINE + timedelta(days=1), RUNNING) == [
+        DeadlineReminderDue(SID, "SOCSW", later, 60)]
+    # a corrected completion date with an earlier deadline does not undo the extension
+    corrected = DeadlineSet(SID, "SOCSW", date(2026, 6, 7), "SOCSW@1", date(2026, 3, 10), "VT2026", 0, [3], 8)
+    assert deadlines.fold_deadline([SET, event, corrected]).deadline == later
+
+
+@pytest.mark.parametrize(
+    ("history", "new", "reason", "error", "what"),
+    [
+        ([SET], DEADLINE + timedelta(days=9), "because", ValidationFailed, "reason_code"),
+        ([SET], DEADLINE - timedelta(days=400), "by_agreement", ValidationFailed, "deadline"),  # not after today
+        ([SET], None, "by_agreement", ValidationFailed, "deadline"),
+        ([SET], DEADLINE - timedelta(days=1), "by_agreement", RuleViolated, "deadline_not_later"),
+        ([], DEADLINE + timedelta(days=9), "by_agreement", RuleViolated, "no_deadline"),
+        ([SET, StudentDeregistered(SID, "SOCSW", DEADLINE, "deadline_passed", "SOCSW@1", "system:deadlines")],
+         DEADLINE + timedelta(days=90), "by_agreement", RuleViolated, "student_deregistered"),
+        ([SET], date(2045, 1, 1), "by_agreement", ValidationFailed, "deadline"),  # too far
+    ],
+)
+def test_an_extension_is_refused_with_its_reason(history: list[Any], new: date | None, reason: str,
+                                                 error: type[Exception], what: str) -> None:
+    with pytest.raises(error) as refused:
+        deadlines.decide_extend(deadlines.fold_deadline(history), SID, new, reason, "coord", date(2026, 12, 1),
+                                CALENDAR)
+    if isinstance(refused.value, ValidationFailed):
+        assert what in refused.value.problems
+    else:
+        assert refused.value.problem.code == what  # type: ignore[attr-defined]
+
+
+def test_reinstatement_needs_a_deregistered_student_and_undoes_it() -> None:
+    gone = StudentDeregistered(SID, "SOCSW", DEADLINE, "deadline_passed", "SOCSW@1", "system:deadlines")
+    today = DEADLINE + timedelta(days=3)
+    with pytest.raises(RuleViolated):
+        deadlines.decide_reinstate(deadlines.fold_deadline([SET]), SID, date(2027, 6, 1), "by_agreement", "c", today)
+    (event,) = deadlines.decide_reinstate(deadlines.fold_deadline([SET, gone]), SID, date(2027, 6, 1),
+                                          "by_agreement", "c", today)
+    assert event == StudentReinstated(SID, "SOCSW", date(2027, 6, 1), "by_agreement", "c")
+    state = deadlines.fold_deadline([SET, gone, event])
+    assert not state.deregistered
+    assert deadlines.decide_sweep(state, SID, date(2027, 6, 2), RUNNING)[0].__class__ is StudentDeregistered
+
+
+# -- the sweep with the real apps -------------------------------------------------------------------
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path, upload_dir=tmp_path / "uploads", ratelimit_storage="memory://")
+
+
+@pytest.fixture
+def world(settings: Settings, clock: FixedClock) -> World:
+    """Students A and B (SOCSW) submitted reports (clock stopped); C (SOCSW) has none."""
+    world = build_world(settings, clock)
+    from tests.unit.test_assessment_access import register
+
+    world.students["C"] = register(world.intake, "StudentC Exempel")
+    for name in ("A", "C"):
+        response = world.intake.post(f"/api/v1/students/{world.students[name]}/studies-completed",
+                                     json={"completed_on": "2026-03-10", "term": "VT2026"})
+        assert response.status_code in (200, 201), response.json
+    world.catch_up()
+    return world
+
+
+def _at(clock: FixedClock, day: date) -> None:
+    clock.set(datetime(day.year, day.month, day.day, 6, 0, tzinfo=UTC))
+
+
+def _types(world: World, name: str) -> list[str]:
+    return [e.type for e in world.ctx.store.read_stream(f"deadline-{world.students[name]}")]
+
+
+def test_the_sweep_reminds_and_deregisters_only_the_student_without_a_report_each_fact_once(
+    world: World, clock: FixedClock
+) -> None:
+    ctx = world.ctx
+    counts = deadline_services.sweep(ctx)
+    assert counts["deadlines_set"] == 2  # A and C completed studies; B did not
+    with ctx.reader.connect() as conn:
+        row = deadline_queries.deadline_of(conn, world.students["C"])
+    assert row is not None
+    assert row.deadline == DEADLINE
+    assert row.next_due_on == (DEADLINE - timedelta(days=60)).isoformat()
+    for day in (DEADLINE - timedelta(days=60), DEADLINE - timedelta(days=14), DEADLINE - timedelta(days=3),
+                DEADLINE + timedelta(days=1)):
+        _at(clock, day)
+        deadline_services.sweep(ctx)
+        deadline_services.sweep(ctx)  # beat twice by mistake
+    assert _types(world, "C") == [
+        "DeadlineSet", "DeadlineReminderDue", "DeadlineReminderDue", "DeadlineReminderDue", "StudentDeregistered",
+    ]
+    assert _types(world, "A") == ["DeadlineSet"]  # A's report is waiting: the clock is stopped
+    with ctx.reader.connect() as conn:
+        row = deadline_queries.deadline_of(conn, world.students["C"])
+    assert row is not None
+    assert (row.deregistered, row.reminded, row.next_due_on) == (True, (60, 14, 3), None)
+
+
+def test_what_if_shows_what_the_sweep_would_record_and_records_nothing(world: World, clock: FixedClock) -> None:
+    ctx = world.ctx
+    deadline_services.set_deadlines(ctx)
+    before = ctx.store.head()
+    planned = deadline_services.plan(ctx, DEADLINE + timedelta(days=1))
+    assert [(p.row.student_id, p.due.action) for p in planned] == [(world.students["C"], DEREGISTER)]
+    assert ctx.store.head() == before
+    assert [p.due.offset_days for p in deadline_services.plan(ctx, DEADLINE - timedelta(days=20))] == [60]
+
+
+def test_the_sweep_reads_only_the_students_due(world: World, clock: FixedClock) -> None:
+    deadline_services.set_deadlines(world.ctx)
+    with world.ctx.reader.connect() as conn:
+        assert deadline_queries.due_on(conn, DEADLINE - timedelta(days=61)) == []
+        assert len(deadline_queries.due_on(conn, DEADLINE - timedelta(days=60))) == 2
+
+
+def test_a_deregistered_student_is_refused_new_activities_and_reports_until_reinstated(
+    world: World, clock: FixedClock
+) -> None:
+    from assessment_service import services as assessment_services
+    from intake_service.assessment_view import build_view
+    from shared.adapters.feed import FunctionFeed
+    from tests.unit.test_assessment_access import ACTIVITY, ANSWERS
+
+    ctx, intake_app, sid = world.ctx, world.intake.application, world.students["C"]
+    view = build_view(
+        ctx.settings, feed=FunctionFeed(lambda _a, _l: [], lambda: 0),
+        own_events=FunctionFeed(lambda after, limit: assessment_services.own_feed(ctx, after, limit), ctx.store.head),
+        vault=intake_app.extensions["cim.intake"].codec.vault,
+    )
+    intake_app.extensions["cim.intake.assessment_view"] = view
+    deadline_services.set_deadlines(ctx)
+    view.catch_up()
+    assert view.decisions is not None
+    _at(clock, DEADLINE + timedelta(days=1))
+    assert deadline_services.sweep(ctx)["deregistered"] == 1
+    view.catch_up()
+    refused = world.intake.post(f"/api/v1/students/{sid}/activities", json=ACTIVITY["SOCSW"])
+    assert refused.status_code == 409, refused.json
+    assert "deregistered from CIM when your deadline passed" in refused.json["detail"]
+    report = world.intake.post(f"/api/v1/students/{sid}/reports", json={"answers": ANSWERS["SOCSW"],
+                                                                        "activity_ids": [SID]})
+    assert report.status_code == 409
+    assert "deregistered" in report.json["detail"]
+    # a coordinator of the department reinstates them with a new deadline
+    coordinator = world.accounts["coordinator"]
+    from shared.application import RequestContext
+
+    principal = world.identity.accounts.principal(coordinator.id)
+    assert principal is not None
+    deadline_services.reinstate(ctx, principal, sid, {"deadline": date(2027, 6, 1), "reason_code": "by_agreement"},
+                                RequestContext(actor=coordinator.id, correlation_id="c-1"))
+    view.catch_up()
+    accepted = world.intake.post(f"/api/v1/students/{sid}/activities", json=ACTIVITY["SOCSW"])
+    assert accepted.status_code == 201, accepted.json
+    assert _types(world, "C")[-1] == "StudentReinstated"
