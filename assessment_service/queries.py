@@ -139,7 +139,7 @@ def _report_fields(row: Any, activities: Mapping[str, dict[str, Any]]) -> dict[s
 
 def _checklist(row: Any) -> dict[str, Any]:
     """The rule checklist the projection stored for a waiting report (nothing computed here):
-    `checklist` as `assessment_service.rules.Checklist.to_dict` made it (None if the report's
+    `checklist` as `shared.completion.Checklist.to_dict` made it (None if the report's
     rule set is unknown) and `checklist_summary`, how many of its requirements are met."""
     if row.checklist is None:
         return {"checklist": None, "checklist_summary": None}

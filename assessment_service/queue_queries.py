@@ -26,10 +26,10 @@ from assessment_service.projections.review_queue import review_queue, review_que
 from assessment_service.projections.review_states import review_marks, review_states
 from assessment_service.projections.students import students
 from assessment_service.queries import QueueScope, _visible
-from assessment_service.rules import ActivityFact
 from assessment_service.ruling_queries import rulings_for
 from assessment_service.rulings import checklist_with_rulings
 from shared.catalogue import Department
+from shared.completion import ActivityFact
 from shared.errors import ValidationFailed
 from shared.validation import is_uuid
 

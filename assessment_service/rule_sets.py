@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from assessment_service.rules import label_of
 from shared.catalogue import Catalogue, Department, Text
+from shared.completion import label_of
 from shared.identity.models import Principal, Role
 
 

@@ -19,8 +19,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from assessment_service.events import RULING_OUTCOMES, ActivityKindRuled
-from assessment_service.rules import ActivityFact, Checklist, evaluate
 from shared.catalogue import SETTINGS, ActivityKind, Department, Text
+from shared.completion import ActivityFact, Checklist, evaluate
 from shared.errors import Problem, Reason, RuleViolated, ValidationFailed
 
 #: Every reason a ruling gives (the pages have a text for each).

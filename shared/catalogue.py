@@ -11,7 +11,7 @@ from typing import Any
 
 SETTINGS = ("abroad", "at_home", "digital")
 
-# The requirement primitives a completion rule is composed of (evaluated by assessment_service.rules).
+# The requirement primitives a completion rule is composed of (evaluated by shared.completion).
 MIN_COUNT = "min_count"
 MIN_DISTINCT_KINDS = "min_distinct_kinds"
 MIN_WITH_SETTING = "min_with_setting"

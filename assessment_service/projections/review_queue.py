@@ -5,7 +5,7 @@ A newer report from the same student replaces the waiting one; a withdrawn regis
 the queue. (Assignment and decisions will remove entries once the assessment events exist.)
 
 The checklist is the completion rule of the rule set the report was submitted under (`rules`,
-e.g. 'SOCSW@1') applied to the activities the report covers (`assessment_service.rules`). This
+e.g. 'SOCSW@1') applied to the activities the report covers (`shared.completion`). This
 projection keeps its own copy of the facts the rules look at (`review_queue_activities`), so it
 reads no other projection's tables and a rebuild of it alone equals the live rows; an amended or
 withdrawn covered activity recomputes the waiting report's checklist.
@@ -27,8 +27,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from assessment_service.projections.base import dumps, student_id_of, student_table, upsert
-from assessment_service.rules import ActivityFact, evaluate
 from shared.catalogue import Catalogue, Department
+from shared.completion import ActivityFact, evaluate
 from shared.config import Settings
 from shared.events import RecordedEvent
 from shared.projection import Handler, Projection, queue

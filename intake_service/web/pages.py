@@ -62,6 +62,7 @@ from intake_service.web.forms import (
 from intake_service.web.precedents import activity_rulings, department_precedents
 from intake_service.web.privacy import audit_staff_access
 from shared.catalogue import Department, Text
+from shared.completion import ActivityFact, Checklist, evaluate
 from shared.errors import NotFound, Problem, RuleViolated
 from shared.identity.models import Account
 from shared.validation import is_uuid
@@ -666,7 +667,19 @@ def submit_report(student_id: str) -> Any:
     if submitted(form, upload_then_submit):
         flash(_("Your CIM report is submitted."), "success")
         return to_my_cim(student_id)
-    return show("report.html", form, student=student)
+    return show("report.html", form, student=student, requirements=requirements(student))
+
+
+def requirements(student: StudentPage) -> Checklist | None:
+    """The department's completion rule against the student's current activities, shown on the
+    report forms before they submit: it warns; the assessors decide."""
+    if student.department is None or not student.department.completion:
+        return None
+    facts = [
+        ActivityFact(a.activity_id, a.details.kind, a.details.setting, a.details.title, a.details.start_date)
+        for a in student.current_activities
+    ]
+    return evaluate(student.department, facts)
 
 
 def uploaded(form: Any, student_id: str, ctx: RequestContext) -> str | None:
@@ -717,7 +730,7 @@ def resubmit_report(student_id: str, report_id: str) -> Any:
     if submitted(form, upload_then_resubmit):
         flash(_("Your revised CIM report is submitted."), "success")
         return to_my_cim(student_id)
-    return show("resubmit.html", form, student=student, report=report, step=step)
+    return show("resubmit.html", form, student=student, report=report, step=step, requirements=requirements(student))
 
 
 @bp.route("/students/<student_id>/studies-completed", methods=["GET", "POST"])

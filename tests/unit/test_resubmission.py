@@ -312,3 +312,19 @@ def test_the_plain_report_page_sends_a_waiting_student_back_with_the_reason(setu
     assert sent.status_code == 422
     assert "you cannot submit another one now" in sent.text
     assert setup.store.count() == before
+
+
+def test_the_report_form_warns_of_unmet_requirements_before_submitting(setup: Setup) -> None:
+    """Issue 17: a School of Social Work report covering one activity was accepted without a word."""
+    client = setup.client()
+    sid = client.post("/api/v1/students", json=STUDENT, headers=setup.api).json["student_id"]
+    client.post(f"/api/v1/students/{sid}/activities", json=ACTIVITY, headers=setup.api)  # one, abroad
+    student = setup.client()
+    sign_in_student(student, setup.app.extensions["cim.identity"], sid)
+    page = student.get(f"/students/{sid}/report").text
+    assert "requirements</h2>" in page
+    assert "do not yet meet every requirement" in page
+    assert "At least three activities:</strong> not yet met" in page
+    assert "At least one activity abroad:</strong> met" in page
+    swedish = student.get(f"/students/{sid}/report?lang=sv").text
+    assert "inte ännu uppfyllt" in swedish

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from assessment_service.rules import (
+from shared.catalogue import Catalogue
+from shared.completion import (
     SETTING_NOT_ALLOWED,
     UNKNOWN_KIND,
     WITHDRAWN,
@@ -16,7 +17,6 @@ from assessment_service.rules import (
     Checklist,
     evaluate,
 )
-from shared.catalogue import Catalogue
 
 CATALOGUE = Catalogue.load(Path(__file__).resolve().parents[2] / "config" / "departments.toml")
 

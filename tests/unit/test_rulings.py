@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from assessment_service.events import ActivityKindRuled
-from assessment_service.rules import ActivityFact
 from assessment_service.rulings import (
     ActivityFacts,
     RuleOnKind,
@@ -21,6 +20,7 @@ from assessment_service.rulings import (
     rule_set_with_rulings,
 )
 from shared.catalogue import Catalogue
+from shared.completion import ActivityFact
 from shared.errors import RuleViolated, ValidationFailed
 
 CATALOGUE = Catalogue.load(Path(__file__).resolve().parents[2] / "config" / "departments.toml")

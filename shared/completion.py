@@ -1,4 +1,5 @@
 """The completion rule engine, pure: a rule set and a student's activities in, a checklist out.
+Shared: the assessors' queue shows it, and the student's report form warns with it.
 
 No I/O and no Flask: the rule set (a `shared.catalogue.Department`) and the activities are passed
 in. The checklist informs the assessors, who decide; it says for each requirement whether it is
