@@ -437,3 +437,20 @@ def test_the_student_makes_a_calendar_link_with_the_deadline_and_revokes_it(worl
     assert world.app.test_client().get("/calendar/not-a-token.ics").status_code == 404
     # another student cannot make or revoke A's link
     assert world.browser("student_B").post(f"/students/{sid}/calendar", data={}).status_code == 404
+
+
+def test_the_clock_file_moves_the_clock_only_in_the_test_environment(tmp_path: Path) -> None:
+    from shared.clock import OffsetFileClock, SystemClock, configured_clock
+
+    moved = tmp_path / "clock"
+    moved.write_text(str(400 * 86400))
+    test = Settings.from_env({"CIM_ENV": "test", "CIM_CLOCK_FILE": str(moved), "CIM_DATA_DIR": str(tmp_path)})
+    development = Settings.from_env({"CIM_CLOCK_FILE": str(moved), "CIM_DATA_DIR": str(tmp_path)})
+    assert test.clock_file == moved
+    assert development.clock_file is None
+    assert isinstance(configured_clock(development.clock_file), SystemClock)
+    clock = configured_clock(test.clock_file)
+    assert isinstance(clock, OffsetFileClock)
+    assert clock.now() - datetime.now(UTC) > timedelta(days=399)
+    moved.write_text("")
+    assert abs(clock.now() - datetime.now(UTC)) < timedelta(seconds=5)
