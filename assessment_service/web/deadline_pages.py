@@ -28,6 +28,7 @@ from assessment_service import (
     presentation_queries,
     presentation_services,
     queries,
+    services,
 )
 from assessment_service.bootstrap import AssessmentContext
 from assessment_service.events import EXTENSION_REASONS, REINSTATEMENT_REASONS
@@ -121,10 +122,19 @@ def _request(form: DecisionForm) -> RequestContext:
     return RequestContext(actor=current_caller().actor, correlation_id=correlation_id(), idempotency_key=form.token)
 
 
+def _record_views(principal: Principal, student_ids: list[str]) -> None:
+    """Staff shown students' names: recorded before the page is sent (503 and nothing shown if it
+    cannot be), as every staff view of personal data is (`student_overview`)."""
+    if student_ids:
+        req = RequestContext(actor=current_caller().actor, correlation_id=correlation_id())
+        services.record_views(_context(), student_ids, principal.account_id, "student_overview", req)
+
+
 @bp.get("/deadlines")
 @access(PERSON)
 def overview() -> str:
-    departments = _coordinated(_principal())
+    principal = _principal()
+    departments = _coordinated(principal)
     sort = request.args.get("sort", "deadline")
     sort = sort if sort in deadline_queries.SORTS else "deadline"
     show = request.args.get("show", "all")
@@ -133,6 +143,7 @@ def overview() -> str:
     today = deadline_services.today(_context())
     with _context().reader.connect() as conn:
         rows = deadline_queries.overview(conn, departments, today, sort=sort, descending=descending, show=show)
+    _record_views(principal, [item["row"].student_id for item in rows if item["name"]])
     return render_template("deadlines.html", rows=rows, sort=sort, show=show, descending=descending, today=today,
                            filters=FILTER_LABELS, sorts=SORT_LABELS, departments=departments)
 
@@ -140,7 +151,8 @@ def overview() -> str:
 @bp.get("/deadlines/what-if")
 @access(PERSON)
 def what_if() -> tuple[str, int]:
-    departments = _coordinated(_principal())
+    principal = _principal()
+    departments = _coordinated(principal)
     today = deadline_services.today(_context())
     raw = request.args.get("day", "")
     error, day = None, today
@@ -155,6 +167,7 @@ def what_if() -> tuple[str, int]:
     planned = [] if error else deadline_services.plan(_context(), day, departments)
     with _context().reader.connect() as conn:
         names = deadline_queries.names_of(conn, [p.row.student_id for p in planned])
+    _record_views(principal, [sid for sid, name in names.items() if name])
     return render_template("what_if.html", day=day, raw=raw, error=error, planned=planned, names=names,
                            today=today), 422 if error else 200
 

@@ -378,7 +378,9 @@ def test_what_if_page_shows_who_would_be_deregistered_and_refuses_a_bad_day(worl
     assert "StudentC Exempel" in page.text
     assert "Deregistration" in page.text
     assert "StudentA" not in page.text
-    assert world.ctx.store.head() == before
+    # nothing recorded on any deadline stream (only the audit of the coordinator seeing C's name)
+    assert _types(world, "C") == ["DeadlineSet"]
+    assert [e.type for e in world.ctx.store.read_all(after=before)] == ["PersonalDataViewed"]
     bad = world.browser("coordinator").get("/deadlines/what-if?day=tomorrow")
     assert bad.status_code == 422
     assert 'aria-invalid="true"' in bad.text
@@ -454,3 +456,9 @@ def test_the_clock_file_moves_the_clock_only_in_the_test_environment(tmp_path: P
     assert clock.now() - datetime.now(UTC) > timedelta(days=399)
     moved.write_text("")
     assert abs(clock.now() - datetime.now(UTC)) < timedelta(seconds=5)
+
+
+def test_staff_views_of_names_are_recorded_before_the_page_is_shown(world: World) -> None:
+    deadline_services.set_deadlines(world.ctx)
+    assert world.browser("coordinator").get("/deadlines").status_code == 200
+    assert (world.accounts["coordinator"].id, "student_overview") in world.audit("C")
