@@ -16,7 +16,7 @@ from shared.adapters.sql_store import SqlEventStore
 from shared.adapters.sql_vault import SqlKeyVault
 from shared.adapters.stores import open_event_store
 from shared.catalogue import Catalogue
-from shared.clock import Clock, SystemClock
+from shared.clock import Clock, configured_clock
 from shared.config import Settings
 from shared.personal import PersonalDataCodec
 from shared.projection import PIPELINED, EventFeed, ProjectionRunner
@@ -79,7 +79,7 @@ def build_context(settings: Settings, **overrides: Any) -> AssessmentContext:
         engine, feed, projections.build(catalogue), batch_size=batch_size, reader=reader, options=PIPELINED
     )
     runner.create_schema()
-    clock = overrides.get("clock") or SystemClock()
+    clock = overrides.get("clock") or configured_clock(settings.clock_file)
     store = open_event_store(url, clock, pool_size=5)
     store.create_schema()
     vault = overrides.get("vault") or SqlKeyVault(url, settings.vault_secret)

@@ -156,3 +156,11 @@ def overview(
             "days_left": (decoded.deadline - today).days if decoded.deadline else None,
         })
     return out
+
+
+def names_of(conn: sa.Connection, student_ids: Sequence[str]) -> dict[str, str | None]:
+    """Each student's name (None once erased), for the pages that list students due."""
+    if not student_ids:
+        return {}
+    rows = conn.execute(sa.select(students.c.student_id, students.c.name).where(students.c.student_id.in_(student_ids)))
+    return {r.student_id: r.name for r in rows}

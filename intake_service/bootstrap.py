@@ -11,7 +11,7 @@ from intake_service.uploads import UploadStore
 from shared.adapters.memory_store import InMemoryEventStore
 from shared.adapters.wakeup import NullWakeUp, WakeUp
 from shared.catalogue import Catalogue
-from shared.clock import SystemClock
+from shared.clock import configured_clock
 from shared.config import Settings
 from shared.personal import InMemoryKeyVault, PersonalDataCodec
 from shared.validation import is_uuid
@@ -33,7 +33,8 @@ def build_services(settings: Settings, **overrides: Any) -> IntakeServices:
     if store is None:
         from shared.adapters.stores import open_event_store
 
-        store = open_event_store(settings.intake_db_url, overrides.get("clock") or SystemClock())
+        clock = overrides.get("clock") or configured_clock(settings.clock_file)
+        store = open_event_store(settings.intake_db_url, clock)
         store.create_schema()
     if vault is None:
         if isinstance(store, InMemoryEventStore):
@@ -46,7 +47,7 @@ def build_services(settings: Settings, **overrides: Any) -> IntakeServices:
     return IntakeServices(
         store=store,
         catalogue=overrides.get("catalogue") or Catalogue.load(settings.departments_file),
-        clock=overrides.get("clock") or SystemClock(),
+        clock=overrides.get("clock") or configured_clock(settings.clock_file),
         wakeup=overrides.get("wakeup") or make_wakeup(settings),
         uploads=UploadStore(settings.upload_dir or settings.data_dir / "uploads"),
         max_upload_bytes=settings.max_upload_bytes,

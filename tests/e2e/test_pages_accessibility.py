@@ -252,6 +252,10 @@ def pages_of(pipeline: Pipeline, ids: dict[str, str], sessions: dict[str, str]) 
         Visit("rule-sets", f"{assessment}/rules", sessions["administrator"]),
         Visit("rule-set", f"{assessment}/rules/SOCSW", coordinator),
         Visit("rule-set-classes", f"{assessment}/rules/HT", sessions["administrator"]),
+        Visit("deadlines", f"{assessment}/deadlines?sort=deadline", coordinator),
+        Visit("deadlines-what-if", f"{assessment}/deadlines/what-if?day=2099-01-01", coordinator, status=422),
+        Visit("student-deadline", f"{assessment}/students/{sid}/deadline", student),
+        Visit("staff-student-deadline", f"{assessment}/students/{sid}/deadline", coordinator),
     ]
 
 

@@ -524,6 +524,17 @@ ASSESSMENT_POLICIES: dict[tuple[str, str], Policy] = {
     ("rule_sets.rule_sets_page", "GET"): rule_set_staff(api=False, one=False),
     ("rule_sets.rule_set_page", "GET"): rule_set_staff(api=False, one=True),
     ("rule_sets_api.rule_set_json", "GET"): rule_set_staff(api=True, one=True),
+    # Deadlines (issue 13): every person signed in; the views answer 404 to anyone but a
+    # coordinator of the student's department (or the student, for their own page and calendar
+    # link), unit-tested in tests/unit/test_deadlines.py. The calendar feed's secret link is the key.
+    ("deadline_pages.overview", "GET"): presentation_person(api=False),
+    ("deadline_pages.what_if", "GET"): presentation_person(api=False),
+    ("deadline_pages.student_deadline", "GET"): presentation_person(api=False),
+    ("deadline_pages.extend", "POST"): presentation_person(api=False),
+    ("deadline_pages.reinstate", "POST"): presentation_person(api=False),
+    ("deadline_pages.make_link", "POST"): presentation_person(api=False),
+    ("deadline_pages.revoke_link", "POST"): presentation_person(api=False),
+    ("deadline_pages.calendar", "GET"): public,
 }
 
 

@@ -346,3 +346,119 @@ def test_a_deregistered_student_is_refused_new_activities_and_reports_until_rein
     accepted = world.intake.post(f"/api/v1/students/{sid}/activities", json=ACTIVITY["SOCSW"])
     assert accepted.status_code == 201, accepted.json
     assert _types(world, "C")[-1] == "StudentReinstated"
+
+
+# -- the pages -------------------------------------------------------------------------------------
+
+
+def test_the_coordinator_sees_the_deadlines_sorted_and_filtered(world: World, clock: FixedClock) -> None:
+    deadline_services.set_deadlines(world.ctx)
+    page = world.browser("coordinator").get("/deadlines?sort=name&dir=desc")
+    assert page.status_code == 200
+    assert "StudentC Exempel" in page.text
+    assert "StudentA Exempel" in page.text
+    assert page.text.index("StudentC") < page.text.index("StudentA")  # descending by name
+    assert "Clock stopped" in page.text  # A's report waits
+    assert "StudentC" not in world.browser("coordinator").get("/deadlines?show=deregistered").text
+    _at(clock, DEADLINE - timedelta(days=10))
+    assert "StudentC" in world.browser("coordinator").get("/deadlines?show=close").text
+    assert "Sista dag" in world.browser("coordinator").get("/deadlines?lang=sv").text
+    for who in ("assigned", "student_A"):
+        assert world.browser(who).get("/deadlines").status_code == 404
+    other = world.browser("other_coordinator").get("/deadlines")  # MED's coordinator: MED's students only
+    assert other.status_code == 200
+    assert "StudentC" not in other.text
+
+
+def test_what_if_page_shows_who_would_be_deregistered_and_refuses_a_bad_day(world: World) -> None:
+    deadline_services.set_deadlines(world.ctx)
+    before = world.ctx.store.head()
+    page = world.browser("coordinator").get(f"/deadlines/what-if?day={DEADLINE + timedelta(days=1)}")
+    assert page.status_code == 200
+    assert "StudentC Exempel" in page.text
+    assert "Deregistration" in page.text
+    assert "StudentA" not in page.text
+    # nothing recorded on any deadline stream (only the audit of the coordinator seeing C's name)
+    assert _types(world, "C") == ["DeadlineSet"]
+    assert [e.type for e in world.ctx.store.read_all(after=before)] == ["PersonalDataViewed"]
+    bad = world.browser("coordinator").get("/deadlines/what-if?day=tomorrow")
+    assert bad.status_code == 422
+    assert 'aria-invalid="true"' in bad.text
+
+
+def test_the_coordinator_extends_then_reinstates_through_the_forms(world: World, clock: FixedClock) -> None:
+    deadline_services.set_deadlines(world.ctx)
+    sid = world.students["C"]
+    coordinator = world.browser("coordinator")
+    refused = coordinator.post(f"/students/{sid}/deadline/extend",
+                               data={"deadline": "2026-01-01", "reason_code": "by_agreement", "form_token": str(SID)})
+    assert refused.status_code == 422
+    assert "Choose a date after today." in refused.text
+    assert _types(world, "C") == ["DeadlineSet"]
+    done = coordinator.post(f"/students/{sid}/deadline/extend",
+                            data={"deadline": "2027-03-01", "reason_code": "illness"})
+    assert done.status_code == 303
+    assert _types(world, "C")[-1] == "DeadlineExtended"
+    page = coordinator.get(f"/students/{sid}/deadline")
+    assert "Deadline extended to" in page.text
+    assert "Illness" in page.text
+    _at(clock, date(2027, 3, 2))
+    deadline_services.sweep(world.ctx)
+    assert _types(world, "C")[-1] == "StudentDeregistered"
+    coordinator = world.browser("coordinator")  # signed in again: the clock moved a year on
+    page = coordinator.get(f"/students/{sid}/deadline")
+    assert "Reinstate the student" in page.text
+    back = coordinator.post(f"/students/{sid}/deadline/reinstate",
+                            data={"deadline": "2027-06-01", "reason_code": "deregistered_in_error"})
+    assert back.status_code == 303
+    assert _types(world, "C")[-1] == "StudentReinstated"
+    assert world.browser("other_coordinator").get(f"/students/{sid}/deadline").status_code == 404
+    assert world.browser("other_coordinator").post(
+        f"/students/{sid}/deadline/extend", data={"deadline": "2027-09-01", "reason_code": "other"}
+    ).status_code == 404
+
+
+def test_the_student_makes_a_calendar_link_with_the_deadline_and_revokes_it(world: World) -> None:
+    import re
+
+    deadline_services.set_deadlines(world.ctx)
+    sid = world.students["A"]
+    student = world.browser("student_A")
+    assert "Your deadline" in student.get(f"/students/{sid}/deadline").text
+    made = student.post(f"/students/{sid}/calendar", data={})
+    assert made.status_code == 200
+    link = re.search(r'value="http://[^/]+(/calendar/[A-Za-z0-9_-]+\.ics)"', made.text)
+    assert link is not None
+    feed = world.app.test_client().get(link.group(1))
+    assert feed.status_code == 200
+    assert feed.mimetype == "text/calendar"
+    assert b"DTSTART;VALUE=DATE:20270117" in feed.data
+    assert b"Exempel" not in feed.data  # no name in the feed
+    assert student.post(f"/students/{sid}/calendar/revoke", data={}).status_code == 303
+    assert world.app.test_client().get(link.group(1)).status_code == 404
+    assert world.app.test_client().get("/calendar/not-a-token.ics").status_code == 404
+    # another student cannot make or revoke A's link
+    assert world.browser("student_B").post(f"/students/{sid}/calendar", data={}).status_code == 404
+
+
+def test_the_clock_file_moves_the_clock_only_in_the_test_environment(tmp_path: Path) -> None:
+    from shared.clock import OffsetFileClock, SystemClock, configured_clock
+
+    moved = tmp_path / "clock"
+    moved.write_text(str(400 * 86400))
+    test = Settings.from_env({"CIM_ENV": "test", "CIM_CLOCK_FILE": str(moved), "CIM_DATA_DIR": str(tmp_path)})
+    development = Settings.from_env({"CIM_CLOCK_FILE": str(moved), "CIM_DATA_DIR": str(tmp_path)})
+    assert test.clock_file == moved
+    assert development.clock_file is None
+    assert isinstance(configured_clock(development.clock_file), SystemClock)
+    clock = configured_clock(test.clock_file)
+    assert isinstance(clock, OffsetFileClock)
+    assert clock.now() - datetime.now(UTC) > timedelta(days=399)
+    moved.write_text("")
+    assert abs(clock.now() - datetime.now(UTC)) < timedelta(seconds=5)
+
+
+def test_staff_views_of_names_are_recorded_before_the_page_is_shown(world: World) -> None:
+    deadline_services.set_deadlines(world.ctx)
+    assert world.browser("coordinator").get("/deadlines").status_code == 200
+    assert (world.accounts["coordinator"].id, "student_overview") in world.audit("C")
