@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 
 from shared.config import ROOT, Settings
 
@@ -38,6 +38,14 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     # So does a deregistration past the deadline (docs/deadlines.md).
     services.deregistered = lambda student_id: bool((deadline_for(app, student_id) or {}).get("deregistered"))
     identity = overrides.get("identity") or identity_from_settings(settings, overrides.get("clock") or SystemClock())
+
+    @app.before_request  # before CSRFProtect (configure_web) reads the form
+    def _room_for_a_large_pdf() -> None:
+        # The report forms take a larger body, so a PDF over the limit is refused beside its
+        # field with the typed answers kept, instead of a bare 413 page (issue 17).
+        if request.method == "POST" and request.endpoint in pages.REPORT_FORMS:
+            request.max_content_length = settings.max_report_form_bytes
+
     configure_web(app, settings, identity, name="intake", api_blueprints=(api.bp,))
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)

@@ -56,6 +56,9 @@ class Settings:
     upload_dir: Path | None = None
     max_upload_bytes: int = 10 * 1024 * 1024
     max_request_bytes: int = 12 * 1024 * 1024
+    #: The report forms' bodies: room for a PDF well over `max_upload_bytes`, so the form can say
+    #: "too large" beside the file and keep the typed answers (the excess spools to a temp file).
+    max_report_form_bytes: int = 64 * 1024 * 1024
     intake_url: str = "http://127.0.0.1:8000"
     #: Where the workers read the intake feed: the feed server (`create_feed_app`); empty = intake_url.
     intake_feed_url: str = ""
@@ -156,6 +159,7 @@ class Settings:
             "upload_dir": Path(env["CIM_UPLOAD_DIR"]) if env.get("CIM_UPLOAD_DIR") else None,
             "max_upload_bytes": int(env.get("CIM_MAX_UPLOAD_BYTES", cls.max_upload_bytes)),
             "max_request_bytes": int(env.get("CIM_MAX_REQUEST_BYTES", cls.max_request_bytes)),
+            "max_report_form_bytes": int(env.get("CIM_MAX_REPORT_FORM_BYTES", cls.max_report_form_bytes)),
             "intake_url": env.get("CIM_INTAKE_URL", cls.intake_url),
             "intake_feed_url": env.get("CIM_INTAKE_FEED_URL", cls.intake_feed_url),
             "assessment_url": env.get("CIM_ASSESSMENT_URL", cls.assessment_url),

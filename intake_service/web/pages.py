@@ -670,6 +670,10 @@ def submit_report(student_id: str) -> Any:
     return show("report.html", form, student=student, requirements=requirements(student))
 
 
+#: The form endpoints that take a PDF: their bodies may be larger (intake_service/__init__.py).
+REPORT_FORMS = frozenset({"forms.submit_report", "forms.resubmit_report"})
+
+
 def requirements(student: StudentPage) -> Checklist | None:
     """The department's completion rule against the student's current activities, shown on the
     report forms before they submit: it warns; the assessors decide."""

@@ -462,3 +462,28 @@ def test_staff_views_of_names_are_recorded_before_the_page_is_shown(world: World
     deadline_services.set_deadlines(world.ctx)
     assert world.browser("coordinator").get("/deadlines").status_code == 200
     assert (world.accounts["coordinator"].id, "student_overview") in world.audit("C")
+
+
+def test_rebuilding_the_deadline_read_models_equals_the_live_ones(world: World, clock: FixedClock) -> None:
+    ctx = world.ctx
+    deadline_services.sweep(ctx)
+    coordinator = world.identity.accounts.principal(world.accounts["coordinator"].id)
+    assert coordinator is not None
+    from shared.application import RequestContext
+
+    deadline_services.extend(ctx, coordinator, world.students["C"],
+                             {"deadline": date(2027, 3, 1), "reason_code": "by_agreement"},
+                             RequestContext(actor="c", correlation_id="c"))
+    _at(clock, date(2027, 3, 2))
+    deadline_services.sweep(ctx)
+    ctx.own_runner.catch_up()
+    ctx.runner.catch_up()
+    live_own, live_intake = ctx.own_runner.digest(), ctx.runner.digest()
+    ctx.own_runner.rebuild()
+    ctx.runner.rebuild()
+    assert ctx.own_runner.digest() == live_own
+    assert ctx.runner.digest() == live_intake
+    with ctx.reader.connect() as conn:
+        row = deadline_queries.deadline_of(conn, world.students["C"])
+    assert row is not None
+    assert (row.deadline, row.extended, row.deregistered) == (date(2027, 3, 1), True, True)

@@ -328,3 +328,25 @@ def test_the_report_form_warns_of_unmet_requirements_before_submitting(setup: Se
     assert "At least one activity abroad:</strong> met" in page
     swedish = student.get(f"/students/{sid}/report?lang=sv").text
     assert "inte ännu uppfyllt" in swedish
+
+
+def test_a_pdf_far_over_the_limit_keeps_the_typed_answers(setup: Setup) -> None:
+    """Issue 17: a 413 page used to discard the whole report form. A 20 MB file (over the 12 MB
+    request limit of other forms) now comes back beside its field, the answers still typed."""
+    import io
+
+    client = setup.client()
+    sid = client.post("/api/v1/students", json=STUDENT, headers=setup.api).json["student_id"]
+    aid = client.post(f"/api/v1/students/{sid}/activities", json=ACTIVITY, headers=setup.api).json["activity_id"]
+    student = setup.client()
+    sign_in_student(student, setup.app.extensions["cim.identity"], sid)
+    url = f"/students/{sid}/report"
+    token = hidden(student.get(url).text, "form_token")
+    big = io.BytesIO(b"%PDF-1.4\n" + b"0" * (20 * 1024 * 1024))
+    answer = student.post(url, content_type="multipart/form-data", data={
+        "form_token": token, "answer_0": "Working through an interpreter, I learnt to listen.",
+        "answer_1": "B", "answer_2": "C", "activities": [aid], "attachment": (big, "report.pdf")})
+    assert answer.status_code == 422, answer.status_code
+    assert "Working through an interpreter, I learnt to listen." in answer.text
+    assert 'id="attachment-error"' in answer.text
+    assert "ReportSubmitted" not in setup.types(sid)
