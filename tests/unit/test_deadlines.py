@@ -462,3 +462,18 @@ def test_staff_views_of_names_are_recorded_before_the_page_is_shown(world: World
     deadline_services.set_deadlines(world.ctx)
     assert world.browser("coordinator").get("/deadlines").status_code == 200
     assert (world.accounts["coordinator"].id, "student_overview") in world.audit("C")
+
+
+def test_terms_check_lists_the_problems_of_a_broken_file_and_passes_the_shipped_one(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from assessment_service.cli import terms_cli
+
+    ok = CliRunner().invoke(terms_cli, ["check", str(ROOT / "config" / "terms.toml")])
+    assert ok.exit_code == 0, ok.output
+    assert "OK" in ok.output
+    broken = tmp_path / "terms.toml"
+    broken.write_text('[[terms]]\ncode = "HT2025"\nstarts = 2025-09-01\nends = 2025-08-01\n')
+    refused = CliRunner().invoke(terms_cli, ["check", str(broken)])
+    assert refused.exit_code == 1
+    assert "terms[0] (HT2025).ends" in refused.output
