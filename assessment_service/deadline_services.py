@@ -83,9 +83,13 @@ def set_deadlines(ctx: AssessmentContext, correlation_id: str | None = None) -> 
     reach (logged as an error: add the terms), so none is ever skipped. How many were set."""
     app, req, recorded = _sweeper(ctx), _system(correlation_id), 0
     terms = calendar(ctx)
+    last_seen = -1
     while True:
         with ctx.reader.connect() as conn:
             todo = deadline_queries.new_completions(conn, COMPLETIONS_PER_READ)
+        if not todo or todo[-1].position <= last_seen:
+            return recorded  # nothing new, or the read model did not move on: the next run goes on
+        last_seen = todo[-1].position
         for completion in todo:
             rules = ctx.catalogue.rule_set(completion.rules) or ctx.catalogue.departments.get(completion.department)
             if rules is None:
