@@ -492,3 +492,21 @@ def test_terms_check_lists_the_problems_of_a_broken_file_and_passes_the_shipped_
     refused = CliRunner().invoke(terms_cli, ["check", str(broken)])
     assert refused.exit_code == 1
     assert "terms[0] (HT2025).ends" in refused.output
+
+
+def test_the_deadline_json_for_the_student_and_their_coordinator_only(world: World, clock: FixedClock) -> None:
+    deadline_services.set_deadlines(world.ctx)
+    _at(clock, DEADLINE - timedelta(days=60))
+    deadline_services.sweep(world.ctx)
+    sid = world.students["A"]
+    coordinator = world.token("coordinator", "assessment:presentations")
+    body = coordinator.get(f"/api/v1/students/{world.students['C']}/deadline").json
+    assert body["deadline"] == DEADLINE.isoformat()
+    assert [h["type"] for h in body["history"]] == ["DeadlineSet", "DeadlineReminderDue"]
+    assert body["history"][1]["offset_days"] == 60
+    assert world.token("other_coordinator", "assessment:presentations").get(
+        f"/api/v1/students/{sid}/deadline").status_code == 404
+    assert world.token("student_B", "assessment:presentations").get(
+        f"/api/v1/students/{sid}/deadline").status_code == 404
+    assert world.token("student_A", "assessment:presentations").get(
+        f"/api/v1/students/{sid}/deadline").json["deadline"] == DEADLINE.isoformat()
