@@ -4,6 +4,7 @@ deadline once however often the sweep runs, and a coordinator reinstates them.""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -510,3 +511,26 @@ def test_the_deadline_json_for_the_student_and_their_coordinator_only(world: Wor
         f"/api/v1/students/{sid}/deadline").status_code == 404
     assert world.token("student_A", "assessment:presentations").get(
         f"/api/v1/students/{sid}/deadline").json["deadline"] == DEADLINE.isoformat()
+
+
+def test_a_completion_before_the_calendar_is_skipped_and_one_past_it_holds_the_rest_back(
+    world: World, clock: FixedClock, tmp_path: Path
+) -> None:
+    from tests.unit.test_assessment_access import register
+
+    early = register(world.intake, "StudentE Exempel")
+    assert world.intake.post(f"/api/v1/students/{early}/studies-completed",
+                             json={"completed_on": "2010-06-01", "term": "VT2010"}).status_code in (200, 201)
+    world.catch_up()
+    assert deadline_services.set_deadlines(world.ctx) == 2  # A and C; E's completion has no term
+    assert world.ctx.store.read_stream(f"deadline-{early}") == []
+    # a calendar that ends too soon: deadlines wait, none is skipped
+    short = tmp_path / "terms.toml"
+    short.write_text('[[terms]]\ncode = "HT2025"\nstarts = 2025-09-01\nends = 2026-01-18\n\n'
+                     '[[terms]]\ncode = "VT2026"\nstarts = 2026-01-19\nends = 2026-06-07\n')
+    late = register(world.intake, "StudentL Exempel")
+    world.intake.post(f"/api/v1/students/{late}/studies-completed", json={"completed_on": "2026-03-12", "term": "VT2026"})
+    world.catch_up()
+    world.ctx.settings = dataclasses.replace(world.ctx.settings, terms_file=short)
+    assert deadline_services.set_deadlines(world.ctx) == 0
+    assert world.ctx.store.read_stream(f"deadline-{late}") == []
