@@ -1,5 +1,6 @@
 """`flask --app assessment_service projections ...`: rebuild a projection, show checkpoints and lag.
 `flask --app assessment_service rules check [FILE]`: check a departments file before it is deployed.
+`flask --app assessment_service terms check [FILE]`: check a term calendar likewise (docs/deadlines.md).
 
 Two runners: the intake feed's projections, and `assignments`, fed by the assessment service's own
 event store. `rules check` needs no app, database or settings beyond the file's place, so it also
@@ -109,5 +110,33 @@ def check(file: Path | None, against: Path | None) -> None:
     click.echo(f"{path}: OK, {len(catalogue.departments)} rule set(s).")
 
 
+terms_cli = AppGroup("terms", help="Check the term calendar deadlines are counted in (config/terms.toml).")
+
+
+@terms_cli.command("check", with_appcontext=False)
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def check_terms(file: Path | None) -> None:
+    """Check FILE (default: the file the services load, CIM_TERMS_FILE) and list every problem
+    with its place; exit status 1 if there is any."""
+    import tomllib
+
+    from assessment_service.terms import TermCalendar, problems
+
+    path = file or Settings.from_env().terms_file
+    try:
+        with path.open("rb") as handle:
+            found = problems(tomllib.load(handle))
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        found = [str(err)]
+    if found:
+        for problem in found:
+            click.echo(problem, err=True)
+        click.echo(f"{len(found)} problem(s) in {path}: the services would refuse to start.", err=True)
+        raise SystemExit(1)
+    calendar = TermCalendar.load(path)
+    first, last = calendar.terms[0], calendar.terms[-1]
+    click.echo(f"{path}: OK, {len(calendar.terms)} terms, {first.code} ({first.starts}) to {last.code} ({last.ends}).")
+
+
 if __name__ == "__main__":  # pragma: no cover - `python -m assessment_service.cli rules check FILE`
-    click.Group(commands={"rules": rules_cli})()
+    click.Group(commands={"rules": rules_cli, "terms": terms_cli})()

@@ -79,13 +79,18 @@ def _catch_up(ctx: AssessmentContext) -> None:
 
 def set_deadlines(ctx: AssessmentContext, correlation_id: str | None = None) -> int:
     """Record `DeadlineSet` for every completion newer than the newest deadline set (a corrected
-    completion date resets the deadline). Stops at a completion the term calendar does not
-    reach (logged as an error: add the terms), so none is ever skipped. How many were set."""
+    completion date resets the deadline). Stops at a deadline past the term calendar's last term
+    (logged as an error: add the terms), so none is skipped; a completion before its first term
+    gets no deadline (logged: nothing to count from). How many were set."""
     app, req, recorded = _sweeper(ctx), _system(correlation_id), 0
     terms = calendar(ctx)
+    last_seen = -1
     while True:
         with ctx.reader.connect() as conn:
             todo = deadline_queries.new_completions(conn, COMPLETIONS_PER_READ)
+        if not todo or todo[-1].position <= last_seen:
+            return recorded  # nothing new, or the read model did not move on: the next run goes on
+        last_seen = todo[-1].position
         for completion in todo:
             rules = ctx.catalogue.rule_set(completion.rules) or ctx.catalogue.departments.get(completion.department)
             if rules is None:
@@ -102,6 +107,9 @@ def set_deadlines(ctx: AssessmentContext, correlation_id: str | None = None) -> 
                     result={},
                 )
             except TermCalendarError as err:
+                if completion.completed_on < terms.terms[0].starts:  # adding later terms cannot help
+                    log.error("a completion before the term calendar's first term (%s): no deadline set", err)
+                    continue
                 log.error("the term calendar does not reach a deadline (%s): add its terms; deadlines wait", err)
                 _catch_up(ctx)
                 return recorded

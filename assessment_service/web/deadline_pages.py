@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms import DateField, SelectChoice, SelectField
@@ -287,4 +287,29 @@ def calendar(token: str) -> Response:
     response = Response(body, mimetype="text/calendar")
     response.headers["Cache-Control"] = "private, no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@bp.get("/api/v1/students/<student_id>/deadline")
+@access(PERSON)
+def deadline_json(student_id: str) -> Response:
+    """The student's deadline and its history as JSON: the student, or a coordinator of their
+    department (404 for anyone else, and before a deadline is known)."""
+    _viewer, row, _coordinates = _student(student_id)
+    if row is None or row.deadline is None:
+        raise NotFound(deadline_services.NO_SUCH_STUDENT)
+    history = [
+        {"type": recorded.type, "at": recorded.occurred_at.isoformat(), "deadline": event.deadline.isoformat(),
+         **({"offset_days": event.offset_days} if recorded.type == "DeadlineReminderDue" else {}),
+         **({"reason_code": event.reason_code} if hasattr(event, "reason_code") else {})}
+        for recorded, event in deadline_services.history(_context(), student_id)
+    ]
+    body = {
+        "student_id": student_id, "department": row.department, "deadline": row.deadline.isoformat(),
+        "extended": row.extended, "deregistered": row.deregistered, "approved": row.approved,
+        "completed_on": row.completed_on, "term": row.term, "reminder_days": list(row.reminder_days),
+        "reminded": list(row.reminded), "history": history,
+    }
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "private, no-store"
     return response

@@ -535,6 +535,7 @@ ASSESSMENT_POLICIES: dict[tuple[str, str], Policy] = {
     ("deadline_pages.make_link", "POST"): presentation_person(api=False),
     ("deadline_pages.revoke_link", "POST"): presentation_person(api=False),
     ("deadline_pages.calendar", "GET"): public,
+    ("deadline_pages.deadline_json", "GET"): presentation_person(api=True),
 }
 
 

@@ -4,6 +4,7 @@ deadline once however often the sweep runs, and a coordinator reinstates them.""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -324,9 +325,23 @@ def test_a_deregistered_student_is_refused_new_activities_and_reports_until_rein
     deadline_services.set_deadlines(ctx)
     view.catch_up()
     assert view.decisions is not None
+    from shared.identity.models import Role
+    from tests.authkit import make_account, sign_in
+
+    account = make_account(world.identity, "Student C", student_id=sid, grants=[(Role.STUDENT, "SOCSW")])
+
+    def my_cim(lang: str = "en") -> str:
+        browser = intake_app.test_client()
+        sign_in(browser, world.identity, account)
+        return browser.get(f"/students/{sid}?lang={lang}").text
+
+    assert "Your deadline to submit your report: January 17, 2027." in my_cim()
+    assert f"/students/{sid}/deadline" in my_cim()
+    assert "Sista dag att lämna in din rapport: 17 januari 2027." in my_cim("sv")
     _at(clock, DEADLINE + timedelta(days=1))
     assert deadline_services.sweep(ctx)["deregistered"] == 1
     view.catch_up()
+    assert "You were deregistered from CIM when your deadline, January 17, 2027, passed." in my_cim()
     refused = world.intake.post(f"/api/v1/students/{sid}/activities", json=ACTIVITY["SOCSW"])
     assert refused.status_code == 409, refused.json
     assert "deregistered from CIM when your deadline passed" in refused.json["detail"]
@@ -343,6 +358,7 @@ def test_a_deregistered_student_is_refused_new_activities_and_reports_until_rein
     deadline_services.reinstate(ctx, principal, sid, {"deadline": date(2027, 6, 1), "reason_code": "by_agreement"},
                                 RequestContext(actor=coordinator.id, correlation_id="c-1"))
     view.catch_up()
+    assert "Your deadline was extended to June 1, 2027." in my_cim()
     accepted = world.intake.post(f"/api/v1/students/{sid}/activities", json=ACTIVITY["SOCSW"])
     assert accepted.status_code == 201, accepted.json
     assert _types(world, "C")[-1] == "StudentReinstated"
@@ -487,3 +503,60 @@ def test_rebuilding_the_deadline_read_models_equals_the_live_ones(world: World, 
         row = deadline_queries.deadline_of(conn, world.students["C"])
     assert row is not None
     assert (row.deadline, row.extended, row.deregistered) == (date(2027, 3, 1), True, True)
+
+
+def test_terms_check_lists_the_problems_of_a_broken_file_and_passes_the_shipped_one(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from assessment_service.cli import terms_cli
+
+    ok = CliRunner().invoke(terms_cli, ["check", str(ROOT / "config" / "terms.toml")])
+    assert ok.exit_code == 0, ok.output
+    assert "OK" in ok.output
+    broken = tmp_path / "terms.toml"
+    broken.write_text('[[terms]]\ncode = "HT2025"\nstarts = 2025-09-01\nends = 2025-08-01\n')
+    refused = CliRunner().invoke(terms_cli, ["check", str(broken)])
+    assert refused.exit_code == 1
+    assert "terms[0] (HT2025).ends" in refused.output
+
+
+def test_the_deadline_json_for_the_student_and_their_coordinator_only(world: World, clock: FixedClock) -> None:
+    deadline_services.set_deadlines(world.ctx)
+    _at(clock, DEADLINE - timedelta(days=60))
+    deadline_services.sweep(world.ctx)
+    sid = world.students["A"]
+    coordinator = world.token("coordinator", "assessment:presentations")
+    body = coordinator.get(f"/api/v1/students/{world.students['C']}/deadline").json
+    assert body["deadline"] == DEADLINE.isoformat()
+    assert [h["type"] for h in body["history"]] == ["DeadlineSet", "DeadlineReminderDue"]
+    assert body["history"][1]["offset_days"] == 60
+    assert world.token("other_coordinator", "assessment:presentations").get(
+        f"/api/v1/students/{sid}/deadline").status_code == 404
+    assert world.token("student_B", "assessment:presentations").get(
+        f"/api/v1/students/{sid}/deadline").status_code == 404
+    assert world.token("student_A", "assessment:presentations").get(
+        f"/api/v1/students/{sid}/deadline").json["deadline"] == DEADLINE.isoformat()
+
+
+def test_a_completion_before_the_calendar_is_skipped_and_one_past_it_holds_the_rest_back(
+    world: World, clock: FixedClock, tmp_path: Path
+) -> None:
+    from tests.unit.test_assessment_access import register
+
+    early = register(world.intake, "StudentE Exempel")
+    assert world.intake.post(f"/api/v1/students/{early}/studies-completed",
+                             json={"completed_on": "2010-06-01", "term": "VT2010"}).status_code in (200, 201)
+    world.catch_up()
+    assert deadline_services.set_deadlines(world.ctx) == 2  # A and C; E's completion has no term
+    assert world.ctx.store.read_stream(f"deadline-{early}") == []
+    # a calendar that ends too soon: deadlines wait, none is skipped
+    short = tmp_path / "terms.toml"
+    short.write_text('[[terms]]\ncode = "HT2025"\nstarts = 2025-09-01\nends = 2026-01-18\n\n'
+                     '[[terms]]\ncode = "VT2026"\nstarts = 2026-01-19\nends = 2026-06-07\n')
+    late = register(world.intake, "StudentL Exempel")
+    world.intake.post(f"/api/v1/students/{late}/studies-completed",
+                      json={"completed_on": "2026-03-12", "term": "VT2026"})
+    world.catch_up()
+    world.ctx.settings = dataclasses.replace(world.ctx.settings, terms_file=short)
+    assert deadline_services.set_deadlines(world.ctx) == 0
+    assert world.ctx.store.read_stream(f"deadline-{late}") == []
