@@ -529,7 +529,8 @@ def test_a_completion_before_the_calendar_is_skipped_and_one_past_it_holds_the_r
     short.write_text('[[terms]]\ncode = "HT2025"\nstarts = 2025-09-01\nends = 2026-01-18\n\n'
                      '[[terms]]\ncode = "VT2026"\nstarts = 2026-01-19\nends = 2026-06-07\n')
     late = register(world.intake, "StudentL Exempel")
-    world.intake.post(f"/api/v1/students/{late}/studies-completed", json={"completed_on": "2026-03-12", "term": "VT2026"})
+    world.intake.post(f"/api/v1/students/{late}/studies-completed",
+                      json={"completed_on": "2026-03-12", "term": "VT2026"})
     world.catch_up()
     world.ctx.settings = dataclasses.replace(world.ctx.settings, terms_file=short)
     assert deadline_services.set_deadlines(world.ctx) == 0
