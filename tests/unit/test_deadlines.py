@@ -535,3 +535,31 @@ def test_a_completion_before_the_calendar_is_skipped_and_one_past_it_holds_the_r
     world.ctx.settings = dataclasses.replace(world.ctx.settings, terms_file=short)
     assert deadline_services.set_deadlines(world.ctx) == 0
     assert world.ctx.store.read_stream(f"deadline-{late}") == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_the_sweep_on_each_backend_records_each_fact_once(
+    backend: str, tmp_path: Path, clock: FixedClock, request: pytest.FixtureRequest
+) -> None:
+    from tests.unit.test_assessment_access import register
+
+    settings = Settings(data_dir=tmp_path, upload_dir=tmp_path / "uploads", ratelimit_storage="memory://")
+    if backend == "postgres":
+        settings = settings.with_overrides(assessment_db_url=request.getfixturevalue("pg_database")())
+    world = build_world(settings, clock)
+    try:
+        sid = register(world.intake, "StudentP Exempel")
+        world.intake.post(f"/api/v1/students/{sid}/studies-completed",
+                          json={"completed_on": "2026-03-10", "term": "VT2026"})
+        world.catch_up()
+        for day in (None, DEADLINE - timedelta(days=60), DEADLINE - timedelta(days=3), DEADLINE + timedelta(days=1)):
+            if day is not None:
+                _at(clock, day)
+            deadline_services.sweep(world.ctx)
+            deadline_services.sweep(world.ctx)
+        assert [e.type for e in world.ctx.store.read_stream(f"deadline-{sid}")] == [
+            "DeadlineSet", "DeadlineReminderDue", "DeadlineReminderDue", "StudentDeregistered"]
+        with world.ctx.reader.connect() as conn:
+            assert deadline_queries.due_on(conn, DEADLINE + timedelta(days=30)) == []
+    finally:
+        world.ctx.dispose()
