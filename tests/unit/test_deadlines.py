@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from assessment_service import deadline_queries, deadline_services, deadlines
 from assessment_service.deadlines import DEREGISTER, REMIND, Basis, Due, SweepFacts
@@ -560,3 +563,93 @@ def test_a_completion_before_the_calendar_is_skipped_and_one_past_it_holds_the_r
     world.ctx.settings = dataclasses.replace(world.ctx.settings, terms_file=short)
     assert deadline_services.set_deadlines(world.ctx) == 0
     assert world.ctx.store.read_stream(f"deadline-{late}") == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_the_sweep_on_each_backend_records_each_fact_once(
+    backend: str, tmp_path: Path, clock: FixedClock, request: pytest.FixtureRequest
+) -> None:
+    from tests.unit.test_assessment_access import register
+
+    settings = Settings(data_dir=tmp_path, upload_dir=tmp_path / "uploads", ratelimit_storage="memory://")
+    if backend == "postgres":
+        settings = settings.with_overrides(assessment_db_url=request.getfixturevalue("pg_database")())
+    world = build_world(settings, clock)
+    try:
+        sid = register(world.intake, "StudentP Exempel")
+        world.intake.post(f"/api/v1/students/{sid}/studies-completed",
+                          json={"completed_on": "2026-03-10", "term": "VT2026"})
+        world.catch_up()
+        for day in (None, DEADLINE - timedelta(days=60), DEADLINE - timedelta(days=3), DEADLINE + timedelta(days=1)):
+            if day is not None:
+                _at(clock, day)
+            deadline_services.sweep(world.ctx)
+            deadline_services.sweep(world.ctx)
+        assert [e.type for e in world.ctx.store.read_stream(f"deadline-{sid}")] == [
+            "DeadlineSet", "DeadlineReminderDue", "DeadlineReminderDue", "StudentDeregistered"]
+        with world.ctx.reader.connect() as conn:
+            assert deadline_queries.due_on(conn, DEADLINE + timedelta(days=30)) == []
+    finally:
+        world.ctx.dispose()
+
+
+# -- the read model says what the stream says ---------------------------------------------------------
+
+_HISTORY_STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("set"), st.integers(-40, 40)),
+        st.tuples(st.just("extend"), st.integers(1, 200)),
+        st.tuples(st.just("remind"), st.sampled_from(OFFSETS)),
+        st.tuples(st.just("remind_old"), st.sampled_from(OFFSETS)),
+        st.tuples(st.just("deregister"), st.just(0)),
+        st.tuples(st.just("reinstate"), st.integers(1, 200)),
+    ),
+    max_size=12,
+)
+
+
+def _step(kind: str, amount: int, current: date) -> Any:
+    """One event of a random deadline history, relative to the current deadline."""
+    if kind == "set":
+        return DeadlineSet(SID, "SOCSW", DEADLINE + timedelta(days=amount), "SOCSW@1", date(2026, 3, 10), "VT2026", 1,
+                           list(OFFSETS), 7)
+    if kind == "extend":
+        return DeadlineExtended(SID, "SOCSW", current + timedelta(days=amount), "other", "c")
+    if kind == "remind":
+        return DeadlineReminderDue(SID, "SOCSW", current, amount)
+    if kind == "remind_old":  # a reminder of an earlier deadline, arriving late: ignored
+        return DeadlineReminderDue(SID, "SOCSW", current - timedelta(days=1), amount)
+    if kind == "deregister":
+        return StudentDeregistered(SID, "SOCSW", current, "deadline_passed", "SOCSW@1", "s")
+    return StudentReinstated(SID, "SOCSW", current + timedelta(days=amount), "other", "c")
+
+
+@given(_HISTORY_STEPS)
+@hypothesis_settings(max_examples=150, deadline=None)
+def test_the_deadlines_row_agrees_with_the_folded_stream(steps: list[tuple[str, int]]) -> None:
+    import sqlalchemy as sa
+
+    from assessment_service.events import REGISTRY
+    from assessment_service.projections import deadlines as projection
+    from shared.events import RecordedEvent
+
+    history: list[Any] = [SET]
+    for kind, amount in steps:
+        history.append(_step(kind, amount, deadlines.fold_deadline(history).deadline or DEADLINE))
+    engine = sa.create_engine("sqlite://")
+    projection.deadlines.create(engine)
+    at = datetime(2026, 3, 16, tzinfo=UTC)
+    with engine.begin() as conn:
+        for position, event in enumerate(history, 1):
+            name, version, data = REGISTRY.encode(event)
+            projection.PROJECTION.apply(conn, RecordedEvent(position, f"e{position}", f"deadline-{SID}", position,
+                                                            name, version, data, {}, at, at))
+    with engine.connect() as conn:
+        row = deadline_queries.deadline_of(conn, SID)
+    state = deadlines.fold_deadline(history)
+    assert row is not None
+    assert (row.deadline, row.extended, row.deregistered) == (state.deadline, state.extended, state.deregistered)
+    assert set(row.reminded) == set(state.reminded)
+    expected = deadlines.next_due_on(state.deadline, state.reminder_days, state.reminded,
+                                     deregistered=state.deregistered)
+    assert row.next_due_on == (expected.isoformat() if expected else None)
