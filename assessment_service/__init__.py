@@ -47,6 +47,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(queue_pages.api_bp)
     app.register_blueprint(rule_set_pages.bp)
     app.register_blueprint(rule_set_pages.api_bp)
+    from assessment_service.web import mail_pages  # the outbox and the mail templates (docs/mail.md)
+
+    app.register_blueprint(mail_pages.bp)
     app.cli.add_command(projections_cli)
     app.cli.add_command(rules_cli)  # check a departments file before deploying it
     return app

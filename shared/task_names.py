@@ -14,3 +14,9 @@ CATCH_UP_PENDING_TTL_MS = 3000
 
 #: Daily disposal of records past their retention period (config/retention.toml).
 DISPOSE_DUE_RECORDS = "cim.retention.dispose_due_records"
+
+#: Deliver due outbox rows (shared/outbox.py): beat every few seconds, and kicked after an enqueue.
+DELIVER_OUTBOX = "cim.mail.deliver_outbox"
+#: Coalesces the kicks as CATCH_UP_PENDING_KEY does the wake-ups.
+OUTBOX_PENDING_KEY = "cim:outbox:pending"
+OUTBOX_PENDING_TTL_MS = 3000

@@ -11,6 +11,9 @@ from shared import task_names
 #: How often beat runs the catch-up: the backstop that heals any lost wake-up (Redis restarted
 #: without AOF lost its whole queue in a measurement here). A lost message delays by at most this.
 CATCH_UP_EVERY_SECONDS = 3.0
+#: How often beat runs the outbox delivery (docs/mail.md): a lost kick delays a mail by at most
+#: this, and a row waiting out its backoff is sent within this of becoming due.
+DELIVER_OUTBOX_EVERY_SECONDS = 5.0
 
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "catch-up-projections": {
@@ -30,5 +33,10 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         # Expire after 6 h: a tick held back by an outage should not start in the middle of the
         # working day on top of the next one (the next day's run catches up anyway).
         "options": {"expires": 6 * 3600},
+    },
+    "deliver-outbox": {
+        "task": task_names.DELIVER_OUTBOX,
+        "schedule": DELIVER_OUTBOX_EVERY_SECONDS,
+        "options": {"expires": DELIVER_OUTBOX_EVERY_SECONDS * 3},
     },
 }
