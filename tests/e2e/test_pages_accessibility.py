@@ -252,6 +252,9 @@ def pages_of(pipeline: Pipeline, ids: dict[str, str], sessions: dict[str, str]) 
         Visit("rule-sets", f"{assessment}/rules", sessions["administrator"]),
         Visit("rule-set", f"{assessment}/rules/SOCSW", coordinator),
         Visit("rule-set-classes", f"{assessment}/rules/HT", sessions["administrator"]),
+        Visit("outbox", f"{assessment}/outbox", sessions["administrator"]),
+        Visit("outbox-coordinator", f"{assessment}/outbox?status=failed", coordinator),
+        Visit("mail-templates", f"{assessment}/mail-templates", coordinator),
     ]
 
 
