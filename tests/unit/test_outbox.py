@@ -314,3 +314,21 @@ def test_erasing_a_student_and_account_blanks_their_outbox_rows(tmp_path: Path, 
     assert all(rows[k].to_address is None and rows[k].context is None for k in ("sign-in:1", "event:2"))
     assert rows["event:3"].to_address == "someone@example.org"
     assert b"canary@example.org" not in (tmp_path / "identity.db").read_bytes()
+
+
+def test_an_unforeseen_error_counts_as_a_failed_attempt_and_the_run_goes_on(box: Outbox) -> None:
+    box.enqueue(message("event:a"))
+    box.enqueue(message("event:b"))
+    calls: list[str] = []
+
+    def broken_then_fine(row: Row) -> str:
+        calls.append(row.key)
+        if row.key == "event:a":
+            raise RuntimeError("a bug")
+        return "<b@example.org>"
+
+    done = box.deliver_due(broken_then_fine)
+    assert (done.retried, done.sent) == (1, 1)
+    row = box.by_key("event:a")
+    assert row is not None
+    assert (row.status, row.attempts, row.last_error) == (PENDING, 1, "RuntimeError")
