@@ -93,6 +93,7 @@ class World:
             "attachment_id": student.attachment_id,
             "token": "not-a-real-link-token-" + "x" * 20,
             "filename": "cim.css",
+            "row_id": 1,  # an outbox row (int converter)
         }
         args = {name: values.get(name, "x") for name in rule.arguments}
         return rule.build(args, append_unknown=False)[1]  # type: ignore[index]
