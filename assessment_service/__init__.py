@@ -53,6 +53,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(deadline_pages.bp)  # deadlines, what if, the personal calendar (issue 13)
     calendar_feeds.create_schema(context.engine)
     deadline_services.calendar(context)  # a broken terms file stops the start, naming the term and field
+    from assessment_service.web import mail_pages  # the outbox and the mail templates (docs/mail.md)
+
+    app.register_blueprint(mail_pages.bp)
     app.cli.add_command(projections_cli)
     app.cli.add_command(rules_cli)  # check a departments file before deploying it
     return app

@@ -462,10 +462,16 @@ def erase_student_and_account(
     """Erase a student everywhere intake and the identity core hold them: StudentErased plus the
     destroyed key and deleted files (intake), then the account found by student id: name and
     e-mail blanked, credentials and SSO links dropped, sessions revoked, API tokens revoked.
-    Then the SQLite files are checkpointed so no old page stays in a WAL. Safe to repeat."""
+    Then the SQLite files are checkpointed so no old page stays in a WAL. Safe to repeat.
+    The outbox rows about the student or the account are blanked too (shared/outbox.py)."""
     services.erase_student(student_id, reason, ctx)
     account = identity.accounts.account_for_student(student_id)
     revoked = 0
+    engine = getattr(identity.store, "engine", None)
+    if engine is not None:
+        from shared.outbox import erase_subject
+
+        erase_subject(engine, [student_id, account.id if account else ""])
     if account is not None:
         identity.accounts.erase_account(account.id)
         for token in identity.store.api_tokens():

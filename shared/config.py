@@ -83,6 +83,10 @@ class Settings:
     smtp_port: int = 8025
     smtp_from: str = "CIM <cim-noreply@example.org>"
     smtp_timeout_seconds: float = 10.0
+    #: "none" (plain, the local sink), "starttls" (port 587) or "tls" (implicit TLS, port 465).
+    smtp_security: str = "none"
+    smtp_user: str = ""
+    smtp_password: str = ""
     # Rate limits (Flask-Limiter): "redis" shares counters across processes through CIM_REDIS_URL;
     # "memory://" keeps them per process (tests).
     ratelimit_storage: str = "memory://"  # Settings() in code and tests; from_env defaults to "redis"
@@ -107,6 +111,8 @@ class Settings:
         object.__setattr__(self, "upload_dir", Path(self.upload_dir or data_dir / "uploads"))
         if not self.identity_db_url:
             object.__setattr__(self, "identity_db_url", f"sqlite:///{data_dir / 'identity.db'}")
+        if self.smtp_security not in ("none", "starttls", "tls"):
+            raise RuntimeError(f"CIM_SMTP_SECURITY must be none, starttls or tls; got {self.smtp_security!r}")
 
     @property
     def identity_secret(self) -> str:
@@ -177,6 +183,9 @@ class Settings:
             "smtp_port": int(env.get("CIM_SMTP_PORT", cls.smtp_port)),
             "smtp_from": env.get("CIM_SMTP_FROM", cls.smtp_from),
             "smtp_timeout_seconds": float(env.get("CIM_SMTP_TIMEOUT_SECONDS", cls.smtp_timeout_seconds)),
+            "smtp_security": env.get("CIM_SMTP_SECURITY", cls.smtp_security).strip().lower(),
+            "smtp_user": env.get("CIM_SMTP_USER", ""),
+            "smtp_password": env.get("CIM_SMTP_PASSWORD", ""),
             "ratelimit_storage": env.get("CIM_RATELIMIT_STORAGE", "redis"),
             "ratelimit_signin": env.get("CIM_RATELIMIT_SIGNIN", cls.ratelimit_signin),
             "ratelimit_post": env.get("CIM_RATELIMIT_POST", cls.ratelimit_post),

@@ -47,6 +47,8 @@ class MailError(CimError):
 
     status = 503
     code = "mail_unavailable"
+    #: What went wrong, without personal data (the exception type and SMTP reply code).
+    reason: str | None = None
 
 
 def _one_line(value: str, limit: int = 200) -> str:
@@ -185,6 +187,8 @@ class Mail:
     html: str
     key: str
     locale: str = "en"
+    #: (file name, MIME type "text/calendar", content) each: the .ics of a booked presentation.
+    attachments: tuple[tuple[str, str, bytes], ...] = ()
 
 
 def build_message(mail: Mail, sender: str, *, date: str | None = None) -> EmailMessage:
@@ -204,6 +208,11 @@ def build_message(mail: Mail, sender: str, *, date: str | None = None) -> EmailM
     msg.add_alternative(mail.html, subtype="html")
     # after the body: set_content() drops Content-* headers
     msg["Content-Language"] = mail.locale if mail.locale in LOCALES else "en"
+    for filename, mime, content in mail.attachments:
+        maintype, _, subtype = mime.partition("/")
+        params = {"method": "PUBLISH"} if mime == "text/calendar" else {}
+        msg.add_attachment(content, maintype=maintype, subtype=subtype, filename=_one_line(filename, 100),
+                           params=params)
     return msg
 
 
@@ -211,32 +220,57 @@ class Mailer:
     """SMTP over smtplib. One connection per message: sign-in mails are few and must not wait
     behind a broken pooled connection."""
 
-    def __init__(self, host: str, port: int, sender: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, host: str, port: int, sender: str, *, timeout: float = 10.0, security: str = "none",
+                 user: str = "", password: str = "") -> None:
         self.host = host
         self.port = port
         self.sender = sender
         self.timeout = timeout
+        self.security = security
+        self.user = user
+        self.password = password
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Mailer:
-        return cls(settings.smtp_host, settings.smtp_port, settings.smtp_from, timeout=settings.smtp_timeout_seconds)
+        return cls(settings.smtp_host, settings.smtp_port, settings.smtp_from, timeout=settings.smtp_timeout_seconds,
+                   security=settings.smtp_security, user=settings.smtp_user, password=settings.smtp_password)
 
     def build(self, mail: Mail) -> EmailMessage:
         from datetime import UTC, datetime
 
         return build_message(mail, self.sender, date=format_datetime(datetime.now(UTC)))
 
+    def _connect(self) -> smtplib.SMTP:
+        """A connection by `security`: implicit TLS, STARTTLS (certificate checked against the
+        host name by ssl's default context), or plain (the local sink); then AUTH if a user is set."""
+        import ssl
+
+        if self.security == "tls":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
+                                                  context=ssl.create_default_context())
+        else:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            if self.security == "starttls":
+                smtp.starttls(context=ssl.create_default_context())
+        if self.user:
+            smtp.login(self.user, self.password)
+        return smtp
+
     def send(self, message: EmailMessage) -> None:
         try:
-            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+            with self._connect() as smtp:
                 smtp.send_message(message)
         except (OSError, smtplib.SMTPException) as exc:
             log.error("mail not sent: %s", type(exc).__name__)
             # `from None`: smtplib's exceptions carry the recipients' addresses, and a logged
-            # traceback would write them into the logs (personal data; G1/G3). The type is logged.
-            raise MailError("The e-mail could not be sent. Try again in a moment.") from None
+            # traceback would write them into the logs (personal data; G1/G3). The type is logged,
+            # and kept (with the server's reply code, never its text) for the outbox's staff page.
+            error = MailError("The e-mail could not be sent. Try again in a moment.")
+            code = getattr(exc, "smtp_code", None)
+            error.reason = f"{type(exc).__name__}" + (f" (SMTP {code})" if code else "")
+            raise error from None
 
     def deliver(self, mail: Mail) -> EmailMessage:
         message = self.build(mail)
@@ -290,23 +324,13 @@ class RecordingMailer(Mailer):
 def sign_in_link_mail(
     *, to_email: str, to_name: str | None, url: str, minutes: int, locale: str, key: str
 ) -> Mail:
-    """The e-mail carrying a one-time sign-in link, in the recipient's language."""
-    _ = translations(locale).gettext
-    subject = _("Your sign-in link for CIM")
-    greeting = _("Hello %(name)s,") % {"name": _one_line(to_name or "")} if to_name else _("Hello,")
-    intro = _("Use this link to sign in to CIM, the Certificate of International Merits:")
-    validity = _("The link works once and for %(minutes)s minutes.") % {"minutes": minutes}
-    ignore = _("If you did not ask to sign in, you can ignore this e-mail.")
-    text = f"{greeting}\n\n{intro}\n\n{url}\n\n{validity}\n{ignore}\n"
+    """The e-mail carrying a one-time sign-in link, in the recipient's language: the
+    `sign_in_link` template (templates/mail/), as the outbox renders it."""
+    from shared.mail_templates import render
+
     lang = locale if locale in LOCALES else "en"
-    esc = html.escape
-    body = (
-        f'<!doctype html><html lang="{lang}"><body>'
-        f"<p>{esc(greeting)}</p><p>{esc(intro)}</p>"
-        f'<p><a href="{esc(url, quote=True)}">{esc(_("Sign in to CIM"))}</a></p>'
-        f"<p>{esc(validity)}<br>{esc(ignore)}</p></body></html>"
-    )
-    return Mail(to_email, to_name, subject, text, body, key, lang)
+    rendered = render("sign_in_link", lang, {"name": _one_line(to_name or ""), "url": url, "minutes": minutes})
+    return Mail(to_email, to_name, rendered.subject, rendered.text, rendered.html, key, lang)
 
 
 def sign_in_locked_mail(*, to_email: str, to_name: str | None, minutes: int, sign_in_url: str, key: str) -> Mail:

@@ -19,3 +19,8 @@ DISPOSE_DUE_RECORDS = "cim.retention.dispose_due_records"
 SWEEP_DEADLINES = "cim.deadlines.sweep_deadlines"
 #: Set deadlines from new completions (often, so My CIM shows a deadline soon after it is known).
 SET_DEADLINES = "cim.deadlines.set_deadlines"
+#: Deliver due outbox rows (shared/outbox.py): beat every few seconds, and kicked after an enqueue.
+DELIVER_OUTBOX = "cim.mail.deliver_outbox"
+#: Coalesces the kicks as CATCH_UP_PENDING_KEY does the wake-ups.
+OUTBOX_PENDING_KEY = "cim:outbox:pending"
+OUTBOX_PENDING_TTL_MS = 3000

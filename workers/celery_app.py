@@ -20,7 +20,10 @@ from workers.settings import settings
 #: the hard limit kills a stuck one. Everything else is sized from this.
 TASK_TIME_LIMIT = 120
 
-app = Celery("cim", include=["workers.tasks.projections", "workers.tasks.retention", "workers.tasks.deadlines"])
+app = Celery(
+    "cim",
+    include=["workers.tasks.projections", "workers.tasks.retention", "workers.tasks.deadlines", "workers.tasks.mail"],
+)
 
 
 class PromptReconnectConnection(Connection):

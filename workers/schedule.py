@@ -11,6 +11,9 @@ from shared import task_names
 #: How often beat runs the catch-up: the backstop that heals any lost wake-up (Redis restarted
 #: without AOF lost its whole queue in a measurement here). A lost message delays by at most this.
 CATCH_UP_EVERY_SECONDS = 3.0
+#: How often beat runs the outbox delivery (docs/mail.md): a lost kick delays a mail by at most
+#: this, and a row waiting out its backoff is sent within this of becoming due.
+DELIVER_OUTBOX_EVERY_SECONDS = 5.0
 
 #: How often new completions get their deadline.
 SET_DEADLINES_EVERY_SECONDS = 60.0
@@ -46,5 +49,10 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         # New completions get their deadline within a minute (reads only completions not yet set).
         "schedule": SET_DEADLINES_EVERY_SECONDS,
         "options": {"expires": SET_DEADLINES_EVERY_SECONDS * 2},
+    },
+    "deliver-outbox": {
+        "task": task_names.DELIVER_OUTBOX,
+        "schedule": DELIVER_OUTBOX_EVERY_SECONDS,
+        "options": {"expires": DELIVER_OUTBOX_EVERY_SECONDS * 3},
     },
 }

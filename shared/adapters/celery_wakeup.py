@@ -37,8 +37,12 @@ class CeleryWakeUp:
         expires: float = 60.0,
         app: Any = None,
         client: Any = None,
+        pending_key: str = task_names.CATCH_UP_PENDING_KEY,
+        pending_ttl_ms: int = task_names.CATCH_UP_PENDING_TTL_MS,
     ) -> None:
         self.task_name = task_name
+        self.pending_key = pending_key
+        self.pending_ttl_ms = pending_ttl_ms
         self.queue = queue
         self.expires = expires
         self.pause_after_failure = pause_after_failure
@@ -68,10 +72,7 @@ class CeleryWakeUp:
         if time.monotonic() < self._paused_until:
             return
         try:
-            first = self._client.set(
-                task_names.CATCH_UP_PENDING_KEY, correlation_id or "-", nx=True,
-                px=task_names.CATCH_UP_PENDING_TTL_MS,
-            )
+            first = self._client.set(self.pending_key, correlation_id or "-", nx=True, px=self.pending_ttl_ms)
             if not first:
                 return  # a queued catch-up that has not started yet will see this commit
             self._app.send_task(
@@ -84,7 +85,7 @@ class CeleryWakeUp:
                 ignore_result=True,
             )
         except Exception as exc:  # any broker trouble: log and move on, beat heals it
-            clear_pending(self._client, quiet=True)
+            clear_pending(self._client, quiet=True, key=self.pending_key)
             with self._lock:
                 self._paused_until = time.monotonic() + self.pause_after_failure
             log.warning(
@@ -93,10 +94,10 @@ class CeleryWakeUp:
             )
 
 
-def clear_pending(client: Any, *, quiet: bool = False) -> None:
+def clear_pending(client: Any, *, quiet: bool = False, key: str = task_names.CATCH_UP_PENDING_KEY) -> None:
     """Called by the catch-up before it reads the feed: later commits must queue a new one."""
     try:
-        client.delete(task_names.CATCH_UP_PENDING_KEY)
+        client.delete(key)
     except Exception as exc:  # Redis down: the catch-up runs anyway; the key expires by itself
         if not quiet:
             log.warning("could not clear the pending wake-up (%s)", type(exc).__name__)

@@ -62,6 +62,11 @@ class AccountService:
         self._sessions = sessions
         self._new_id = new_id
 
+    @property
+    def clock(self) -> Clock:
+        """The identity core's clock (the outbox stamps sign-in mails by it)."""
+        return self._clock
+
     def create_account(
         self,
         display_name: str,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -18,6 +20,7 @@ from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response
 from wtforms import EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length, ValidationError
@@ -38,7 +41,9 @@ from shared.identity.errors import (
 )
 from shared.identity.models import Account, Principal, Role
 from shared.identity.oidc import AuthorizationRequest
-from shared.mail import Mailer, sign_in_link_mail, sign_in_locked_mail
+from shared.mail import Mailer, sign_in_locked_mail
+from shared.outbox import Message
+from shared.web import outbox_glue
 from shared.web.access import PUBLIC, SIGNED_IN, access, current_caller
 from shared.web.auth import identity, sign_in, sign_out
 from shared.web.limits import mail_allowed, signin_limited
@@ -207,8 +212,10 @@ def sign_in_page() -> Any:
 
 # -- students: e-mail links ------------------------------------------------------------------------
 def send_sign_in_link(account: Account, token: str, next_url: str | None, *, key: str | None = None) -> bool:
-    """E-mail a sign-in link for `account` (sent in the background; a failure is logged).
-    False if there is no address or the message could not be built."""
+    """Put a sign-in link mail for `account` in the outbox (keyed by the link: the same link is
+    never mailed twice) and kick its delivery; the web process itself sends nothing. A link the
+    workers could not send before it expires is dropped. False if there is no address or the
+    mail could not be enqueued (logged)."""
     if not account.email:
         return False
     if not mail_allowed("sign-in-link", account.email):
@@ -218,18 +225,22 @@ def send_sign_in_link(account: Account, token: str, next_url: str | None, *, key
     url = f"{own_url().rstrip('/')}/auth/link/{token}"
     if next_url:
         url += "?" + urlencode({"next": next_url})
-    mail = sign_in_link_mail(
-        to_email=account.email,
+    minutes = _settings().email_link_minutes
+    box = outbox_glue.outbox()
+    message = Message(
+        key=key or f"sign-in:{token_hash(token)}",
+        template="sign_in_link",
+        to_address=account.email,
         to_name=account.display_name or None,
-        url=url,
-        minutes=_settings().email_link_minutes,
         locale=_locale(),
-        key=key or f"sign-in-link:{token_hash(token)}",
+        context={"name": account.display_name or "", "url": url, "minutes": minutes},
+        subject_id=account.id,
+        not_after=box.clock.now() + timedelta(minutes=minutes),
     )
     try:
-        mailer().deliver_later(mail)
-    except (CimError, ValueError):
-        log.error("sign-in link mail not sent", exc_info=True)
+        outbox_glue.enqueue(message)
+    except (CimError, ValueError, SQLAlchemyError):
+        log.error("sign-in link mail not enqueued", exc_info=True)
         return False
     return True
 
@@ -254,12 +265,25 @@ def send_lockout_notice(account: Account, seconds: int) -> bool:
     return True
 
 
+#: How long a link request takes at least, whichever address it names: enqueueing a mail (one
+#: write to the identity database, a few ms) must not tell a known address from an unknown one.
+LINK_REQUEST_MIN_SECONDS = 0.1
+
+
 def request_link_for(email: str, next_url: str | None) -> None:
     """Mail a link if `email` belongs to an active student account; otherwise do nothing. The
-    caller answers alike either way."""
-    issued = identity().links.request_link(email)
-    if issued is not None:
-        send_sign_in_link(issued.account, issued.token, next_url)
+    caller answers alike either way, and after the same time (at least LINK_REQUEST_MIN_SECONDS;
+    app.config["CIM_LINK_REQUEST_MIN_SECONDS"] overrides it)."""
+    started = time.monotonic()
+    try:
+        issued = identity().links.request_link(email)
+        if issued is not None:
+            send_sign_in_link(issued.account, issued.token, next_url)
+    finally:
+        left = current_app.config.get("CIM_LINK_REQUEST_MIN_SECONDS", LINK_REQUEST_MIN_SECONDS) - (
+            time.monotonic() - started)
+        if left > 0:
+            time.sleep(left)
 
 
 @bp.post("/link")

@@ -412,6 +412,21 @@ def rule_set_staff(*, api: bool, one: bool) -> Policy:
     return policy
 
 
+def outbox_staff(*, templates: bool) -> Policy:
+    """The outbox (issue 13): administrators and coordinators (the view scopes the rows to their
+    departments; a retry of another department's mail answers 404 in the view); the template
+    previews (sample data only): any member of staff. Pages only: an integration is sent to sign in."""
+
+    def policy(actor: Actor, obj: StudentObject) -> str:
+        if actor.anonymous or actor.integration:
+            return SIGNIN
+        if templates:
+            return ALLOW if actor.staff else FORBIDDEN
+        return ALLOW if actor.administrator or actor.coordinator_of else FORBIDDEN
+
+    return policy
+
+
 #: Sign-in pages, in both apps (shared/web/auth_pages.py).
 AUTH_POLICIES: dict[tuple[str, str], Policy] = {
     ("auth.sign_in_page", "GET"): public,
@@ -535,6 +550,11 @@ ASSESSMENT_POLICIES: dict[tuple[str, str], Policy] = {
     ("deadline_pages.make_link", "POST"): presentation_person(api=False),
     ("deadline_pages.revoke_link", "POST"): presentation_person(api=False),
     ("deadline_pages.calendar", "GET"): public,
+    # The outbox and the mail templates (issue 13).
+    ("mail.outbox_page", "GET"): outbox_staff(templates=False),
+    ("mail.retry", "POST"): outbox_staff(templates=False),
+    ("mail.templates_page", "GET"): outbox_staff(templates=True),
+    ("mail.template_html", "GET"): outbox_staff(templates=True),
 }
 
 
@@ -559,6 +579,8 @@ def cells_of(app_name: str, app: Flask, obj: StudentObject) -> Iterator[Cell]:
                     values[arg] = obj.department or "NO-SUCH-DEPT"
                 elif arg == "token":  # an e-mail sign-in link: public pages, any token reaches them
                     values[arg] = "not-a-real-link-token"
+                elif arg in ("row_id", "name", "locale"):  # an outbox row, a mail template (no object)
+                    values[arg] = {"row_id": "1", "name": "sign_in_link", "locale": "en"}[arg]
                 elif arg in obj.params():
                     values[arg] = obj.params()[arg]
                 else:
