@@ -139,7 +139,12 @@ class _Policy:
         ))
 
     def _send(self, notice: Notice) -> None:
-        if self.enqueue(notice):
+        try:
+            added = self.enqueue(notice)
+        except ValueError as exc:  # an address the outbox refuses: this mail cannot be sent, ever
+            log.warning("notification refused: %s", exc, extra={"key": notice.key, "template": notice.template})
+            return
+        if added:
             self.enqueued += 1
 
     # -- the own store --------------------------------------------------------------------------
@@ -382,7 +387,7 @@ def runners(ctx: AssessmentContext, enqueue: Enqueue, identity_engine: sa.Engine
 
 def outbox_enqueue(outbox: Any) -> Enqueue:
     """An Enqueue over a shared.outbox.Outbox (insert or ignore by key)."""
-    from shared.outbox import Message  # type: ignore[import-not-found,unused-ignore]
+    from shared.outbox import Message
 
     def enqueue(notice: Notice) -> bool:
         return bool(outbox.enqueue(Message(

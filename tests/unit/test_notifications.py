@@ -6,20 +6,27 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from assessment_service import notifications
+from assessment_service import deadline_services, notifications
 from assessment_service.notifications import CappedFeed, Links, Notice
 from assessment_service.projections.presentations import presentation_occasions
 from assessment_service.projections.students import students
+from shared import mail_templates
 from shared.adapters.feed import FunctionFeed
+from shared.clock import FixedClock
 from shared.events import RecordedEvent
+from shared.outbox import Outbox
 from shared.projection import ProjectionRunner
+from tests.unit.test_assessment_access import World
+from tests.unit.test_deadlines import DEADLINE, _at, settings, world
+
+__all__ = ["settings", "world"]  # the fixtures of the deadline tests (students A, B with reports; C without)
 
 SID = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
 ERASED = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
@@ -206,7 +213,6 @@ def test_the_policy_reads_no_further_than_the_read_models() -> None:
 
 
 def test_every_mail_renders_in_english_and_swedish_with_the_templates_context(engine: sa.Engine) -> None:
-    mail_templates = pytest.importorskip("shared.mail_templates")
     sink = Sink()
     notes = _notes(sink)
     _runner(engine, notes.own, _own_events(SID)).catch_up()
@@ -225,8 +231,7 @@ def test_every_mail_renders_in_english_and_swedish_with_the_templates_context(en
 
 
 def test_the_real_outbox_keeps_one_row_per_key(engine: sa.Engine, tmp_path: Path) -> None:
-    outbox = pytest.importorskip("shared.outbox")
-    box = outbox.Outbox.from_url(f"sqlite:///{tmp_path / 'identity.db'}", "x" * 32)
+    box = Outbox.from_url(f"sqlite:///{tmp_path / 'identity.db'}", "x" * 32)
     box.create_schema()
     enqueue = notifications.outbox_enqueue(box)
     notes = notifications.build(Recipients(None), enqueue, LINKS, _opener)
@@ -238,3 +243,57 @@ def test_the_real_outbox_keeps_one_row_per_key(engine: sa.Engine, tmp_path: Path
     rows = box.rows()
     assert len(rows) == 11 == len({r.key for r in rows})
     assert notes.enqueued == 11
+
+
+def test_an_address_the_outbox_refuses_is_skipped_not_retried_forever(engine: sa.Engine) -> None:
+    """A bad address would otherwise fail the batch on every catch-up and hold up every mail."""
+    with engine.begin() as conn:
+        conn.execute(students.update().where(students.c.student_id == SID).values(email="a@b\r\nBcc: x@y"))
+
+    def refusing(notice: Notice) -> bool:
+        raise ValueError("not a single e-mail address")
+
+    notes = notifications.build(Recipients(None), refusing, LINKS, _opener)
+    runner = _runner(engine, notes.own, _own_events(SID))
+    runner.catch_up()
+    assert runner.checkpoints()[notifications.OWN_CHECKPOINT] == 12
+    assert notes.enqueued == 0
+
+
+# -- with the real apps: the deadline sweep's events and the intake feed, into the real outbox ----
+
+
+def test_the_sweep_and_the_intake_feed_mail_each_student_once_even_with_two_runners(
+    world: World, clock: FixedClock, tmp_path: Path
+) -> None:
+    ctx = world.ctx
+    deadline_services.sweep(ctx)
+    for day in (DEADLINE - timedelta(days=60), DEADLINE - timedelta(days=14), DEADLINE - timedelta(days=3),
+                DEADLINE + timedelta(days=1)):
+        _at(clock, day)
+        deadline_services.sweep(ctx)
+    ctx.runner.catch_up()
+    ctx.own_runner.catch_up()
+    box = Outbox.from_url(f"sqlite:///{tmp_path / 'outbox.db'}", "x" * 32)
+    box.create_schema()
+    first = notifications.runners(ctx, notifications.outbox_enqueue(box), None)
+    second = notifications.runners(ctx, notifications.outbox_enqueue(box), None)  # another worker
+    enqueued = first.catch_up() + second.catch_up()
+    first.own.reset()  # as if the checkpoint's commit had been lost after the enqueues
+    enqueued += first.catch_up()
+    rows = box.rows()
+    assert enqueued == len(rows) == len({r.key for r in rows})
+    c = world.students["C"]
+    assert sorted(r.template for r in rows if r.subject_id == c) == [
+        "deadline_reminder", "deadline_reminder", "deadline_reminder", "deregistered", "registration_confirmed",
+    ]
+    assert sorted(r.context["days_left"] for r in rows if r.template == "deadline_reminder") == [3, 14, 60]
+    assert sorted(r.template for r in rows if r.subject_id == world.students["A"]) == [
+        "registration_confirmed", "report_received",
+    ]
+    assert {r.to_address for r in rows if r.subject_id == c} == {_email_of(ctx, c)}
+
+
+def _email_of(ctx: Any, student_id: str) -> str:
+    with ctx.reader.connect() as conn:
+        return str(conn.execute(sa.select(students.c.email).where(students.c.student_id == student_id)).scalar())
