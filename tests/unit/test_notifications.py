@@ -298,3 +298,43 @@ def test_the_sweep_and_the_intake_feed_mail_each_student_once_even_with_two_runn
 def _email_of(ctx: Any, student_id: str) -> str:
     with ctx.reader.connect() as conn:
         return str(conn.execute(sa.select(students.c.email).where(students.c.student_id == student_id)).scalar())
+
+
+# -- the workers' wiring ---------------------------------------------------------------------------
+
+
+def test_the_workers_catch_up_enqueues_the_mails_and_kicks_the_delivery_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fakeredis
+
+    from assessment_service.bootstrap import build_context
+    from intake_service.events import REGISTRY
+    from shared.adapters.feed import StoreEventFeed
+    from shared.adapters.memory_store import InMemoryEventStore
+    from shared.config import Settings
+    from tests.unit.test_workers import _registered
+    from workers.tasks import projections as projection_tasks
+
+    settings = Settings(data_dir=tmp_path)
+    store = InMemoryEventStore()
+    sid = "00000000-0000-0000-0000-000000000001"
+    store.append(f"student-{sid}", [_registered(sid)], expected_version=0)
+    ctx = build_context(settings, feed=StoreEventFeed(store, REGISTRY))
+    kicks: list[str | None] = []
+
+    class Kick:
+        def after_commit(self, correlation_id: str | None = None) -> None:
+            kicks.append(correlation_id)
+
+    monkeypatch.setattr(projection_tasks, "assessment_context", lambda: ctx)
+    monkeypatch.setattr(projection_tasks, "intake_view", lambda: type("V", (), {"catch_up": lambda self: 0})())
+    monkeypatch.setattr(projection_tasks, "redis_client", lambda: fakeredis.FakeRedis())
+    monkeypatch.setattr(projection_tasks, "outbox_kick", lambda: Kick())
+    projection_tasks.catch_up_projections(correlation_id="c-1")
+    projection_tasks.catch_up_projections(backstop=True)  # again: nothing new to mail, no kick
+    box = Outbox.from_url(settings.identity_db_url, settings.identity_secret)
+    rows = box.rows()
+    assert [(r.template, r.to_address, r.subject_id) for r in rows] == [
+        ("registration_confirmed", "t@example.org", sid)]
+    assert len(kicks) == 1
