@@ -367,8 +367,14 @@ class NotificationRunners:
         return self.notifications.enqueued - before
 
 
-def runners(ctx: AssessmentContext, enqueue: Enqueue, identity_engine: sa.Engine | None) -> NotificationRunners:
-    """Build (and create the checkpoints of) the notification runners of `ctx`."""
+def runners(
+    ctx: AssessmentContext, enqueue: Enqueue, identity_engine: sa.Engine | None, *, history: bool = False
+) -> NotificationRunners:
+    """Build (and create the checkpoints of) the notification runners of `ctx`.
+
+    A policy seen for the first time starts where the read models it follows have got: deployed on
+    a database with a history, it mails about what happens from then on, not about every
+    registration and decision ever recorded. `history=True` starts it at 0 instead (tests)."""
     from assessment_service.bootstrap import BATCH_SIZE
     from assessment_service.events import REGISTRY
     from shared.adapters.feed import StoreEventFeed
@@ -383,9 +389,31 @@ def runners(ctx: AssessmentContext, enqueue: Enqueue, identity_engine: sa.Engine
     intake_feed = CappedFeed(ctx.feed, lambda: min(ctx.runner.checkpoints().values()))
     own = ProjectionRunner(ctx.engine, own_feed, (notes.own,), batch_size=BATCH_SIZE, reader=ctx.reader)
     intake = ProjectionRunner(ctx.engine, intake_feed, (notes.intake,), batch_size=BATCH_SIZE, reader=ctx.reader)
+    if not history:
+        _start_at(ctx.engine, OWN_CHECKPOINT, ctx.own_runner)
+        _start_at(ctx.engine, INTAKE_CHECKPOINT, ctx.runner)
     own.create_schema()
     intake.create_schema()
     return NotificationRunners(notes, own, intake)
+
+
+def _start_at(engine: sa.Engine, name: str, followed: ProjectionRunner) -> None:
+    """Create checkpoint `name` at the lowest checkpoint of `followed`, unless it exists."""
+    import time
+
+    from shared.projection import checkpoints
+
+    with engine.connect() as conn:
+        if conn.execute(sa.select(checkpoints.c.name).where(checkpoints.c.name == name)).first() is not None:
+            return
+    position = min(followed.checkpoints().values(), default=0)
+    try:
+        with engine.begin() as conn:
+            conn.execute(checkpoints.insert(), {"name": name, "position": position, "updated_at": time.time()})
+    except sa.exc.IntegrityError:  # another worker created it first
+        return
+    if position:
+        log.info("notifications start after the existing history", extra={"policy": name, "position": position})
 
 
 def outbox_enqueue(outbox: Any) -> Enqueue:

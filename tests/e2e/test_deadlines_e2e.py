@@ -73,6 +73,15 @@ def _deadline_events(pipeline: Pipeline, sid: str) -> list[tuple[str, str]]:
     return [(kind, data) for kind, data in rows]
 
 
+def _checkpoint_exists(pipeline: Pipeline, name: str) -> bool:
+    path = pipeline.env["CIM_ASSESSMENT_DB_URL"].removeprefix("sqlite:///")
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as conn:
+            return conn.execute("SELECT 1 FROM projection_checkpoints WHERE name = ?", (name,)).fetchone() is not None
+    except sqlite3.Error:  # not created yet
+        return False
+
+
 def _subjects_to(address: str) -> Counter[str]:
     """The subjects of the mails the SMTP sink holds for `address` (each file one delivery)."""
     directory = os.environ.get("CIM_TEST_SMTP_DIR")
@@ -114,6 +123,9 @@ def test_reminded_deregistered_then_reinstated_across_the_deadline(pipeline: Pip
         target = datetime(day.year, day.month, day.day, 6, 0, tzinfo=UTC)
         clock_file.write_text(str((target - datetime.now(UTC)).total_seconds()))
 
+    # The notification policies start where the read models are when a worker first runs them
+    # (assessment_service/notifications.py): wait for that, so the registration mails too.
+    wait_for(lambda: _checkpoint_exists(pipeline, "notifications_intake"), 60, "the notification policies")
     today = datetime.now(UTC).date()
     status, body = pipeline.intake("POST", "/students", {
         "name": "Frida Fristlös", "email": address, "university_id": "ff-0001",

@@ -277,8 +277,8 @@ def test_the_sweep_and_the_intake_feed_mail_each_student_once_even_with_two_runn
     ctx.own_runner.catch_up()
     box = Outbox.from_url(f"sqlite:///{tmp_path / 'outbox.db'}", "x" * 32)
     box.create_schema()
-    first = notifications.runners(ctx, notifications.outbox_enqueue(box), None)
-    second = notifications.runners(ctx, notifications.outbox_enqueue(box), None)  # another worker
+    first = notifications.runners(ctx, notifications.outbox_enqueue(box), None, history=True)
+    second = notifications.runners(ctx, notifications.outbox_enqueue(box), None, history=True)  # another worker
     enqueued = first.catch_up() + second.catch_up()
     first.own.reset()  # as if the checkpoint's commit had been lost after the enqueues
     enqueued += first.catch_up()
@@ -319,7 +319,6 @@ def test_the_workers_catch_up_enqueues_the_mails_and_kicks_the_delivery_once(
     settings = Settings(data_dir=tmp_path)
     store = InMemoryEventStore()
     sid = "00000000-0000-0000-0000-000000000001"
-    store.append(f"student-{sid}", [_registered(sid)], expected_version=0)
     ctx = build_context(settings, feed=StoreEventFeed(store, REGISTRY))
     kicks: list[str | None] = []
 
@@ -331,6 +330,8 @@ def test_the_workers_catch_up_enqueues_the_mails_and_kicks_the_delivery_once(
     monkeypatch.setattr(projection_tasks, "intake_view", lambda: type("V", (), {"catch_up": lambda self: 0})())
     monkeypatch.setattr(projection_tasks, "redis_client", lambda: fakeredis.FakeRedis())
     monkeypatch.setattr(projection_tasks, "outbox_kick", lambda: Kick())
+    projection_tasks.catch_up_projections(backstop=True)  # the policies start (at 0: no history yet)
+    store.append(f"student-{sid}", [_registered(sid)], expected_version=0)
     projection_tasks.catch_up_projections(correlation_id="c-1")
     projection_tasks.catch_up_projections(backstop=True)  # again: nothing new to mail, no kick
     box = Outbox.from_url(settings.identity_db_url, settings.identity_secret)
@@ -338,3 +339,20 @@ def test_the_workers_catch_up_enqueues_the_mails_and_kicks_the_delivery_once(
     assert [(r.template, r.to_address, r.subject_id) for r in rows] == [
         ("registration_confirmed", "t@example.org", sid)]
     assert len(kicks) == 1
+
+
+def test_a_policy_deployed_on_a_history_mails_only_about_what_happens_from_then_on(
+    world: World, tmp_path: Path
+) -> None:
+    ctx = world.ctx
+    ctx.runner.catch_up()
+    box = Outbox.from_url(f"sqlite:///{tmp_path / 'outbox.db'}", "x" * 32)
+    box.create_schema()
+    runners = notifications.runners(ctx, notifications.outbox_enqueue(box), None)
+    assert runners.catch_up() == 0  # three registrations and two reports before it: no mail
+    from tests.unit.test_assessment_access import register
+
+    new = register(world.intake, "StudentD Exempel")
+    ctx.runner.catch_up()
+    assert runners.catch_up() == 1
+    assert [(r.template, r.subject_id) for r in box.rows()] == [("registration_confirmed", new)]
