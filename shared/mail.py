@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import html
 import logging
 import re
 import smtplib
@@ -331,34 +330,3 @@ def sign_in_link_mail(
     lang = locale if locale in LOCALES else "en"
     rendered = render("sign_in_link", lang, {"name": _one_line(to_name or ""), "url": url, "minutes": minutes})
     return Mail(to_email, to_name, rendered.subject, rendered.text, rendered.html, key, lang)
-
-
-def sign_in_locked_mail(*, to_email: str, to_name: str | None, minutes: int, sign_in_url: str, key: str) -> Mail:
-    """Tells a member of staff that sign-ins to their account are paused after failed attempts.
-    In English and Swedish both: the language of whoever tried says nothing about the reader's."""
-    parts = []
-    for locale in LOCALES:
-        _ = translations(locale).gettext
-        ngettext = translations(locale).ngettext
-        greeting = _("Hello %(name)s,") % {"name": _one_line(to_name or "")} if to_name else _("Hello,")
-        paused = ngettext(
-            "Someone tried to sign in to your CIM staff account several times with a wrong password "
-            "or code. Sign-ins to your account are paused for %(num)d minute.",
-            "Someone tried to sign in to your CIM staff account several times with a wrong password "
-            "or code. Sign-ins to your account are paused for %(num)d minutes.",
-            minutes,
-        ) % {"num": minutes}
-        advice = _(
-            "If this was you, wait and try again. If it was not, your password may be known to "
-            "someone else: change it and tell the CIM office."
-        )
-        parts.append((locale, greeting, paused, advice))
-    subject = " / ".join(translations(locale).gettext("CIM: sign-ins to your account are paused") for locale in LOCALES)
-    text = "\n\n-----\n\n".join(f"{g}\n\n{p}\n\n{a}\n\n{sign_in_url}\n" for _l, g, p, a in parts)
-    esc = html.escape
-    body = '<!doctype html><html lang="en"><body>' + "<hr>".join(
-        f'<div lang="{loc}"><p>{esc(g)}</p><p>{esc(p)}</p><p>{esc(a)}</p>'
-        f'<p><a href="{esc(sign_in_url, quote=True)}">{esc(sign_in_url)}</a></p></div>'
-        for loc, g, p, a in parts
-    ) + "</body></html>"
-    return Mail(to_email, to_name, subject, text, body, key, "en")

@@ -169,6 +169,8 @@ TEMPLATES: dict[str, Template] = {
     for t in (
         Template("sign_in_link", "A one-time sign-in link", "student",
                  {"name": "Alex Exempel", "url": "https://cim.example.org/auth/link/v1.sample", "minutes": 15}),
+        Template("sign_in_locked", "Sign-ins to a staff account are paused (both languages in one mail)", "staff",
+                 {"name": "Sam Granskare", "minutes": 5, "sign_in_url": "https://cim.example.org/auth/sign-in"}),
         Template("registration_confirmed", "The student registered for CIM", "student",
                  {"name": "Alex Exempel", "department": "Department of Sociology", "my_cim_url": _MY_CIM}),
         Template("activity_ruled", "The assessor group ruled on an activity kind the catalogue lacked", "student",

@@ -276,8 +276,11 @@ class Outbox:
                 self.mark_failed_attempt(row, token, str(exc), permanent=True)
                 failed += 1
                 continue
-            except MailError as exc:
-                outcome = self.mark_failed_attempt(row, token, exc.reason or exc.message)
+            except Exception as exc:  # MailError, or anything unforeseen: count it, back off, go on
+                reason = (exc.reason or exc.message) if isinstance(exc, MailError) else type(exc).__name__
+                if not isinstance(exc, MailError):
+                    log.error("outbox: row %s not sent: %s", row.id, type(exc).__name__)
+                outcome = self.mark_failed_attempt(row, token, reason)
                 if outcome == FAILED:
                     failed += 1
                 else:

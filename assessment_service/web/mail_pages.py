@@ -37,9 +37,11 @@ STATUS_LABELS = {
     "cancelled": _l("cancelled"),
 }
 LOCALE_NAMES = {"en": _l("English"), "sv": _l("Swedish")}
-RECIPIENTS = {"student": _l("to the student"), "assessor": _l("to the assessor")}
+RECIPIENTS = {"student": _l("to the student"), "assessor": _l("to the assessor"),
+              "staff": _l("to the member of staff")}
 PURPOSES = {
     "sign_in_link": _l("A one-time sign-in link"),
+    "sign_in_locked": _l("Sign-ins to a staff account are paused (both languages in one mail)"),
     "registration_confirmed": _l("The student registered for CIM"),
     "activity_ruled": _l("The assessor group ruled on an activity kind the catalogue lacked"),
     "report_received": _l("The student's report (or a resubmission) arrived"),

@@ -41,7 +41,7 @@ from shared.identity.errors import (
 )
 from shared.identity.models import Account, Principal, Role
 from shared.identity.oidc import AuthorizationRequest
-from shared.mail import Mailer, sign_in_locked_mail
+from shared.mail import Mailer
 from shared.outbox import Message
 from shared.web import outbox_glue
 from shared.web.access import PUBLIC, SIGNED_IN, access, current_caller
@@ -250,17 +250,20 @@ def send_lockout_notice(account: Account, seconds: int) -> bool:
     (in English and Swedish: who tried is not who reads it). A failure is logged."""
     if not account.email:
         return False
-    mail = sign_in_locked_mail(
-        to_email=account.email,
-        to_name=account.display_name or None,
-        minutes=max(1, -(-seconds // 60)),
-        sign_in_url=f"{own_url().rstrip('/')}/auth/sign-in",
+    message = Message(
         key=f"sign-in-locked:{account.id}:{secrets.token_hex(8)}",  # one notice per lock series
+        template="sign_in_locked",
+        to_address=account.email,
+        to_name=account.display_name or None,
+        locale="en",  # the template holds both languages
+        context={"name": account.display_name or "", "minutes": max(1, -(-seconds // 60)),
+                 "sign_in_url": f"{own_url().rstrip('/')}/auth/sign-in"},
+        subject_id=account.id,
     )
     try:
-        mailer().deliver_later(mail)
-    except (CimError, ValueError):
-        log.error("sign-in lockout notice not sent", exc_info=True)
+        outbox_glue.enqueue(message)
+    except (CimError, ValueError, SQLAlchemyError):
+        log.error("sign-in lockout notice not enqueued", exc_info=True)
         return False
     return True
 

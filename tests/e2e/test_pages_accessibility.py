@@ -256,6 +256,9 @@ def pages_of(pipeline: Pipeline, ids: dict[str, str], sessions: dict[str, str]) 
         Visit("deadlines-what-if", f"{assessment}/deadlines/what-if?day=2099-01-01", coordinator, status=422),
         Visit("student-deadline", f"{assessment}/students/{sid}/deadline", student),
         Visit("staff-student-deadline", f"{assessment}/students/{sid}/deadline", coordinator),
+        Visit("outbox", f"{assessment}/outbox", sessions["administrator"]),
+        Visit("outbox-coordinator", f"{assessment}/outbox?status=failed", coordinator),
+        Visit("mail-templates", f"{assessment}/mail-templates", coordinator),
     ]
 
 

@@ -170,3 +170,26 @@ def test_a_delivery_process_killed_mid_run_loses_nothing(tmp_path: Path, sink: S
     assert sum(per_recipient.values()) - 20 <= 1
     assert len({mid for _to, mid in got}) == 20
     assert {r.status for r in box.rows()} == {SENT}
+
+
+@pytest.mark.postgres
+def test_two_delivery_runs_on_postgresql_skip_each_others_rows(pg_url: str, sink: SmtpSink) -> None:
+    """FOR UPDATE SKIP LOCKED: two workers' runs on one PostgreSQL database send each mail once."""
+    first = Outbox.from_url(pg_url, SECRET, clock=SystemClock())
+    first.create_schema()
+    second = Outbox.from_url(pg_url, SECRET, clock=SystemClock())
+    domain = "two-runs-pg.example"
+    fill(first, domain, 30)
+    assert first.enqueue(Message(key=f"event:{domain}:0", template="report_received", to_address=f"x@{domain}",
+                                 context=dict(TEMPLATES["report_received"].sample))) is False
+    mailer = Mailer("127.0.0.1", sink.port, "CIM <cim@example.org>", timeout=5)
+    runs = [threading.Thread(target=lambda b=b: [b.deliver_due(smtp_sender(mailer), limit=4) for _ in range(20)])
+            for b in (first, second)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
+    got = wait_for(sink, domain, 30)
+    assert len(got) == 30
+    assert len({mid for _to, mid in got}) == 30
+    assert {r.status for r in first.rows()} == {SENT}

@@ -286,3 +286,49 @@ def test_an_unknown_template_is_refused() -> None:
 def test_a_missing_context_value_is_an_error_not_a_blank() -> None:
     with pytest.raises(Exception, match="my_cim_url"):
         render("report_received", "en", {"name": "Alex", "round": 1})
+
+
+def test_erasing_a_student_and_account_blanks_their_outbox_rows(tmp_path: Path, clock: FixedClock) -> None:
+    from types import SimpleNamespace
+
+    from intake_service.services import RequestContext, erase_student_and_account
+    from shared.identity.wiring import build_identity
+    from tests.authkit import FAST_HASHER, IDENTITY_KEY, make_account
+
+    ERASED = "7d3c1f2a-5b6e-4c8d-9a0b-1c2d3e4f5a6b"
+    url = f"sqlite:///{tmp_path / 'identity.db'}"
+    identity = build_identity(clock=clock, identity_key=IDENTITY_KEY, db_url=url, password_hasher=FAST_HASHER)
+    identity.store.create_schema()
+    account = make_account(identity, "Canary Zebrafinch", "canary@example.org", student_id=ERASED)
+    box = Outbox.from_url(url, SECRET, clock=clock)
+    box.create_schema()
+    box.enqueue(message("sign-in:1", template="sign_in_link", to_address="canary@example.org",
+                        context=dict(TEMPLATES["sign_in_link"].sample), subject_id=account.id))
+    box.enqueue(message("event:2", to_address="canary@example.org", subject_id=ERASED))
+    box.enqueue(message("event:3", to_address="someone@example.org", subject_id="s-kept"))
+    intake = SimpleNamespace(erase_student=lambda *args: None)  # the intake side has its own tests
+    erase_student_and_account(intake, identity, ERASED, "student request",  # type: ignore[arg-type]
+                              RequestContext(actor="operator:test", correlation_id="c-erase"))
+    rows = {r.key: r for r in box.rows()}
+    assert {rows[k].status for k in ("sign-in:1", "event:2")} == {CANCELLED}
+    assert all(rows[k].to_address is None and rows[k].context is None for k in ("sign-in:1", "event:2"))
+    assert rows["event:3"].to_address == "someone@example.org"
+    assert b"canary@example.org" not in (tmp_path / "identity.db").read_bytes()
+
+
+def test_an_unforeseen_error_counts_as_a_failed_attempt_and_the_run_goes_on(box: Outbox) -> None:
+    box.enqueue(message("event:a"))
+    box.enqueue(message("event:b"))
+    calls: list[str] = []
+
+    def broken_then_fine(row: Row) -> str:
+        calls.append(row.key)
+        if row.key == "event:a":
+            raise RuntimeError("a bug")
+        return "<b@example.org>"
+
+    done = box.deliver_due(broken_then_fine)
+    assert (done.retried, done.sent) == (1, 1)
+    row = box.by_key("event:a")
+    assert row is not None
+    assert (row.status, row.attempts, row.last_error) == (PENDING, 1, "RuntimeError")
