@@ -357,3 +357,23 @@ def test_a_policy_deployed_on_a_history_mails_only_about_what_happens_from_then_
     ctx.runner.catch_up()
     assert runners.catch_up() == 1
     assert [(r.template, r.subject_id) for r in box.rows()] == [("registration_confirmed", new)]
+
+
+def test_two_workers_at_once_enqueue_each_mail_once(world: World, clock: FixedClock, tmp_path: Path) -> None:
+    from tests.factories import at_once
+
+    ctx = world.ctx
+    deadline_services.sweep(ctx)
+    _at(clock, DEADLINE + timedelta(days=1))
+    deadline_services.sweep(ctx)  # C: deregistered
+    ctx.runner.catch_up()
+    ctx.own_runner.catch_up()
+    box = Outbox.from_url(f"sqlite:///{tmp_path / 'outbox.db'}", "x" * 32)
+    box.create_schema()
+    workers = [notifications.runners(ctx, notifications.outbox_enqueue(box), None, history=True) for _ in range(2)]
+    results = at_once(2, lambda: workers.pop().catch_up())
+    assert len(results) == 2  # neither thread failed
+    rows = box.rows()
+    assert sum(results) == len(rows) == len({r.key for r in rows})
+    assert sorted(r.template for r in rows if r.subject_id == world.students["C"]) == [
+        "deregistered", "registration_confirmed"]  # past the deadline: no late reminders
