@@ -208,7 +208,8 @@ class Outbox:
             stmt = sqlite.insert(outbox).values(**values).on_conflict_do_nothing(index_elements=["key"])
         else:  # pragma: no cover - the two databases CIM runs on are above
             raise NotImplementedError(dialect)
-        return bool(conn.execute(stmt).rowcount == 1)
+        # RETURNING, not rowcount: a driver may not report the rows of an INSERT ... ON CONFLICT.
+        return conn.execute(stmt.returning(outbox.c.id)).first() is not None
 
     # -- deliver -----------------------------------------------------------------------------------
     def claim(self, limit: int = BATCH, *, lease: timedelta = LEASE) -> tuple[str, list[Row]]:

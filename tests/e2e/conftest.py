@@ -278,6 +278,8 @@ def pipeline(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pipelin
         # Thousands of posts from one address (the test's threads): the rate limit (S5, tested on
         # its own) is set out of reach; its counters still live in this Redis.
         "CIM_RATELIMIT_POST": "1000000 per minute",
+        # The workers deliver the outbox to the SMTP sink scripts/test.sh starts.
+        "CIM_SMTP_PORT": os.environ.get("CIM_TEST_SMTP_PORT", "8025"),
     }
     pipe = Pipeline(tmp_path, env, redis_url, backend, tokens)
     try:

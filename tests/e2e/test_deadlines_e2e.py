@@ -9,16 +9,24 @@ the worker killed mid-run: each reminder and the deregistration is recorded exac
 deregistered student's new activity is refused with the clear message; a coordinator reinstates
 them through the page with a new deadline, and they can log activities and submit again.
 
-The e-mails themselves (exactly once through the outbox) are the outbox work's to add here."""
+With the SMTP sink of scripts/test.sh (CIM_TEST_SMTP_PORT, CIM_TEST_SMTP_DIR), every mail the
+student is sent arrives in the sink's Maildir exactly once: the registration, each reminder, the
+deregistration and the reinstatement (assessment_service/notifications.py through the outbox),
+also with the worker killed mid-run."""
 
 from __future__ import annotations
 
+import mailbox
+import os
 import re
 import sqlite3
 import time
 import urllib.parse
 import urllib.request
+import uuid
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from email.header import decode_header, make_header
 from pathlib import Path
 
 import pytest
@@ -65,6 +73,25 @@ def _deadline_events(pipeline: Pipeline, sid: str) -> list[tuple[str, str]]:
     return [(kind, data) for kind, data in rows]
 
 
+def _checkpoint_exists(pipeline: Pipeline, name: str) -> bool:
+    path = pipeline.env["CIM_ASSESSMENT_DB_URL"].removeprefix("sqlite:///")
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as conn:
+            return conn.execute("SELECT 1 FROM projection_checkpoints WHERE name = ?", (name,)).fetchone() is not None
+    except sqlite3.Error:  # not created yet
+        return False
+
+
+def _subjects_to(address: str) -> Counter[str]:
+    """The subjects of the mails the SMTP sink holds for `address` (each file one delivery)."""
+    directory = os.environ.get("CIM_TEST_SMTP_DIR")
+    if not directory:
+        return Counter()
+    box = mailbox.Maildir(directory, factory=None, create=False)
+    return Counter(str(make_header(decode_header(m["Subject"] or ""))) for m in box
+                   if address in str(m["To"] or ""))
+
+
 @pytest.mark.parametrize("pipeline", ["sqlite"], indirect=True)
 def test_reminded_deregistered_then_reinstated_across_the_deadline(pipeline: Pipeline, tmp_path: Path) -> None:
     import redis
@@ -74,6 +101,10 @@ def test_reminded_deregistered_then_reinstated_across_the_deadline(pipeline: Pip
     clock_file.write_text("0")
     pipeline.stop_all()  # again, on the movable clock
     pipeline.env.update({"CIM_ENV": "test", "CIM_CLOCK_FILE": str(clock_file)})
+    smtp = os.environ.get("CIM_TEST_SMTP_PORT")
+    if smtp:  # the real SMTP sink of scripts/test.sh
+        pipeline.env.update({"CIM_SMTP_HOST": "127.0.0.1", "CIM_SMTP_PORT": smtp})
+    address = f"frida.{uuid.uuid4().hex[:8]}@example.org"  # one run's mails among the sink's others
     pipeline.start_apps()
     pipeline.start_worker()
     pipeline.start_beat()
@@ -92,9 +123,12 @@ def test_reminded_deregistered_then_reinstated_across_the_deadline(pipeline: Pip
         target = datetime(day.year, day.month, day.day, 6, 0, tzinfo=UTC)
         clock_file.write_text(str((target - datetime.now(UTC)).total_seconds()))
 
+    # The notification policies start where the read models are when a worker first runs them
+    # (assessment_service/notifications.py): wait for that, so the registration mails too.
+    wait_for(lambda: _checkpoint_exists(pipeline, "notifications_intake"), 60, "the notification policies")
     today = datetime.now(UTC).date()
     status, body = pipeline.intake("POST", "/students", {
-        "name": "Frida Fristlös", "email": "frida.fristlos@example.org", "university_id": "ff-0001",
+        "name": "Frida Fristlös", "email": address, "university_id": "ff-0001",
         "department": "SOCSW", "programme": "SSASK", "expected_end_term": "HT2026"})
     assert status == 201, body
     sid = body["student_id"]
@@ -110,7 +144,7 @@ def test_reminded_deregistered_then_reinstated_across_the_deadline(pipeline: Pip
                                                        grants=[RoleGrant(Role.COORDINATOR, "SOCSW")])
         coordinator_session = identity.sessions.create(coordinator.id, auth_method="test")
         student_account = identity.accounts.create_account(
-            "Frida Fristlös", "frida.fristlos@example.org", student_id=sid, grants=[RoleGrant(Role.STUDENT, "SOCSW")])
+            "Frida Fristlös", address, student_id=sid, grants=[RoleGrant(Role.STUDENT, "SOCSW")])
         student_session = identity.sessions.create(student_account.id, auth_method="test")
     finally:
         identity.store.dispose()  # type: ignore[attr-defined]
@@ -141,6 +175,17 @@ def test_reminded_deregistered_then_reinstated_across_the_deadline(pipeline: Pip
     offsets = [re.search(r'"offset_days": ?(\d+)', data).group(1) for kind, data in recorded  # type: ignore[union-attr]
                if kind == "DeadlineReminderDue"]
     assert offsets == ["60", "14", "3"]
+    mails = [f"{n} days left to submit your CIM report" for n in (60, 14, 3)] + [
+        "You are registered for CIM", "You are deregistered from CIM"]
+    if smtp:
+        def all_arrived() -> bool:
+            got = _subjects_to(address)
+            return all(got[m] for m in mails)
+
+        wait_for(all_arrived, 60, "the reminder and deregistration mails")
+        time.sleep(6)  # a beat's delivery period: a second copy would have arrived by now
+        got = _subjects_to(address)
+        assert {m: got[m] for m in mails} == dict.fromkeys(mails, 1), got
 
     wait_for(lambda: "You were deregistered from CIM" in _get(my_cim, {SESSION_COOKIE: student_session})[0],
              30, "the deregistration on My CIM")
@@ -163,6 +208,8 @@ def test_reminded_deregistered_then_reinstated_across_the_deadline(pipeline: Pip
     assert _deadline_events(pipeline, sid)[-1][0] == "StudentReinstated"
     wait_for(lambda: "Your deadline was extended to" in _get(my_cim, {SESSION_COOKIE: student_session})[0],
              30, "the reinstatement on My CIM")
+    if smtp:
+        wait_for(lambda: _subjects_to(address)["You are registered for CIM again"], 60, "the reinstatement mail")
     status, body = pipeline.intake("POST", f"/students/{sid}/activities", ACTIVITY)
     assert status == 201, body
     status, body = pipeline.intake("POST", f"/students/{sid}/reports",
