@@ -47,9 +47,39 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(queue_pages.api_bp)
     app.register_blueprint(rule_set_pages.bp)
     app.register_blueprint(rule_set_pages.api_bp)
+    install_readiness(app, settings, context)
     app.cli.add_command(projections_cli)
     app.cli.add_command(rules_cli)  # check a departments file before deploying it
     return app
+
+
+def install_readiness(app: Flask, settings: Settings, context: Any) -> None:
+    """/health and /ready (shared/web/health.py): the read-model database, Redis, the intake
+    feed, and every projection within READY_MAX_LAG events of the feed head."""
+    import sqlalchemy as sa
+
+    from shared.web.health import READY_MAX_LAG, install_health, redis_check
+
+    def database() -> str | None:
+        with context.reader.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+        return None
+
+    def feed() -> str | None:
+        context.feed.head()
+        return None
+
+    def projections() -> str | None:
+        behind = []
+        for entry in [*context.runner.status(), *context.own_runner.status()]:
+            if entry.lag is None:
+                return "feed head unknown"
+            if entry.lag > READY_MAX_LAG:
+                behind.append(f"{entry.name} lag {entry.lag} > {READY_MAX_LAG}")
+        return "; ".join(behind) or None
+
+    install_health(app, {"database": database, "redis": redis_check(settings.redis_url), "feed": feed,
+                         "projections": projections})
 
 
 def department_finder(context: Any) -> Callable[[str], str | None]:

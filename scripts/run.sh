@@ -140,7 +140,7 @@ trap 'exit 143' TERM
 SUPERVISOR_PID=$!
 
 for _ in $(seq 1 150); do
-    curl -fsS "$CIM_INTAKE_URL/" >/dev/null 2>&1 && break
+    curl -fsS "$CIM_INTAKE_URL/health" >/dev/null 2>&1 && break
     kill -0 "$SUPERVISOR_PID" 2>/dev/null || { echo "supervisord stopped; see $LOGS/supervisord.log" >&2; exit 1; }
     sleep 0.2
 done
