@@ -59,6 +59,7 @@ def install_readiness(app: Flask, settings: Settings, context: Any) -> None:
     import sqlalchemy as sa
 
     from shared.web.health import READY_MAX_LAG, install_health, redis_check
+    from shared.web.metrics import install_metrics
 
     def database() -> str | None:
         with context.reader.connect() as connection:
@@ -80,6 +81,21 @@ def install_readiness(app: Flask, settings: Settings, context: Any) -> None:
 
     install_health(app, {"database": database, "redis": redis_check(settings.redis_url), "feed": feed,
                          "projections": projections})
+
+    def projection_metrics() -> list[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        lag = GaugeMetricFamily("cim_projection_lag_events", "Events between the feed head and the checkpoint",
+                                labels=["projection"])
+        checkpoint = GaugeMetricFamily("cim_projection_checkpoint", "Last feed position applied",
+                                       labels=["projection"])
+        for entry in [*context.runner.status(), *context.own_runner.status()]:
+            checkpoint.add_metric([entry.name], entry.checkpoint)
+            if entry.lag is not None:
+                lag.add_metric([entry.name], entry.lag)
+        return [lag, checkpoint]
+
+    install_metrics(app, "assessment", projection_metrics)
 
 
 def department_finder(context: Any) -> Callable[[str], str | None]:

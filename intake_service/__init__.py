@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(privacy.bp)
-    install_readiness(app, settings, services.store)
+    install_readiness(app, settings, services.store, "intake")
     register_cli(app)
     return app
 
@@ -65,13 +65,17 @@ def create_feed_app(settings: Settings | None = None, **overrides: Any) -> Flask
     identity = overrides.get("identity") or identity_from_settings(settings, overrides.get("clock") or SystemClock())
     configure_web(app, settings, identity, name="intake-feed", api_blueprints=(api.feed_bp,), sign_in=False)
     app.register_blueprint(api.feed_bp)
-    install_readiness(app, settings, app.extensions["cim.intake"].store)
+    install_readiness(app, settings, app.extensions["cim.intake"].store, "intake-feed")
     return app
 
 
-def install_readiness(app: Flask, settings: Settings, store: Any) -> None:
-    """/health and /ready (shared/web/health.py): the event store answers, Redis answers."""
+def install_readiness(app: Flask, settings: Settings, store: Any, name: str) -> None:
+    """/health and /ready (shared/web/health.py): the event store answers, Redis answers; and
+    /metrics (shared/web/metrics.py)."""
     from shared.web.health import install_health, redis_check
+    from shared.web.metrics import install_metrics
+
+    install_metrics(app, name)
 
     def database() -> str | None:
         store.head()

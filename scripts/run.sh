@@ -87,9 +87,14 @@ redirect_stderr=true
 stdout_logfile=$LOGS/$1.log
 stdout_logfile_maxbytes=20MB
 stdout_logfile_backups=3
-
+${4:-}
 PROGRAM
 }
+# Metrics of the gunicorn processes (shared/web/metrics.py): prometheus_client's multiprocess
+# mode, one directory per program, emptied at every start.
+PROM="$RUN/prometheus"
+rm -rf "$PROM"
+metrics_env() { mkdir -p "$PROM/$1"; echo "environment=PROMETHEUS_MULTIPROC_DIR=\"$PROM/$1\""; }
 {
     sed -e "s|@RUN@|$RUN|g" -e "s|@LOGS@|$LOGS|g" config/supervisord.conf.template
     # Redis is only a wake-up channel, but run it as production does: AOF (a restart keeps queued
@@ -110,9 +115,9 @@ PROGRAM
     # The intake's feed server: the same database, read only (GET /api/v1/events), in a process
     # of its own, so the workers' feed reads do not queue behind POSTs in the one writing process.
     GUNICORN="\"$BIN/gunicorn\" --config config/gunicorn.conf.py --workers 1 --threads 4 --no-control-socket"
-    program intake 20 "$GUNICORN --bind 127.0.0.1:$INTAKE_PORT \"intake_service:create_app()\""
-    program intake-feed 20 "$GUNICORN --bind 127.0.0.1:$FEED_PORT \"intake_service:create_feed_app()\""
-    program assessment 20 "$GUNICORN --bind 127.0.0.1:$ASSESSMENT_PORT \"assessment_service:create_app()\""
+    program intake 20 "$GUNICORN --bind 127.0.0.1:$INTAKE_PORT \"intake_service:create_app()\"" "$(metrics_env intake)"
+    program intake-feed 20 "$GUNICORN --bind 127.0.0.1:$FEED_PORT \"intake_service:create_feed_app()\"" "$(metrics_env intake-feed)"
+    program assessment 20 "$GUNICORN --bind 127.0.0.1:$ASSESSMENT_PORT \"assessment_service:create_app()\"" "$(metrics_env assessment)"
     program worker 30 "\"$BIN/celery\" -A workers.celery_app worker --concurrency 1 --loglevel INFO"
     program beat 30 "\"$BIN/celery\" -A workers.celery_app beat --loglevel INFO --schedule \"$RUN/celerybeat-schedule\""
 } >"$CONF"

@@ -84,6 +84,7 @@ class Run:
             CIM_RUN_INTAKE_FEED_PORT=str(self.feed), CIM_RUN_SMTP_PORT=str(self.smtp), CIM_RUN_NO_DEMO="1",
             CIM_RATELIMIT_STORAGE="memory://",
         )
+        self.env = env
         self.out = (tmp / "run.out").open("wb")
         self.proc = subprocess.Popen(
             ["bash", str(ROOT / "scripts" / "run.sh")], cwd=ROOT, env=env, stdout=self.out,
@@ -125,6 +126,23 @@ def test_killed_processes_come_back_and_ctrl_c_stops_everything(tmp_path: Path) 
         _wait(lambda: _status(f"http://127.0.0.1:{run.intake}/") == 200, 30, "intake serving")
         ping = subprocess.run(["redis-cli", "-p", str(run.redis_port), "ping"], capture_output=True, text=True)
         assert ping.stdout.strip() == "PONG"
+        # Metrics under gunicorn (multiprocess mode), for an ops:read token only.
+        env = dict(run.env)
+        for line in (run.data / "secrets.env").read_text().splitlines():
+            name, _, value = line.partition("=")
+            if name.startswith("CIM_"):
+                env[name] = value
+        token = subprocess.run(
+            [str(BIN / "flask"), "--app", "intake_service", "tokens", "create", "--name", "ops", "--scope", "ops:read",
+             "--quiet"], cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        asking = urllib.request.Request(f"http://127.0.0.1:{run.intake}/api/v1/metrics",
+                                        headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(asking, timeout=5) as answer:
+            text = answer.read().decode()
+        assert 'cim_http_requests_total{app="intake",endpoint="forms.home",method="GET",status="200"}' in text
+        assert _status(f"http://127.0.0.1:{run.intake}/ready") in (200, 503)
+        assert _status(f"http://127.0.0.1:{run.intake}/health") == 200
         time.sleep(4)  # past startsecs: the restarted worker and beat stay up
         assert run.running("worker")
         assert run.running("beat")
