@@ -118,7 +118,7 @@ metrics_env() { mkdir -p "$PROM/$1"; echo "environment=PROMETHEUS_MULTIPROC_DIR=
     program intake 20 "$GUNICORN --bind 127.0.0.1:$INTAKE_PORT \"intake_service:create_app()\"" "$(metrics_env intake)"
     program intake-feed 20 "$GUNICORN --bind 127.0.0.1:$FEED_PORT \"intake_service:create_feed_app()\"" "$(metrics_env intake-feed)"
     program assessment 20 "$GUNICORN --bind 127.0.0.1:$ASSESSMENT_PORT \"assessment_service:create_app()\"" "$(metrics_env assessment)"
-    program worker 30 "\"$BIN/celery\" -A workers.celery_app worker --concurrency 1 --loglevel INFO"
+    program worker 30 "\"$BIN/celery\" -A workers.celery_app worker --concurrency 1 --loglevel INFO" "$(metrics_env assessment)"
     program beat 30 "\"$BIN/celery\" -A workers.celery_app beat --loglevel INFO --schedule \"$RUN/celerybeat-schedule\""
 } >"$CONF"
 
