@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 
+import sqlalchemy as sa
+
 from assessment_service import services
 from shared import task_names
 from shared.adapters.celery_wakeup import clear_pending
+from shared.errors import StorageUnavailable
 from workers.base import CimTask, assessment_context, intake_view, redis_client
 from workers.celery_app import app
 
@@ -24,7 +27,14 @@ def catch_up_projections(correlation_id: str | None = None, backstop: bool = Fal
     that record decisions project them at once) and intake's status view: "my CIM" shows a new
     status within one beat period."""
     clear_pending(redis_client())  # commits from now on queue the next catch-up
-    applied = services.catch_up_projections(assessment_context(), correlation_id, own=backstop)
+    try:
+        applied = services.catch_up_projections(assessment_context(), correlation_id, own=backstop)
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as error:
+        # The database went away (a PostgreSQL restart, a full disk): the storage-unavailable
+        # error, not the driver's; the checkpoints stay where they were and the next wake-up or
+        # beat tick catches up (issue 16.5).
+        log.warning("read-model database unavailable during catch-up", extra={"error": type(error).__name__})
+        raise StorageUnavailable("The read-model database is unavailable; the next catch-up retries.") from error
     if backstop:
         try:
             intake_view().catch_up()
