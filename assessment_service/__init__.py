@@ -58,9 +58,55 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from assessment_service.web import mail_pages  # the outbox and the mail templates (docs/mail.md)
 
     app.register_blueprint(mail_pages.bp)
+    install_readiness(app, settings, context)
     app.cli.add_command(projections_cli)
     app.cli.add_command(rules_cli)  # check a departments file before deploying it
     return app
+
+
+def install_readiness(app: Flask, settings: Settings, context: Any) -> None:
+    """/health and /ready (shared/web/health.py): the read-model database, Redis, the intake
+    feed, and every projection within READY_MAX_LAG events of the feed head."""
+    import sqlalchemy as sa
+
+    from shared.web.health import READY_MAX_LAG, install_health, redis_check
+    from shared.web.metrics import install_metrics
+
+    def database() -> str | None:
+        with context.reader.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+        return None
+
+    def feed() -> str | None:
+        context.feed.head()
+        return None
+
+    def projections() -> str | None:
+        behind = []
+        for entry in [*context.runner.status(), *context.own_runner.status()]:
+            if entry.lag is None:
+                return "feed head unknown"
+            if entry.lag > READY_MAX_LAG:
+                behind.append(f"{entry.name} lag {entry.lag} > {READY_MAX_LAG}")
+        return "; ".join(behind) or None
+
+    install_health(app, {"database": database, "redis": redis_check(settings.redis_url), "feed": feed,
+                         "projections": projections})
+
+    def projection_metrics() -> list[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        lag = GaugeMetricFamily("cim_projection_lag_events", "Events between the feed head and the checkpoint",
+                                labels=["projection"])
+        checkpoint = GaugeMetricFamily("cim_projection_checkpoint", "Last feed position applied",
+                                       labels=["projection"])
+        for entry in [*context.runner.status(), *context.own_runner.status()]:
+            checkpoint.add_metric([entry.name], entry.checkpoint)
+            if entry.lag is not None:
+                lag.add_metric([entry.name], entry.lag)
+        return [lag, checkpoint]
+
+    install_metrics(app, "assessment", projection_metrics)
 
 
 def department_finder(context: Any) -> Callable[[str], str | None]:

@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(privacy.bp)
+    install_readiness(app, settings, services.store, "intake")
     register_cli(app)
     return app
 
@@ -74,4 +75,20 @@ def create_feed_app(settings: Settings | None = None, **overrides: Any) -> Flask
     identity = overrides.get("identity") or identity_from_settings(settings, overrides.get("clock") or SystemClock())
     configure_web(app, settings, identity, name="intake-feed", api_blueprints=(api.feed_bp,), sign_in=False)
     app.register_blueprint(api.feed_bp)
+    install_readiness(app, settings, app.extensions["cim.intake"].store, "intake-feed")
     return app
+
+
+def install_readiness(app: Flask, settings: Settings, store: Any, name: str) -> None:
+    """/health and /ready (shared/web/health.py): the event store answers, Redis answers; and
+    /metrics (shared/web/metrics.py)."""
+    from shared.web.health import install_health, redis_check
+    from shared.web.metrics import install_metrics
+
+    install_metrics(app, name)
+
+    def database() -> str | None:
+        store.head()
+        return None
+
+    install_health(app, {"database": database, "redis": redis_check(settings.redis_url)})

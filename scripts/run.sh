@@ -9,7 +9,8 @@
 # Its keys (CIM_SECRET_KEY, CIM_VAULT_KEY, CIM_IDENTITY_KEY) are random, made on the first start
 # in $CIM_DATA_DIR/secrets.env (mode 0600) and reused later; keys set in the environment win.
 # Ports can be moved for a second copy: CIM_RUN_REDIS_PORT, CIM_RUN_INTAKE_PORT,
-# CIM_RUN_ASSESSMENT_PORT, CIM_RUN_INTAKE_FEED_PORT, CIM_RUN_SMTP_PORT.
+# CIM_RUN_ASSESSMENT_PORT, CIM_RUN_INTAKE_FEED_PORT, CIM_RUN_SMTP_PORT. Every process runs under
+# supervisord (docs/operations.md, "Supervision"): restarted when it dies; Ctrl-C stops what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
@@ -43,21 +44,8 @@ while IFS='=' read -r name value; do
     [[ -n "${!name:-}" ]] || export "$name=$value"
 done <"$SECRETS"
 
-PIDS=()
-cleanup() {
-    trap - EXIT INT TERM
-    echo "stopping..."
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    if [[ -n "${REDIS_STARTED:-}" ]]; then
-        "$REDIS_CLI" -h 127.0.0.1 -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || true
-    fi
-    echo "stopped."
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+LOGS="$CIM_DATA_DIR/log"
+mkdir -p "$LOGS"
 
 if ! command -v redis-server >/dev/null 2>&1; then
     echo "redis-server missing: installing it with apt-get (needs root)"
@@ -68,65 +56,101 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 REDIS_CLI="$(command -v redis-cli)"
 
-# Redis is only a wake-up channel, but run it as production does: AOF (a restart keeps queued
-# messages; measured: without AOF all queued tasks were lost) and noeviction (never drop a queue).
-if "$REDIS_CLI" -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; then
-    echo "redis already answers on 127.0.0.1:$REDIS_PORT; using it"
-else
-    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$CIM_DATA_DIR/redis" --appendonly yes \
-        --maxmemory-policy noeviction --save '' --daemonize yes --pidfile "$RUN/redis.pid" \
-        --logfile "$CIM_DATA_DIR/redis/redis.log"
-    REDIS_STARTED=1
-    for _ in $(seq 1 50); do
-        "$REDIS_CLI" -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break
-        sleep 0.1
-    done
-fi
+port_answers() {
+    "$BIN/python" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' \
+        "$1" 2>/dev/null
+}
 
-LOGS="$CIM_DATA_DIR/log"
-mkdir -p "$LOGS"
-
-# Outgoing mail (sign-in links) goes to a local SMTP sink that keeps every message as a file.
-if "$BIN/python" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' \
-    "$SMTP_PORT" 2>/dev/null; then
-    echo "something already answers on 127.0.0.1:$SMTP_PORT; sending mail there"
-else
-    "$BIN/python" -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$MAILDIR" \
-        >>"$LOGS/smtp.log" 2>&1 &
-    PIDS+=($!)
-fi
+# Every process runs under supervisord (config/supervisord.conf.template, filled in below): it
+# restarts whatever dies, with a growing back-off, and Ctrl-C (or SIGTERM) stops everything it
+# started -- only that: a Redis or SMTP sink that was already running is used, never stopped.
+CONF="$RUN/supervisord.conf"
+# program NAME PRIORITY COMMAND: one supervised process. It is restarted whenever it exits; one
+# that dies within 3 s of its start is retried after 1, 2, 3 ... s (supervisord's back-off), 20
+# times, then left FATAL (supervisorctl start NAME tries again). Stopping sends SIGTERM, then
+# SIGKILL to the process and its children after stopwaitsecs. Output goes to $LOGS/NAME.log,
+# rotated at 20 MB.
+program() {
+    cat <<PROGRAM
+[program:$1]
+command=$3
+directory=$ROOT
+priority=$2
+autostart=true
+autorestart=true
+startsecs=3
+startretries=20
+stopsignal=TERM
+stopwaitsecs=20
+killasgroup=true
+redirect_stderr=true
+stdout_logfile=$LOGS/$1.log
+stdout_logfile_maxbytes=20MB
+stdout_logfile_backups=3
+${4:-}
+PROGRAM
+}
+# Metrics of the gunicorn processes (shared/web/metrics.py): prometheus_client's multiprocess
+# mode, one directory per program, emptied at every start.
+PROM="$RUN/prometheus"
+rm -rf "$PROM"
+metrics_env() { mkdir -p "$PROM/$1"; echo "environment=PROMETHEUS_MULTIPROC_DIR=\"$PROM/$1\""; }
+{
+    sed -e "s|@RUN@|$RUN|g" -e "s|@LOGS@|$LOGS|g" config/supervisord.conf.template
+    # Redis is only a wake-up channel, but run it as production does: AOF (a restart keeps queued
+    # messages; measured: without AOF all queued tasks were lost) and noeviction (never drop a queue).
+    if "$REDIS_CLI" -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; then
+        echo "redis already answers on 127.0.0.1:$REDIS_PORT; using it (and leaving it running)" >&2
+    else
+        program redis 10 "$(command -v redis-server) --bind 127.0.0.1 --port $REDIS_PORT --dir \"$CIM_DATA_DIR/redis\" --appendonly yes --maxmemory-policy noeviction --save \"\" --daemonize no"
+    fi
+    # Outgoing mail (sign-in links) goes to a local SMTP sink that keeps every message as a file.
+    if port_answers "$SMTP_PORT"; then
+        echo "something already answers on 127.0.0.1:$SMTP_PORT; sending mail there" >&2
+    else
+        program smtp 10 "\"$BIN/python\" -m aiosmtpd -n -l 127.0.0.1:$SMTP_PORT -c aiosmtpd.handlers.Mailbox \"$MAILDIR\""
+    fi
+    # One gunicorn worker per service: one writing process per SQLite database (measured: several
+    # writer processes starve one of them). Threads give concurrency within that process.
+    # The intake's feed server: the same database, read only (GET /api/v1/events), in a process
+    # of its own, so the workers' feed reads do not queue behind POSTs in the one writing process.
+    GUNICORN="\"$BIN/gunicorn\" --config config/gunicorn.conf.py --workers 1 --threads 4 --no-control-socket"
+    program intake 20 "$GUNICORN --bind 127.0.0.1:$INTAKE_PORT \"intake_service:create_app()\"" "$(metrics_env intake)"
+    program intake-feed 20 "$GUNICORN --bind 127.0.0.1:$FEED_PORT \"intake_service:create_feed_app()\"" "$(metrics_env intake-feed)"
+    program assessment 20 "$GUNICORN --bind 127.0.0.1:$ASSESSMENT_PORT \"assessment_service:create_app()\"" "$(metrics_env assessment)"
+    program worker 30 "\"$BIN/celery\" -A workers.celery_app worker --concurrency 1 --loglevel INFO" "$(metrics_env assessment)"
+    program beat 30 "\"$BIN/celery\" -A workers.celery_app beat --loglevel INFO --schedule \"$RUN/celerybeat-schedule\""
+} >"$CONF"
 
 # The workers' token for the feeds (shown once; a new one each start, the old ones revoked).
 FLASK_CLI=("$BIN/flask" --app intake_service)
 CIM_FEED_TOKEN="$("${FLASK_CLI[@]}" tokens create --name worker --scope feed:read --replace --quiet)"
 export CIM_FEED_TOKEN
 
-# One gunicorn worker per service: one writing process per SQLite database (measured: several
-# writer processes starve one of them). Threads give concurrency within that process.
-# Each process logs to its own file under var/log, so this terminal shows only the summary.
-"$BIN/gunicorn" --config config/gunicorn.conf.py --bind "127.0.0.1:$INTAKE_PORT" --workers 1 --threads 4 --no-control-socket \
-    "intake_service:create_app()" >>"$LOGS/intake.log" 2>&1 &
-PIDS+=($!)
-"$BIN/gunicorn" --config config/gunicorn.conf.py --bind "127.0.0.1:$ASSESSMENT_PORT" --workers 1 --threads 4 --no-control-socket \
-    "assessment_service:create_app()" >>"$LOGS/assessment.log" 2>&1 &
-PIDS+=($!)
-# The intake's feed server: the same database, read only (GET /api/v1/events), in a process of
-# its own, so the workers' feed reads do not queue behind POSTs in the one writing process.
-"$BIN/gunicorn" --config config/gunicorn.conf.py --bind "127.0.0.1:$FEED_PORT" --workers 1 --threads 4 \
-    --no-control-socket "intake_service:create_feed_app()" >>"$LOGS/intake-feed.log" 2>&1 &
-PIDS+=($!)
-"$BIN/celery" -A workers.celery_app worker --concurrency 1 --loglevel INFO >>"$LOGS/worker.log" 2>&1 &
-PIDS+=($!)
-"$BIN/celery" -A workers.celery_app beat --loglevel INFO --schedule "$RUN/celerybeat-schedule" \
-    >>"$LOGS/beat.log" 2>&1 &
-PIDS+=($!)
+SUPERVISOR_PID=""
+stop_all() {
+    trap - EXIT INT TERM
+    if [[ -n "$SUPERVISOR_PID" ]] && kill -0 "$SUPERVISOR_PID" 2>/dev/null; then
+        echo "stopping..."
+        kill -TERM "$SUPERVISOR_PID" 2>/dev/null || true
+        wait "$SUPERVISOR_PID" 2>/dev/null || true
+        echo "stopped."
+    fi
+}
+trap stop_all EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-for _ in $(seq 1 100); do
-    curl -fsS "$CIM_INTAKE_URL/" >/dev/null 2>&1 && break
+"$BIN/supervisord" --nodaemon --configuration "$CONF" &
+SUPERVISOR_PID=$!
+
+for _ in $(seq 1 150); do
+    curl -fsS "$CIM_INTAKE_URL/health" >/dev/null 2>&1 && break
+    kill -0 "$SUPERVISOR_PID" 2>/dev/null || { echo "supervisord stopped; see $LOGS/supervisord.log" >&2; exit 1; }
     sleep 0.2
 done
 DEMO_ACCOUNTS="$CIM_DATA_DIR/demo-accounts.txt"
-if [[ ! -f "$CIM_DATA_DIR/.demo-seeded" ]]; then
+if [[ ! -f "$CIM_DATA_DIR/.demo-seeded" && -z "${CIM_RUN_NO_DEMO:-}" ]]; then
     # The demo data goes in through the API with an integration's token, as a real one would.
     CIM_DEMO_TOKEN="$("${FLASK_CLI[@]}" tokens create --name demo-seed --scope intake:register \
         --scope intake:write --replace --quiet)"
@@ -139,22 +163,25 @@ fi
 
 cat <<MSG
 
-  CIM is running (Ctrl-C stops everything):
+  CIM is running under supervisord (Ctrl-C stops everything it started; a process that dies is
+  restarted):
     intake      $CIM_INTAKE_URL/
     assessment  $CIM_ASSESSMENT_URL/review-queue
     projections $CIM_ASSESSMENT_URL/api/v1/projections  (needs a token with scope ops:read:
                 .venv/bin/flask --app assessment_service tokens create --name ops --scope ops:read)
+    health      $CIM_INTAKE_URL/health, /ready on every web process (also :$ASSESSMENT_PORT, :$FEED_PORT)
     redis       $CIM_REDIS_URL  (data in $CIM_DATA_DIR)
     mail        SMTP sink on 127.0.0.1:$SMTP_PORT; sign-in mails land in $MAILDIR/new
                 (ls $MAILDIR/new; open the newest and follow its /auth/link/... address)
     sign in     $CIM_INTAKE_URL/auth/sign-in   (students: e-mail link; staff: password + TOTP)
     feed        $CIM_INTAKE_FEED_URL/api/v1/events  (the intake feed the workers read; scope feed:read)
-    logs        $LOGS/{intake,intake-feed,assessment,worker,beat,smtp}.log
+    logs        $LOGS/{intake,intake-feed,assessment,worker,beat,smtp,redis,supervisord}.log
+    processes   .venv/bin/supervisorctl -c $CONF status
 
 MSG
 if [[ "${CIM_ENV:-development}" == development && -f "$DEMO_ACCOUNTS" ]]; then
     sed 's/^/  /' "$DEMO_ACCOUNTS"
     echo
 fi
-wait -n "${PIDS[@]}" || true
-echo "a process stopped; shutting down the rest"
+wait "$SUPERVISOR_PID" || true
+SUPERVISOR_PID=""

@@ -91,3 +91,6 @@ app.conf.update(
     enable_utc=True,
     beat_schedule=BEAT_SCHEDULE,
 )
+
+# Task outcomes as Prometheus counters (issue 16.4).
+import workers.metrics  # noqa: E402,F401

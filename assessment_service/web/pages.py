@@ -38,6 +38,7 @@ from assessment_service.web.forms import (
     DecisionForm,
     UnassignForm,
 )
+from assessment_service.web.freshness import pipeline_notice
 from shared.catalogue import Catalogue
 from shared.errors import NotFound, Problem
 from shared.identity.models import Principal, Role
@@ -135,6 +136,8 @@ def _helpers() -> dict[str, Any]:
         "my_cim_url": f"{current_app.config['CIM_SETTINGS'].intake_url.rstrip('/')}/my-cim"
         if caller.student_id else None,
         "current_locale": lang,
+        # Staff pages say when the read models are behind or Redis is down (issue 16.3).
+        "pipeline_notice": pipeline_notice,
         "department_name": department_name,
         "programme_name": programme_name,
         "kind_name": kind_name,

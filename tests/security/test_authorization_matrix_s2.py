@@ -445,6 +445,9 @@ AUTH_POLICIES: dict[tuple[str, str], Policy] = {
 INTAKE_POLICIES: dict[tuple[str, str], Policy] = {
     **AUTH_POLICIES,
     ("static", "GET"): public,
+    ("ops.health", "GET"): public,  # issue 16: liveness and readiness, no personal data
+    ("ops.ready", "GET"): public,
+    ("metrics.metrics", "GET"): api_token_scope("ops:read"),  # issue 16.4
     ("forms.home", "GET"): public,
     ("forms.register", "GET"): public,
     ("forms.register", "POST"): public,
@@ -484,6 +487,9 @@ INTAKE_POLICIES: dict[tuple[str, str], Policy] = {
 ASSESSMENT_POLICIES: dict[tuple[str, str], Policy] = {
     **AUTH_POLICIES,
     ("static", "GET"): public,
+    ("ops.health", "GET"): public,
+    ("ops.ready", "GET"): public,
+    ("metrics.metrics", "GET"): api_token_scope("ops:read"),
     ("pages.review_queue", "GET"): reviewers_page,
     ("pages.report", "GET"): report_page,
     ("pages.assign", "POST"): report_coordination,

@@ -55,7 +55,7 @@ def test_the_feed_server_writes_nothing_and_has_no_pages(apps) -> None:
         response = client.get(path)
         assert (response.status_code, response.mimetype) == (404, "application/problem+json")
     routes = {rule.rule for rule in feed_app.url_map.iter_rules()}
-    assert routes == {"/api/v1/events"}
+    assert routes == {"/api/v1/events", "/health", "/ready", "/api/v1/metrics"}  # and the operators' probes (issue 16)
 
 
 def test_intake_and_feed_servers_log_json_lines_with_the_request_correlation_id(tmp_path) -> None:

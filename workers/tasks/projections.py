@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 from functools import cache
 
+import sqlalchemy as sa
+
 from assessment_service import notifications, services
 from assessment_service.bootstrap import AssessmentContext
 from shared import task_names
 from shared.adapters.celery_wakeup import CeleryWakeUp, clear_pending
 from shared.clock import SystemClock
+from shared.errors import StorageUnavailable
 from shared.outbox import Outbox
 from workers.base import CimTask, assessment_context, intake_view, redis_client
 from workers.celery_app import app
@@ -69,7 +72,14 @@ def catch_up_projections(correlation_id: str | None = None, backstop: bool = Fal
     status within one beat period."""
     clear_pending(redis_client())  # commits from now on queue the next catch-up
     ctx = assessment_context()
-    applied = services.catch_up_projections(ctx, correlation_id, own=backstop)
+    try:
+        applied = services.catch_up_projections(ctx, correlation_id, own=backstop)
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as error:
+        # The database went away (a PostgreSQL restart, a full disk): the storage-unavailable
+        # error, not the driver's; the checkpoints stay where they were and the next wake-up or
+        # beat tick catches up (issue 16.5).
+        log.warning("read-model database unavailable during catch-up", extra={"error": type(error).__name__})
+        raise StorageUnavailable("The read-model database is unavailable; the next catch-up retries.") from error
     notify(ctx)  # the mails of what the read models now show (one outbox row per causing event)
     if backstop:
         try:
