@@ -218,6 +218,13 @@ def test_erased_canaries_are_found_nowhere_and_the_others_still_are(
         api_token = identity.api_tokens.create("g1 seeding", ["intake:register", "intake:write", "intake:read"])
         api = app.test_client()
         auth = {"Authorization": f"Bearer {api_token.token}"}
+        from shared.outbox import Outbox, smtp_sender
+
+        outbox = Outbox.from_url(settings.identity_db_url, settings.identity_secret)
+
+        def deliver() -> None:
+            """What the workers' delivery task does (no worker runs here): mail goes via the outbox."""
+            outbox.deliver_due(smtp_sender(app.extensions["cim.mailer"]))
 
         # -- seed ------------------------------------------------------------------------------
         people: list[dict[str, Any]] = []
@@ -254,8 +261,7 @@ def test_erased_canaries_are_found_nowhere_and_the_others_still_are(
             if n % 10 == 0:  # the first mail to every tenth student is refused, then asked again
                 mailbox.refuse_once.add(email)
                 assert browser.post("/auth/link", data={"link-email": email}).status_code == 303
-                # The app hands sign-in mail to a background thread (the answer must not take
-                # longer when a mail is sent): wait until the server has refused it.
+                deliver()  # the server refuses it
                 deadline = time.monotonic() + 10
                 while email in mailbox.refuse_once and time.monotonic() < deadline:
                     time.sleep(0.01)
@@ -263,11 +269,15 @@ def test_erased_canaries_are_found_nowhere_and_the_others_still_are(
             before = len(mailbox.messages)
             sent = browser.post("/auth/link", data={"link-email": email})
             assert sent.status_code == 303, sent.get_data(as_text=True)[:500]
+            deliver()
             deadline = time.monotonic() + 10
-            while len(mailbox.messages) == before and time.monotonic() < deadline:
+            while not any(email.encode() in m for m in mailbox.messages[before:]) and time.monotonic() < deadline:
                 time.sleep(0.01)
-            assert len(mailbox.messages) == before + 1, "the sign-in mail did not arrive"
-            link = re.search(rb"/auth/link/([A-Za-z0-9_.=-]+)", mailbox.messages[-1].replace(b"=\r\n", b""))
+            # The outbox may also deliver an earlier, refused mail as it is retried: take the
+            # newest mail to this student.
+            mine = [m for m in mailbox.messages[before:] if email.encode() in m]
+            assert mine, "the sign-in mail did not arrive"
+            link = re.search(rb"/auth/link/([A-Za-z0-9_.=-]+)", mine[-1].replace(b"=\r\n", b""))
             assert link is not None
             signed_in = browser.post(f"/auth/link/{link.group(1).decode()}", data={})
             assert signed_in.status_code == 303, signed_in.get_data(as_text=True)[:500]
@@ -371,7 +381,9 @@ def test_erased_canaries_are_found_nowhere_and_the_others_still_are(
                 assert p["name"] in found_in_uploads
                 assert p["filename"] in str(services.export(person["sid"]))
         assert log_file.stat().st_size > 0, "nothing was logged: the log check would prove nothing"
-        assert len(mailbox.messages) == STUDENTS
+        # One accepted sign-in mail per student, plus any refused first mail (every tenth student)
+        # that the outbox retried and the server then accepted.
+        assert STUDENTS <= len(mailbox.messages) <= STUDENTS + (STUDENTS + 9) // 10
 
         # -- still replays -----------------------------------------------------------------------
         digest = live.digest()

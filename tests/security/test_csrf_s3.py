@@ -186,6 +186,7 @@ def test_crawling_every_get_route_as_every_actor_stores_nothing(world: World) ->
                         assert not added or actor in staff, (url, actor, added)
     assert len(seen) > 1000
     assert sum(1 for x in seen if x[3] == 200) > 300  # the actors really reached the pages
-    server_errors = [s for s in seen if s[3] >= 500]
+    # /ready answers 503 by design where its Redis is unreachable (this world has none).
+    server_errors = [s for s in seen if s[3] >= 500 and not s[1].startswith("/ready")]
     assert not server_errors, server_errors
     assert world.state_events() == before
