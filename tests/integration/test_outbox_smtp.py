@@ -17,6 +17,7 @@ from datetime import timedelta
 from email import message_from_binary_file
 from email.policy import default as default_policy
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,16 +133,21 @@ def test_a_crash_between_the_servers_250_and_the_commit_sends_the_same_message_i
     assert box.rows()[0].message_id == got[0][1]
 
 
-def _deliver_slowly(url: str, port: int) -> None:
-    """A delivery process that sends one mail every 0.1 s (killed mid-run by the test)."""
+def _deliver_then_hang(url: str, port: int, sent_five: Any) -> None:
+    """A delivery process that sends five mails, then hangs on the sixth until the test kills it."""
     box = Outbox.from_url(url, SECRET, clock=SystemClock())
     send = smtp_sender(Mailer("127.0.0.1", port, "CIM <cim@example.org>", timeout=5))
+    sent = 0
 
-    def slow(row: Row) -> str:
-        time.sleep(0.1)
+    def hang_on_the_sixth(row: Row) -> str:
+        nonlocal sent
+        if sent == 5:
+            sent_five.set()
+            time.sleep(120)  # killed here: the sixth and the rest are claimed by a dead process
+        sent += 1
         return send(row)
 
-    box.deliver_due(slow, limit=100, lease=timedelta(seconds=2))
+    box.deliver_due(hang_on_the_sixth, limit=100, lease=timedelta(seconds=2))
 
 
 def test_a_delivery_process_killed_mid_run_loses_nothing(tmp_path: Path, sink: SmtpSink) -> None:
@@ -150,16 +156,15 @@ def test_a_delivery_process_killed_mid_run_loses_nothing(tmp_path: Path, sink: S
     box.create_schema()
     domain = "killed.example"
     fill(box, domain, 20)
-    child = multiprocessing.get_context("fork").Process(target=_deliver_slowly, args=(url, sink.port))
+    context = multiprocessing.get_context("fork")
+    sent_five = context.Event()
+    child = context.Process(target=_deliver_then_hang, args=(url, sink.port, sent_five))
     child.start()
-    deadline = time.monotonic() + 10
-    while len(received(sink, domain)) < 5 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    assert sent_five.wait(timeout=60)
     assert child.pid is not None
-    os.kill(child.pid, signal.SIGKILL)  # mid-run: some sent, the rest claimed by a dead process
+    os.kill(child.pid, signal.SIGKILL)  # mid-run: five sent, the rest claimed by a dead process
     child.join()
-    sent_before = len(received(sink, domain))
-    assert 5 <= sent_before < 20
+    assert len(wait_for(sink, domain, 5)) == 5
     assert {r.status for r in box.rows()} >= {SENDING}
     time.sleep(2.1)  # its lease runs out
     box.deliver_due(smtp_sender(Mailer("127.0.0.1", sink.port, "CIM <cim@example.org>", timeout=5)))
