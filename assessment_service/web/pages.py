@@ -42,12 +42,13 @@ from assessment_service.web.freshness import pipeline_notice
 from shared.catalogue import Catalogue
 from shared.errors import NotFound, Problem
 from shared.identity.models import Principal, Role
-from shared.web.access import Caller, access, current_caller
+from shared.web.access import SIGNED_IN, Caller, access, current_caller
 from shared.web.auth import identity
 from shared.web.errors import correlation_id
 from shared.web.forms import input_attributes
 from shared.web.setup import LOCALES
 from shared.web.times import local_time
+from shared.web.workspace import landing_path
 
 bp = Blueprint("pages", __name__)
 
@@ -203,6 +204,18 @@ def _see_reviews(report_id: str) -> Redirect:
 
 
 @bp.get("/")
+@access(SIGNED_IN)
+def home() -> Redirect:
+    """The service's address leads each person to their work (shared/web/workspace.py): staff to
+    the queue (an administrator to the outbox), a student to My CIM on the intake."""
+    caller = current_caller()
+    work = landing_path(caller.principal)
+    if work is not None:
+        return redirect(work, code=303)
+    intake = current_app.config["CIM_SETTINGS"].intake_url.rstrip("/")
+    return redirect(f"{intake}/my-cim" if caller.student_id else f"{intake}/register", code=303)
+
+
 @bp.get("/review-queue")
 @bp.get("/queue")
 @access(REVIEWERS)

@@ -47,6 +47,7 @@ from shared.web import outbox_glue
 from shared.web.access import PUBLIC, SIGNED_IN, access, current_caller
 from shared.web.auth import identity, sign_in, sign_out
 from shared.web.limits import mail_allowed, signin_limited
+from shared.web.workspace import landing_path
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +108,20 @@ def safe_next(value: str | None) -> str | None:
 
 
 def landing(principal: Principal | None, account: Account) -> str:
-    """Where a sign-in ends without a `next`: My CIM for a student, the app's start page for staff,
-    the registration page for an account that is neither yet."""
+    """Where a sign-in ends without a `next`: My CIM for a student, the page of their work on the
+    assessment service for staff (the queue; the outbox for an administrator), the registration
+    page for an account that is neither yet."""
     views = current_app.view_functions
     intake = _settings().intake_url.rstrip("/")
     if account.student_id:
         if "forms.my_cim" in views:
             return url_for("forms.my_cim", student_id=account.student_id)
         return f"{intake}/students/{account.student_id}"
+    work = landing_path(principal)
+    if work is not None:  # staff work on the assessment service (shared/web/workspace.py)
+        if "pages.review_queue" in views:
+            return work
+        return _settings().assessment_url.rstrip("/") + work
     if principal is not None and any(g.role is not Role.STUDENT for g in principal.grants):
         return "/"
     return url_for("forms.register") if "forms.register" in views else f"{intake}/register"

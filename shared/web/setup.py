@@ -86,6 +86,20 @@ def install_sign_in(app: Flask, settings: Settings) -> None:
     app.register_blueprint(auth_bp)
     register_identity_cli(app)
 
+    from shared.web.workspace import landing_path, staff_menu
+
     @app.context_processor
     def _caller() -> dict[str, object]:
-        return {"caller": current_caller()}
+        caller = current_caller()
+        # On the assessment service the staff pages are its own paths; elsewhere its URLs.
+        here = "pages.review_queue" in app.view_functions
+        assessment = "" if here else settings.assessment_url.rstrip("/")
+        work = landing_path(caller.principal)
+        return {
+            "caller": caller,
+            # One header on both services (shared/web/workspace.py): the staff menu for the
+            # person's roles, and where the site name leads them.
+            "staff_links": staff_menu(caller.principal, assessment),
+            "staff_home": assessment + work if work else None,
+            "intake_home": settings.intake_url.rstrip("/") + "/",
+        }

@@ -490,6 +490,7 @@ ASSESSMENT_POLICIES: dict[tuple[str, str], Policy] = {
     ("ops.health", "GET"): public,
     ("ops.ready", "GET"): public,
     ("metrics.metrics", "GET"): api_token_scope("ops:read"),
+    ("pages.home", "GET"): signed_in,
     ("pages.review_queue", "GET"): reviewers_page,
     ("pages.report", "GET"): report_page,
     ("pages.assign", "POST"): report_coordination,

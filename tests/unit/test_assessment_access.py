@@ -316,7 +316,15 @@ def test_review_queue_shows_each_member_of_staff_only_their_reports(world: World
     assert names == QUEUE_SEES[who]
     items = world.token(who).get("/api/v1/review-queue").json["items"]
     assert {n for n, rid in world.reports.items() if rid in {i["report_id"] for i in items}} == QUEUE_SEES[who]
-    assert world.browser(who).get("/").status_code == 200
+    home = world.browser(who).get("/")
+    assert (home.status_code, home.headers["Location"]) == (303, "/queue")  # the service leads staff to it
+
+
+@pytest.mark.parametrize(("who", "home"), [("administrator", "/outbox"),
+                                           ("student_A", "http://127.0.0.1:8000/my-cim")])
+def test_the_service_s_address_leads_everyone_else_to_their_own_work(world: World, who: str, home: str) -> None:
+    answer = world.browser(who).get("/")
+    assert (answer.status_code, answer.headers["Location"]) == (303, home)
 
 
 @pytest.mark.parametrize("who", ["administrator", "student_A", "student_B"])

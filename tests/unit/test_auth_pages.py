@@ -308,12 +308,36 @@ def test_staff_signs_in_with_password_and_code(client: FlaskClient, identity: Id
     _, secret = staff(identity)
     answer = client.post("/auth/staff", data=staff_form("coordinator@example.org", PASSWORD, code(secret, clock)))
     assert answer.status_code == 303
-    assert answer.headers["Location"] == "/"
+    # A coordinator signing in on the intake lands on their work: the assessment service's queue.
+    assert answer.headers["Location"] == "http://127.0.0.1:8001/queue"
     account_page = client.get("/auth/account").text
     assert "Cora Samordnare" in account_page
     assert "Coordinator in SOCSW" in account_page
     assert "password and authenticator code" in account_page
     assert "Signed in as Cora Samordnare" in account_page
+
+
+@pytest.mark.parametrize(("role", "department", "landing"), [
+    (Role.ASSESSOR, "SOCSW", "http://127.0.0.1:8001/queue"),
+    (Role.ADMINISTRATOR, None, "http://127.0.0.1:8001/outbox"),
+])
+def test_each_staff_role_lands_where_its_work_is(client: FlaskClient, identity: Identity, clock: FixedClock,
+                                                 role: Role, department: str | None, landing: str) -> None:
+    _, secret = staff(identity, "staff@example.org", role=role, department=department)
+    answer = client.post("/auth/staff", data=staff_form("staff@example.org", PASSWORD, code(secret, clock)))
+    assert answer.headers["Location"] == landing
+
+
+def test_the_intake_header_carries_the_staff_menu_for_the_person_s_roles(
+    client: FlaskClient, identity: Identity, clock: FixedClock
+) -> None:
+    assert "http://127.0.0.1:8001/queue" not in client.get("/auth/sign-in").text  # nobody signed in
+    _, secret = staff(identity, "admin@example.org", role=Role.ADMINISTRATOR, department=None)
+    client.post("/auth/staff", data=staff_form("admin@example.org", PASSWORD, code(secret, clock)))
+    header = client.get("/auth/account").text
+    assert 'href="http://127.0.0.1:8001/outbox"' in header
+    assert 'href="http://127.0.0.1:8001/rules"' in header
+    assert "http://127.0.0.1:8001/queue" not in header  # an administrator has no queue: no 403 link
 
 
 def test_every_staff_refusal_reads_the_same(client: FlaskClient, identity: Identity, clock: FixedClock) -> None:
@@ -628,7 +652,7 @@ def test_assessment_app_serves_the_same_sign_in(
     assert first.headers["Location"] == "/auth/sign-in?next=%2Freview-queue"
     page = client.get(first.headers["Location"])
     assert page.status_code == 200
-    assert "CIM assessment" in page.text
+    assert "Certificate of International Merits" in page.text  # one product name on both services
     _, secret = staff(identity, role=Role.ASSESSOR)
     answer = client.post("/auth/staff", data=staff_form(
         "coordinator@example.org", PASSWORD, code(secret, clock), **{"staff-next": "/review-queue"}))

@@ -85,9 +85,9 @@ def test_the_coordinator_sees_one_row_per_report_of_the_department_with_state_an
     assert f'href="/reports/{world.reports["A"]}"' in html
     assert f"{checklist['met']} of {checklist['total']} met" in html
     assert "2 reports, showing 1–2" in html
-    # The old addresses still answer with the same table.
-    for old in ("/review-queue", "/"):
-        assert "2 reports, showing 1–2" in world.browser("coordinator").get(old).get_data(as_text=True)
+    # The old address still answers with the same table; the service's own address leads to it.
+    assert "2 reports, showing 1–2" in world.browser("coordinator").get("/review-queue").get_data(as_text=True)
+    assert world.browser("coordinator").get("/").headers["Location"] == "/queue"
 
 
 def test_an_assessor_sees_only_the_reports_assigned_to_them(world: World) -> None:
