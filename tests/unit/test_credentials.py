@@ -375,3 +375,13 @@ def test_credential_keys_dir_is_a_setting_and_ignored_by_git(tmp_path: Path) -> 
     settings = Settings.from_env({"CIM_CREDENTIAL_KEYS_DIR": "/srv/cim-keys", "CIM_DATA_DIR": str(tmp_path)})
     assert settings.credential_keys_dir == Path("/srv/cim-keys")
     assert "var/credential-keys/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_published_document_yields_only_the_issuers_assertion_keys(key: cr.SigningKey) -> None:
+    issuer = cr.issuer_id(BASE, "SOCSW")
+    document = cr.public_keys_document(issuer, {"key-1": key.public_key(), "key-2": key.public_key()})
+    document["assertionMethod"].remove(f"{issuer}#key-2")
+    document["verificationMethod"].append({**document["verificationMethod"][0], "id": f"{issuer}#key-3",
+                                           "controller": "https://evil.example/issuer"})
+    document["assertionMethod"].append(f"{issuer}#key-3")
+    assert list(cr.public_keys_from_document(document)) == [f"{issuer}#key-1"]
