@@ -48,11 +48,12 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(rule_set_pages.bp)
     app.register_blueprint(rule_set_pages.api_bp)
     from assessment_service import calendar_feeds, deadline_services
-    from assessment_service.cli import terms_cli
+    from assessment_service.cli import credential_keys_cli, terms_cli
     from assessment_service.web import deadline_pages
 
     app.register_blueprint(deadline_pages.bp)  # deadlines, what if, the personal calendar (issue 13)
     app.cli.add_command(terms_cli)  # check a term calendar before deploying it
+    app.cli.add_command(credential_keys_cli)  # the diploma credentials' signing keys
     calendar_feeds.create_schema(context.engine)
     deadline_services.calendar(context)  # a broken terms file stops the start, naming the term and field
     from assessment_service.web import mail_pages  # the outbox and the mail templates (docs/mail.md)

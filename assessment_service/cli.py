@@ -1,6 +1,8 @@
 """`flask --app assessment_service projections ...`: rebuild a projection, show checkpoints and lag.
 `flask --app assessment_service rules check [FILE]`: check a departments file before it is deployed.
 `flask --app assessment_service terms check [FILE]`: check a term calendar likewise (docs/deadlines.md).
+`flask --app assessment_service credential-keys create DEPT | rotate DEPT | list`: the departments'
+credential signing keys (docs/diplomas.md, "The credential").
 
 Two runners: the intake feed's projections, and `assignments`, fed by the assessment service's own
 event store. `rules check` needs no app, database or settings beyond the file's place, so it also
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from flask import current_app
@@ -20,6 +23,9 @@ from assessment_service.bootstrap import AssessmentContext
 from shared.catalogue import Catalogue, check_change, check_file
 from shared.config import Settings
 from shared.projection import ProjectionRunner
+
+if TYPE_CHECKING:
+    from assessment_service.credential_keys import KeyStore
 
 projections_cli = AppGroup("projections", help="Rebuild and inspect the read-model projections.")
 
@@ -138,5 +144,76 @@ def check_terms(file: Path | None) -> None:
     click.echo(f"{path}: OK, {len(calendar.terms)} terms, {first.code} ({first.starts}) to {last.code} ({last.ends}).")
 
 
+credential_keys_cli = AppGroup("credential-keys", help="Make, rotate and list the departments' diploma "
+                               "credential signing keys (CIM_CREDENTIAL_KEYS_DIR).")
+
+
+def _key_store_for(department: str | None) -> KeyStore:
+    """The key store of the settings; with `department`, refuse a code the catalogue lacks."""
+    from assessment_service.credential_keys import KeyStore
+
+    settings = Settings.from_env()
+    if department is not None:
+        known = Catalogue.load(settings.departments_file).departments
+        if department not in known:
+            raise click.BadParameter(f"unknown department {department}; known: {', '.join(sorted(known))}",
+                                     param_hint="DEPT")
+    return KeyStore(settings.credential_keys_dir)
+
+
+@credential_keys_cli.command("create", with_appcontext=False)
+@click.argument("department", metavar="DEPT")
+def create_credential_key(department: str) -> None:
+    """Make DEPT's first credential signing key (refused if it has one: rotate instead)."""
+    from datetime import UTC, datetime
+
+    from assessment_service.credential_keys import KeyStoreError
+
+    store = _key_store_for(department)
+    try:
+        info = store.create(department, now=datetime.now(UTC))
+    except KeyStoreError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"{department}: made {info.kid} ({info.public_key_multibase}) in {store.directory}")
+
+
+@credential_keys_cli.command("rotate", with_appcontext=False)
+@click.argument("department", metavar="DEPT")
+def rotate_credential_key(department: str) -> None:
+    """Make a new current key for DEPT; earlier keys keep verifying what they signed."""
+    from datetime import UTC, datetime
+
+    from assessment_service.credential_keys import KeyStoreError
+
+    store = _key_store_for(department)
+    try:
+        info = store.rotate(department, now=datetime.now(UTC))
+    except KeyStoreError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"{department}: {info.kid} ({info.public_key_multibase}) is now current; "
+               f"the earlier keys' public halves are kept")
+
+
+@credential_keys_cli.command("list", with_appcontext=False)
+def list_credential_keys() -> None:
+    """Every department's keys: id, made, current or retired, public key (never a private one)."""
+    from assessment_service.credential_keys import KeyStoreError
+
+    store = _key_store_for(None)
+    departments = store.departments()
+    if not departments:
+        click.echo(f"No credential keys in {store.directory}.")
+        return
+    for department in departments:
+        try:
+            keys = store.keys(department)
+        except KeyStoreError as err:
+            click.echo(f"{department}: {err}", err=True)
+            continue
+        for info in keys:
+            state = "current" if info.current else f"retired {info.retired or ''}".strip()
+            click.echo(f"{department:<8} {info.kid:<7} made {info.created}  {state:<28} {info.public_key_multibase}")
+
+
 if __name__ == "__main__":  # pragma: no cover - `python -m assessment_service.cli rules check FILE`
-    click.Group(commands={"rules": rules_cli, "terms": terms_cli})()
+    click.Group(commands={"rules": rules_cli, "terms": terms_cli, "credential-keys": credential_keys_cli})()

@@ -50,6 +50,9 @@ class Settings:
     departments_file: Path = ROOT / "config" / "departments.toml"
     #: The term calendar deadlines are counted in (assessment_service/terms.py).
     terms_file: Path = ROOT / "config" / "terms.toml"
+    #: The departments' credential signing keys (assessment_service/credential_keys.py): never
+    #: under the data directory a database backup copies (docs/operations.md, "Backups").
+    credential_keys_dir: Path = ROOT / "var" / "credential-keys"
     #: TEST ONLY: a file holding seconds to add to the wall clock (shared.clock.OffsetFileClock);
     #: read from CIM_CLOCK_FILE only when CIM_ENV=test, ignored otherwise.
     clock_file: Path | None = None
@@ -161,6 +164,7 @@ class Settings:
             "redis_url": env.get("CIM_REDIS_URL", cls.redis_url),
             "departments_file": Path(env.get("CIM_DEPARTMENTS_FILE", str(cls.departments_file))),
             "terms_file": Path(env.get("CIM_TERMS_FILE", str(cls.terms_file))),
+            "credential_keys_dir": Path(env.get("CIM_CREDENTIAL_KEYS_DIR", str(cls.credential_keys_dir))),
             "clock_file": Path(env["CIM_CLOCK_FILE"]) if env.get("CIM_CLOCK_FILE") and environment == "test" else None,
             "upload_dir": Path(env["CIM_UPLOAD_DIR"]) if env.get("CIM_UPLOAD_DIR") else None,
             "max_upload_bytes": int(env.get("CIM_MAX_UPLOAD_BYTES", cls.max_upload_bytes)),
