@@ -31,6 +31,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     context = overrides.get("context") or build_context(settings, **overrides)
     app.extensions["cim.assessment"] = context
     app.extensions["cim.department_of"] = department_finder(context)
+    # Report PDFs come from the intake (assessment_service/intake_files.py); tests swap this.
+    from assessment_service.intake_files import http_fetcher
+
+    app.extensions["cim.intake_files"] = overrides.get("intake_files") or http_fetcher(settings)
     identity = overrides.get("identity") or identity_from_settings(settings, overrides.get("clock") or SystemClock())
     # Rulings on new activity kinds; the queue table, bulk assignment and the agenda; presentations.
     from assessment_service.web import presentation_api, presentation_pages, queue_pages, ruling_api, ruling_pages  # noqa: F401

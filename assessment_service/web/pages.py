@@ -46,6 +46,7 @@ from shared.web.access import SIGNED_IN, Caller, access, current_caller
 from shared.web.auth import identity
 from shared.web.errors import correlation_id
 from shared.web.forms import input_attributes
+from shared.web.privacy import download
 from shared.web.setup import LOCALES
 from shared.web.times import local_time
 from shared.web.workspace import landing_path
@@ -295,6 +296,23 @@ def _decided(form: DecisionForm, action: Any) -> bool:
 @access(report_reader())
 def report(report_id: str) -> tuple[str, int]:
     return _report_page(report_id)
+
+
+@bp.get("/reports/<report_id>/report.pdf")
+@access(report_reader())
+def report_pdf(report_id: str) -> Response:
+    """The report's PDF for those who may read the report, fetched from the intake
+    (assessment_service/intake_files.py); recorded as a staff view of the report."""
+    _caller, principal = _staff()
+    with _context().reader.connect() as conn:
+        detail = queries.report_detail(conn, report_id)
+    if detail is None or not detail.get("attachment_id"):
+        raise NotFound("This report has no PDF.")
+    content = current_app.extensions["cim.intake_files"](detail["student_id"], detail["attachment_id"])
+    if content is None:
+        raise NotFound("This report has no PDF.")
+    _record_views(principal, [detail["student_id"]], "report")
+    return download(content, "application/pdf", f"report-{report_id}.pdf")
 
 
 @bp.post("/reports/<report_id>/assign")

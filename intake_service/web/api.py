@@ -30,6 +30,7 @@ from shared.validation import is_uuid
 from shared.web.access import PUBLIC, access, student_record, token_scope
 from shared.web.errors import correlation_id
 from shared.web.json_body import load_json
+from shared.web.privacy import download
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -43,6 +44,9 @@ SCOPE_FEED = "feed:read"
 REGISTER = token_scope(SCOPE_REGISTER)
 WRITE = student_record(write=True, scope=SCOPE_WRITE)
 READ = student_record(write=False, scope=SCOPE_READ)
+#: A report's PDF for the assessment service, which shows it to the report's assessors: the feed's
+#: token (the feed already carries the report's answers), never a member of staff's own token.
+ATTACHMENT_READ = student_record(write=False, scope=SCOPE_FEED)
 FEED = token_scope(SCOPE_FEED)
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
@@ -208,6 +212,16 @@ def complete_studies(student_id: str) -> Response:
 def withdraw_registration(student_id: str) -> Response:
     ctx, data = _student_call(student_id, lambda: load_empty_or_json(WithdrawRegistrationRequest()))
     return ok(services().withdraw_registration(student_id, data["reason"], ctx))
+
+
+@bp.get("/students/<student_id>/attachments/<attachment_id>")
+@access(ATTACHMENT_READ)
+def student_attachment(student_id: str, attachment_id: str) -> Response:
+    """A report's PDF, for the assessment service's report page (assessment_service/intake_files.py)."""
+    check_student_id(student_id)
+    _filename, content = services().attachment(student_id, attachment_id)
+    audit_staff_access(student_id, "attachment")  # a member of staff's own token is a staff read
+    return download(content, "application/pdf", f"{attachment_id}.pdf")
 
 
 @bp.get("/students/<student_id>/events")

@@ -480,6 +480,7 @@ INTAKE_POLICIES: dict[tuple[str, str], Policy] = {
     ("api.complete_studies", "POST"): api_student("intake:write", write=True),
     ("api.withdraw_registration", "POST"): api_student("intake:write", write=True),
     ("api.student_events", "GET"): api_student("intake:read", write=False),
+    ("api.student_attachment", "GET"): api_token_scope("feed:read"),
     ("api.feed", "GET"): api_token_scope("feed:read"),
     ("api.openapi", "GET"): public,
 }
@@ -493,6 +494,7 @@ ASSESSMENT_POLICIES: dict[tuple[str, str], Policy] = {
     ("pages.home", "GET"): signed_in,
     ("pages.review_queue", "GET"): reviewers_page,
     ("pages.report", "GET"): report_page,
+    ("pages.report_pdf", "GET"): report_page,
     ("pages.assign", "POST"): report_coordination,
     ("pages.unassign", "POST"): report_coordination,
     ("pages.conflict", "POST"): conflict_declaration,

@@ -5,6 +5,7 @@ fill any URL rule of either app with real ids."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from shared.adapters.feed import StoreEventFeed
 from shared.adapters.memory_store import InMemoryEventStore
 from shared.clock import FixedClock
 from shared.config import Settings
+from shared.errors import NotFound
 from shared.identity.models import Account, Role
 from shared.identity.wiring import Identity
 from tests.authkit import authed_client, bearer, make_account, make_identity, sign_in, student_account
@@ -99,6 +101,19 @@ class World:
         return rule.build(args, append_unknown=False)[1]  # type: ignore[index]
 
 
+def intake_files(intake: Flask) -> Callable[[str, str], bytes | None]:
+    """The report PDFs straight from the intake app in this process (production fetches them
+    over HTTP: assessment_service/intake_files.py)."""
+
+    def fetch(student_id: str, attachment_id: str) -> bytes | None:
+        try:
+            return intake.extensions["cim.intake"].attachment(student_id, attachment_id)[1]
+        except NotFound:
+            return None
+
+    return fetch
+
+
 def make_world(tmp_path: Path, **setting_changes: Any) -> World:
     clock = FixedClock(CLOCK_START)
     identity = make_identity(clock)
@@ -110,6 +125,7 @@ def make_world(tmp_path: Path, **setting_changes: Any) -> World:
     opener = intake.extensions["cim.intake"].open_events
     assessment = create_assessment_app(settings, feed=StoreEventFeed(store, opener=opener), clock=clock,
                                        identity=identity)
+    assessment.extensions["cim.intake_files"] = intake_files(intake)
     world = World(intake, assessment, identity, store, clock, tmp_path)
     api = authed_client(intake, bearer(identity))
     for n, name in enumerate(("Alva Provsson", "Bertil Exempelsson")):
