@@ -80,17 +80,31 @@ class Term(fields.String):
         return text
 
 
+#: CLDR territories that are not countries a person travels to: unions and groupings (EU, EZ,
+#: UN, QO), the unknown region (ZZ), and codes ISO 3166-1 only reserves for places that are part
+#: of a country listed anyway (Ascension AC, Clipperton CP, Sark CQ, Diego Garcia DG, Ceuta and
+#: Melilla EA, the Canary Islands IC, Tristan da Cunha TA).
+NOT_COUNTRIES = frozenset({"ZZ", "EU", "EZ", "UN", "QO", "AC", "CP", "CQ", "DG", "EA", "IC", "TA"})
+
+
 @cache
 def country_codes() -> frozenset[str]:
-    """ISO 3166-1 alpha-2 codes known to CLDR (via Babel)."""
+    """ISO 3166-1 alpha-2 codes of countries and territories known to CLDR (via Babel): not the
+    pseudo-locales' XA and XB or any other user-assigned code (AA, QM-QZ, XA-XZ), except Kosovo's
+    XK, which the EU and CLDR use."""
     from babel import Locale
 
     territories: list[str] = [str(code) for code in Locale("en").territories]
     return frozenset(
         code
         for code in territories
-        if len(code) == 2 and code.isalpha() and code not in {"ZZ", "EU", "EZ", "UN", "QO"}
+        if len(code) == 2 and code.isalpha() and code not in NOT_COUNTRIES
+        and not _user_assigned(code)
     )
+
+
+def _user_assigned(code: str) -> bool:
+    return code == "AA" or ("QM" <= code <= "QZ") or (code.startswith("X") and code != "XK")
 
 
 def validate_country(value: str) -> None:

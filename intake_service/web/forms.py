@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date
+from functools import cache
 from types import MappingProxyType
 from typing import Any, TypeAlias, cast
 
@@ -36,6 +37,7 @@ from shared.catalogue import SETTINGS, Catalogue, Department
 from shared.errors import Problem
 from shared.events import fields_of
 from shared.validation import TERM_PATTERN, country_codes
+from shared.web.collation import collation_key
 from shared.web.forms import TokenForm
 
 # Same characters the JSON API refuses (shared.validation.SafeText): the pages accept no more.
@@ -373,12 +375,15 @@ class WithdrawForm(PageForm):
     )
 
 
+@cache
 def country_choices(locale: str) -> Choices:
-    """ISO country codes with their names in the page's language, sorted by name."""
+    """ISO country codes with their names in the page's language, sorted as a reader of that
+    language expects (ICU's collation: "Åland" among the A's in English, after Z in Swedish)."""
     from babel import Locale
 
     names = Locale.parse(locale).territories
-    named = sorted(((names.get(code, code), code) for code in country_codes()), key=lambda c: c[0])
+    key = collation_key(locale)
+    named = sorted(((str(names.get(code, code)), code) for code in country_codes()), key=lambda c: key(c[0]))
     return [SelectChoice(code, name) for name, code in named]
 
 
