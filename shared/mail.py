@@ -251,13 +251,14 @@ def build_message(mail: Mail, sender: str, *, date: str | None = None) -> EmailM
     _check_headers(msg)
     msg.set_content(mail.text)
     msg.add_alternative(mail.html, subtype="html")
-    # after the body: set_content() drops Content-* headers
-    msg["Content-Language"] = mail.locale if mail.locale in LOCALES else "en"
     for filename, mime, content in mail.attachments:
         maintype, _, subtype = mime.partition("/")
         params = {"method": "PUBLISH"} if mime == "text/calendar" else {}
         msg.add_attachment(content, maintype=maintype, subtype=subtype, filename=_one_line(filename, 100),
                            params=params)
+    # last: set_content() drops Content-* headers, and add_attachment() moves them into the part
+    # it wraps the body in (a mail with an .ics had no Content-Language of its own)
+    msg["Content-Language"] = mail.locale if mail.locale in LOCALES else "en"
     return msg
 
 
