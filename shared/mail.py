@@ -65,6 +65,13 @@ def _mask_addresses(text: str) -> str:
     return _ADDRESS_IN_TEXT.sub(lambda m: f"{m.group(0)[:1]}…@{m.group(1)}", text)
 
 
+#: 5xx replies that mean "not like this" to the sender's connection rather than to the message:
+#: authentication or encryption required (530, 538), login refused (534, 535). A server answers
+#: them to MAIL FROM when CIM_SMTP_USER or CIM_SMTP_SECURITY is wrong: transient, like a refused
+#: login, so every waiting mail goes out once the setting is fixed.
+_CONFIGURATION_CODES = frozenset({530, 534, 535, 538})
+
+
 def classify(exc: BaseException) -> tuple[bool, str]:
     """(permanent, reason) of a failed SMTP send. Permanent: a 5xx reply to the message itself —
     the sender or the message refused (SMTPSenderRefused, SMTPDataError) or the recipient refused
@@ -86,7 +93,7 @@ def classify(exc: BaseException) -> tuple[bool, str]:
         raw = exc.smtp_error
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
     permanent = (
-        code is not None and 500 <= code < 600
+        code is not None and 500 <= code < 600 and code not in _CONFIGURATION_CODES
         and isinstance(exc, (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError))
     )
     reason = name + (f" (SMTP {code})" if code else "")

@@ -338,3 +338,21 @@ def test_wrong_credentials_are_retried_not_failed(box: Outbox, certs: Certs,
 def test_the_ca_file_setting_must_name_a_file(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="CIM_SMTP_CA_FILE"):
         Settings(smtp_ca_file=str(tmp_path / "missing.pem"))
+
+
+def test_a_server_that_wants_a_login_first_is_retried_not_failed(box: Outbox, certs: Certs,
+                                                                 starttls_server: tuple[Handler, int]) -> None:
+    """No CIM_SMTP_USER against a server that requires AUTH: it answers MAIL FROM with 530, a 5xx
+    about the configuration, not about this mail: retried."""
+    handler, port = starttls_server
+    mailer = Mailer("localhost", port, "CIM <cim@example.org>", timeout=5, security="starttls",
+                    ca_file=str(certs.ca_file))  # no user
+    key = enqueue(box, "nologin")
+    result = box.deliver_due(smtp_sender(mailer))
+    assert result.retried == 1
+    row = box.by_key(key)
+    assert row is not None
+    assert row.status == PENDING
+    assert row.last_error is not None
+    assert "(SMTP 530)" in row.last_error
+    assert handler.received == []
