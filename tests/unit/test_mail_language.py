@@ -288,3 +288,23 @@ def test_a_sign_in_link_is_written_in_the_persons_language_not_the_pages(
     assert languages == {"siv@example.org": "sv", "ellen@example.org": "en", "ulla@example.org": "en"}
     swedish_mail = next(m for m in mailer.sent if "siv@" in str(m["To"]))
     assert str(swedish_mail["Subject"]) == "Din inloggningslänk till CIM"
+
+
+def test_staff_choose_their_language_on_the_assessment_service_too(tmp_path: Path, clock: FixedClock) -> None:
+    """An assessor who switches the assessment pages to Swedish gets Swedish mail; one who never
+    chose has none stored (English); an API token's request stores nothing."""
+    from tests.unit.test_assessment_access import build_world
+
+    world = build_world(Settings(data_dir=tmp_path, upload_dir=tmp_path / "uploads", ratelimit_storage="memory://"),
+                        clock)
+    assessor = world.accounts["assigned"]
+    assert world.identity.accounts.locale_of(assessor.id) is None
+    browser = world.browser("assigned")
+    assert browser.get("/auth/account?lang=sv").status_code == 200
+    assert world.identity.accounts.locale_of(assessor.id) == "sv"
+    saved = browser.post("/auth/language", data={"locale": "en"})
+    assert saved.status_code == 303
+    assert world.identity.accounts.locale_of(assessor.id) == "en"
+    coordinator = world.accounts["coordinator"]
+    world.token("coordinator").get("/auth/account?lang=sv")
+    assert world.identity.accounts.locale_of(coordinator.id) is None
