@@ -6,6 +6,10 @@ The token is a bearer secret (32 random bytes, URL-safe); only its SHA-256 is st
 rebuild leaves it alone). Making a new link revokes the previous one; revoking leaves none. A
 revoked, unknown or malformed token answers 404 like any unknown page. The feed holds dates, the
 occasion's kind and place: no name, no e-mail.
+
+Erasure: when the student's erasure is projected (`StudentErased`, projections/students.py) their
+rows are deleted (`erase_student`): the link stops working at once, and no token hash or student
+id is left behind for them.
 """
 
 from __future__ import annotations
@@ -65,6 +69,14 @@ def revoke(engine: sa.Engine, student_id: str, now: datetime) -> int:
     """Revoke the student's link; how many were revoked (0 or 1)."""
     with engine.begin() as conn:
         return _revoke(conn, student_id, now)
+
+
+def erase_student(conn: sa.Connection, student_id: str) -> int:
+    """Delete every link of the student, live or revoked (in the caller's transaction): their
+    erasure. A database without the table yet (a worker that never served the pages) has none."""
+    if not sa.inspect(conn).has_table(calendar_feeds.name):
+        return 0
+    return int(conn.execute(calendar_feeds.delete().where(calendar_feeds.c.student_id == student_id)).rowcount)
 
 
 def has_link(engine: sa.Engine, student_id: str) -> bool:

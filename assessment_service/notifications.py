@@ -13,8 +13,10 @@ ignores by key. They record nothing in the assessment database but their checkpo
 
 Recipients: a student's name and address come from the `students` read model (blanked when the
 student is erased: an erased student gets no mail); an assessor's from their identity account.
-Locale: no preferred language is stored anywhere yet, so every mail is English ("en");
-docs/notifications.md says where a preference would plug in (`Recipients.locale`).
+Language: every notice is enqueued in the language the recipient chose (`Recipients.locale` by the
+notice's subject: a student id finds the student's account, an account id the account; stored in
+the identity database, shared.identity.sql_store.preferred_locale), else English. It is looked up
+in `_send`, which every notice goes through, so a new policy gets it without asking.
 
 The runners only read up to where the read models they consult have got (`CappedFeed`), so a
 mail never looks for a student or an occasion that is not projected yet.
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: The languages the mail templates are written in (shared.mail_templates).
+LOCALES = ("en", "sv")
 OWN_CHECKPOINT = "notifications"
 INTAKE_CHECKPOINT = "notifications_intake"
 DEFAULT_LOCALE = "en"
@@ -54,6 +58,7 @@ class Notice:
     template: str
     to_address: str
     to_name: str | None
+    #: Replaced in `_send` by the recipient's own language when they chose one.
     locale: str = DEFAULT_LOCALE
     context: Mapping[str, Any] = field(default_factory=dict)
     subject_id: str | None = None
@@ -72,6 +77,9 @@ class Recipients(Protocol):
 
     def account(self, account_id: str) -> tuple[str | None, str] | None:
         """(name, address) of an identity account, or None (unknown, erased, no address)."""
+
+    def locale(self, subject_id: str | None) -> str | None:
+        """The language the person chose (`subject_id`: a student id or an account id), or None."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +146,13 @@ class _Policy:
             {"name": name or "", **context}, student_id, department or event.data.get("department"),
         ))
 
+    def locale_for(self, subject_id: str | None) -> str:
+        """The recipient's language: their choice (identity database), else English."""
+        chosen = self.recipients.locale(subject_id)
+        return chosen if chosen in LOCALES else DEFAULT_LOCALE
+
     def _send(self, notice: Notice) -> None:
+        notice = replace(notice, locale=self.locale_for(notice.subject_id))
         try:
             added = self.enqueue(notice)
         except ValueError as exc:  # an address the outbox refuses: this mail cannot be sent, ever
@@ -167,7 +181,8 @@ class _Policy:
 
     def deadline_extended(self, conn: sa.Connection, event: RecordedEvent) -> None:
         d = event.data
-        reason = EXTENSION_REASON_TEXT.get(d.get("reason_code", ""), {}).get(DEFAULT_LOCALE, "")
+        locale = self.locale_for(d["student_id"])  # the reason is worded here, in the mail's language
+        reason = EXTENSION_REASON_TEXT.get(d.get("reason_code", ""), {}).get(locale, "")
         self._to_student(conn, event, d["student_id"], "deadline_extended",
                          {"deadline": d["deadline"], "reason": reason, "my_cim_url": self.links.my_cim})
 
@@ -327,6 +342,13 @@ class ReadModelRecipients:
         if row is None or not row.email or row.erased_at is not None or row.disabled:
             return None
         return row.display_name, row.email
+
+    def locale(self, subject_id: str | None) -> str | None:
+        if self.identity_engine is None:
+            return None
+        from shared.identity.sql_store import preferred_locale
+
+        return preferred_locale(self.identity_engine, subject_id)
 
 
 class CappedFeed:

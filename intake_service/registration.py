@@ -9,6 +9,9 @@ live here, out of the web layer (no Flask):
   alike *and take the same time*: the call lasts at least `min_duration` (issue 18: the known
   address answered in ~12 ms, a new one in ~23 ms, which told who is registered).
 * Signed in without a student record (a first SSO sign-in): register and attach the account.
+
+Either way the interface language in use (`locale`) becomes the account's language, the one
+every e-mail to the student is written in until they choose another (shared.identity).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Protocol
 from intake_service.domain import RegisterStudent
 from intake_service.services import IntakeServices, RequestContext
 from shared.identity.errors import IdentityConflict
-from shared.identity.models import Account, Role, RoleGrant
+from shared.identity.models import LANGUAGES, Account, Role, RoleGrant
 from shared.identity.wiring import Identity
 
 #: How long an anonymous registration takes at least, whichever path it takes. Well above a real
@@ -66,19 +69,20 @@ class Registration:
         self._monotonic = monotonic
         self._sleep = sleep
 
-    def register_anonymous(self, command: RegisterStudent, ctx: RequestContext) -> Registered:
+    def register_anonymous(self, command: RegisterStudent, ctx: RequestContext,
+                           locale: str | None = None) -> Registered:
         """Register and mail a link, or (known address) only mail a link; the same answer either
         way, after at least `min_duration`. Domain refusals (ValidationFailed, RuleViolated,
         IdempotencyKeyReused) propagate, padded the same."""
         started = self._monotonic()
         try:
-            return self._register_anonymous(command, ctx)
+            return self._register_anonymous(command, ctx, locale)
         finally:
             left = self._min_duration - (self._monotonic() - started)
             if left > 0:
                 self._sleep(left)
 
-    def _register_anonymous(self, command: RegisterStudent, ctx: RequestContext) -> Registered:
+    def _register_anonymous(self, command: RegisterStudent, ctx: RequestContext, locale: str | None) -> Registered:
         email = command.email
         if self._identity.store.find_account_by_email(email) is not None:
             issued = self._identity.links.request_link(email)  # None for staff and disabled accounts
@@ -93,6 +97,7 @@ class Registration:
                 email,
                 student_id=student_id,
                 grants=[RoleGrant(Role.STUDENT, command.department)],
+                locale=locale,
             )
         except IdentityConflict:
             return Registered(linked=False)  # a double submit in flight: the first one sends the mail
@@ -100,8 +105,10 @@ class Registration:
         self._send_link(account, issued.token, key=f"registered:{student_id}")
         return Registered(linked=False, student_id=student_id)
 
-    def register_signed_in(self, account_id: str, command: RegisterStudent, ctx: RequestContext) -> Registered:
-        """Register the signed-in account's student and give the account the student role."""
+    def register_signed_in(self, account_id: str, command: RegisterStudent, ctx: RequestContext,
+                           locale: str | None = None) -> Registered:
+        """Register the signed-in account's student and give the account the student role; the
+        language in use becomes the account's."""
         outcome = self._intake.register_student(command, ctx)
         student_id = outcome.result["student_id"]
         try:
@@ -111,4 +118,6 @@ class Registration:
             account = self._identity.accounts.account_for_student(student_id)
             if account is None or account.id != account_id:
                 raise
+        if locale in LANGUAGES:
+            self._identity.accounts.set_locale(account_id, str(locale))
         return Registered(linked=True, student_id=student_id)

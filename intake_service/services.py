@@ -411,7 +411,7 @@ class IntakeServices:
 # -- the subject's account (identity store) and erasure across both ------------------------------
 def account_data(identity: Identity, student_id: str) -> dict[str, Any] | None:
     """What the identity store holds about the student's account, for the access export: name,
-    e-mail, roles, sign-in identities, API tokens by name. Secrets are never copied out: password
+    e-mail, the chosen language, roles, sign-in identities, API tokens by name. Secrets are never copied out: password
     hashes, TOTP secrets and token hashes are reported only as existing or not."""
     account = identity.accounts.account_for_student(student_id)
     if account is None:
@@ -423,6 +423,7 @@ def account_data(identity: Identity, student_id: str) -> dict[str, Any] | None:
         "email": account.email,
         "created_at": account.created_at.isoformat(),
         "disabled": account.disabled,
+        "language": identity.accounts.locale_of(account.id),  # of the pages and e-mail; None: never chosen
         "roles": sorted(
             ({"role": g.role.value, "department": g.department} for g in store.grants_of(account.id)),
             key=lambda r: (r["role"], r["department"] or ""),

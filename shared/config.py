@@ -93,6 +93,9 @@ class Settings:
     smtp_security: str = "none"
     smtp_user: str = ""
     smtp_password: str = ""
+    #: A PEM file of the CA certificates to trust for the SMTP server's certificate (starttls/tls),
+    #: e.g. an internal CA; empty: the system's trust store. The host name is always checked.
+    smtp_ca_file: str = ""
     # Rate limits (Flask-Limiter): "redis" shares counters across processes through CIM_REDIS_URL;
     # "memory://" keeps them per process (tests).
     ratelimit_storage: str = "memory://"  # Settings() in code and tests; from_env defaults to "redis"
@@ -119,6 +122,8 @@ class Settings:
             object.__setattr__(self, "identity_db_url", f"sqlite:///{data_dir / 'identity.db'}")
         if self.smtp_security not in ("none", "starttls", "tls"):
             raise RuntimeError(f"CIM_SMTP_SECURITY must be none, starttls or tls; got {self.smtp_security!r}")
+        if self.smtp_ca_file and not Path(self.smtp_ca_file).is_file():
+            raise RuntimeError(f"CIM_SMTP_CA_FILE names no file: {self.smtp_ca_file!r}")
 
     @property
     def identity_secret(self) -> str:
@@ -194,6 +199,7 @@ class Settings:
             "smtp_security": env.get("CIM_SMTP_SECURITY", cls.smtp_security).strip().lower(),
             "smtp_user": env.get("CIM_SMTP_USER", ""),
             "smtp_password": env.get("CIM_SMTP_PASSWORD", ""),
+            "smtp_ca_file": env.get("CIM_SMTP_CA_FILE", ""),
             "ratelimit_storage": env.get("CIM_RATELIMIT_STORAGE", "redis"),
             "ratelimit_signin": env.get("CIM_RATELIMIT_SIGNIN", cls.ratelimit_signin),
             "ratelimit_post": env.get("CIM_RATELIMIT_POST", cls.ratelimit_post),

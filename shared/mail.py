@@ -22,6 +22,7 @@ import hashlib
 import logging
 import re
 import smtplib
+import ssl
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,8 +47,60 @@ class MailError(CimError):
 
     status = 503
     code = "mail_unavailable"
-    #: What went wrong, without personal data (the exception type and SMTP reply code).
+    #: What went wrong: the exception type, the SMTP reply code and the server's answer with every
+    #: e-mail address in it masked (`s…@example.org`). Shown on the staff page /outbox.
     reason: str | None = None
+    #: The server refused this message for good (a 5xx reply to MAIL FROM, RCPT TO or DATA): the
+    #: outbox fails it at once instead of retrying. 4xx replies, refused connections, timeouts,
+    #: TLS and authentication failures are transient (retried with backoff).
+    permanent: bool = False
+
+
+_ADDRESS_IN_TEXT = re.compile(r"[^\s<>()\[\]\"',;:@]+@([A-Za-z0-9.-]+)")
+
+
+def _mask_addresses(text: str) -> str:
+    """Every address in a server's answer as `s…@domain`: the answer goes to a staff page and
+    into the outbox row (blanked on erasure), never a full address."""
+    return _ADDRESS_IN_TEXT.sub(lambda m: f"{m.group(0)[:1]}…@{m.group(1)}", text)
+
+
+#: 5xx replies that mean "not like this" to the sender's connection rather than to the message:
+#: authentication or encryption required (530, 538), login refused (534, 535). A server answers
+#: them to MAIL FROM when CIM_SMTP_USER or CIM_SMTP_SECURITY is wrong: transient, like a refused
+#: login, so every waiting mail goes out once the setting is fixed.
+_CONFIGURATION_CODES = frozenset({530, 534, 535, 538})
+
+
+def classify(exc: BaseException) -> tuple[bool, str]:
+    """(permanent, reason) of a failed SMTP send. Permanent: a 5xx reply to the message itself —
+    the sender or the message refused (SMTPSenderRefused, SMTPDataError) or the recipient refused
+    (SMTPRecipientsRefused, whose codes are per recipient). Everything else is transient: a 4xx
+    reply, a dropped or refused connection, a timeout, a failed TLS handshake or certificate
+    check, a refused login or greeting (the server's or our configuration's problem, not this
+    message's: retried, and fixed for every waiting mail at once when it is repaired)."""
+    name = type(exc).__name__
+    code: int | None = None
+    text = ""
+    raw: bytes | str
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        refused = list(exc.recipients.values())
+        if refused:
+            code, raw = refused[0]
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    elif isinstance(exc, smtplib.SMTPResponseException):
+        code = exc.smtp_code
+        raw = exc.smtp_error
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    permanent = (
+        code is not None and 500 <= code < 600 and code not in _CONFIGURATION_CODES
+        and isinstance(exc, (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError))
+    )
+    reason = name + (f" (SMTP {code})" if code else "")
+    answer = _mask_addresses(" ".join(text.split()))[:300]
+    if answer:
+        reason += f": {answer}"
+    return permanent, reason
 
 
 def _one_line(value: str, limit: int = 200) -> str:
@@ -205,13 +258,14 @@ def build_message(mail: Mail, sender: str, *, date: str | None = None) -> EmailM
     _check_headers(msg)
     msg.set_content(mail.text)
     msg.add_alternative(mail.html, subtype="html")
-    # after the body: set_content() drops Content-* headers
-    msg["Content-Language"] = mail.locale if mail.locale in LOCALES else "en"
     for filename, mime, content in mail.attachments:
         maintype, _, subtype = mime.partition("/")
         params = {"method": "PUBLISH"} if mime == "text/calendar" else {}
         msg.add_attachment(content, maintype=maintype, subtype=subtype, filename=_one_line(filename, 100),
                            params=params)
+    # last: set_content() drops Content-* headers, and add_attachment() moves them into the part
+    # it wraps the body in (a mail with an .ics had no Content-Language of its own)
+    msg["Content-Language"] = mail.locale if mail.locale in LOCALES else "en"
     return msg
 
 
@@ -220,7 +274,8 @@ class Mailer:
     behind a broken pooled connection."""
 
     def __init__(self, host: str, port: int, sender: str, *, timeout: float = 10.0, security: str = "none",
-                 user: str = "", password: str = "") -> None:
+                 user: str = "", password: str = "", ca_file: str = "") -> None:
+        self.ca_file = ca_file
         self.host = host
         self.port = port
         self.sender = sender
@@ -234,27 +289,43 @@ class Mailer:
     @classmethod
     def from_settings(cls, settings: Settings) -> Mailer:
         return cls(settings.smtp_host, settings.smtp_port, settings.smtp_from, timeout=settings.smtp_timeout_seconds,
-                   security=settings.smtp_security, user=settings.smtp_user, password=settings.smtp_password)
+                   security=settings.smtp_security, user=settings.smtp_user, password=settings.smtp_password,
+                   ca_file=settings.smtp_ca_file)
 
     def build(self, mail: Mail) -> EmailMessage:
         from datetime import UTC, datetime
 
         return build_message(mail, self.sender, date=format_datetime(datetime.now(UTC)))
 
+    def tls_context(self) -> ssl.SSLContext:
+        """ssl's default client context: the certificate must chain to the system's trust store
+        (or to `ca_file`, CIM_SMTP_CA_FILE) and name the host; TLS 1.2 at least."""
+        context = ssl.create_default_context(cafile=self.ca_file or None)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        return context
+
     def _connect(self) -> smtplib.SMTP:
         """A connection by `security`: implicit TLS, STARTTLS (certificate checked against the
-        host name by ssl's default context), or plain (the local sink); then AUTH if a user is set."""
-        import ssl
-
+        host name), or plain (the local sink); then AUTH if a user is set. With `starttls` a
+        server that does not offer STARTTLS, or whose certificate fails the check, gets nothing:
+        smtplib raises before any MAIL FROM, and the outbox retries (never sends in clear)."""
         if self.security == "tls":
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
-                                                  context=ssl.create_default_context())
+                                                  context=self.tls_context())
         else:
             smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
             if self.security == "starttls":
-                smtp.starttls(context=ssl.create_default_context())
+                try:
+                    smtp.starttls(context=self.tls_context())
+                except BaseException:
+                    smtp.close()
+                    raise
         if self.user:
-            smtp.login(self.user, self.password)
+            try:
+                smtp.login(self.user, self.password)
+            except BaseException:
+                smtp.close()
+                raise
         return smtp
 
     def send(self, message: EmailMessage) -> None:
@@ -267,8 +338,7 @@ class Mailer:
             # traceback would write them into the logs (personal data; G1/G3). The type is logged,
             # and kept (with the server's reply code, never its text) for the outbox's staff page.
             error = MailError("The e-mail could not be sent. Try again in a moment.")
-            code = getattr(exc, "smtp_code", None)
-            error.reason = f"{type(exc).__name__}" + (f" (SMTP {code})" if code else "")
+            error.permanent, error.reason = classify(exc)
             raise error from None
 
     def deliver(self, mail: Mail) -> EmailMessage:

@@ -9,9 +9,11 @@ both apps and the workers share and where the addresses live.
 The workers *deliver* (`deliver_due`, run by the `cim.mail.deliver_outbox` task every few seconds
 and kicked after an enqueue): claim due rows (PostgreSQL `FOR UPDATE SKIP LOCKED`; SQLite's write
 lock, BEGIN IMMEDIATE), mark them `sending` with a lease, render (shared.mail_templates), send over
-SMTP with the Message-ID derived from the key, mark `sent`. A failed send counts an attempt and
-waits out `BACKOFF` (1 min, 5 min, 30 min, 2 h), then the row is `failed` and shows on the staff
-page (/outbox) with its error until someone retries it. A worker that dies mid-run leaves its rows
+SMTP with the Message-ID derived from the key, mark `sent`. A 5xx reply to the message (recipient,
+sender or content refused: `MailError.permanent`) fails the row at once; any other failed send
+counts an attempt and waits out `BACKOFF` (1 min, 5 min, 30 min, 2 h), then the row is `failed`.
+A failed row shows on the staff page (/outbox) with its error (the server's answer, addresses
+masked) until someone retries it. A worker that dies mid-run leaves its rows
 `sending`; when the lease runs out another run claims them again: nothing is lost.
 
 The one window where a mail can still go out twice: between the SMTP server's 250 for DATA and the
@@ -281,7 +283,8 @@ class Outbox:
                 reason = (exc.reason or exc.message) if isinstance(exc, MailError) else type(exc).__name__
                 if not isinstance(exc, MailError):
                     log.error("outbox: row %s not sent: %s", row.id, type(exc).__name__)
-                outcome = self.mark_failed_attempt(row, token, reason)
+                permanent = isinstance(exc, MailError) and exc.permanent  # a 5xx for this message
+                outcome = self.mark_failed_attempt(row, token, reason, permanent=permanent)
                 if outcome == FAILED:
                     failed += 1
                 else:

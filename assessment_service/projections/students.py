@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from assessment_service.calendar_feeds import erase_student as erase_calendar_links
 from assessment_service.projections.base import metadata, student_id_of, upsert
 from assessment_service.projections.personal_keys import destroy_key
 from shared.events import RecordedEvent
@@ -121,12 +122,14 @@ def on_registration_withdrawn(conn: sa.Connection, event: RecordedEvent) -> None
 def on_student_erased(conn: sa.Connection, event: RecordedEvent) -> None:
     """Forget the personal data copied here; the facts (department, status) stay. And destroy
     the student's key of this service: the review comments and summaries sealed with it read as
-    None from then on."""
+    None from then on. Their personal calendar links are deleted (not a read model: a rebuild
+    leaves the table alone, and deleting again finds nothing)."""
     queue(
         conn,
         students.update().where(students.c.student_id == student_id_of(event)).values(name=None, email=None)
     )
     destroy_key(conn, event)
+    erase_calendar_links(conn, student_id_of(event))
 
 
 HANDLERS: dict[str, Handler] = {

@@ -410,12 +410,12 @@ def register() -> Any:
             if signed_in:
                 assert caller.account_id is not None
                 account_id = caller.account_id
-                done = run(form, lambda ctx: use_case.register_signed_in(account_id, form.command(), ctx))
+                done = run(form, lambda ctx: use_case.register_signed_in(account_id, form.command(), ctx, locale()))
                 if done is not None and done.student_id is not None:
                     rotate_session()  # a privilege change (the student role)
                     flash(_("You are registered for CIM. Welcome!"), "success")
                     return to_my_cim(done.student_id)
-            elif run(form, lambda ctx: use_case.register_anonymous(form.command(), ctx)) is not None:
+            elif run(form, lambda ctx: use_case.register_anonymous(form.command(), ctx, locale())) is not None:
                 session["register_token"] = form.token
                 return see_other("auth.check_email")
     return show("register.html", form)

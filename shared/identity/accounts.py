@@ -17,7 +17,7 @@ from shared.identity.errors import (
     SignInThrottled,
     TotpCodeReplayed,
 )
-from shared.identity.models import Account, ExternalIdentity, Principal, Role, RoleGrant
+from shared.identity.models import LANGUAGES, Account, ExternalIdentity, Principal, Role, RoleGrant
 from shared.identity.passwords import PasswordService, check_password_policy
 from shared.identity.sessions import SessionStore
 from shared.identity.store import IdentityStore, normalize_email
@@ -74,8 +74,11 @@ class AccountService:
         *,
         student_id: str | None = None,
         grants: Iterable[RoleGrant] = (),
+        locale: str | None = None,
     ) -> Account:
-        """IdentityConflict if the e-mail or the student id already has an account."""
+        """IdentityConflict if the e-mail or the student id already has an account. `locale`: the
+        interface language in use when the account is made (registration), stored as the
+        person's language if it is one of LANGUAGES (anything else is ignored)."""
         display_name = display_name.strip()
         if not display_name or len(display_name) > 200:
             raise ValidationFailed("invalid display name", {"display_name": ["1 to 200 characters"]})
@@ -94,7 +97,21 @@ class AccountService:
         self._store.add_account(account)
         for grant in grants:
             self._store.grant_role(account.id, grant, self._clock.now())
+        if locale in LANGUAGES:
+            self._store.set_locale(account.id, str(locale), self._clock.now())
         return account
+
+    def set_locale(self, account_id: str, locale: str) -> bool:
+        """The person's language for the interface and every e-mail to them (True if it
+        changed). ValidationFailed for a language CIM does not speak; NotFound for no account."""
+        if locale not in LANGUAGES:
+            raise ValidationFailed("unknown language", {"locale": [f"one of {', '.join(LANGUAGES)}"]})
+        self._require(account_id)
+        return self._store.set_locale(account_id, locale, self._clock.now())
+
+    def locale_of(self, account_id: str) -> str | None:
+        """The person's stored language, or None (never chosen: mail falls back to English)."""
+        return self._store.locale_of(account_id)
 
     def _require(self, account_id: str) -> Account:
         account = self._store.get_account(account_id)

@@ -47,6 +47,10 @@ class ExternalIdentity:
             raise ValueError("issuer and subject are both required")
 
 
+#: The languages a person can choose for the interface and their e-mail (English is the fallback).
+LANGUAGES = ("en", "sv")
+
+
 @dataclass(frozen=True)
 class Account:
     """A person. Display name and e-mail are personal data: kept out of repr (and so out of logs)."""

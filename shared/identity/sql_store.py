@@ -94,6 +94,14 @@ link_floors = _of_account(
     sa.Column("issued_up_to", sa.BigInteger, nullable=False),
 )
 
+#: Per account, the language chosen for the interface and the e-mail (models.LANGUAGES). Its own
+#: table, not a column: `create_schema` adds it to an existing database.
+account_locales = _of_account(
+    "identity_account_locales",
+    sa.Column("locale", sa.String(8), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 api_tokens = sa.Table(
     "identity_api_tokens",
     identity_metadata,
@@ -249,7 +257,7 @@ class SqlIdentityStore:
             )
             if result.rowcount != 1:
                 return False
-            for table in (password_credentials, totp_credentials, external_identities):
+            for table in (password_credentials, totp_credentials, external_identities, account_locales):
                 conn.execute(table.delete().where(table.c.account_id == account_id))
             return True
 
@@ -348,6 +356,29 @@ class SqlIdentityStore:
             updated = conn.execute(table.update().where(table.c.account_id == account_id).values(**values))
             if updated.rowcount == 0:
                 conn.execute(table.insert().values(account_id=account_id, **values))
+
+    def set_locale(self, account_id: str, locale: str, at: datetime) -> bool:
+        with self._tx() as conn:
+            exists = conn.execute(sa.select(accounts.c.id).where(accounts.c.id == account_id)).first()
+            current = conn.execute(
+                sa.select(account_locales.c.locale).where(account_locales.c.account_id == account_id)
+            ).scalar_one_or_none()
+            if exists is None or current == locale:
+                return False
+            values = {"locale": locale, "updated_at": at}
+            if current is None:
+                conn.execute(account_locales.insert().values(account_id=account_id, **values))
+            else:
+                conn.execute(account_locales.update().where(account_locales.c.account_id == account_id)
+                             .values(**values))
+            return True
+
+    def locale_of(self, account_id: str) -> str | None:
+        with self._engine.connect() as conn:
+            value = conn.execute(
+                sa.select(account_locales.c.locale).where(account_locales.c.account_id == account_id)
+            ).scalar_one_or_none()
+        return value
 
     def set_password_hash(self, account_id: str, password_hash: str, at: datetime) -> None:
         self._upsert(password_credentials, account_id, {"password_hash": password_hash, "updated_at": at})
@@ -479,3 +510,23 @@ class SqlIdentityStore:
             gone = conn.execute(sa.select(api_tokens.c.id).where(revoked)).scalars().all()
             conn.execute(api_tokens.delete().where(api_tokens.c.id.in_(gone)))
         return sorted(gone, key=list(token_ids).index)
+
+
+def preferred_locale(engine: sa.Engine, subject_id: str | None) -> str | None:
+    """The language stored for the person behind `subject_id` — an account id, or the student id
+    of a student's account — or None: no such account, erased, never chosen, or an identity
+    database without the table yet. What every e-mail's language is looked up by."""
+    if not subject_id:
+        return None
+    query = (
+        sa.select(account_locales.c.locale)
+        .join(accounts, accounts.c.id == account_locales.c.account_id)
+        .where(sa.or_(accounts.c.id == subject_id, accounts.c.student_id == subject_id),
+               accounts.c.erased_at.is_(None))
+        .limit(1)
+    )
+    try:
+        with engine.connect() as conn:
+            return conn.execute(query).scalar_one_or_none()
+    except sa.exc.DBAPIError:  # the table is not there yet (created by the next create_schema)
+        return None

@@ -54,6 +54,15 @@ class IdentityStore(Protocol):
         """Blank the display name and e-mail, drop credentials and external identities, disable."""
         ...
 
+    # the preferred language (of the interface and the e-mail)
+    def set_locale(self, account_id: str, locale: str, at: datetime) -> bool:
+        """Store the account's language (one of models.LANGUAGES); True if it changed."""
+        ...
+
+    def locale_of(self, account_id: str) -> str | None:
+        """The stored language, or None (never chosen, or erased)."""
+        ...
+
     # external identities
     def link_identity(self, account_id: str, identity: ExternalIdentity, at: datetime) -> None:
         """Idempotent for the same account; IdentityConflict if linked to another one."""
@@ -137,6 +146,7 @@ class InMemoryIdentityStore:
         self._used: dict[str, datetime] = {}
         self._tokens: dict[str, ApiTokenRecord] = {}
         self._link_floors: dict[str, int] = {}
+        self._locales: dict[str, str] = {}
 
     def create_schema(self) -> None:
         """Nothing to create; here so both stores are set up alike."""
@@ -195,9 +205,20 @@ class InMemoryIdentityStore:
             self._accounts[account_id] = replace(account, display_name="", email=None, disabled=True)
             self._passwords.pop(account_id, None)
             self._totp.pop(account_id, None)
+            self._locales.pop(account_id, None)
             for identity in [i for i, a in self._identities.items() if a == account_id]:
                 del self._identities[identity]
             return True
+
+    def set_locale(self, account_id: str, locale: str, at: datetime) -> bool:
+        with self._lock:
+            if account_id not in self._accounts or self._locales.get(account_id) == locale:
+                return False
+            self._locales[account_id] = locale
+            return True
+
+    def locale_of(self, account_id: str) -> str | None:
+        return self._locales.get(account_id)
 
     def link_identity(self, account_id: str, identity: ExternalIdentity, at: datetime) -> None:
         with self._lock:

@@ -16,14 +16,15 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
-from flask_babel import get_locale, ngettext
+from flask_babel import force_locale, get_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response
-from wtforms import EmailField, HiddenField, PasswordField, StringField
-from wtforms.validators import DataRequired, Length, ValidationError
+from wtforms import EmailField, HiddenField, PasswordField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import AnyOf, DataRequired, Length, ValidationError
 
 from shared.config import Settings
 from shared.errors import CimError
@@ -39,7 +40,7 @@ from shared.identity.errors import (
     SignInFailed,
     SignInThrottled,
 )
-from shared.identity.models import Account, Principal, Role
+from shared.identity.models import LANGUAGES, Account, Principal, Role
 from shared.identity.oidc import AuthorizationRequest
 from shared.mail import Mailer
 from shared.outbox import Message
@@ -61,6 +62,10 @@ METHOD_NAMES = {
     "password+totp": _l("password and authenticator code"),
     "oidc": _l("university account"),
 }
+#: Each language by its own name (the select shows them so, whatever the page's language).
+LANGUAGE_NAMES = {"en": "English", "sv": "Svenska"}
+LANG_COOKIE_SECONDS = 365 * 24 * 3600
+
 ROLE_NAMES = {
     Role.STUDENT: _l("Student"),
     Role.ASSESSOR: _l("Assessor"),
@@ -142,6 +147,15 @@ def _locale() -> str:
     return str(get_locale() or "en")
 
 
+def mail_locale(account: Account) -> str:
+    """The language of a mail to `account`: the one they chose, else the page's language now."""
+    chosen = identity().accounts.locale_of(account.id)
+    if chosen in LANGUAGES:
+        return str(chosen)
+    current = _locale()
+    return current if current in LANGUAGES else "en"
+
+
 # -- forms -----------------------------------------------------------------------------------------
 def _email_shape(form: FlaskForm, field: Any) -> None:
     value = (field.data or "").strip()
@@ -180,6 +194,17 @@ class ConfirmForm(FlaskForm):
 
 class PlainForm(FlaskForm):
     """A button-only form (sign out): CSRF token only."""
+
+
+class LanguageForm(FlaskForm):
+    """The person's language: of the pages (the `lang` cookie) and of every e-mail to them."""
+
+    locale = SelectField(
+        _l("Language for CIM and its e-mail"),
+        choices=[SelectChoice(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
+        validators=[AnyOf(LANGUAGES, message=_l("Choose English or Svenska."))],
+        validate_choice=False,  # AnyOf says it in words the person reads
+    )
 
 
 def _chooser(
@@ -239,7 +264,7 @@ def send_sign_in_link(account: Account, token: str, next_url: str | None, *, key
         template="sign_in_link",
         to_address=account.email,
         to_name=account.display_name or None,
-        locale=_locale(),
+        locale=mail_locale(account),
         context={"name": account.display_name or "", "url": url, "minutes": minutes},
         subject_id=account.id,
         not_after=box.clock.now() + timedelta(minutes=minutes),
@@ -409,9 +434,9 @@ def _account_for(result: Any) -> Account:
     name = (result.name or "").strip()[:200] or (result.email or "").split("@")[0] or _("Student")
     email = result.email if (result.email and result.email_verified) else None
     try:
-        account = accounts.create_account(name, email)
+        account = accounts.create_account(name, email, locale=_locale())
     except CimError:  # the address is taken (or unusable): keep the account, without it
-        account = accounts.create_account(name, None)
+        account = accounts.create_account(name, None, locale=_locale())
     try:
         accounts.link_identity(account.id, result.identity)
     except IdentityConflict:  # a parallel first sign-in won the race: use its account
@@ -453,14 +478,65 @@ def oidc_callback() -> Any:
 # -- signed in -------------------------------------------------------------------------------------
 @bp.get("/account")
 @access(SIGNED_IN)
-def account() -> str:
+def account() -> tuple[str, int]:
+    principal = current_caller().principal
+    assert principal is not None
+    chosen = identity().accounts.locale_of(principal.account_id)
+    return _account_page(LanguageForm(formdata=None, locale=chosen or _locale()), chosen)
+
+
+def _account_page(language_form: LanguageForm, chosen: str | None, status: int = 200) -> tuple[str, int]:
     caller = current_caller()
     principal = caller.principal
     assert principal is not None
     grants = sorted(principal.grants)
     roles = [(str(ROLE_NAMES.get(g.role, g.role.value)), g.department) for g in grants]
     method = str(METHOD_NAMES.get(caller.auth_method, caller.auth_method or "-"))
-    return render_template("auth/account.html", principal=principal, roles=roles, method=method, form=PlainForm())
+    page = render_template("auth/account.html", principal=principal, roles=roles, method=method, form=PlainForm(),
+                           language_form=language_form, chosen_language=LANGUAGE_NAMES.get(chosen or ""))
+    return page, status
+
+
+@bp.post("/language")
+@access(SIGNED_IN)
+def set_language() -> Any:
+    """Save the person's language: the pages switch to it (`?lang=` sets the cookie on the page
+    redirected to) and every e-mail to them is written in it from now on. A value CIM does not
+    speak re-shows the page with the error beside the field; nothing is stored."""
+    principal = current_caller().principal
+    assert principal is not None
+    form = LanguageForm()
+    if not form.validate():
+        return _account_page(form, identity().accounts.locale_of(principal.account_id), 422)
+    chosen = str(form.locale.data)
+    identity().accounts.set_locale(principal.account_id, chosen)
+    with force_locale(chosen):  # said in the language just chosen, as the next page is
+        flash(_("Your language is saved. Your e-mail from CIM will be in %(language)s.",
+                language=LANGUAGE_NAMES[chosen]), "success")
+    response = redirect(url_for("auth.account"), code=303)
+    set_language_cookie(response, chosen)
+    return response
+
+
+def set_language_cookie(response: Response, locale: str) -> None:
+    """The `lang` cookie the pages read their language from; Secure like the session cookie."""
+    response.set_cookie("lang", locale, max_age=LANG_COOKIE_SECONDS, httponly=True, samesite="Lax",
+                        secure=_settings().cookie_secure)
+
+
+def remember_language_choice(response: Response) -> Response:
+    """After a page was asked for in a language (`?lang=`, the header's language link): a
+    signed-in person's choice is also stored as their language, for their e-mail. Only for a
+    browser session (not an API token), only if it changed; a failure never fails the page."""
+    chosen = request.args.get("lang")
+    caller = current_caller()
+    if chosen not in LANGUAGES or caller.principal is None or caller.session_id is None or response.status_code >= 400:
+        return response
+    try:
+        identity().accounts.set_locale(caller.principal.account_id, str(chosen))
+    except (CimError, SQLAlchemyError):
+        log.error("the chosen language was not stored", exc_info=True)
+    return response
 
 
 @bp.post("/sign-out")

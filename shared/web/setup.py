@@ -80,10 +80,13 @@ def install_sign_in(app: Flask, settings: Settings) -> None:
     from shared.mail import Mailer
     from shared.web.access import current_caller
     from shared.web.auth_pages import bp as auth_bp
+    from shared.web.auth_pages import remember_language_choice
     from shared.web.cli import register_identity_cli
 
     app.extensions.setdefault("cim.mailer", Mailer.from_settings(settings))
     app.register_blueprint(auth_bp)
+    # A signed-in person who switches the pages' language chooses their e-mail's language too.
+    app.after_request(remember_language_choice)
     register_identity_cli(app)
 
     from shared.web.workspace import landing_path, staff_menu

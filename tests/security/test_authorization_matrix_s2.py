@@ -440,6 +440,7 @@ AUTH_POLICIES: dict[tuple[str, str], Policy] = {
     ("auth.account", "GET"): signed_in,
     ("auth.sign_out_view", "POST"): signed_in,
     ("auth.sign_out_everywhere", "POST"): signed_in,
+    ("auth.set_language", "POST"): signed_in,  # the person's language (issue 13)
 }
 
 INTAKE_POLICIES: dict[tuple[str, str], Policy] = {

@@ -82,6 +82,14 @@ def test_an_erased_students_data_is_gone_from_every_database_file_once_projected
     register(api, OTHER, 1)
     student_account(identity, canary_id, email=CANARY["email"])
     runner.catch_up()
+    # The canary's personal calendar link (a revoked one and the live one): erasure deletes both.
+    from assessment_service import calendar_feeds
+
+    context = assessment.extensions["cim.assessment"]
+    calendar_feeds.new_link(context.engine, canary_id, CLOCK_START)
+    calendar_token = calendar_feeds.new_link(context.engine, canary_id, CLOCK_START)
+    calendar_hash = calendar_feeds._hash(calendar_token)
+    assert calendar_feeds.student_of(context.engine, calendar_token) == canary_id
 
     before = database_bytes(data_dir)
     assert "assessment.db-wal" in before  # the read model runs in WAL mode
@@ -93,6 +101,12 @@ def test_an_erased_students_data_is_gone_from_every_database_file_once_projected
 
     after = database_bytes(data_dir)
     assert {"intake.db", "assessment.db"} <= set(after)
+    assert calendar_feeds.student_of(context.engine, calendar_token) is None  # the link is dead
+    with context.engine.connect() as conn:
+        left = conn.execute(sa.select(sa.func.count()).select_from(calendar_feeds.calendar_feeds)
+                            .where(calendar_feeds.calendar_feeds.c.student_id == canary_id)).scalar()
+    assert left == 0
+    assert hits(after, calendar_hash) == []  # not even in a WAL page
     found = {field: hits(after, value) for field, value in CANARY.items()}
     assert found == {field: [] for field in CANARY}
     # the other student's copies are still there (the search is not vacuous)

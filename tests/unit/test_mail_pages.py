@@ -115,3 +115,31 @@ def test_every_template_has_its_purpose_in_words() -> None:
     from assessment_service.web.mail_pages import PURPOSES
 
     assert set(PURPOSES) == set(TEMPLATES)
+
+
+def test_a_mail_the_server_refused_for_good_shows_failed_at_once_with_the_servers_answer(
+    world: World, box: Outbox
+) -> None:
+    """A 5xx reply (shared.mail.classify) fails the row after one attempt; /outbox shows the
+    reply code and the server's words, the address in them masked."""
+    import smtplib
+
+    from shared.mail import classify
+
+    def refuse(row: Row) -> str:
+        error = MailError("The e-mail could not be sent. Try again in a moment.")
+        error.permanent, error.reason = classify(smtplib.SMTPRecipientsRefused(
+            {row.to_address: (550, f"5.1.1 <{row.to_address}>: Recipient address rejected: User unknown".encode())}))
+        raise error
+
+    box.enqueue(Message(key="event:refused", template="report_approved", to_address="vera.gone@example.org",
+                        to_name="Vera Exempel", context=dict(TEMPLATES["report_approved"].sample), department="SOCSW"))
+    assert box.deliver_due(refuse).failed == 1
+    row = box.by_key("event:refused")
+    assert row is not None
+    assert (row.status, row.attempts) == (FAILED, 1)
+    page = world.browser("administrator").get("/outbox")
+    assert "SMTPRecipientsRefused (SMTP 550)" in page.text
+    assert "Recipient address rejected: User unknown" in page.text
+    assert "vera.gone@example.org" not in page.text
+    assert "Retry now" in page.text
