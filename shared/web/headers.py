@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Flask, Response, request
 
 from shared.config import Settings
@@ -14,14 +16,30 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+def _origin(url: str) -> str | None:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def content_security_policy(settings: Settings) -> str:
+    """CONTENT_SECURITY_POLICY with the two apps' own origins added to `form-action`: browsers
+    apply it to a form's redirects too, and a sign-in on the intake ends on the assessment
+    service's queue (shared/web/workspace.py) — with 'self' alone Chromium drops that navigation."""
+    origins = sorted({o for o in (_origin(settings.intake_url), _origin(settings.assessment_url)) if o})
+    if not origins:
+        return CONTENT_SECURITY_POLICY
+    return CONTENT_SECURITY_POLICY.replace("form-action 'self'", "form-action 'self' " + " ".join(origins))
+
+
 def install_security_headers(app: Flask, settings: Settings) -> None:
     hsts = settings.is_production
+    policy = content_security_policy(settings)
 
     @app.after_request
     def _headers(response: Response) -> Response:
         headers = response.headers
         headers["X-Correlation-ID"] = correlation_id()
-        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        headers.setdefault("Content-Security-Policy", policy)
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("Referrer-Policy", "same-origin")
         headers.setdefault("X-Frame-Options", "DENY")

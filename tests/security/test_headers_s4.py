@@ -26,13 +26,14 @@ from shared.adapters.memory_store import InMemoryEventStore
 from shared.clock import FixedClock
 from shared.config import ROOT, Settings
 from shared.web.access import PUBLIC, access
-from shared.web.headers import CONTENT_SECURITY_POLICY
+from shared.web.headers import CONTENT_SECURITY_POLICY, content_security_policy
 from tests.authkit import SESSION_COOKIE, authed_client, bearer, make_identity, sign_in
 from tests.conftest import CLOCK_START
 from tests.security.world import World, csrf_token_of, make_world
 
 REQUIRED = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    # form-action also names both apps' origins: a sign-in form's redirect crosses to the other.
+    "Content-Security-Policy": content_security_policy(Settings()),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
@@ -340,3 +341,10 @@ def test_settings_set_the_timeouts(tmp_path: Path) -> None:
     assert identity.sessions.get(session_id) is not None
     clock.advance(timedelta(minutes=6))
     assert identity.sessions.get(session_id) is None
+
+
+def test_form_action_allows_both_apps_and_nothing_else() -> None:
+    policy = content_security_policy(Settings(intake_url="https://cim.example.org",
+                                              assessment_url="https://assess.cim.example.org/"))
+    assert "form-action 'self' https://assess.cim.example.org https://cim.example.org;" in policy
+    assert policy.replace(" https://assess.cim.example.org https://cim.example.org", "") == CONTENT_SECURITY_POLICY
