@@ -159,6 +159,21 @@ def overdue_reviews(conn: sa.Connection, dept: Department, today: date) -> list[
     return out
 
 
+def my_reviews_due(
+    conn: sa.Connection, catalogue: Catalogue, account_id: str, departments: Iterable[str],
+) -> dict[str, date]:
+    """When each review the assessor still has to give (in `departments`) is due, by report id:
+    what the review queue shows them beside their assignments."""
+    out: dict[str, date] = {}
+    for code in sorted(set(departments)):
+        dept = catalogue.department(code)
+        if dept is None:
+            continue
+        for row in queue_queries.reviews_not_given(conn, code, assessor=account_id):
+            out[row["report_id"]] = review_due(row["assigned_at"], dept.review_days, row["round_since"])
+    return out
+
+
 def _department_name(catalogue: Catalogue, code: str) -> dict[str, str]:
     dept = catalogue.department(code)
     return {"en": dept.name.en, "sv": dept.name.sv or dept.name.en} if dept else {"en": code, "sv": code}

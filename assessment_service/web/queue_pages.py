@@ -19,7 +19,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response as Redirect
 
-from assessment_service import queries, services
+from assessment_service import queries, services, staff_mail
 from assessment_service import queue_queries as qq
 from assessment_service.bootstrap import AssessmentContext
 from assessment_service.web.access_rules import queue_reader, queue_scope
@@ -149,8 +149,15 @@ def queue_view() -> tuple[str, int]:
     _record_views(principal, [item["student_id"] for item in page.items])
     coordinator = bool(principal.departments(Role.COORDINATOR))
     names = _staff_names([a for item in page.items for a in item["assessor_account_ids"]])
+    mine = [item for item in page.items if principal.account_id in item["assessor_account_ids"]]
+    due: dict[str, Any] = {}
+    if mine:  # when the caller's own reviews are due (the rule set's review_days; docs/mail.md)
+        with _context().reader.connect() as conn:
+            due = staff_mail.my_reviews_due(conn, _context().catalogue, principal.account_id,
+                                            {item["department"] for item in mine})
     return render_template(
         "queue.html", page=page, filt=filt, errors=errors, args=request.args, staff_names=names,
+        review_due=due, today=staff_mail.local_date(_context().clock.now()), format_day=lambda d: format_date(d, "long"),
         coordinator=coordinator, assessor_options=_assessor_options(principal),
         programme_options=_programme_options(principal), states=qq.STATES, state_labels=STATE_LABELS,
         sort_labels=SORT_LABELS, lang=_lang(), new_token=lambda: str(uuid.uuid4()),
