@@ -157,7 +157,8 @@ def queue_view() -> tuple[str, int]:
                                             {item["department"] for item in mine})
     return render_template(
         "queue.html", page=page, filt=filt, errors=errors, args=request.args, staff_names=names,
-        review_due=due, today=staff_mail.local_date(_context().clock.now()), format_day=lambda d: format_date(d, "long"),
+        review_due=due, today=staff_mail.local_date(_context().clock.now()),
+        format_day=lambda d: format_date(d, "long"),
         coordinator=coordinator, assessor_options=_assessor_options(principal),
         programme_options=_programme_options(principal), states=qq.STATES, state_labels=STATE_LABELS,
         sort_labels=SORT_LABELS, lang=_lang(), new_token=lambda: str(uuid.uuid4()),
