@@ -348,3 +348,39 @@ def test_staff_templates_render_their_samples_in_both_languages() -> None:
     assert "The coordinator has cancelled" in mail_templates.render("booking_cancelled", "en", coordinator).text
     html = mail_templates.render("booking_cancelled", "en", {**coordinator, "location": "<b>Room</b>"}).html
     assert "&lt;b&gt;Room&lt;/b&gt;" in html
+
+
+# -- the workers' wiring ---------------------------------------------------------------------------
+def test_the_beat_tasks_read_the_injected_clock_enqueue_once_and_kick_the_delivery_once(
+    reader: sa.Engine, catalogue: Catalogue, clock: FixedClock, identity: sa.Engine, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from shared.config import Settings
+    from workers.tasks import projections as projection_tasks
+    from workers.tasks import staff_mail as tasks
+
+    settings = Settings(data_dir=tmp_path)  # its identity database is the `identity` fixture's file
+    assert settings.identity_db_url == str(identity.url)
+    ctx = SimpleNamespace(reader=reader, catalogue=catalogue, clock=clock, settings=settings)
+    kicks: list[str | None] = []
+
+    class Kick:
+        def after_commit(self, correlation_id: str | None = None) -> None:
+            kicks.append(correlation_id)
+
+    monkeypatch.setattr(tasks, "assessment_context", lambda: ctx)
+    monkeypatch.setattr(projection_tasks, "outbox_kick", lambda: Kick())
+    assert tasks.remind_overdue_reviews() == 0  # 15 January: due today
+    assert tasks.send_coordinator_digests() == 1  # a Friday: this ISO week's digest, late but once
+    clock.advance(timedelta(days=1))
+    assert tasks.remind_overdue_reviews() == 1
+    assert tasks.remind_overdue_reviews() == 0  # the second beat
+    assert tasks.send_coordinator_digests() == 0  # Saturday, the same week
+    assert len(kicks) == 2
+    box = Outbox(identity, settings.identity_secret)
+    assert sorted(r.key for r in box.rows()) == [
+        f"digest:{COORDINATOR}:2027-W02", f"overdue-reviews:{ASSESSOR}:2027-01-16"]
+    assert {r.created_at for r in box.rows()} <= {datetime(2027, 1, 15, 5, 0, tzinfo=UTC),
+                                                  datetime(2027, 1, 16, 5, 0, tzinfo=UTC)}  # the injected clock
