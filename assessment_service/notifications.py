@@ -7,7 +7,11 @@ ignores by key. They record nothing in the assessment database but their checkpo
 
 - `OWN` (checkpoint "notifications") reads the assessment service's own store: reminders,
   deregistration, reinstatement, an extended deadline, the decisions on a report, a booked
-  presentation, a ruling on an activity kind, and a report assigned to an assessor.
+  presentation, a booking cancelled by a coordinator or with its occasion, a ruling on an activity
+  kind, and a report assigned to an assessor (with its due date: the rule set's `review_days`).
+
+The staff mails no single event causes (overdue reviews, the coordinator's weekly digest) are in
+`assessment_service/staff_mail.py`.
 - `INTAKE` (checkpoint "notifications_intake") reads the intake feed: registration confirmed,
   report (re)submitted.
 
