@@ -384,3 +384,22 @@ def test_the_beat_tasks_read_the_injected_clock_enqueue_once_and_kick_the_delive
         f"digest:{COORDINATOR}:2027-W02", f"overdue-reviews:{ASSESSOR}:2027-01-16"]
     assert {r.created_at for r in box.rows()} <= {datetime(2027, 1, 15, 5, 0, tzinfo=UTC),
                                                   datetime(2027, 1, 16, 5, 0, tzinfo=UTC)}  # the injected clock
+
+
+def test_the_overdue_query_reads_an_index_range_not_every_assignment(reader: sa.Engine) -> None:
+    from assessment_service import queue_queries
+
+    statements: list[Any] = []
+    with reader.connect() as conn:
+        original = conn.execute
+
+        def capture(statement: Any, *args: Any, **kwargs: Any) -> Any:
+            statements.append(statement)
+            return original(statement, *args, **kwargs)
+
+        conn.execute = capture  # type: ignore[method-assign]
+        queue_queries.reviews_not_given(conn, DEPT, started_before="2027-01-01T00:00:00+00:00")
+        sql = str(statements[0].compile(dialect=reader.dialect, compile_kwargs={"literal_binds": True}))
+        plan = " | ".join(str(row[3]) for row in original(sa.text(f"EXPLAIN QUERY PLAN {sql}")))
+    assert "SEARCH assignments USING INDEX ix_assignments_department_assigned (department=? AND assigned_at<?)" in plan
+    assert "SCAN assignments" not in plan
