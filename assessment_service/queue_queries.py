@@ -387,35 +387,6 @@ def _marks(conn: sa.Connection, rounds: list[tuple[str, int]]) -> dict[tuple[str
     return out
 
 
-def overdue_reviews(conn: sa.Connection, department: str, today: date, target_days: int) -> list[dict[str, Any]]:
-    """The department's assigned reviews not yet given for the current, undecided round of a
-    report waiting longer than `target_days`, longest waiting first."""
-    limit = (today - timedelta(days=target_days)).isoformat()
-    reviewed = sa.exists().where(
-        review_marks.c.report_id == assignments.c.report_id,
-        review_marks.c.assessor_account_id == assignments.c.assessor_account_id,
-        review_marks.c.round == _round,
-    )
-    rows = conn.execute(
-        sa.select(assignments.c.report_id, assignments.c.assessor_account_id,
-                  _round.label("round"), _waiting_since.label("waiting_since"))
-        .select_from(
-            assignments.join(review_queue, review_queue.c.report_id == assignments.c.report_id)
-            .join(reports, reports.c.report_id == review_queue.c.report_id, isouter=True)
-            .join(review_states, review_states.c.report_id == review_queue.c.report_id, isouter=True)
-        )
-        .where(assignments.c.department == department, _waiting_since < limit, ~reviewed,
-               _state.in_(sorted(_RANK[s] for s in OPEN_STATES)))
-        .order_by(_waiting_since, assignments.c.position)
-    ).all()
-    return [
-        {"report_id": row.report_id, "assessor_account_id": row.assessor_account_id,
-         "round": int(row.round), "waiting_since": row.waiting_since,
-         "days_waiting": (today - datetime.fromisoformat(row.waiting_since).date()).days}
-        for row in rows
-    ]
-
-
 # -- the staff mails (assessment_service/staff_mail.py) -------------------------------------------
 def reviews_not_given(
     conn: sa.Connection, department: str, *, started_before: str | None = None, assessor: str | None = None,

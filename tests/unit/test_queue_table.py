@@ -406,7 +406,9 @@ def test_the_agenda_lists_disagreements_and_overdue_reviews_without_student_name
     assert "Staff assigned: approve; Staff unassigned: reject" in disagreements
     assert f"/reports/{world.reports['A']}/reviews" in disagreements
     overdue = html.split("Overdue reviews")[1]
-    assert "Staff assigned: round 1, waiting 40 days" in overdue  # on B, not reviewed
+    # On B, not reviewed: due 14 days (SOCSW's review_days) after the assignment, 26 days ago.
+    assert "Staff assigned: round 1, due " in overdue
+    assert ", 26 days overdue" in overdue
     assert f"/reports/{world.reports['B']}" in overdue
     assert f"/reports/{world.reports['A']}\"" not in overdue  # A's reviews are in
     assert "StudentA" not in html
