@@ -7,7 +7,11 @@ ignores by key. They record nothing in the assessment database but their checkpo
 
 - `OWN` (checkpoint "notifications") reads the assessment service's own store: reminders,
   deregistration, reinstatement, an extended deadline, the decisions on a report, a booked
-  presentation, a ruling on an activity kind, and a report assigned to an assessor.
+  presentation, a booking cancelled by a coordinator or with its occasion, a ruling on an activity
+  kind, and a report assigned to an assessor (with its due date: the rule set's `review_days`).
+
+The staff mails no single event causes (overdue reviews, the coordinator's weekly digest) are in
+`assessment_service/staff_mail.py`.
 - `INTAKE` (checkpoint "notifications_intake") reads the intake feed: registration confirmed,
   report (re)submitted.
 
@@ -27,8 +31,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any, Protocol
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -48,6 +54,7 @@ LOCALES = ("en", "sv")
 OWN_CHECKPOINT = "notifications"
 INTAKE_CHECKPOINT = "notifications_intake"
 DEFAULT_LOCALE = "en"
+_LOCAL = ZoneInfo("Europe/Stockholm")
 
 
 @dataclass(frozen=True)
@@ -123,12 +130,25 @@ def _plain(data: JSON, _student_id: str) -> JSON:
     return data
 
 
+def _no_review_days(_department: str) -> int | None:
+    return None
+
+
+#: A department's `review_days` (its rule set), or None if the department is unknown.
+ReviewDays = Callable[[str], "int | None"]
+
+#: Why a booking was cancelled, as the student reads it (events.BOOKING_CANCEL_REASONS; a student
+#: who cancelled their own booking gets no mail).
+BOOKING_CANCELLED_MAILED = ("coordinator_cancelled", "occasion_cancelled")
+
+
 @dataclass
 class _Policy:
     recipients: Recipients
     enqueue: Enqueue
     links: Links
     opener: Opener = _plain
+    review_days: ReviewDays = _no_review_days
     #: How many notices this process enqueued (new keys only): the worker kicks the delivery.
     enqueued: int = 0
 
@@ -219,6 +239,26 @@ class _Policy:
             "location": occasion.place, "my_cim_url": self.links.my_cim,
         })
 
+    def booking_cancelled(self, conn: sa.Connection, event: RecordedEvent) -> None:
+        """A coordinator cancelled the student's booking, or the occasion was cancelled: tell the
+        student (time and place of what was cancelled, and where to book another). A student who
+        cancelled their own booking gets no mail."""
+        d = event.data
+        if d.get("reason_code") not in BOOKING_CANCELLED_MAILED:
+            return
+        occasion = conn.execute(
+            sa.select(presentation_occasions.c.starts_at, presentation_occasions.c.place)
+            .where(presentation_occasions.c.occasion_id == d["occasion_id"])
+        ).first()
+        if occasion is None:
+            log.warning("notification skipped: unknown occasion", extra={"event_id": event.event_id})
+            return
+        self._to_student(conn, event, d["student_id"], "booking_cancelled", {
+            "starts_at": occasion.starts_at, "location": occasion.place,
+            "occasion_cancelled": d["reason_code"] == "occasion_cancelled",
+            "presentations_url": self.links.presentation(d["student_id"]),
+        })
+
     def activity_ruled(self, conn: sa.Connection, event: RecordedEvent) -> None:
         d = event.data
         self._to_student(conn, event, d["student_id"], "activity_ruled", {
@@ -235,10 +275,13 @@ class _Policy:
         name, address = found
         department = d["department"]
         round_ = int(d.get("round") or 1)
+        days = self.review_days(department)
+        # Due `review_days` after the day (in Lund) of the assignment: staff_mail.review_due.
+        due = (event.occurred_at.astimezone(_LOCAL).date() + timedelta(days=days)).isoformat() if days else None
         self._send(Notice(
             f"event:{event.event_id}", "report_assigned", address, name, DEFAULT_LOCALE,
             {"name": name or "", "department": department, "round": round_,
-             "review_url": self.links.report(d["report_id"]), "due": None},
+             "review_url": self.links.report(d["report_id"]), "due": due},
             d["assessor_account_id"], department,
         ))
 
@@ -270,6 +313,7 @@ class _Policy:
             "ReportApproved": self.report_approved,
             "ReportRejected": self.report_rejected,
             "PresentationBooked": self.presentation_booked,
+            "BookingCancelled": self.booking_cancelled,
             "ActivityKindRuled": self.activity_ruled,
             "AssessorAssigned": self.report_assigned,
         }
@@ -303,9 +347,12 @@ class Notifications:
         return self.policy.enqueued
 
 
-def build(recipients: Recipients, enqueue: Enqueue, links: Links, opener: Opener = _plain) -> Notifications:
+def build(
+    recipients: Recipients, enqueue: Enqueue, links: Links, opener: Opener = _plain,
+    review_days: ReviewDays = _no_review_days,
+) -> Notifications:
     """The policies as projections (checkpoints OWN_CHECKPOINT and INTAKE_CHECKPOINT)."""
-    policy = _Policy(recipients, enqueue, links, opener)
+    policy = _Policy(recipients, enqueue, links, opener, review_days)
     return Notifications(
         Projection(OWN_CHECKPOINT, (), policy.own_handlers()),
         Projection(INTAKE_CHECKPOINT, (), policy.intake_handlers()),
@@ -406,7 +453,12 @@ def runners(
             return data
         return ctx.codec.open(data, ctx.codec.vault.keys_for([student_id]).get(student_id))
 
-    notes = build(ReadModelRecipients(identity_engine), enqueue, Links.from_settings(ctx.settings), opener)
+    def review_days(department: str) -> int | None:
+        dept = ctx.catalogue.department(department)
+        return dept.review_days if dept is not None else None
+
+    notes = build(ReadModelRecipients(identity_engine), enqueue, Links.from_settings(ctx.settings), opener,
+                  review_days)
     own_feed = CappedFeed(StoreEventFeed(ctx.store, REGISTRY), lambda: min(ctx.own_runner.checkpoints().values()))
     intake_feed = CappedFeed(ctx.feed, lambda: min(ctx.runner.checkpoints().values()))
     own = ProjectionRunner(ctx.engine, own_feed, (notes.own,), batch_size=BATCH_SIZE, reader=ctx.reader)

@@ -387,30 +387,44 @@ def _marks(conn: sa.Connection, rounds: list[tuple[str, int]]) -> dict[tuple[str
     return out
 
 
-def overdue_reviews(conn: sa.Connection, department: str, today: date, target_days: int) -> list[dict[str, Any]]:
-    """The department's assigned reviews not yet given for the current, undecided round of a
-    report waiting longer than `target_days`, longest waiting first."""
-    limit = (today - timedelta(days=target_days)).isoformat()
+# -- the staff mails (assessment_service/staff_mail.py) -------------------------------------------
+def reviews_not_given(
+    conn: sa.Connection, department: str, *, started_before: str | None = None, assessor: str | None = None,
+) -> list[dict[str, Any]]:
+    """The department's assigned reviews not yet given for the current, undecided round of a report
+    in an open state (waiting, in review, resubmitted): report, assessor, round, `assigned_at` and
+    `round_since` (when the current round was submitted). `started_before` (an ISO instant): only
+    those assigned AND whose round was submitted before it (an index range on the assignments by
+    department and time); `assessor`: only theirs."""
     reviewed = sa.exists().where(
         review_marks.c.report_id == assignments.c.report_id,
         review_marks.c.assessor_account_id == assignments.c.assessor_account_id,
         review_marks.c.round == _round,
     )
+    where = [assignments.c.department == department, ~reviewed,
+             _state.in_(sorted(_RANK[s] for s in OPEN_STATES))]
+    if started_before is not None:
+        where += [assignments.c.assigned_at < started_before, _waiting_since < started_before]
+    if assessor is not None:
+        where.append(assignments.c.assessor_account_id == assessor)
     rows = conn.execute(
-        sa.select(assignments.c.report_id, assignments.c.assessor_account_id,
-                  _round.label("round"), _waiting_since.label("waiting_since"))
+        sa.select(assignments.c.report_id, assignments.c.assessor_account_id, assignments.c.assigned_at,
+                  _round.label("round"), _waiting_since.label("round_since"))
         .select_from(
             assignments.join(review_queue, review_queue.c.report_id == assignments.c.report_id)
             .join(reports, reports.c.report_id == review_queue.c.report_id, isouter=True)
             .join(review_states, review_states.c.report_id == review_queue.c.report_id, isouter=True)
         )
-        .where(assignments.c.department == department, _waiting_since < limit, ~reviewed,
-               _state.in_(sorted(_RANK[s] for s in OPEN_STATES)))
-        .order_by(_waiting_since, assignments.c.position)
+        .where(*where)
+        .order_by(assignments.c.assigned_at, assignments.c.position)
     ).all()
-    return [
-        {"report_id": row.report_id, "assessor_account_id": row.assessor_account_id,
-         "round": int(row.round), "waiting_since": row.waiting_since,
-         "days_waiting": (today - datetime.fromisoformat(row.waiting_since).date()).days}
-        for row in rows
-    ]
+    return [{"report_id": r.report_id, "assessor_account_id": r.assessor_account_id, "department": department,
+             "assigned_at": r.assigned_at, "round": int(r.round), "round_since": r.round_since} for r in rows]
+
+
+def waiting_for_assignment(conn: sa.Connection, department: str) -> int:
+    """How many of the department's reports wait for an assessor (state `waiting`)."""
+    return int(conn.execute(
+        sa.select(sa.func.count()).select_from(_FROM)
+        .where(students.c.department == department, _state == _RANK["waiting"])
+    ).scalar_one())

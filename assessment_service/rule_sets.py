@@ -51,6 +51,7 @@ def describe(rule_set: Department, current: Department | None = None) -> dict[st
         "approvals_required": rule_set.approvals_required,
         "on_disagreement": rule_set.on_disagreement,
         "review_target_days": rule_set.review_target_days,
+        "review_days": rule_set.review_days,
         "criteria": [{"code": c.code, "label": _text(c.label)} for c in rule_set.criteria],
     }
 

@@ -26,7 +26,7 @@ _DEPARTMENT_KEYS = frozenset(
         "version", "name", "faculty", "programmes", "activity_kinds", "reflection_questions",
         "requires_abroad", "min_activities", "classes", "completion", "report_required",
         "presentation_required", "preparatory_lecture_required", "grace_terms", "approvals_required",
-        "on_disagreement", "review_target_days", "criteria", "reminder_days",
+        "on_disagreement", "review_target_days", "criteria", "reminder_days", "review_days",
     }
 )
 _COMPLETION_KEYS = frozenset({"completion", "min_activities", "requires_abroad"})
@@ -136,6 +136,18 @@ DEFAULT_CRITERIA = (
 
 #: When a rule set names no `reminder_days`: 60, 14 and 3 days before the deadline.
 DEFAULT_REMINDER_DAYS: tuple[int, ...] = (60, 14, 3)
+#: Days an assessor has for a review from the day of the assignment, unless the rule set says.
+DEFAULT_REVIEW_DAYS = 14
+#: The longest review period a rule set may give (a year).
+MAX_REVIEW_DAYS = 365
+
+
+def _review_days(body: dict[str, Any], where: str) -> int:
+    """`review_days`: a whole number of days, 1 to MAX_REVIEW_DAYS (default DEFAULT_REVIEW_DAYS)."""
+    days = _count(body.get("review_days", DEFAULT_REVIEW_DAYS), f"{where}.review_days", minimum=1)
+    if days > MAX_REVIEW_DAYS:
+        raise CatalogueError(f"{where}.review_days: {days} is more than {MAX_REVIEW_DAYS} days")
+    return days
 
 
 def _reminder_days(body: dict[str, Any], where: str) -> tuple[int, ...]:
@@ -175,6 +187,8 @@ class Department:
     criteria: tuple[Criterion, ...] = DEFAULT_CRITERIA
     #: Days before the deadline on which a student is reminded (largest first).
     reminder_days: tuple[int, ...] = DEFAULT_REMINDER_DAYS
+    #: Days an assessor has to give a review, counted from the day they were assigned (Lund time).
+    review_days: int = DEFAULT_REVIEW_DAYS
     earlier: dict[int, Department] = field(default_factory=dict, compare=False, repr=False)
 
     def kind(self, code: str) -> ActivityKind | None:
@@ -344,6 +358,7 @@ def _department_problems(code: str, body: Any) -> list[str]:
         attempt(_programme, item, at)
     attempt(_criteria, body, where)
     attempt(_reminder_days, body, where)
+    attempt(_review_days, body, where)
     for key, minimum in (("version", 1), ("grace_terms", 0), ("approvals_required", 1), ("review_target_days", 1)):
         if key in body:
             attempt(_count, body[key], f"{where}.{key}", minimum)
@@ -475,6 +490,7 @@ def _rule_set(code: str, body: dict[str, Any], where: str) -> Department:
         review_target_days=_count(body.get("review_target_days", 30), f"{where}.review_target_days"),
         criteria=criteria,
         reminder_days=_reminder_days(body, where),
+        review_days=_review_days(body, where),
     )
 
 

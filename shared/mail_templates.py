@@ -163,6 +163,8 @@ def presentation_ics(context: Mapping[str, Any], locale: str) -> tuple[tuple[str
 
 
 _MY_CIM = "https://cim.example.org/my-cim"
+_ASSESSMENT = "https://cim.example.org:8001"
+_SOCSW = {"en": "School of Social Work", "sv": "Socialhögskolan"}
 
 TEMPLATES: dict[str, Template] = {
     t.name: t
@@ -204,5 +206,21 @@ TEMPLATES: dict[str, Template] = {
                   "my_cim_url": _MY_CIM}),
         Template("reinstated", "The coordinator reinstated a deregistered student", "student",
                  {"name": "Alex Exempel", "deadline": "2027-12-31", "my_cim_url": _MY_CIM}),
+        Template("booking_cancelled", "A coordinator cancelled the booking, or the occasion was cancelled", "student",
+                 {"name": "Alex Exempel", "starts_at": "2027-02-10T13:15:00", "location": "Room G:323, Gamla kirurgen",
+                  "occasion_cancelled": True, "presentations_url": f"{_ASSESSMENT}/students/s-1/presentation"}),
+        Template("reviews_overdue", "Reviews past their due date (first day overdue, then weekly)", "assessor",
+                 {"name": "Sam Granskare", "queue_url": f"{_ASSESSMENT}/queue?assessor=me", "reviews": [
+                     {"department": "SOCSW", "department_name": _SOCSW, "round": 1, "due": "2027-01-15",
+                      "days_overdue": 1, "review_url": f"{_ASSESSMENT}/reports/r-1"},
+                     {"department": "SOCSW", "department_name": _SOCSW, "round": 2, "due": "2027-01-08",
+                      "days_overdue": 8, "review_url": f"{_ASSESSMENT}/reports/r-2"}]}),
+        Template("coordinator_digest", "The coordinator's Monday digest (counts and links, no names)", "staff",
+                 {"name": "Kim Koordinator", "week": "2027-W03", "since": "2027-01-11", "horizon_days": 30,
+                  "departments": [{"code": "SOCSW", "department_name": _SOCSW, "waiting": 3, "overdue": 1,
+                                   "disagreements": 1, "deadlines_soon": 12, "deregistered": 2, "registered": 5}],
+                  "queue_url": f"{_ASSESSMENT}/queue?state=waiting", "agenda_url": f"{_ASSESSMENT}/agenda",
+                  "deadlines_url": f"{_ASSESSMENT}/deadlines?show=close",
+                  "deregistered_url": f"{_ASSESSMENT}/deadlines?show=deregistered"}),
     )
 }

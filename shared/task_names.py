@@ -24,3 +24,7 @@ DELIVER_OUTBOX = "cim.mail.deliver_outbox"
 #: Coalesces the kicks as CATCH_UP_PENDING_KEY does the wake-ups.
 OUTBOX_PENDING_KEY = "cim:outbox:pending"
 OUTBOX_PENDING_TTL_MS = 3000
+#: Daily: one mail to each assessor with reviews past due (assessment_service/staff_mail.py).
+REMIND_OVERDUE_REVIEWS = "cim.mail.remind_overdue_reviews"
+#: Monday morning: each coordinator's weekly digest (assessment_service/staff_mail.py).
+SEND_COORDINATOR_DIGESTS = "cim.mail.send_coordinator_digests"

@@ -50,6 +50,20 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": SET_DEADLINES_EVERY_SECONDS,
         "options": {"expires": SET_DEADLINES_EVERY_SECONDS * 2},
     },
+    "remind-overdue-reviews": {
+        "task": task_names.REMIND_OVERDUE_REVIEWS,
+        # Daily at 05:00 UTC (06:00/07:00 in Lund): overdue is by the day. Keyed by assessor and
+        # milestone date in the outbox (docs/mail.md), so a second beat or a rerun sends nothing.
+        "schedule": crontab(hour=5, minute=0),
+        "options": {"expires": 6 * 3600},
+    },
+    "send-coordinator-digests": {
+        "task": task_names.SEND_COORDINATOR_DIGESTS,
+        # Mondays at 05:30 UTC (06:30/07:30 in Lund, the same Monday). Keyed by coordinator and
+        # ISO week: a run later in the week (after an outage) sends what was not sent, once.
+        "schedule": crontab(hour=5, minute=30, day_of_week="mon"),
+        "options": {"expires": 12 * 3600},
+    },
     "deliver-outbox": {
         "task": task_names.DELIVER_OUTBOX,
         "schedule": DELIVER_OUTBOX_EVERY_SECONDS,

@@ -33,6 +33,9 @@ def _per_assessor(name: str, *columns: sa.Column[Any], when: str) -> sa.Table:
 
 
 assignments = _per_assessor("assignments", when="assigned_at")
+# The daily overdue-review reminder and the weekly digest read a department's assignments older
+# than a day (docs/mail.md): an index range, not every assignment.
+sa.Index("ix_assignments_department_assigned", assignments.c.department, assignments.c.assigned_at)
 assignment_conflicts = _per_assessor(
     "assignment_conflicts", sa.Column("reason_code", sa.String(40), nullable=False), when="declared_at"
 )

@@ -55,6 +55,9 @@ PURPOSES = {
     "deregistered": _l("The student passed the deadline and is deregistered"),
     "deadline_extended": _l("The coordinator extended the deadline"),
     "reinstated": _l("The coordinator reinstated a deregistered student"),
+    "booking_cancelled": _l("A coordinator cancelled the booking, or the occasion was cancelled"),
+    "reviews_overdue": _l("Reviews past their due date (first day overdue, then weekly)"),
+    "coordinator_digest": _l("The coordinator's Monday digest (counts and links, no names)"),
 }
 
 

@@ -19,11 +19,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response as Redirect
 
-from assessment_service import queries, services
+from assessment_service import queries, services, staff_mail
 from assessment_service import queue_queries as qq
 from assessment_service.bootstrap import AssessmentContext
 from assessment_service.web.access_rules import queue_reader, queue_scope
 from assessment_service.web.pages import _staff_names
+from shared.catalogue import DEFAULT_REVIEW_DAYS
 from shared.errors import CimError, NotFound, ValidationFailed
 from shared.identity.models import Principal, Role
 from shared.validation import is_uuid
@@ -149,8 +150,16 @@ def queue_view() -> tuple[str, int]:
     _record_views(principal, [item["student_id"] for item in page.items])
     coordinator = bool(principal.departments(Role.COORDINATOR))
     names = _staff_names([a for item in page.items for a in item["assessor_account_ids"]])
+    mine = [item for item in page.items if principal.account_id in item["assessor_account_ids"]]
+    due: dict[str, Any] = {}
+    if mine:  # when the caller's own reviews are due (the rule set's review_days; docs/mail.md)
+        with _context().reader.connect() as conn:
+            due = staff_mail.my_reviews_due(conn, _context().catalogue, principal.account_id,
+                                            {item["department"] for item in mine})
     return render_template(
         "queue.html", page=page, filt=filt, errors=errors, args=request.args, staff_names=names,
+        review_due=due, today=staff_mail.local_date(_context().clock.now()),
+        format_day=lambda d: format_date(d, "long"),
         coordinator=coordinator, assessor_options=_assessor_options(principal),
         programme_options=_programme_options(principal), states=qq.STATES, state_labels=STATE_LABELS,
         sort_labels=SORT_LABELS, lang=_lang(), new_token=lambda: str(uuid.uuid4()),
@@ -325,25 +334,26 @@ def agenda() -> str:
     principal = _principal()
     ctx = _context()
     today = _today()
+    lund_today = staff_mail.local_date(ctx.clock.now())
     groups: list[dict[str, Any]] = []
     with ctx.reader.connect() as conn:
         for code in sorted(principal.departments(Role.COORDINATOR) | principal.departments(Role.ASSESSOR)):
             rule_set = ctx.catalogue.department(code)
             listed = [k.code for k in rule_set.activity_kinds] if rule_set else []
-            target = rule_set.review_target_days if rule_set else 30
             groups.append({
                 "code": code,
-                "target_days": target,
+                "review_days": rule_set.review_days if rule_set else DEFAULT_REVIEW_DAYS,
                 "rulings": queries.kinds_awaiting_ruling(conn, code, listed),
                 "disagreements": qq.disagreements(conn, code),
-                "overdue": qq.overdue_reviews(conn, code, today, target),
+                # Past their due date, as the assessor's reminder and the coordinator's digest count them.
+                "overdue": staff_mail.overdue_reviews(conn, rule_set, lund_today) if rule_set else [],
             })
     # No student's name: the agenda goes to the whole group, and an assessor sees only the
     # reports assigned to them (the links answer as the report page does).
     names = _staff_names([row["assessor_account_id"] for g in groups for row in g["overdue"]]
                          + [a for g in groups for row in g["disagreements"] for a, _r in row["recommendations"]])
     return render_template("agenda.html", groups=groups, staff_names=names, local_date=local_date,
-                           today=str(format_date(today, "long")),
+                           today=str(format_date(today, "long")), format_day=lambda d: format_date(d, "long"),
                            recommendation_labels=RECOMMENDATION_LABELS)
 
 

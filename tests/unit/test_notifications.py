@@ -112,6 +112,10 @@ def _own_events(student: str) -> list[RecordedEvent]:
                                          "rationale": "It meets the criteria.", "ruled_by": "a"}),
         _event(11, "AssessorAssigned", {**base, "report_id": REPORT, "assessor_account_id": ASSESSOR}),
         _event(12, "OccasionCancelled", {"occasion_id": OCCASION, "department": "SOC", "cancelled_by": "c"}),
+        _event(13, "BookingCancelled", {**base, "occasion_id": OCCASION, "reason_code": "occasion_cancelled",
+                                        "cancelled_by": "c"}),
+        _event(14, "BookingCancelled", {**base, "occasion_id": OCCASION, "reason_code": "student_cancelled",
+                                        "cancelled_by": "s"}),
     ]
 
 
@@ -135,7 +139,7 @@ def _runner(engine: sa.Engine, projection: Any, events: list[RecordedEvent]) -> 
 
 
 def _notes(sink: Sink) -> notifications.Notifications:
-    return notifications.build(Recipients(None), sink, LINKS, _opener)
+    return notifications.build(Recipients(None), sink, LINKS, _opener, lambda d: 14 if d == "SOC" else None)
 
 
 def test_each_own_event_enqueues_one_mail_with_its_template_recipient_and_key(engine: sa.Engine) -> None:
@@ -151,8 +155,15 @@ def test_each_own_event_enqueues_one_mail_with_its_template_recipient_and_key(en
         ("reinstated", student, True), ("revision_requested", student, True), ("report_rejected", student, True),
         ("report_approved", student, True), ("presentation_booked", student, True),
         ("activity_ruled", student, True), ("report_assigned", "sam.granskare@example.org", True),
+        ("booking_cancelled", student, True),
     }
-    assert len(sink.rows) == 11  # two reminders, one each for the rest; the cancelled occasion mails no one
+    # Two reminders, one each for the rest; the cancelled occasion itself mails no one (its
+    # BookingCancelled does), nor does a booking the student cancelled themselves.
+    assert len(sink.rows) == 12
+    cancelled = sink.rows[f"event:{events[12].event_id}"].context
+    assert (cancelled["occasion_cancelled"], cancelled["starts_at"], cancelled["location"]) == (
+        True, "2027-02-10T13:15:00", "Room G:323")
+    assert f"event:{events[13].event_id}" not in sink.rows
     reminders = sorted(k for k, n in sink.rows.items() if n.template == "deadline_reminder")
     assert reminders == sorted([f"event:{events[0].event_id}:offset:60", f"event:{events[1].event_id}:offset:14"])
     assert sink.rows[f"event:{events[5].event_id}"].context["summary"] == "Say more about the exchange term."
@@ -162,8 +173,9 @@ def test_each_own_event_enqueues_one_mail_with_its_template_recipient_and_key(en
     assert (booked["starts_at"], booked["location"]) == ("2027-02-10T13:15:00", "Room G:323")
     assigned = sink.rows[f"event:{events[10].event_id}"]
     assert (assigned.to_name, assigned.subject_id) == ("Sam Granskare", ASSESSOR)
+    assert assigned.context["due"] == "2026-12-18"  # assigned 4 December (Lund) + the rule set's 14 days
     assert all(n.subject_id == SID for n in sink.rows.values() if n.template != "report_assigned")
-    assert notes.enqueued == 11
+    assert notes.enqueued == 12
 
 
 def test_each_intake_event_enqueues_one_mail(engine: sa.Engine) -> None:
@@ -218,9 +230,10 @@ def test_every_mail_renders_in_english_and_swedish_with_the_templates_context(en
     notes = _notes(sink)
     _runner(engine, notes.own, _own_events(SID)).catch_up()
     _runner(engine, notes.intake, _intake_events(SID, "alex.exempel@example.org")).catch_up()
-    # Every template for students and assessors but those others enqueue (sign-in, lockout, diploma).
+    # Every template for students and assessors but those others enqueue (sign-in, lockout, diploma,
+    # the staff mails of assessment_service/staff_mail.py: tests/unit/test_staff_mail.py).
     assert {n.template for n in sink.rows.values()} == set(mail_templates.TEMPLATES) - {
-        "sign_in_link", "sign_in_locked", "diploma_issued"}
+        "sign_in_link", "sign_in_locked", "diploma_issued", "reviews_overdue", "coordinator_digest"}
     for notice in sink.rows.values():
         sample = mail_templates.TEMPLATES[notice.template].sample
         assert set(sample) <= set(notice.context), notice.template
@@ -243,8 +256,8 @@ def test_the_real_outbox_keeps_one_row_per_key(engine: sa.Engine, tmp_path: Path
     runner.reset()
     runner.catch_up()
     rows = box.rows()
-    assert len(rows) == 11 == len({r.key for r in rows})
-    assert notes.enqueued == 11
+    assert len(rows) == 12 == len({r.key for r in rows})
+    assert notes.enqueued == 12
 
 
 def test_an_address_the_outbox_refuses_is_skipped_not_retried_forever(engine: sa.Engine) -> None:
@@ -258,7 +271,7 @@ def test_an_address_the_outbox_refuses_is_skipped_not_retried_forever(engine: sa
     notes = notifications.build(Recipients(None), refusing, LINKS, _opener)
     runner = _runner(engine, notes.own, _own_events(SID))
     runner.catch_up()
-    assert runner.checkpoints()[notifications.OWN_CHECKPOINT] == 12
+    assert runner.checkpoints()[notifications.OWN_CHECKPOINT] == 14
     assert notes.enqueued == 0
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from assessment_service import queries, services
+from assessment_service import queries, services, staff_mail
 from assessment_service import queue_queries as qq
 from assessment_service.reviews import CRITERIA, SubmitReview
 from assessment_service.web.access_rules import queue_scope
@@ -406,7 +406,9 @@ def test_the_agenda_lists_disagreements_and_overdue_reviews_without_student_name
     assert "Staff assigned: approve; Staff unassigned: reject" in disagreements
     assert f"/reports/{world.reports['A']}/reviews" in disagreements
     overdue = html.split("Overdue reviews")[1]
-    assert "Staff assigned: round 1, waiting 40 days" in overdue  # on B, not reviewed
+    # On B, not reviewed: due 14 days (SOCSW's review_days) after the assignment, 26 days ago.
+    assert "Staff assigned: round 1, due " in overdue
+    assert ", 26 days overdue" in overdue
     assert f"/reports/{world.reports['B']}" in overdue
     assert f"/reports/{world.reports['A']}\"" not in overdue  # A's reviews are in
     assert "StudentA" not in html
@@ -429,3 +431,20 @@ def test_open_reviews_count_undecided_assignments(world: World) -> None:
         assert principal is not None
         rows = qq.queue_rows(conn, [world.reports["M"], world.reports["A"]], queue_scope(principal))
     assert [r["report_id"] for r in rows] == [world.reports["A"]]
+
+
+def test_the_assessor_sees_when_their_own_review_is_due_and_when_it_is_overdue(
+    world: World, clock: FixedClock,
+) -> None:
+    """Due `review_days` (SOCSW: 14) after the day of the assignment (staff_mail.review_due)."""
+    due = (clock.now() + timedelta(days=14)).astimezone(staff_mail.LOCAL).date()
+    html = world.browser("assigned").get("/queue").get_data(as_text=True)
+    assert html.count("Your review is due") == 1  # on A, theirs; not on B
+    assert f"{due.day}, {due.year}" in html.split("Your review is due")[1][:40]  # "March 30, 2026"
+    assert "Your review" not in world.browser("coordinator").get("/queue").get_data(as_text=True)
+    clock.advance(timedelta(days=15))
+    html = world.browser("assigned").get("/queue").get_data(as_text=True)
+    assert "Your review was due" in html
+    assert "Your review is due" not in html
+    _review(world, "assigned", "A", "approve")
+    assert "Your review" not in world.browser("assigned").get("/queue").get_data(as_text=True)

@@ -136,9 +136,11 @@ def test_the_json_gives_every_field_in_both_languages(world: World) -> None:
                         "class": "A", "settings": ["abroad"]}
     assert [q["code"] for q in body["reflection_questions"]] == ["learning", "profession", "summary"]
     assert {k: body[k] for k in ("report_required", "presentation_required", "preparatory_lecture_required",
-                                 "grace_terms", "approvals_required", "on_disagreement", "review_target_days")} == {
+                                 "grace_terms", "approvals_required", "on_disagreement", "review_target_days",
+                                 "review_days")} == {
         "report_required": True, "presentation_required": True, "preparatory_lecture_required": True,
         "grace_terms": 1, "approvals_required": 2, "on_disagreement": "assessor_group", "review_target_days": 30,
+        "review_days": 14,
     }
     assert [c["code"] for c in body["criteria"]] == [
         "activities_meet_requirements", "reflection_compares_contexts", "reflection_relates_to_profession",
