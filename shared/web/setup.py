@@ -21,10 +21,32 @@ LOCALES = ("en", "sv")
 
 
 def select_locale() -> str:
+    """The page's language: asked for (`?lang=`), this browser's choice (the `lang` cookie), the
+    signed-in person's saved language (so staff who chose Swedish read Swedish on both services
+    and every browser), else the browser's Accept-Language."""
     chosen = request.args.get("lang") or request.cookies.get("lang")
     if chosen in LOCALES:
         return chosen
+    saved = _saved_language()
+    if saved in LOCALES:
+        return saved
     return request.accept_languages.best_match(LOCALES) or "en"
+
+
+def _saved_language() -> str | None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from shared.errors import CimError
+    from shared.web.access import current_caller
+    from shared.web.auth import identity
+
+    principal = current_caller().principal
+    if principal is None:
+        return None
+    try:
+        return identity().accounts.locale_of(principal.account_id)
+    except (CimError, SQLAlchemyError):  # a page's language never fails the page
+        return None
 
 
 def configure_web(

@@ -308,3 +308,30 @@ def test_staff_choose_their_language_on_the_assessment_service_too(tmp_path: Pat
     coordinator = world.accounts["coordinator"]
     world.token("coordinator").get("/auth/account?lang=sv")
     assert world.identity.accounts.locale_of(coordinator.id) is None
+
+
+def test_pages_follow_the_signed_in_person_s_saved_language_on_both_services(tmp_path: Path) -> None:
+    """Issue 17: staff who chose Swedish read Swedish on the assessment service too, in any
+    browser, without a `lang` cookie; `?lang=` and the cookie still win."""
+    from assessment_service import create_app as create_assessment_app
+    from shared.adapters.feed import StoreEventFeed
+    from shared.adapters.memory_store import InMemoryEventStore
+    from shared.clock import FixedClock
+    from shared.config import Settings
+    from shared.identity.models import Role
+    from tests.authkit import make_account, make_identity, sign_in
+    from tests.conftest import CLOCK_START
+
+    clock = FixedClock(CLOCK_START)
+    identity = make_identity(clock)
+    settings = Settings(data_dir=tmp_path, wakeup="none", ratelimit_storage="memory://")
+    app = create_assessment_app(settings, feed=StoreEventFeed(InMemoryEventStore(clock)), clock=clock,
+                                identity=identity)
+    account = make_account(identity, "Sam Granskare", "sam@example.org", grants=[(Role.ASSESSOR, "SOCSW")])
+    client = app.test_client()
+    sign_in(client, identity, account)
+    headers = {"Accept-Language": "en"}
+    assert 'lang="en"' in client.get("/queue", headers=headers).text
+    identity.accounts.set_locale(account.id, "sv")
+    assert 'lang="sv"' in client.get("/queue", headers=headers).text
+    assert 'lang="en"' in client.get("/queue?lang=en", headers=headers).text
