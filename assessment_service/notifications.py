@@ -7,7 +7,8 @@ ignores by key. They record nothing in the assessment database but their checkpo
 
 - `OWN` (checkpoint "notifications") reads the assessment service's own store: reminders,
   deregistration, reinstatement, an extended deadline, the decisions on a report, a booked
-  presentation, a ruling on an activity kind, and a report assigned to an assessor.
+  presentation, a ruling on an activity kind, a report assigned to an assessor, and a diploma
+  issued (a re-issued one too: each `DiplomaIssued` is its own mail).
 - `INTAKE` (checkpoint "notifications_intake") reads the intake feed: registration confirmed,
   report (re)submitted.
 
@@ -96,6 +97,9 @@ class Links:
 
     def report(self, report_id: str) -> str:
         return f"{self.assessment_url}/reports/{report_id}"
+
+    def diploma(self, student_id: str) -> str:
+        return f"{self.assessment_url}/students/{student_id}/diploma"
 
 
 #: The coordinator's reason for an extension, as the student reads it (events.EXTENSION_REASONS).
@@ -211,6 +215,13 @@ class _Policy:
             "reason": d.get("rationale") or "", "my_cim_url": self.links.my_cim,
         })
 
+    def diploma_issued(self, conn: sa.Connection, event: RecordedEvent) -> None:
+        d = event.data
+        sid = d["student_id"]
+        self._to_student(conn, event, sid, "diploma_issued", {
+            "number": d["number"], "diploma_url": self.links.diploma(sid), "my_cim_url": self.links.my_cim,
+        })
+
     def report_assigned(self, conn: sa.Connection, event: RecordedEvent) -> None:
         d = event.data
         found = self.recipients.account(d["assessor_account_id"])
@@ -257,6 +268,7 @@ class _Policy:
             "PresentationBooked": self.presentation_booked,
             "ActivityKindRuled": self.activity_ruled,
             "AssessorAssigned": self.report_assigned,
+            "DiplomaIssued": self.diploma_issued,
         }
 
     def intake_handlers(self) -> dict[str, Handler]:

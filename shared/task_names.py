@@ -24,3 +24,11 @@ DELIVER_OUTBOX = "cim.mail.deliver_outbox"
 #: Coalesces the kicks as CATCH_UP_PENDING_KEY does the wake-ups.
 OUTBOX_PENDING_KEY = "cim:outbox:pending"
 OUTBOX_PENDING_TTL_MS = 3000
+
+#: Issue diplomas to every eligible student who never had one, then queue the renders due.
+ISSUE_DIPLOMAS = "cim.diplomas.issue_diplomas"
+#: Render and store one diploma's PDF (argument: the diploma id); records DiplomaRendered once.
+RENDER_DIPLOMA = "cim.diplomas.render_diploma"
+#: Per-diploma Redis key prefix that coalesces queued renders (SET NX PX): one waits at a time.
+RENDER_PENDING_PREFIX = "cim:render:pending:"
+RENDER_PENDING_TTL_MS = 600_000
