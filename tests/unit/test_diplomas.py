@@ -499,3 +499,39 @@ def test_the_diploma_mail_is_enqueued_once_per_issue() -> None:
     notes.own.apply(None, recorded)  # type: ignore[arg-type]
     assert [(n.key, n.template) for n in sent] == [("event:e-1", "diploma_issued")]
     assert sent[0].context["diploma_url"] == f"http://a/students/{ALICE}/diploma"
+
+
+def test_the_beat_queues_one_render_per_unrendered_diploma_until_it_is_done(world: World) -> None:
+    from shared import task_names
+    from workers import schedule
+    from workers.tasks.diplomas import queue_renders
+
+    entry = schedule.BEAT_SCHEDULE["issue-diplomas"]
+    assert entry["task"] == task_names.ISSUE_DIPLOMAS and entry["options"]["expires"] > 0
+    diploma_services.issue_due(world.ctx)
+    claimed: set[str] = set()
+    sent: list[str] = []
+
+    def claim(diploma_id: str) -> bool:
+        if diploma_id in claimed:
+            return False
+        claimed.add(diploma_id)
+        return True
+
+    assert queue_renders(world.ctx, sent.append, claim) == 1
+    assert queue_renders(world.ctx, sent.append, claim) == 0  # one already waits
+    assert sent == [the_diploma(world)["diploma_id"]]
+    diploma_services.render(world.ctx, sent[0], FakeRenderer())
+    claimed.clear()
+    assert queue_renders(world.ctx, sent.append, claim) == 0  # rendered: nothing more to queue
+
+
+def test_a_revoked_or_unknown_diploma_is_not_rendered(world: World) -> None:
+    diploma_services.issue_due(world.ctx)
+    found = the_diploma(world)
+    api(world, "coordinator").post(f"/api/v1/diplomas/{found['diploma_id']}/revocation", json={"reason": "error"})
+    renderer = FakeRenderer()
+    assert diploma_services.render(world.ctx, found["diploma_id"], renderer) == "revoked"
+    assert diploma_services.render(world.ctx, str(uuid.uuid4()), renderer) == "unknown"
+    assert diploma_services.render(world.ctx, "not-an-id", renderer) == "unknown"
+    assert renderer.documents == []
