@@ -20,6 +20,7 @@ import tempfile
 import uuid
 from collections.abc import Callable
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -159,7 +160,7 @@ def issue_due(ctx: AssessmentContext, correlation_id: str | None = None) -> int:
                 made[:] = diplomas.decide_issue_many(state, commands)
                 return made
 
-            app.execute(stream, req, scope=stream, request=("issue", start), load=lambda d=department: load(ctx, d),
+            app.execute(stream, req, scope=stream, request=("issue", start), load=partial(load, ctx, department),
                         decide=decide, result={})
             issued += len(made)
     if issued:
