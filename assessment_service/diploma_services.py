@@ -357,38 +357,31 @@ def pdf_file(ctx: AssessmentContext, number: str) -> Path:
 
 
 def _write_atomically(path: Path, body: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".render-", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(body)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    os.replace(_write_temporary(path, body), path)
 
 
 def render(ctx: AssessmentContext, diploma_id: str, renderer: Renderer | None = None,
            correlation_id: str | None = None) -> str:
     """Render the diploma's PDF, store it under the data folder (atomically) and record
     `DiplomaRendered` with its SHA-256 once. Answers what happened: "rendered", "already"
-    (rendered before: nothing rendered again), "revoked", "erased" or "unknown" (not projected
-    yet: the next run renders it)."""
+    (rendered and stored before: nothing rendered again), "restored" (recorded, but the file was
+    lost, e.g. a crash between the record and the rename: rendered again, byte-identical),
+    "revoked", "erased" or "unknown" (not projected yet: the next run renders it)."""
     with ctx.reader.connect() as conn:
         found = diploma_queries.by_id(conn, diploma_id) if is_uuid(diploma_id) else None
     if found is None:
         return "unknown"
-    if found["pdf_sha256"] is not None:
-        return "already"
     state, _version = load(ctx, found["department"])
     record = state.by_id.get(diploma_id)
     if record is None:
         return "unknown"
-    if record.rendered_sha256 is not None:
+    if found["erased"]:
+        return "erased"
+    final = pdf_file(ctx, found["number"])
+    recorded = record.rendered_sha256
+    if recorded is not None and _stored_digest(final) == recorded:
         return "already"
-    if record.revoked:
+    if record.revoked and recorded is None:
         return "revoked"
     try:
         doc = document(ctx, found)
@@ -396,17 +389,56 @@ def render(ctx: AssessmentContext, diploma_id: str, renderer: Renderer | None = 
         return "erased"
     body = (renderer or production_renderer())(doc)
     digest = hashlib.sha256(body).hexdigest()
-    _write_atomically(pdf_file(ctx, found["number"]), body)
+    if recorded is not None:  # the file was lost: put back only the very bytes recorded
+        if digest != recorded:
+            log.error("a re-render of a diploma differs from its recorded SHA-256; the file is not replaced",
+                      extra={"diploma_id": diploma_id})
+            return "mismatch"
+        _write_atomically(final, body)
+        return "restored"
+    temporary = _write_temporary(final, body)
+    made: list[DiplomaEvent] = []
+
+    def decide(state: DepartmentDiplomas) -> list[DiplomaEvent]:
+        made[:] = diplomas.decide_rendered(state, diploma_id, found["department"], digest, len(body))
+        return made
+
     stream = diploma_stream(found["department"])
-    req = RequestContext(actor=DIPLOMA_SYSTEM_ACTOR, correlation_id=correlation_id or str(uuid.uuid4()),
-                         idempotency_key=f"render:{diploma_id}")
-    _app(ctx).execute(
-        stream, req, scope=stream, request=("render", diploma_id, digest),
-        load=lambda: load(ctx, found["department"]),
-        decide=lambda s: diplomas.decide_rendered(s, diploma_id, found["department"], digest, len(body)),
-        result={"diploma_id": diploma_id},
-    )
-    return "rendered"
+    req = RequestContext(actor=DIPLOMA_SYSTEM_ACTOR, correlation_id=correlation_id or str(uuid.uuid4()))
+    try:
+        _app(ctx).execute(stream, req, scope=stream, request=("render", diploma_id, digest),
+                          load=lambda: load(ctx, found["department"]), decide=decide,
+                          result={"diploma_id": diploma_id})
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    if made:  # this render is the one recorded: its file goes into place
+        os.replace(temporary, final)
+        return "rendered"
+    temporary.unlink(missing_ok=True)  # another render was recorded first; its file stands
+    return "already"
+
+
+def _stored_digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _write_temporary(path: Path, body: bytes) -> Path:
+    """`body` in a temporary file beside `path`, synced: renamed into place once recorded."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".render-", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(body)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return Path(temporary)
 
 
 def purge_erased_files(ctx: AssessmentContext) -> int:

@@ -311,7 +311,11 @@ def verify(code: str) -> Any:
         body = verification(_context(), code)
     except NotFound:
         if as_json:
-            raise
+            problem = jsonify({"type": "about:blank", "title": "Not Found", "status": 404,
+                               "detail": "No diploma has this verification code."})
+            problem.status_code = 404
+            problem.mimetype = "application/problem+json"
+            return problem
         return render_template("verify.html", found=None, code=code, sv=_swedish()), 404
     body["verification_code"] = code
     # TODO(lead): the signed Open Badges 3.0 credential, /verify/<code>/credential.json, is

@@ -351,7 +351,11 @@ def test_public_verification_in_both_languages_and_as_json(world: World) -> None
     assert "reason" not in as_json.json
     for unknown in ("AAAA-BBBB-CCCC-DDDD", "nonsense", "<script>"):
         assert anonymous.get(f"/verify/{unknown}").status_code == 404
-    assert anonymous.get("/verify/AAAA-BBBB-CCCC-DDDD.json").status_code == 404
+    unknown_json = anonymous.get("/verify/AAAA-BBBB-CCCC-DDDD.json")
+    assert unknown_json.status_code == 404
+    assert unknown_json.json["status"] == 404
+    assert "No diploma has the verification code" in anonymous.get("/verify/AAAA-BBBB-CCCC-DDDD").get_data(
+        as_text=True)
 
 
 def test_revoking_flips_the_verification_and_reissue_replaces(world: World) -> None:
@@ -560,3 +564,21 @@ def test_a_revoked_or_unknown_diploma_is_not_rendered(world: World) -> None:
     assert diploma_services.render(world.ctx, str(uuid.uuid4()), renderer) == "unknown"
     assert diploma_services.render(world.ctx, "not-an-id", renderer) == "unknown"
     assert renderer.documents == []
+
+
+def test_a_lost_file_is_restored_byte_identical_and_a_differing_render_never_replaces_it(
+        world: World, tmp_path: Any) -> None:
+    diploma_services.issue_due(world.ctx)
+    found = the_diploma(world)
+    renderer = FakeRenderer()
+    assert diploma_services.render(world.ctx, found["diploma_id"], renderer) == "rendered"
+    path = tmp_path / "diplomas" / f"{found['number']}.pdf"
+    kept = path.read_bytes()
+    path.unlink()  # as if the worker died between the record and the rename
+    assert diploma_services.render(world.ctx, found["diploma_id"], renderer) == "restored"
+    assert path.read_bytes() == kept
+    assert stream(world).count("DiplomaRendered") == 1
+    path.write_bytes(b"tampered")
+    assert diploma_services.render(world.ctx, found["diploma_id"], lambda _doc: b"%PDF other") == "mismatch"
+    assert path.read_bytes() == b"tampered"
+    assert world.browser("student_A").get(f"/diplomas/{found['diploma_id']}.pdf").status_code == 404  # not served
