@@ -35,7 +35,7 @@ from assessment_service.web.forms import DecisionForm, labels_for
 from assessment_service.web.presentation_api import PERSON, _principal
 from shared.application import RequestContext
 from shared.errors import NotFound
-from shared.identity.models import Principal
+from shared.identity.models import Principal, Role
 from shared.web.access import PUBLIC, access, current_caller
 from shared.web.errors import correlation_id
 
@@ -213,6 +213,19 @@ def _department_items(code: str) -> list[dict[str, Any]]:
 #: The registry's columns, in order (docs/diplomas.md).
 CSV_COLUMNS = ("number", "status", "issued_on", "department", "student_id", "holder_name", "rule_set",
                "merits", "verification_code", "revoked_at", "replaces_number", "pdf_sha256")
+
+
+@bp.get("/diplomas")
+@access(PERSON)
+def diplomas_home() -> Any:
+    """Staff: their department's list (the nav's "Diplomas"); with several departments a choice."""
+    principal = _principal()
+    departments = sorted(set(principal.departments(Role.COORDINATOR)) | set(principal.departments(Role.ASSESSOR)))
+    if not departments:
+        raise NotFound("No such page.")
+    if len(departments) == 1:
+        return redirect(url_for("diploma_pages.department_diplomas", code=departments[0]), 303)
+    return render_template("department_diplomas.html", code=None, departments=departments, items=[])
 
 
 @bp.get("/departments/<code>/diplomas")

@@ -264,6 +264,7 @@ def pages_of(pipeline: Pipeline, ids: dict[str, str], sessions: dict[str, str]) 
         Visit("student-diploma", f"{assessment}/students/{sid}/diploma", student),
         Visit("staff-student-diploma", f"{assessment}/students/{sid}/diploma", coordinator),
         Visit("department-diplomas", f"{assessment}/departments/SOCSW/diplomas", coordinator),
+        Visit("diplomas-home", f"{assessment}/diplomas", sessions["administrator"], status=404),
         Visit("verify-unknown", f"{assessment}/verify/AAAA-BBBB-CCCC-DDDD", status=404),
     ]
 

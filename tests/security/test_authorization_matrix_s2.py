@@ -569,6 +569,7 @@ ASSESSMENT_POLICIES: dict[tuple[str, str], Policy] = {
     # Diplomas (issue 14): every person signed in; the views answer 404 to anyone but the holder
     # and staff of the department (issue, revoke and re-issue: its coordinators), unit-tested in
     # tests/unit/test_diplomas.py. The public verification page needs no sign-in.
+    ("diploma_pages.diplomas_home", "GET"): presentation_person(api=False),
     ("diploma_pages.student_diploma", "GET"): presentation_person(api=False),
     ("diploma_pages.issue", "POST"): presentation_person(api=False),
     ("diploma_pages.revoke", "POST"): presentation_person(api=False),

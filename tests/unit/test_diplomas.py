@@ -423,6 +423,10 @@ def test_who_reads_what(world: World) -> None:
         assert api(world, who).get(f"/api/v1/diplomas/{found['diploma_id']}").status_code == status, who
         assert world.browser(who).get(f"/diplomas/{found['diploma_id']}.pdf").status_code == status, who
         assert world.browser(who).get(f"/students/{a}/diploma").status_code == status, who
+    home = world.browser("coordinator").get("/diplomas")
+    assert home.status_code == 303
+    assert home.headers["Location"].endswith("/departments/SOCSW/diplomas")
+    assert world.browser("student_A").get("/diplomas").status_code == 404
     for who, status in (("coordinator", 200), ("assigned", 200), ("student_A", 404), ("other_coordinator", 404)):
         assert world.browser(who).get("/departments/SOCSW/diplomas").status_code == status, who
         assert world.browser(who).get("/departments/SOCSW/diplomas.csv").status_code == status, who
