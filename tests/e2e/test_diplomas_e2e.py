@@ -10,10 +10,12 @@ renders the PDF once and the student downloads it."""
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import sqlite3
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -37,6 +39,25 @@ def page(url: str, session: str | None = None) -> str:
         return response.read().decode()
 
 
+def _accessible(pipeline: Pipeline, tmp_path: Path, pages: list[tuple[str, str, str | None]]) -> None:
+    """The pages with a diploma on them pass the axe check in both languages (the walk of
+    tests/e2e/test_pages_accessibility.py; skipped where its browser tools are missing)."""
+    from tests.e2e.test_pages_accessibility import LOCALES, Visit, _browser_tools, _walk
+
+    if not shutil.which("chromium") and not shutil.which("chromium-browser"):
+        return
+    _browser_tools()
+    visits = [Visit(f"{name}-{locale}", f"{url}?lang={locale}", session) for name, url, session in pages
+              for locale in LOCALES]
+    problems = []
+    for result in _walk(visits, pipeline, tmp_path / "screenshots"):
+        if "error" in result or result["status"] != 200:
+            problems.append(f"{result['name']}: {result.get('error') or result['status']}")
+        problems += [f"{result['name']}: {v['id']} ({v['impact']}): {v['help']} at {v['nodes'][:3]}"
+                     for v in result.get("violations", [])]
+    assert not problems, "\n".join(problems)
+
+
 def diploma_events(pipeline: Pipeline) -> list[tuple[str, str]]:
     path = pipeline.env["CIM_ASSESSMENT_DB_URL"].removeprefix("sqlite:///")
     try:
@@ -48,7 +69,8 @@ def diploma_events(pipeline: Pipeline) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("pipeline", ["sqlite"], indirect=True)
-def test_an_eligible_student_is_issued_one_diploma_verifiable_and_revocable(pipeline: Pipeline) -> None:
+def test_an_eligible_student_is_issued_one_diploma_verifiable_and_revocable(pipeline: Pipeline,
+                                                                            tmp_path: Path) -> None:
     import os
 
     import redis
@@ -89,7 +111,8 @@ def test_an_eligible_student_is_issued_one_diploma_verifiable_and_revocable(pipe
             token = identity.api_tokens.create(f"{name} token", scopes, account_id=account.id).token
             return account.id, {"Authorization": f"Bearer {token}"}
 
-        _coordinator_id, coordinator = person("Cora Koordinator", Role.COORDINATOR)
+        coordinator_id, coordinator = person("Cora Koordinator", Role.COORDINATOR)
+        coordinator_session = identity.sessions.create(coordinator_id, auth_method="test")
         first_id, first = person("Assar Bedömare", Role.ASSESSOR)
         second_id, second = person("Berit Bedömare", Role.ASSESSOR)
         student_account = identity.accounts.create_account(
@@ -149,12 +172,19 @@ def test_an_eligible_student_is_issued_one_diploma_verifiable_and_revocable(pipe
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.read(5) == b"%PDF-"
 
+    _accessible(pipeline, tmp_path, [
+        ("verify-valid", f"{pipeline.assessment_url}/verify/{code}", None),
+        ("student-diploma-issued", f"{pipeline.assessment_url}/students/{sid}/diploma", student),
+        ("staff-diploma-forms", f"{pipeline.assessment_url}/students/{sid}/diploma", coordinator_session),
+        ("department-diplomas-listed", f"{pipeline.assessment_url}/departments/SOCSW/diplomas", coordinator_session),
+    ])
     status, body = http("POST", f"{pipeline.assessment_url}/api/v1/diplomas/{diploma['diploma_id']}/revocation",
                         {"reason": "Issued in error."}, coordinator)
     assert status == 201, body
     status, shown = http("GET", f"{pipeline.assessment_url}/verify/{code}.json")
     assert status == 200, shown
     assert shown["status"] == "revoked"
+    _accessible(pipeline, tmp_path, [("verify-revoked", f"{pipeline.assessment_url}/verify/{code}", None)])
 
     if smtp:
         subject = "Your CIM diploma is ready"
