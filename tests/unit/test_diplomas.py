@@ -586,3 +586,26 @@ def test_a_lost_file_is_restored_byte_identical_and_a_differing_render_never_rep
     assert diploma_services.render(world.ctx, found["diploma_id"], lambda _doc: b"%PDF other") == "mismatch"
     assert path.read_bytes() == b"tampered"
     assert world.browser("student_A").get(f"/diplomas/{found['diploma_id']}.pdf").status_code == 404  # not served
+
+
+@pytest.mark.parametrize(("name", "cell"), [
+    ("=HYPERLINK(\"x\")", "'=HYPERLINK(\"x\")"), ("+46 70", "'+46 70"), ("-1", "'-1"), ("@SUM(A1)", "'@SUM(A1)"),
+    ("Ingrid Exempelsson", "Ingrid Exempelsson"),
+])
+def test_a_name_in_the_registry_csv_is_never_a_formula(name: str, cell: str) -> None:
+    from assessment_service.web.diploma_pages import _cell
+
+    assert _cell(name) == cell
+
+
+def test_the_supplement_line_counts_merits_in_both_languages(world: World) -> None:
+    diploma_services.issue_due(world.ctx)
+    found = the_diploma(world)
+    line = diploma_services.supplement_line({**found, "merits": ["m1"]}, world.ctx)
+    assert "1 international merit and" in line["en"]
+    assert "1 internationell merit och" in line["sv"]
+    assert found["number"] in line["en"]
+    assert f"/verify/{found['verification_code']}" in line["sv"]
+    two = diploma_services.supplement_line({**found, "merits": ["m1", "m2"]}, world.ctx)
+    assert "2 international merits" in two["en"]
+    assert "2 internationella meriter" in two["sv"]
