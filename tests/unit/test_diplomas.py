@@ -609,3 +609,29 @@ def test_the_supplement_line_counts_merits_in_both_languages(world: World) -> No
     two = diploma_services.supplement_line({**found, "merits": ["m1", "m2"]}, world.ctx)
     assert "2 international merits" in two["en"]
     assert "2 internationella meriter" in two["sv"]
+
+
+def test_my_cim_links_to_the_diploma_once_the_student_presented(world: World) -> None:
+    from assessment_service import services as assessment_services
+    from intake_service.assessment_view import build_view
+    from shared.adapters.feed import FunctionFeed
+    from tests.authkit import sign_in
+
+    intake_app = world.intake.application
+    ctx = world.ctx
+    view = build_view(
+        ctx.settings, feed=FunctionFeed(lambda _a, _l: [], lambda: 0),
+        own_events=FunctionFeed(lambda after, limit: assessment_services.own_feed(ctx, after, limit), ctx.store.head),
+        vault=intake_app.extensions["cim.intake"].codec.vault,
+    )
+    intake_app.extensions["cim.intake.assessment_view"] = view
+
+    def my_cim(student: str) -> str:
+        client = intake_app.test_client()
+        sign_in(client, world.identity, world.accounts[f"student_{student}"])
+        return client.get(f"/students/{world.students[student]}").text
+
+    view.catch_up()
+    link = f"/students/{world.students['A']}/diploma\">Your diploma"
+    assert link in my_cim("A")
+    assert "/diploma\"" not in my_cim("B")  # not eligible: no link
