@@ -37,7 +37,15 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.extensions["cim.intake_files"] = overrides.get("intake_files") or http_fetcher(settings)
     identity = overrides.get("identity") or identity_from_settings(settings, overrides.get("clock") or SystemClock())
     # Rulings on new activity kinds; the queue table, bulk assignment and the agenda; presentations.
-    from assessment_service.web import presentation_api, presentation_pages, queue_pages, ruling_api, ruling_pages  # noqa: F401
+    from assessment_service.web import (  # noqa: F401  # noqa: F401  (diploma_api: on api.bp)
+        diploma_api,
+        diploma_pages,
+        presentation_api,
+        presentation_pages,
+        queue_pages,
+        ruling_api,
+        ruling_pages,
+    )
 
     configure_web(app, settings, identity, name="assessment",
                   api_blueprints=(api.bp, ruling_api.bp, queue_pages.api_bp, rule_set_pages.api_bp))
@@ -63,6 +71,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from assessment_service.web import mail_pages  # the outbox and the mail templates (docs/mail.md)
 
     app.register_blueprint(mail_pages.bp)
+    app.register_blueprint(diploma_pages.bp)  # diplomas and their public verification (docs/diplomas.md)
     install_readiness(app, settings, context)
     app.cli.add_command(projections_cli)
     app.cli.add_command(rules_cli)  # check a departments file before deploying it

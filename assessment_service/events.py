@@ -367,3 +367,78 @@ for _deadline_event in (DeadlineSet, DeadlineExtended, DeadlineReminderDue, Stud
 DeadlineEvent: TypeAlias = (
     DeadlineSet | DeadlineExtended | DeadlineReminderDue | StudentDeregistered | StudentReinstated
 )
+
+
+# -- diplomas (stream diplomas-<department>) ------------------------------------------------------
+# One stream per department: numbering (per department and year), the status-list index (per
+# department, across years) and "one live diploma per student" are decided on it with optimistic
+# concurrency (assessment_service/diplomas.py). Reasons written by a coordinator are free text
+# about the student: sealed with the student's key. See docs/diplomas.md.
+
+#: Who issues diplomas when no person does (the beat's issuing sweep).
+DIPLOMA_SYSTEM_ACTOR = "system:diplomas"
+_DIPLOMA_NUMBER = validate.Regexp(r"^CIM-[A-Z0-9]{1,20}-\d{4}-\d{4,}$")
+_VERIFICATION_CODE = validate.Regexp(r"^[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}$")
+
+
+def diploma_stream(department: str) -> str:
+    return f"diplomas-{department}"
+
+
+@dataclass(frozen=True)
+class DiplomaIssued:
+    """A diploma was issued to an eligible student: by the issuing sweep (`issued_by`
+    "system:diplomas") or by a coordinator of the department by hand (`reason`, sealed). `number`
+    (`CIM-<DEPT>-<year>-<sequence>`) is unique per department and year; `status_index` is the
+    diploma's place in the department's revocation status list (unique across years).
+    `merits` are the activity ids the diploma lists; the signatories are those of the
+    configuration on `issued_on` (Lund date). `replaces`: the revoked diploma it corrects."""
+
+    diploma_id: str = field(metadata=rules(_UUID))
+    student_id: str = field(metadata=rules(_UUID))
+    department: str = field(metadata=rules(_DEPARTMENT))
+    number: str = field(metadata=rules(_DIPLOMA_NUMBER))
+    year: int = field(metadata=rules(validate.Range(2000, 9999)))
+    sequence: int = field(metadata=rules(validate.Range(1, 999999)))
+    status_index: int = field(metadata=rules(validate.Range(0, 10_000_000)))
+    issued_on: date
+    rule_set: str = field(metadata=rules(validate.Length(1, 80)))
+    verification_code: str = field(metadata=rules(_VERIFICATION_CODE))
+    merits: list[str] = field(metadata=rules(items=(_UUID,)))
+    signatory_names: list[str] = field(metadata=rules(items=(validate.Length(1, 120),)))
+    signatory_titles_en: list[str] = field(metadata=rules(items=(validate.Length(1, 120),)))
+    signatory_titles_sv: list[str] = field(metadata=rules(items=(validate.Length(1, 120),)))
+    issued_by: str = field(metadata=rules(validate.Length(1, 36)))
+    replaces: str | None = field(metadata=rules(_UUID))
+    reason: str | None = field(metadata=rules(validate.Length(1, 2000), personal=True))
+
+
+@dataclass(frozen=True)
+class DiplomaRevoked:
+    """A coordinator of the department revoked a diploma, with a reason (sealed). The diploma's
+    number stays taken; the student may be issued a corrected one."""
+
+    diploma_id: str = field(metadata=rules(_UUID))
+    student_id: str = field(metadata=rules(_UUID))
+    department: str = field(metadata=rules(_DEPARTMENT))
+    reason: str = field(metadata=rules(validate.Length(1, 2000), personal=True))
+    revoked_by: str = field(metadata=rules(validate.Length(1, 36)))
+
+
+@dataclass(frozen=True)
+class DiplomaRendered:
+    """The diploma's PDF was rendered and stored (`<data>/diplomas/<number>.pdf`) with this
+    SHA-256 and size. Recorded once per diploma by the render task (its idempotency key)."""
+
+    diploma_id: str = field(metadata=rules(_UUID))
+    student_id: str = field(metadata=rules(_UUID))
+    department: str = field(metadata=rules(_DEPARTMENT))
+    sha256: str = field(metadata=rules(validate.Regexp(r"^[0-9a-f]{64}$")))
+    size: int = field(metadata=rules(validate.Range(1)))
+
+
+for _diploma_event in (DiplomaIssued, DiplomaRevoked, DiplomaRendered):
+    REGISTRY.register(_diploma_event)
+
+#: The events of a `diplomas-<department>` stream.
+DiplomaEvent: TypeAlias = DiplomaIssued | DiplomaRevoked | DiplomaRendered

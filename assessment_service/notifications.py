@@ -8,7 +8,8 @@ ignores by key. They record nothing in the assessment database but their checkpo
 - `OWN` (checkpoint "notifications") reads the assessment service's own store: reminders,
   deregistration, reinstatement, an extended deadline, the decisions on a report, a booked
   presentation, a booking cancelled by a coordinator or with its occasion, a ruling on an activity
-  kind, and a report assigned to an assessor (with its due date: the rule set's `review_days`).
+  kind, a report assigned to an assessor (with its due date: the rule set's `review_days`), and a
+  diploma issued (a re-issued one too: each `DiplomaIssued` is its own mail).
 
 The staff mails no single event causes (overdue reviews, the coordinator's weekly digest) are in
 `assessment_service/staff_mail.py`.
@@ -111,6 +112,9 @@ class Links:
 
     def report(self, report_id: str) -> str:
         return f"{self.assessment_url}/reports/{report_id}"
+
+    def diploma(self, student_id: str) -> str:
+        return f"{self.assessment_url}/students/{student_id}/diploma"
 
 
 #: The coordinator's reason for an extension, as the student reads it (events.EXTENSION_REASONS).
@@ -266,6 +270,13 @@ class _Policy:
             "reason": d.get("rationale") or "", "my_cim_url": self.links.my_cim,
         })
 
+    def diploma_issued(self, conn: sa.Connection, event: RecordedEvent) -> None:
+        d = event.data
+        sid = d["student_id"]
+        self._to_student(conn, event, sid, "diploma_issued", {
+            "number": d["number"], "diploma_url": self.links.diploma(sid), "my_cim_url": self.links.my_cim,
+        })
+
     def report_assigned(self, conn: sa.Connection, event: RecordedEvent) -> None:
         d = event.data
         found = self.recipients.account(d["assessor_account_id"])
@@ -316,6 +327,7 @@ class _Policy:
             "BookingCancelled": self.booking_cancelled,
             "ActivityKindRuled": self.activity_ruled,
             "AssessorAssigned": self.report_assigned,
+            "DiplomaIssued": self.diploma_issued,
         }
 
     def intake_handlers(self) -> dict[str, Handler]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date
+from datetime import datetime as datetime_type
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ _DEPARTMENT_KEYS = frozenset(
         "version", "name", "faculty", "programmes", "activity_kinds", "reflection_questions",
         "requires_abroad", "min_activities", "classes", "completion", "report_required",
         "presentation_required", "preparatory_lecture_required", "grace_terms", "approvals_required",
-        "on_disagreement", "review_target_days", "criteria", "reminder_days", "review_days",
+        "on_disagreement", "review_target_days", "criteria", "reminder_days", "review_days", "signatories",
     }
 )
 _COMPLETION_KEYS = frozenset({"completion", "min_activities", "requires_abroad"})
@@ -40,6 +42,7 @@ _REQUIREMENT_KEYS = {
     MIN_OF_CLASS: frozenset({"requirement", "count", "class", "substitutes", "label"}),
 }
 _SUBSTITUTE_KEYS = frozenset({"class", "count"})
+_SIGNATORY_KEYS = frozenset({"name", "title", "from", "until"})
 _CRITERION_KEYS = frozenset({"code", "label"})
 # A criterion's code names form fields and JSON keys: lower-case letters, digits and underscores.
 _CRITERION_CODE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -134,6 +137,20 @@ DEFAULT_CRITERIA = (
 )
 
 
+@dataclass(frozen=True)
+class Signatory:
+    """Who signs the department's diplomas from `starts` (`from` in the file) to `until` (both
+    inclusive; None: until further notice), with their title in English and Swedish."""
+
+    name: str
+    title: Text
+    starts: date
+    until: date | None = None
+
+    def signs_on(self, day: date) -> bool:
+        return self.starts <= day and (self.until is None or day <= self.until)
+
+
 #: When a rule set names no `reminder_days`: 60, 14 and 3 days before the deadline.
 DEFAULT_REMINDER_DAYS: tuple[int, ...] = (60, 14, 3)
 #: Days an assessor has for a review from the day of the assignment, unless the rule set says.
@@ -189,7 +206,13 @@ class Department:
     reminder_days: tuple[int, ...] = DEFAULT_REMINDER_DAYS
     #: Days an assessor has to give a review, counted from the day they were assigned (Lund time).
     review_days: int = DEFAULT_REVIEW_DAYS
+    #: Who signs the department's diplomas, per period (not a rule: no version needed to change).
+    signatories: tuple[Signatory, ...] = ()
     earlier: dict[int, Department] = field(default_factory=dict, compare=False, repr=False)
+
+    def signatories_on(self, day: date) -> tuple[Signatory, ...]:
+        """Who signs a diploma issued on `day`, in the file's order."""
+        return tuple(s for s in self.signatories if s.signs_on(day))
 
     def kind(self, code: str) -> ActivityKind | None:
         return next((k for k in self.activity_kinds if k.code == code), None)
@@ -359,6 +382,7 @@ def _department_problems(code: str, body: Any) -> list[str]:
     attempt(_criteria, body, where)
     attempt(_reminder_days, body, where)
     attempt(_review_days, body, where)
+    attempt(_signatories, body, where)
     for key, minimum in (("version", 1), ("grace_terms", 0), ("approvals_required", 1), ("review_target_days", 1)):
         if key in body:
             attempt(_count, body[key], f"{where}.{key}", minimum)
@@ -491,7 +515,32 @@ def _rule_set(code: str, body: dict[str, Any], where: str) -> Department:
         criteria=criteria,
         reminder_days=_reminder_days(body, where),
         review_days=_review_days(body, where),
+        signatories=_signatories(body, where),
     )
+
+
+def _signatories(body: dict[str, Any], where: str) -> tuple[Signatory, ...]:
+    """`[[departments.CODE.signatories]]`: name, title = { en, sv }, from = date, until = date (optional)."""
+    found = []
+    for index, raw in enumerate(_list(body.get("signatories", []), f"{where}.signatories")):
+        at = f"{where}.signatories[{index}]"
+        item = _table(raw, at)
+        _no_unknown_keys(item, _SIGNATORY_KEYS, at)
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > 120:
+            raise CatalogueError(f"{at}.name: expected the signatory's name (at most 120 characters)")
+        title = Text.parse(item.get("title"), f"{at}.title")
+        if not title.sv:
+            raise CatalogueError(f"{at}.title: give the title in Swedish too (sv)")
+        starts, until = item.get("from"), item.get("until")
+        if not isinstance(starts, date) or isinstance(starts, datetime_type):
+            raise CatalogueError(f"{at}.from: expected a date (2027-01-01), got {starts!r}")
+        if until is not None and (not isinstance(until, date) or isinstance(until, datetime_type)):
+            raise CatalogueError(f"{at}.until: expected a date (2027-12-31), got {until!r}")
+        if until is not None and until < starts:
+            raise CatalogueError(f"{at}.until: {until} is before from = {starts}")
+        found.append(Signatory(name.strip(), title, starts, until))
+    return tuple(found)
 
 
 def _criteria(body: dict[str, Any], where: str) -> tuple[Criterion, ...]:

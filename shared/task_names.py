@@ -28,3 +28,11 @@ OUTBOX_PENDING_TTL_MS = 3000
 REMIND_OVERDUE_REVIEWS = "cim.mail.remind_overdue_reviews"
 #: Monday morning: each coordinator's weekly digest (assessment_service/staff_mail.py).
 SEND_COORDINATOR_DIGESTS = "cim.mail.send_coordinator_digests"
+
+#: Issue diplomas to every eligible student who never had one, then queue the renders due.
+ISSUE_DIPLOMAS = "cim.diplomas.issue_diplomas"
+#: Render and store one diploma's PDF (argument: the diploma id); records DiplomaRendered once.
+RENDER_DIPLOMA = "cim.diplomas.render_diploma"
+#: Per-diploma Redis key prefix that coalesces queued renders (SET NX PX): one waits at a time.
+RENDER_PENDING_PREFIX = "cim:render:pending:"
+RENDER_PENDING_TTL_MS = 600_000

@@ -23,6 +23,7 @@ TASK_TIME_LIMIT = 120
 app = Celery("cim", include=[
     "workers.tasks.projections", "workers.tasks.retention", "workers.tasks.deadlines", "workers.tasks.mail",
     "workers.tasks.staff_mail",
+    "workers.tasks.diplomas",
 ])
 
 

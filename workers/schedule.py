@@ -15,6 +15,9 @@ CATCH_UP_EVERY_SECONDS = 3.0
 #: this, and a row waiting out its backoff is sent within this of becoming due.
 DELIVER_OUTBOX_EVERY_SECONDS = 5.0
 
+#: How often eligible students are issued their diploma (and renders due are queued).
+ISSUE_DIPLOMAS_EVERY_SECONDS = 60.0
+
 #: How often new completions get their deadline.
 SET_DEADLINES_EVERY_SECONDS = 60.0
 
@@ -63,6 +66,13 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         # ISO week: a run later in the week (after an outage) sends what was not sent, once.
         "schedule": crontab(hour=5, minute=30, day_of_week="mon"),
         "options": {"expires": 12 * 3600},
+    },
+    "issue-diplomas": {
+        "task": task_names.ISSUE_DIPLOMAS,
+        # Within a minute of eligibility. Decided on each department's diploma stream with its
+        # version, so a second beat or a retried tick issues no second number.
+        "schedule": ISSUE_DIPLOMAS_EVERY_SECONDS,
+        "options": {"expires": ISSUE_DIPLOMAS_EVERY_SECONDS * 2},
     },
     "deliver-outbox": {
         "task": task_names.DELIVER_OUTBOX,

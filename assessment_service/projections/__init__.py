@@ -6,6 +6,7 @@ from assessment_service.projections import (
     activities,
     assignments,
     deadlines,
+    diplomas,
     presentations,
     report_rounds,
     reports,
@@ -32,7 +33,7 @@ def build(catalogue: Catalogue) -> tuple[Projection, ...]:
 def own(catalogue: Catalogue) -> tuple[Projection, ...]:
     """The read models of the assessment service's OWN store (staff decisions, presentations),
     eligibility for the diploma following `catalogue`'s rule sets."""
-    return (*assignments.OWN, presentations.build(catalogue.rule_set), deadlines.PROJECTION)
+    return (*assignments.OWN, presentations.build(catalogue.rule_set), deadlines.PROJECTION, diplomas.PROJECTION)
 
 
 #: The read models with the shipped departments file's rule sets (read on first use).

@@ -41,6 +41,7 @@ STAFF_MENU: tuple[MenuItem, ...] = (
     MenuItem(_l("Review queue"), "/queue", _REVIEWERS),
     MenuItem(_l("Rulings"), "/rulings", _REVIEWERS),
     MenuItem(_l("Presentations"), "/presentations", _REVIEWERS),
+    MenuItem(_l("Diplomas"), "/diplomas", _REVIEWERS),
     MenuItem(_l("Deadlines"), "/deadlines", _COORDINATORS),
     MenuItem(_l("Outbox"), "/outbox", _ADMINISTRATION),
     MenuItem(_l("Rule sets"), "/rules", _STAFF),

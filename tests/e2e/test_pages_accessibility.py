@@ -259,6 +259,13 @@ def pages_of(pipeline: Pipeline, ids: dict[str, str], sessions: dict[str, str]) 
         Visit("outbox", f"{assessment}/outbox", sessions["administrator"]),
         Visit("outbox-coordinator", f"{assessment}/outbox?status=failed", coordinator),
         Visit("mail-templates", f"{assessment}/mail-templates", coordinator),
+        # Diplomas (issue 14): the student's own, the staff view with its forms, the department's
+        # list, and the public verification page (an unknown code: its 404 page).
+        Visit("student-diploma", f"{assessment}/students/{sid}/diploma", student),
+        Visit("staff-student-diploma", f"{assessment}/students/{sid}/diploma", coordinator),
+        Visit("department-diplomas", f"{assessment}/departments/SOCSW/diplomas", coordinator),
+        Visit("diplomas-home", f"{assessment}/diplomas", sessions["administrator"], status=404),
+        Visit("verify-unknown", f"{assessment}/verify/AAAA-BBBB-CCCC-DDDD", status=404),
     ]
 
 

@@ -44,7 +44,7 @@ PROBE_STATUS = 299
 ALLOW, SIGNIN, FORBIDDEN, NOTFOUND = "allow", "sign-in", "403", "404"
 
 INTAKE_SCOPES = ("intake:register", "intake:write", "intake:read")
-ASSESSMENT_SCOPES = ("assessment:read", "assessment:review", "assessment:presentations")
+ASSESSMENT_SCOPES = ("assessment:read", "assessment:review", "assessment:presentations", "assessment:diplomas")
 
 
 # -- the world: two students in two departments, staff around them -----------------------------
@@ -58,10 +58,14 @@ class StudentObject:
     #: Presentation occasions are checked in their views (404 outside the department): the rule
     #: lets every person through, so any id serves here.
     occasion_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    #: Diplomas too are checked in their views (404 outside the department, unit-tested in
+    #: tests/unit/test_diplomas.py): any id serves here.
+    diploma_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def params(self) -> dict[str, str]:
         return {
             "occasion_id": self.occasion_id,
+            "diploma_id": self.diploma_id,
             "student_id": self.student_id,
             "activity_id": self.activity_id,
             "report_id": self.report_id,
@@ -566,6 +570,24 @@ ASSESSMENT_POLICIES: dict[tuple[str, str], Policy] = {
     ("mail.retry", "POST"): outbox_staff(templates=False),
     ("mail.templates_page", "GET"): outbox_staff(templates=True),
     ("mail.template_html", "GET"): outbox_staff(templates=True),
+    # Diplomas (issue 14): every person signed in; the views answer 404 to anyone but the holder
+    # and staff of the department (issue, revoke and re-issue: its coordinators), unit-tested in
+    # tests/unit/test_diplomas.py. The public verification page needs no sign-in.
+    ("diploma_pages.diplomas_home", "GET"): presentation_person(api=False),
+    ("diploma_pages.student_diploma", "GET"): presentation_person(api=False),
+    ("diploma_pages.issue", "POST"): presentation_person(api=False),
+    ("diploma_pages.revoke", "POST"): presentation_person(api=False),
+    ("diploma_pages.reissue", "POST"): presentation_person(api=False),
+    ("diploma_pages.pdf", "GET"): presentation_person(api=False),
+    ("diploma_pages.department_diplomas", "GET"): presentation_person(api=False),
+    ("diploma_pages.department_diplomas_csv", "GET"): presentation_person(api=False),
+    ("diploma_pages.verify", "GET"): public,
+    ("api.student_diplomas", "GET"): presentation_person(api=True),
+    ("api.issue_diploma", "POST"): presentation_person(api=True),
+    ("api.diploma", "GET"): presentation_person(api=True),
+    ("api.revoke_diploma", "POST"): presentation_person(api=True),
+    ("api.reissue_diploma", "POST"): presentation_person(api=True),
+    ("api.department_diplomas", "GET"): presentation_person(api=True),
 }
 
 

@@ -54,6 +54,7 @@ def test_celery_is_configured_for_at_least_once_delivery_of_json_messages() -> N
 
 def test_every_beat_entry_names_a_registered_task_and_expires() -> None:
     import workers.tasks.deadlines
+    import workers.tasks.diplomas
     import workers.tasks.mail
     import workers.tasks.retention
     import workers.tasks.staff_mail  # noqa: F401  (registers the tasks, as the worker's include does)
