@@ -506,6 +506,9 @@ def test_the_diploma_mail_is_enqueued_once_per_issue() -> None:
         def student(self, conn: Any, student_id: str) -> tuple[str | None, str] | None:
             return ("Alex Exempel", "alex@example.org")
 
+        def locale(self, subject_id: str | None) -> str | None:
+            return None  # no language chosen: English
+
         def account(self, account_id: str) -> None:
             return None
 
