@@ -125,3 +125,10 @@ def presentation_of(conn: sa.Connection, student_id: str) -> dict[str, Any] | No
         .where(b.student_id == student_id, b.status == "held").order_by(o.starts_at.desc()).limit(1)
     ).first()
     return None if row is None else dict(row._mapping)
+
+
+def revoked_in(conn: sa.Connection, department: str) -> list[tuple[int, str | None]]:
+    """(status index, revoked at) of every revoked diploma of the department: its status list."""
+    rows = conn.execute(sa.select(_D.status_index, _D.revoked_at)
+                        .where(_D.department == department, _D.status == "revoked")).all()
+    return [(int(r.status_index), r.revoked_at) for r in rows]

@@ -127,6 +127,16 @@ FLASK_CLI=("$BIN/flask" --app intake_service)
 CIM_FEED_TOKEN="$("${FLASK_CLI[@]}" tokens create --name worker --scope feed:read --replace --quiet)"
 export CIM_FEED_TOKEN
 
+# Each department's diploma credential signing key (docs/diplomas.md, "The credential"): made on
+# the first start, kept beside the data but outside the databases, never replaced here.
+export CIM_CREDENTIAL_KEYS_DIR="${CIM_CREDENTIAL_KEYS_DIR:-$CIM_DATA_DIR/credential-keys}"
+for dept in $("$BIN/python" -c "from shared.config import Settings; from shared.catalogue import Catalogue
+print(' '.join(sorted(Catalogue.load(Settings.from_env().departments_file).departments)))"); do
+    if [[ ! -f "$CIM_CREDENTIAL_KEYS_DIR/$dept.json" ]]; then
+        "$BIN/flask" --app assessment_service credential-keys create "$dept" >/dev/null
+    fi
+done
+
 SUPERVISOR_PID=""
 stop_all() {
     trap - EXIT INT TERM

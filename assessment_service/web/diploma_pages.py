@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from typing import Any
 
@@ -28,7 +29,14 @@ from flask_babel import lazy_gettext as _l
 from wtforms import TextAreaField
 from wtforms.validators import InputRequired, Length
 
-from assessment_service import diploma_queries, diploma_services, diplomas, presentation_queries, services
+from assessment_service import (
+    credential_services,
+    diploma_queries,
+    diploma_services,
+    diplomas,
+    presentation_queries,
+    services,
+)
 from assessment_service.bootstrap import AssessmentContext
 from assessment_service.presentation_services import may_manage
 from assessment_service.web.forms import DecisionForm, labels_for
@@ -331,8 +339,9 @@ def verify(code: str) -> Any:
             return problem
         return render_template("verify.html", found=None, code=code, sv=_swedish()), 404
     body["verification_code"] = code
-    # TODO(lead): the signed Open Badges 3.0 credential, /verify/<code>/credential.json, is
-    # served from assessment_service/credentials.py (built in parallel) and linked from here.
+    # The signed Open Badges 3.0 credential: /verify/<code>/credential.json (below).
+    if not body.get("erased"):
+        body["credential_url"] = url_for("diploma_pages.verify_credential", code=code)
     if as_json:
         response = jsonify(body)
     else:
@@ -341,3 +350,40 @@ def verify(code: str) -> Any:
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Robots-Tag"] = "noindex"
     return response
+
+
+# -- the Open Badges 3.0 credential (assessment_service/credential_services.py) ------------------------
+
+
+def _json_document(body: dict[str, Any], filename: str | None = None) -> Response:
+    response = Response(json.dumps(body, ensure_ascii=False, indent=2), mimetype="application/json")
+    if filename:
+        response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["X-Robots-Tag"] = "noindex"
+    response.headers["Access-Control-Allow-Origin"] = "*"  # verifiers fetch these from anywhere
+    return response
+
+
+@bp.get("/verify/<code>/credential.json")
+@access(PUBLIC)
+def verify_credential(code: str) -> Response:
+    """The holder's signed AchievementCredential (404 for an unknown code or an erased holder)."""
+    code = code.upper()
+    if not _CODE.match(code):
+        raise NotFound("No such diploma.")
+    signed = credential_services.credential(_context(), code)
+    return _json_document(signed, f"cim-credential-{code}.json")
+
+
+@bp.get("/credentials/issuers/<department>")
+@access(PUBLIC)
+def credential_issuer(department: str) -> Response:
+    """The issuer's public keys: every key it ever signed with, so old credentials verify."""
+    return _json_document(credential_services.issuer_document(_context(), department))
+
+
+@bp.get("/credentials/status/<department>")
+@access(PUBLIC)
+def credential_status(department: str) -> Response:
+    """The department's signed revocation list (W3C Bitstring Status List)."""
+    return _json_document(credential_services.status_list(_context(), department))
