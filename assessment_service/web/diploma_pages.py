@@ -375,15 +375,15 @@ def verify_credential(code: str) -> Response:
     return _json_document(signed, f"cim-credential-{code}.json")
 
 
-@bp.get("/credentials/issuers/<department>")
+@bp.get("/credentials/issuers/<code>")
 @access(PUBLIC)
-def credential_issuer(department: str) -> Response:
-    """The issuer's public keys: every key it ever signed with, so old credentials verify."""
-    return _json_document(credential_services.issuer_document(_context(), department))
+def credential_issuer(code: str) -> Response:
+    """The department's (issuer's) public keys: every key it ever signed with, so old credentials verify."""
+    return _json_document(credential_services.issuer_document(_context(), code))
 
 
-@bp.get("/credentials/status/<department>")
+@bp.get("/credentials/status/<code>")
 @access(PUBLIC)
-def credential_status(department: str) -> Response:
+def credential_status(code: str) -> Response:
     """The department's signed revocation list (W3C Bitstring Status List)."""
-    return _json_document(credential_services.status_list(_context(), department))
+    return _json_document(credential_services.status_list(_context(), code))
