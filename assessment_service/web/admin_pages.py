@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
@@ -180,7 +181,7 @@ class CreateAccountForm(AdminForm):
     email = EmailField(_l("E-mail address"), validators=[InputRequired(_l("Enter the e-mail address.")),
                                                          Length(max=320, message=_l("At most 320 characters."))],
                        description=_l("The address they sign in with."))
-    field_map = {"display_name": "name"}
+    field_map = MappingProxyType({"display_name": "name"})
 
 
 class GrantForm(AdminForm):

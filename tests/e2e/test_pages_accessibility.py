@@ -168,6 +168,7 @@ def _sessions(pipeline: Pipeline, ids: dict[str, str]) -> dict[str, str]:
                 grants=[RoleGrant(Role.STUDENT, "SOCSW")]),
         }
         sessions = {who: identity.sessions.create(account.id, auth_method="test") for who, account in accounts.items()}
+        ids["coordinator_account"] = accounts["coordinator"].id  # the administrators' account page
         _revision_rounds(pipeline, ids, identity, accounts["coordinator"].id, accounts["assessor"].id,
                          sessions["other_student"])
         return sessions
@@ -259,6 +260,10 @@ def pages_of(pipeline: Pipeline, ids: dict[str, str], sessions: dict[str, str]) 
         Visit("outbox", f"{assessment}/outbox", sessions["administrator"]),
         Visit("outbox-coordinator", f"{assessment}/outbox?status=failed", coordinator),
         Visit("mail-templates", f"{assessment}/mail-templates", coordinator),
+        Visit("admin-accounts", f"{assessment}/admin/accounts?who=all", sessions["administrator"]),
+        Visit("admin-account", f"{assessment}/admin/accounts/{ids['coordinator_account']}",
+              sessions["administrator"]),
+        Visit("admin-tokens", f"{assessment}/admin/tokens", sessions["administrator"]),
     ]
 
 

@@ -46,11 +46,13 @@ def test_an_administrator_creates_an_account_and_gives_it_a_role(world: World) -
     created = browser.post("/admin/accounts", data={"name": "Nova Granskare", "email": "Nova@Example.org"})
     assert created.status_code == 303
     account = world.identity.store.find_account_by_email("nova@example.org")
-    assert account is not None and account.display_name == "Nova Granskare"
+    assert account is not None
+    assert account.display_name == "Nova Granskare"
     assert created.headers["Location"] == f"/admin/accounts/{account.id}"
     page = browser.get(created.headers["Location"])
     assert "The account of Nova Granskare is created" in page.text
-    assert 'for="role"' in page.text and 'for="department"' in page.text  # labelled fields
+    assert 'for="role"' in page.text
+    assert 'for="department"' in page.text
     session = world.identity.sessions.create(account.id)  # they signed in before the grant
     granted = browser.post(f"/admin/accounts/{account.id}/grant", data={"role": "assessor", "department": "SOCSW"})
     assert granted.status_code == 303
@@ -59,7 +61,8 @@ def test_an_administrator_creates_an_account_and_gives_it_a_role(world: World) -
     after = browser.get(f"/admin/accounts/{account.id}").text
     assert "Nova Granskare now has the role Assessor in SOCSW." in after
     listing = browser.get("/admin/accounts?q=nova").text
-    assert "Assessor in SOCSW" in listing and "nova@example.org" in listing
+    assert "Assessor in SOCSW" in listing
+    assert "nova@example.org" in listing
     # …and the new assessor can now open the review queue.
     client = world.app.test_client()
     sign_in(client, world.identity, account)
@@ -84,7 +87,8 @@ def test_an_administrator_granting_themselves_a_role_stays_signed_in(world: Worl
     assert answer.status_code == 303
     assert world.identity.sessions.get(old) is None  # the old session ended (a privilege change)
     cookie = client.get_cookie(SESSION_COOKIE)
-    assert cookie is not None and cookie.value != old
+    assert cookie is not None
+    assert cookie.value != old
     assert client.get(f"/admin/accounts/{me.id}").status_code == 200  # on a new one
 
 
@@ -121,10 +125,12 @@ def test_disable_and_enable_an_account(world: World) -> None:
     session = world.identity.sessions.create(account.id)
     assert admin(world).post(f"/admin/accounts/{account.id}/disable").status_code == 303
     stored = world.identity.store.get_account(account.id)
-    assert stored is not None and stored.disabled
+    assert stored is not None
+    assert stored.disabled
     assert world.identity.sessions.get(session) is None
     page = admin(world).get(f"/admin/accounts/{account.id}").text
-    assert "Disabled: cannot sign in" in page and "Enable the account" in page
+    assert "Disabled: cannot sign in" in page
+    assert "Enable the account" in page
     assert admin(world).post(f"/admin/accounts/{account.id}/enable").status_code == 303
     assert world.identity.accounts.is_active(account.id)
 
@@ -210,17 +216,22 @@ def test_the_list_searches_and_filters(world: World) -> None:
     make_account(world.identity, "Olle Samordnare", "olle@example.org", grants=[(Role.COORDINATOR, "SOCSW")])
     browser = admin(world)
     everyone = browser.get("/admin/accounts").text
-    assert "Nova Granskare" in everyone and "Olle Samordnare" in everyone
+    assert "Nova Granskare" in everyone
+    assert "Olle Samordnare" in everyone
     assert "Student A" not in everyone  # staff accounts by default
-    assert "Assessor in MED" in everyone and "Coordinator in SOCSW" in everyone
+    assert "Assessor in MED" in everyone
+    assert "Coordinator in SOCSW" in everyone
     assert "Olle" not in browser.get("/admin/accounts?q=NOVA").text
     assert "Olle" not in browser.get("/admin/accounts?q=nova@example").text
     by_role = browser.get("/admin/accounts?role=coordinator").text
-    assert "Olle Samordnare" in by_role and "Nova Granskare" not in by_role
+    assert "Olle Samordnare" in by_role
+    assert "Nova Granskare" not in by_role
     by_department = browser.get("/admin/accounts?department=MED").text
-    assert "Nova Granskare" in by_department and "Olle Samordnare" not in by_department
+    assert "Nova Granskare" in by_department
+    assert "Olle Samordnare" not in by_department
     both = browser.get("/admin/accounts?role=coordinator&department=MED").text
-    assert "Staff other_coordinator" in both and "Nova Granskare" not in both
+    assert "Staff other_coordinator" in both
+    assert "Nova Granskare" not in both
     # Unknown filter values are ignored, not an error.
     assert browser.get("/admin/accounts?role=root&department=NOPE&who=x").status_code == 200
 
@@ -228,7 +239,8 @@ def test_the_list_searches_and_filters(world: World) -> None:
 def test_student_accounts_shown_to_an_administrator_are_recorded(world: World) -> None:
     page = admin(world).get("/admin/accounts?who=students")
     assert page.status_code == 200
-    assert "Student A" in page.text and "Student B" in page.text
+    assert "Student A" in page.text
+    assert "Student B" in page.text
     viewer = world.accounts["administrator"].id
     assert (viewer, "accounts") in world.audit("A")
     assert (viewer, "accounts") in world.audit("B")
@@ -255,7 +267,8 @@ def test_a_token_is_shown_once_and_works(world: World) -> None:
     record = world.identity.api_tokens.authenticate(token, "assessment:read")
     assert (record.name, record.scopes, record.account_id) == ("grading-export", {"assessment:read"}, None)
     listing = browser.get("/admin/tokens").text
-    assert "grading-export" in listing and "An integration" in listing
+    assert "grading-export" in listing
+    assert "An integration" in listing
     assert token not in listing  # never again
     assert token not in browser.get("/admin/tokens").text
 
@@ -330,7 +343,8 @@ def test_only_administrators_reach_the_pages(world: World, who: str | None) -> N
         answer = client.open(url, method=method, data={"role": "administrator", "department": "", "name": "x",
                                                        "email": "x@example.org", "scopes": ["feed:read"]})
         if who is None:
-            assert answer.status_code == 303 and "/auth/sign-in" in answer.headers["Location"], url
+            assert answer.status_code == 303, url
+            assert "/auth/sign-in" in answer.headers["Location"], url
         else:
             assert answer.status_code == 403, (who, url)
     assert grants(world, target.id) == frozenset()
