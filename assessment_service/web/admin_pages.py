@@ -333,13 +333,27 @@ def _account_page(account: Account, *, grant_form: GrantForm | None = None,
     for form in (grant_form, revoke_form):
         form.ensure_token()
     _record_views([account])
-    grants = sorted(_identity().store.grants_of(account.id), key=_grant_order)
+    store = _identity().store
+    grants = sorted(store.grants_of(account.id), key=_grant_order)
     me = _me()
     return render_template(
         "admin_account.html", account=account, grants=grants, grant_form=grant_form, revoke_form=revoke_form,
         status_form=StatusForm(formdata=None), role_label=role_label, is_me=account.id == me.account_id,
-        administrator=RoleGrant(Role.ADMINISTRATOR, None),
+        administrator=RoleGrant(Role.ADMINISTRATOR, None), sign_in_ways=sign_in_ways(account),
     ), status
+
+
+def sign_in_ways(account: Account) -> list[str]:
+    """How the account can sign in, in words (never a secret: only whether one exists)."""
+    store = _identity().store
+    ways = []
+    if store.identities_of(account.id):
+        ways.append(_("the university's sign-in (SSO)"))
+    if store.password_hash(account.id) and store.totp_state(account.id):
+        ways.append(_("a password and an authenticator code"))
+    if account.student_id and account.email:
+        ways.append(_("a one-time link by e-mail"))
+    return ways
 
 
 @bp.get("/admin/accounts/<account_id>")

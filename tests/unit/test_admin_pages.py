@@ -365,3 +365,14 @@ def test_an_administrator_lands_on_the_accounts_and_sees_administration_in_the_m
     header = admin(world).get("/admin/tokens").text
     assert 'href="/admin/accounts"' in header
     assert 'href="/admin/accounts"' not in world.browser("coordinator").get("/rules").text
+
+
+def test_the_account_page_says_how_the_account_signs_in(world: World) -> None:
+    account = new_staff(world)
+    assert "No way to sign in yet" in admin(world).get(f"/admin/accounts/{account.id}").text
+    world.identity.staff.set_password(account.id, "a long synthetic passphrase 4711")
+    world.identity.staff.enrol_totp(account.id, "nova@example.org")
+    page = admin(world).get(f"/admin/accounts/{account.id}").text
+    assert "a password and an authenticator code" in page
+    assert "No way to sign in yet" not in page
+    assert "passphrase" not in page
