@@ -72,6 +72,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
     app.register_blueprint(mail_pages.bp)
     app.register_blueprint(diploma_pages.bp)  # diplomas and their public verification (docs/diplomas.md)
+    from assessment_service.web import admin_pages  # accounts, roles and API tokens (issue 16)
+
+    app.register_blueprint(admin_pages.bp)
     install_readiness(app, settings, context)
     app.cli.add_command(projections_cli)
     app.cli.add_command(rules_cli)  # check a departments file before deploying it

@@ -29,7 +29,7 @@ CONFLICT_REASONS = ("personal_relationship", "professional_relationship", "super
 #: Why an assessor was taken off a report.
 UNASSIGN_REASONS = ("coordinator_decision", "conflict_of_interest")
 #: Which view showed a student's personal data to a member of staff.
-VIEWED_WHAT = ("report", "review_queue", "student_overview", "my_data", "reviews", "presentations")
+VIEWED_WHAT = ("report", "review_queue", "student_overview", "my_data", "reviews", "presentations", "accounts")
 #: What a reviewer judges each criterion (the rule set names the criteria).
 CRITERION_VERDICTS = ("met", "not_met")
 #: A reviewer's recommendation.

@@ -92,6 +92,7 @@ WHAT_NAMES: dict[str, Any] = {
     "review_queue": _l("The review queue"),
     "student_overview": _l("Your overview (API)"),
     "my_data": _l("This data page"),
+    "accounts": _l("The administrators' account pages"),
 }
 
 

@@ -226,6 +226,11 @@ class SqlIdentityStore:
     def find_account_by_email(self, email: str) -> Account | None:
         return self._one_account(accounts.c.email == normalize_email(email))
 
+    def list_accounts(self) -> list[Account]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(accounts).order_by(accounts.c.created_at, accounts.c.id)).all()
+        return [_account(row) for row in rows]
+
     def find_account_by_student(self, student_id: str) -> Account | None:
         return self._one_account(accounts.c.student_id == student_id)
 
@@ -336,6 +341,16 @@ class SqlIdentityStore:
                 sa.select(role_grants.c.account_id).where(role_grants.c.role == Role.ADMINISTRATOR.value).limit(1)
             ).first()
         return row is not None
+
+    def all_grants(self) -> dict[str, frozenset[RoleGrant]]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(role_grants.c.account_id, role_grants.c.role, role_grants.c.department)
+            ).all()
+        found: dict[str, set[RoleGrant]] = {}
+        for r in rows:
+            found.setdefault(r.account_id, set()).add(RoleGrant(Role(r.role), r.department or None))
+        return {a: frozenset(gs) for a, gs in found.items()}
 
     def accounts_with_role(self, role: Role, department: str | None) -> list[Account]:
         with self._engine.connect() as conn:

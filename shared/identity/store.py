@@ -39,6 +39,10 @@ class IdentityStore(Protocol):
 
     def find_account_by_email(self, email: str) -> Account | None: ...
 
+    def list_accounts(self) -> list[Account]:
+        """Every account (disabled and erased ones included), by creation time then id."""
+        ...
+
     def find_account_by_student(self, student_id: str) -> Account | None: ...
 
     def attach_student(self, account_id: str, student_id: str) -> bool:
@@ -82,6 +86,10 @@ class IdentityStore(Protocol):
     def grants_of(self, account_id: str) -> frozenset[RoleGrant]: ...
 
     def any_administrator(self) -> bool: ...
+
+    def all_grants(self) -> dict[str, frozenset[RoleGrant]]:
+        """Every account's grants, by account id (accounts without a grant are left out)."""
+        ...
 
     def accounts_with_role(self, role: Role, department: str | None) -> list[Account]:
         """Every account holding `role` in `department` (disabled ones included), by id."""
@@ -173,6 +181,9 @@ class InMemoryIdentityStore:
         wanted = normalize_email(email)
         return next((a for a in self._accounts.values() if a.email == wanted), None)
 
+    def list_accounts(self) -> list[Account]:
+        return sorted(self._accounts.values(), key=lambda a: (a.created_at, a.id))
+
     def find_account_by_student(self, student_id: str) -> Account | None:
         return next((a for a in self._accounts.values() if a.student_id == student_id), None)
 
@@ -251,6 +262,10 @@ class InMemoryIdentityStore:
 
     def any_administrator(self) -> bool:
         return any(g.role is Role.ADMINISTRATOR for gs in self._grants.values() for g in gs)
+
+    def all_grants(self) -> dict[str, frozenset[RoleGrant]]:
+        with self._lock:
+            return {a: frozenset(gs) for a, gs in self._grants.items() if gs}
 
     def accounts_with_role(self, role: Role, department: str | None) -> list[Account]:
         wanted = RoleGrant(role, department)

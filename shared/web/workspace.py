@@ -3,7 +3,7 @@ staff menu both headers show.
 
 Staff work on the assessment service; students on the intake. A member of staff who signs in on
 either lands where their work is (an assessor or a coordinator on the review queue, an
-administrator on the outbox, the administration page of what the system sends), and both
+administrator on the accounts and roles page), and both
 headers carry the same menu for their roles, linking across services: on the intake the links
 are absolute URLs of the assessment service (`CIM_ASSESSMENT_URL`), on the assessment service
 they are the site's own paths. The menu shows only what the person's roles may open, so no
@@ -35,6 +35,9 @@ _REVIEWERS = frozenset({Role.ASSESSOR, Role.COORDINATOR})
 _COORDINATORS = frozenset({Role.COORDINATOR})
 _ADMINISTRATION = frozenset({Role.COORDINATOR, Role.ADMINISTRATOR})
 _STAFF = frozenset(STAFF_ROLES)
+_ADMINISTRATORS = frozenset({Role.ADMINISTRATOR})
+#: An administrator's own page: accounts, roles and API tokens (assessment_service/web/admin_pages.py).
+ADMIN_HOME = "/admin/accounts"
 
 #: The staff menu, in the order the header shows it.
 STAFF_MENU: tuple[MenuItem, ...] = (
@@ -45,6 +48,7 @@ STAFF_MENU: tuple[MenuItem, ...] = (
     MenuItem(_l("Deadlines"), "/deadlines", _COORDINATORS),
     MenuItem(_l("Outbox"), "/outbox", _ADMINISTRATION),
     MenuItem(_l("Rule sets"), "/rules", _STAFF),
+    MenuItem(_l("Administration"), ADMIN_HOME, _ADMINISTRATORS),
 )
 
 
@@ -67,7 +71,7 @@ def landing_path(principal: Principal | None) -> str | None:
     if roles & _REVIEWERS:
         return "/queue"
     if Role.ADMINISTRATOR in roles:
-        return "/outbox"
+        return ADMIN_HOME
     return None
 
 

@@ -168,6 +168,7 @@ def _sessions(pipeline: Pipeline, ids: dict[str, str]) -> dict[str, str]:
                 grants=[RoleGrant(Role.STUDENT, "SOCSW")]),
         }
         sessions = {who: identity.sessions.create(account.id, auth_method="test") for who, account in accounts.items()}
+        ids["coordinator_account"] = accounts["coordinator"].id  # the administrators' account page
         _revision_rounds(pipeline, ids, identity, accounts["coordinator"].id, accounts["assessor"].id,
                          sessions["other_student"])
         return sessions
@@ -266,6 +267,10 @@ def pages_of(pipeline: Pipeline, ids: dict[str, str], sessions: dict[str, str]) 
         Visit("department-diplomas", f"{assessment}/departments/SOCSW/diplomas", coordinator),
         Visit("diplomas-home", f"{assessment}/diplomas", sessions["administrator"], status=404),
         Visit("verify-unknown", f"{assessment}/verify/AAAA-BBBB-CCCC-DDDD", status=404),
+        Visit("admin-accounts", f"{assessment}/admin/accounts?who=all", sessions["administrator"]),
+        Visit("admin-account", f"{assessment}/admin/accounts/{ids['coordinator_account']}",
+              sessions["administrator"]),
+        Visit("admin-tokens", f"{assessment}/admin/tokens", sessions["administrator"]),
     ]
 
 

@@ -431,6 +431,15 @@ def outbox_staff(*, templates: bool) -> Policy:
     return policy
 
 
+def administrators_only(actor: Actor, obj: StudentObject) -> str:
+    """The administrators' pages (issue 16: accounts, roles, API tokens), as the identity CLI:
+    administrators only; anyone else signed in 403; pages only, so an integration signs in. An
+    unknown account or token answers 404 in the view (tests/unit/test_admin_pages.py)."""
+    if actor.anonymous or actor.integration:
+        return SIGNIN
+    return ALLOW if actor.administrator else FORBIDDEN
+
+
 #: Sign-in pages, in both apps (shared/web/auth_pages.py).
 AUTH_POLICIES: dict[tuple[str, str], Policy] = {
     ("auth.sign_in_page", "GET"): public,
@@ -591,6 +600,17 @@ ASSESSMENT_POLICIES: dict[tuple[str, str], Policy] = {
     ("api.revoke_diploma", "POST"): presentation_person(api=True),
     ("api.reissue_diploma", "POST"): presentation_person(api=True),
     ("api.department_diplomas", "GET"): presentation_person(api=True),
+    # The administrators' pages (issue 16).
+    ("admin.accounts_page", "GET"): administrators_only,
+    ("admin.create_account", "POST"): administrators_only,
+    ("admin.account_page", "GET"): administrators_only,
+    ("admin.grant", "POST"): administrators_only,
+    ("admin.revoke", "POST"): administrators_only,
+    ("admin.disable", "POST"): administrators_only,
+    ("admin.enable", "POST"): administrators_only,
+    ("admin.tokens_page", "GET"): administrators_only,
+    ("admin.create_token", "POST"): administrators_only,
+    ("admin.revoke_token", "POST"): administrators_only,
 }
 
 
@@ -617,6 +637,8 @@ def cells_of(app_name: str, app: Flask, obj: StudentObject) -> Iterator[Cell]:
                     values[arg] = "not-a-real-link-token"
                 elif arg in ("row_id", "name", "locale"):  # an outbox row, a mail template (no object)
                     values[arg] = {"row_id": "1", "name": "sign_in_link", "locale": "en"}[arg]
+                elif arg in ("account_id", "token_id"):  # the administrators' pages (no student object)
+                    values[arg] = str(uuid.UUID(int=0))
                 elif arg in obj.params():
                     values[arg] = obj.params()[arg]
                 else:

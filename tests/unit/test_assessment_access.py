@@ -320,7 +320,7 @@ def test_review_queue_shows_each_member_of_staff_only_their_reports(world: World
     assert (home.status_code, home.headers["Location"]) == (303, "/queue")  # the service leads staff to it
 
 
-@pytest.mark.parametrize(("who", "home"), [("administrator", "/outbox"),
+@pytest.mark.parametrize(("who", "home"), [("administrator", "/admin/accounts"),
                                            ("student_A", "http://127.0.0.1:8000/my-cim")])
 def test_the_service_s_address_leads_everyone_else_to_their_own_work(world: World, who: str, home: str) -> None:
     answer = world.browser(who).get("/")

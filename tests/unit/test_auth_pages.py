@@ -319,7 +319,7 @@ def test_staff_signs_in_with_password_and_code(client: FlaskClient, identity: Id
 
 @pytest.mark.parametrize(("role", "department", "landing"), [
     (Role.ASSESSOR, "SOCSW", "http://127.0.0.1:8001/queue"),
-    (Role.ADMINISTRATOR, None, "http://127.0.0.1:8001/outbox"),
+    (Role.ADMINISTRATOR, None, "http://127.0.0.1:8001/admin/accounts"),
 ])
 def test_each_staff_role_lands_where_its_work_is(client: FlaskClient, identity: Identity, clock: FixedClock,
                                                  role: Role, department: str | None, landing: str) -> None:
@@ -336,6 +336,7 @@ def test_the_intake_header_carries_the_staff_menu_for_the_person_s_roles(
     client.post("/auth/staff", data=staff_form("admin@example.org", PASSWORD, code(secret, clock)))
     header = client.get("/auth/account").text
     assert 'href="http://127.0.0.1:8001/outbox"' in header
+    assert 'href="http://127.0.0.1:8001/admin/accounts"' in header  # the administrators' pages
     assert 'href="http://127.0.0.1:8001/rules"' in header
     assert "http://127.0.0.1:8001/queue" not in header  # an administrator has no queue: no 403 link
 

@@ -281,3 +281,21 @@ def test_the_link_floor_only_moves_forward_and_one_racer_wins(
     identity_store.add_account(other)
     wins = at_once(6, lambda: identity_store.advance_link_floor(other.id, 5_000))
     assert sorted(wins) == [False] * 5 + [True]
+
+
+def test_every_account_and_every_grant_can_be_listed(identity_store: IdentityStore, clock: FixedClock) -> None:
+    first = _account(clock, email="first@example.org")
+    identity_store.add_account(first)
+    clock.advance(timedelta(seconds=1))
+    second = _account(clock, email="second@example.org")
+    identity_store.add_account(second)
+    identity_store.grant_role(second.id, RoleGrant(Role.ASSESSOR, "SOCSW"), clock.now())
+    identity_store.grant_role(second.id, RoleGrant(Role.ADMINISTRATOR, None), clock.now())
+    identity_store.set_disabled(first.id, True)
+    assert [a.id for a in identity_store.list_accounts()] == [first.id, second.id]
+    assert identity_store.list_accounts()[0].disabled
+    assert identity_store.all_grants() == {
+        second.id: frozenset({RoleGrant(Role.ASSESSOR, "SOCSW"), RoleGrant(Role.ADMINISTRATOR, None)})}
+    identity_store.revoke_role(second.id, RoleGrant(Role.ASSESSOR, "SOCSW"))
+    identity_store.revoke_role(second.id, RoleGrant(Role.ADMINISTRATOR, None))
+    assert identity_store.all_grants() == {}
