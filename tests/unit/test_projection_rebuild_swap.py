@@ -105,6 +105,10 @@ def test_a_reader_polling_during_a_rebuild_never_sees_fewer_rows(db_url: str, tm
     assert min(students for students, _r, _p in seen) >= before[0]
     # Never backwards: no snapshot shows fewer students, fewer reports or an older checkpoint
     # than one seen before it (the swap is one transaction; the checkpoint never moves back).
+    # Atomic: every snapshot's rows are exactly the read model at its checkpoint (each student's
+    # registration and report take consecutive positions: 2k-1 and 2k).
+    for students, reports, position in seen:
+        assert (students, reports) == ((position + 1) // 2, position // 2), (students, reports, position)
     for earlier, later in itertools.pairwise(seen):
         assert all(after >= before for before, after in zip(earlier, later, strict=True)), (earlier, later)
     assert _counts(runner.engine) == (1600, 1600, store.head())  # every event applied exactly once
