@@ -701,7 +701,9 @@ class _Shadow:
       afterwards (the database user needs CREATE on the database).
 
     So the handlers, their statements built once at import and the runner's bulk writes (COPY
-    names its table unqualified) run unchanged against the shadow. A rebuild killed midway leaves
+    names its table unqualified) run unchanged against the shadow. On SQLite each page of the
+    build holds the live file's write lock too (BEGIN IMMEDIATE takes every attached database),
+    as any catch-up's page does: live writers wait at most a page. A rebuild killed midway leaves
     its shadow behind (a `*.rebuild-*` file, a `cim_rebuild_*` schema); nothing reads it, and it
     may be deleted."""
 
@@ -728,6 +730,8 @@ class _Shadow:
                 return None
             live_path = Path(database).resolve()
             path = live_path.with_name(f"{live_path.name}.rebuild-{token}")
+            if live_path.exists():  # as private as the live file (SQLite gives its -wal/-shm the same mode)
+                path.touch(mode=live_path.stat().st_mode & 0o777, exist_ok=False)
             engine = make_engine(f"sqlite:///{path}", immediate=True, pool_size=2, durable=False)
 
             def _see_live(dbapi_connection: Any, _record: Any) -> None:
