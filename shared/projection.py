@@ -741,9 +741,15 @@ class _Shadow:
             return cls(engine, "main", cls.ALIAS, path=path)
         if live.dialect.name == "postgresql":
             schema = f"cim_rebuild_{token}"
-            with live.begin() as conn:
-                conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-                searched = list(conn.exec_driver_sql("SELECT current_schemas(false)").scalar_one())
+            try:
+                with live.begin() as conn:
+                    conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+                    searched = list(conn.exec_driver_sql("SELECT current_schemas(false)").scalar_one())
+            except sa.exc.ProgrammingError as exc:  # e.g. insufficient privilege
+                raise RuntimeError(
+                    f"a rebuild builds in a schema of its own and could not make one ({exc.orig}): "
+                    f"the database user needs CREATE on the database (GRANT CREATE ON DATABASE ...)"
+                ) from exc
             path_list = ",".join([schema, *(_pg_identifier(name) for name in searched)])
             engine = sa.create_engine(
                 url, pool_size=2, max_overflow=2, hide_parameters=True,
