@@ -63,10 +63,11 @@ def rebuild(name: str | None) -> None:
 
 
 def _rebuild(runner: ProjectionRunner, names: list[str] | None) -> None:
+    """Rebuild in a shadow and swap it in (ProjectionRunner.rebuild): the staff pages keep showing
+    the old read model until the new one is complete."""
     selected = runner.resolve_names(names)
     head = runner.feed.head()
     started = time.monotonic()
-    runner.reset(selected)
     done = 0
     with click.progressbar(length=max(head, 1), label=f"Rebuilding {', '.join(selected)}") as bar:
 
@@ -77,12 +78,13 @@ def _rebuild(runner: ProjectionRunner, names: list[str] | None) -> None:
                 bar.update(step)
                 done += step
 
-        applied = runner.catch_up(selected, on_batch=advance)
+        applied = runner.rebuild(selected, on_batch=advance)
         bar.update(max(head - done, 0))
     took = time.monotonic() - started
     rate = f" ({head / took:,.0f} events/s)" if head and took > 0 else ""
-    click.echo(f"Rebuilt {', '.join(selected)} up to position {head} in {took:.2f} s{rate}: "
-               f"{applied} event applications; checkpoints: {runner.checkpoints()}")
+    click.echo(f"Rebuilt {', '.join(selected)} up to position {head} in {took:.2f} s{rate}, "
+               f"swapped in with one transaction: {applied} event applications; "
+               f"checkpoints: {runner.checkpoints()}")
 
 
 rules_cli = AppGroup("rules", help="Check the departments' rule sets (config/departments.toml).")

@@ -13,7 +13,10 @@ database transaction locks every checkpoint row (``SELECT ... FOR UPDATE`` on Po
 engine's ``BEGIN IMMEDIATE`` on SQLite), skips what a concurrent runner already applied, applies
 the rest and moves the checkpoints. So a duplicated, reordered or lost wake-up changes nothing:
 the checkpoint, not the message, says what is done, and a crash rolls back rows and checkpoint
-together. Rebuilding resets one projection's rows and checkpoint to 0 and catches up again.
+together. Rebuilding applies the feed from position 0 into a shadow copy of a projection's tables
+and swaps it in with one transaction (`ProjectionRunner.rebuild`): readers see the old read model
+until the new one is complete. (`reset` empties a projection in place, for tests and the
+in-memory fallback.)
 
 A projection may name event types that *scrub* personal data (`scrubs`, e.g. `StudentErased`,
 whose handlers blank the copied name and e-mail). Blanking a row leaves its old image behind: in
@@ -33,10 +36,12 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -550,10 +555,121 @@ class ProjectionRunner:
         *,
         on_batch: Callable[[int, int], None] | None = None,
     ) -> int:
-        """Reset the named projections and apply the whole feed from position 0."""
+        """Rebuild the named projections from position 0 where readers never see it: into a shadow
+        copy of their tables (see `_Shadow`), then swapped in with ONE transaction, so a reader
+        sees the old read model until the new one is complete, never an empty or partial one.
+        Live runners keep applying new events to the old tables meanwhile; the swap takes over
+        what they applied past the shadow (see `_swap`), so the checkpoints never move back.
+        Returns how many (event, projection) applications were made.
+
+        On an in-memory SQLite database (no file another connection could attach) this falls
+        back to the in-place rebuild: reset, then catch up."""
         selected = self.resolve_names(names)
-        self.reset(selected)
-        return self.catch_up(selected, on_batch=on_batch)
+        shadow = _Shadow.open(self.engine)
+        if shadow is None:
+            log.warning("rebuilding %s in place: an in-memory database has no shadow", selected)
+            self.reset(selected)
+            return self.catch_up(selected, on_batch=on_batch)
+        started = time.monotonic()
+        try:
+            shadow.create_tables([checkpoints, *(t for n in selected for t in self.projections[n].tables)])
+            building = ProjectionRunner(shadow.engine, self.feed, [self.projections[n] for n in selected],
+                                        batch_size=self.batch_size, options=self.options)
+            applied = building.catch_up(selected, on_batch=on_batch)
+            built_in = time.monotonic() - started
+            shadow.engine.dispose()  # its connections are done; the swap only reads its tables
+            swapped, positions, scrubbed = self._swap(shadow, selected)
+        finally:
+            shadow.drop()
+        self._known = {}
+        if scrubbed:
+            compact_after_scrub(self.engine, scrubbed)
+        log.info("rebuilt projections in a shadow and swapped them in",
+                 extra={"projections": selected, "checkpoints": positions, "built_seconds": round(built_in, 3),
+                        "swapped_seconds": round(time.monotonic() - started - built_in, 3),
+                        "tail_applied": swapped})
+        return applied + swapped + self.catch_up(selected, on_batch=on_batch)
+
+    def _swap(self, shadow: _Shadow, names: Sequence[str]) -> tuple[int, dict[str, int], list[sa.Table]]:
+        """In ONE transaction, with the live checkpoints locked (so no live runner moves them):
+        replace the live rows of `names` with the shadow's, and leave each checkpoint at the
+        furthest of the live one and the shadow's. What the live runners applied past the shadow
+        (live checkpoint L > shadow's S) is applied again to the copied rows (events (S, L]), so a
+        reader never sees the model go back. What the shadow applied past the live checkpoint
+        (S > L) is first applied to the live store too (events (L, S]): handlers may have effects
+        beyond their projection's tables (an erasure destroys the student's key), and those must
+        happen in the live store once; the rows it writes are then replaced by the shadow's.
+        Each event thus reaches the read model's rows exactly once. Returns the applications
+        made, the checkpoints as committed, and the tables an erasure in the tail blanked."""
+        meta = sa.MetaData()
+        built_table = checkpoints.to_metadata(meta, schema=shadow.alias)
+        with self.engine.connect() as conn:
+            shadow.attach(conn)
+            try:
+                with conn.begin():
+                    live = self._lock_checkpoints(conn, names)
+                    found = {name: int(position) for name, position in conn.execute(
+                        sa.select(built_table.c.name, built_table.c.position)
+                        .where(built_table.c.name.in_(list(names)))
+                    )}
+                    built = {name: found.get(name, 0) for name in names}
+                    # (L, S]: effects outside the tables, in the live store (rows replaced next).
+                    ahead, _reached, scrubbed = self._apply_until(conn, names, live, built)
+                    for name in names:
+                        tables = self.projections[name].tables
+                        for table in reversed(tables):
+                            conn.execute(table.delete())
+                        for table in tables:
+                            source = table.to_metadata(meta, schema=shadow.alias)
+                            columns = [column.name for column in table.columns]
+                            conn.execute(sa.insert(table).from_select(
+                                columns, sa.select(*(source.c[column] for column in columns))))
+                    # (S, L]: what the live runners had applied past the shadow, onto its rows.
+                    goal = {name: max(live[name], built[name]) for name in names}
+                    behind, positions, tail_scrubbed = self._apply_until(conn, names, built, goal)
+                    conn.execute(_MOVE_CHECKPOINT, [
+                        {"b_name": name, "b_position": positions[name], "b_at": time.time()} for name in names
+                    ])
+            finally:
+                shadow.detach(conn)
+        return ahead + behind, positions, [*scrubbed, *tail_scrubbed]
+
+    def _apply_until(self, conn: sa.Connection, names: Sequence[str], start: Mapping[str, int],
+                     goal: Mapping[str, int]) -> tuple[int, dict[str, int], list[sa.Table]]:
+        """In `conn`'s transaction, apply to each projection the events in (start, goal] (read from
+        the feed); the applications made, the positions reached and the tables scrubbed."""
+        positions = dict(start)
+        applied = 0
+        scrubbed: list[sa.Table] = []
+        pending = _PendingWrites(conn)
+        conn.info[_PENDING] = pending
+        try:
+            while True:
+                behind = [name for name in names if positions[name] < goal[name]]
+                if not behind:
+                    break
+                events = self.feed.read(after=min(positions[name] for name in behind), limit=self.batch_size)
+                if not events:  # the feed serves less than a checkpoint says was applied
+                    log.warning("rebuild swap: the feed ends before %s", {n: goal[n] for n in behind})
+                    break
+                for name in behind:
+                    todo = [e for e in events if positions[name] < e.position <= goal[name]]
+                    if not todo:
+                        continue
+                    projection = self.projections[name]
+                    for event in todo:
+                        projection.apply(conn, event)
+                    if projection.scrubs and any(e.type in projection.scrubs for e in todo):
+                        scrubbed.extend(projection.tables)
+                    pending.flush()
+                    positions[name] = todo[-1].position
+                    applied += len(todo)
+        except BaseException:
+            pending.settle()
+            raise
+        finally:
+            conn.info.pop(_PENDING, None)
+        return applied, positions, scrubbed
 
     def digest(self, names: Sequence[str] | None = None) -> str:
         """A hash of the named projections' read-model rows, for "live == rebuilt" checks."""
@@ -567,6 +683,127 @@ class ProjectionRunner:
         if unknown:
             raise KeyError(f"unknown projection(s): {', '.join(unknown)}; known: {', '.join(self.projections)}")
         return sorted(set(names))
+
+
+
+class _Shadow:
+    """Where a rebuild builds: a store of its own holding fresh copies of the rebuilt tables and a
+    checkpoint table, in which every other table name still finds the live one (a handler may
+    read another read model, or write beyond its own tables: an erasure destroys a key), just as
+    an in-place rebuild would see them.
+
+    - SQLite: a new database file beside the live one (`<file>.rebuild-<token>`), whose
+      connections ATTACH the live file: SQLite resolves a name in `main` (the shadow) first, then
+      in the attached live database. The swap ATTACHes the shadow file to a live connection as
+      `cim_rebuild`. The files are deleted afterwards.
+    - PostgreSQL: a new schema (`cim_rebuild_<token>`) in the live database, reached by an
+      engine whose `search_path` puts it before the live schemas. The schema is dropped
+      afterwards (the database user needs CREATE on the database).
+
+    So the handlers, their statements built once at import and the runner's bulk writes (COPY
+    names its table unqualified) run unchanged against the shadow. On SQLite each page of the
+    build holds the live file's write lock too (BEGIN IMMEDIATE takes every attached database),
+    as any catch-up's page does: live writers wait at most a page. A rebuild killed midway leaves
+    its shadow behind (a `*.rebuild-*` file, a `cim_rebuild_*` schema); nothing reads it, and it
+    may be deleted."""
+
+    ALIAS = "cim_rebuild"  # the shadow file's name on the swapping SQLite connection
+
+    def __init__(self, engine: sa.Engine, local: str, alias: str, *, path: Path | None = None,
+                 live: sa.Engine | None = None) -> None:
+        self.engine = engine  # writes into the shadow
+        self.local = local  # how the shadow's own connections name its schema
+        self.alias = alias  # how a live connection names it
+        self.path = path  # SQLite: the shadow file
+        self._live = live  # PostgreSQL: the engine that made (and drops) the schema
+
+    @classmethod
+    def open(cls, live: sa.Engine) -> _Shadow | None:
+        """A new, empty shadow for `live`'s database; None where there can be none."""
+        from shared.adapters.sql import make_engine
+
+        token = uuid.uuid4().hex[:12]
+        url = live.url
+        if live.dialect.name == "sqlite":
+            database = url.database or ""
+            if not database or database == ":memory:" or database.startswith("file:"):
+                return None
+            live_path = Path(database).resolve()
+            path = live_path.with_name(f"{live_path.name}.rebuild-{token}")
+            if live_path.exists():  # as private as the live file (SQLite gives its -wal/-shm the same mode)
+                path.touch(mode=live_path.stat().st_mode & 0o777, exist_ok=False)
+            engine = make_engine(f"sqlite:///{path}", immediate=True, pool_size=2, durable=False)
+
+            def _see_live(dbapi_connection: Any, _record: Any) -> None:
+                dbapi_connection.execute("ATTACH DATABASE ? AS cim_live", (str(live_path),))
+
+            sa.event.listen(engine, "connect", _see_live)
+            return cls(engine, "main", cls.ALIAS, path=path)
+        if live.dialect.name == "postgresql":
+            schema = f"cim_rebuild_{token}"
+            try:
+                with live.begin() as conn:
+                    conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+                    searched = list(conn.exec_driver_sql("SELECT current_schemas(false)").scalar_one())
+            except sa.exc.ProgrammingError as exc:  # e.g. insufficient privilege
+                raise RuntimeError(
+                    f"a rebuild builds in a schema of its own and could not make one ({exc.orig}): "
+                    f"the database user needs CREATE on the database (GRANT CREATE ON DATABASE ...)"
+                ) from exc
+            path_list = ",".join([schema, *(_pg_identifier(name) for name in searched)])
+            engine = sa.create_engine(
+                url, pool_size=2, max_overflow=2, hide_parameters=True,
+                connect_args={"options": f"-c search_path={path_list} -c synchronous_commit=off"},
+            )
+            return cls(engine, schema, schema, live=live)
+        return None
+
+    def create_tables(self, tables: Iterable[sa.Table]) -> None:
+        """Fresh copies of `tables` (columns, keys and indexes) in the shadow."""
+        meta = sa.MetaData()
+        with self.engine.begin() as conn:
+            for table in tables:
+                table.to_metadata(meta, schema=self.local).create(conn)
+
+    def attach(self, conn: sa.Connection) -> None:
+        """Let `conn` (a live connection, before its transaction) name the shadow's tables."""
+        if self.path is not None:
+            self._driver(conn).execute(f"ATTACH DATABASE ? AS {self.ALIAS}", (str(self.path),))
+
+    def detach(self, conn: sa.Connection) -> None:
+        if self.path is None:
+            return
+        try:
+            self._driver(conn).execute(f"DETACH DATABASE {self.ALIAS}")
+        except Exception:  # never hand a connection with the shadow attached back to the pool
+            conn.invalidate()
+
+    @staticmethod
+    def _driver(conn: sa.Connection) -> Any:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        return driver
+
+    def drop(self) -> None:
+        """Remove the shadow and everything in it (the read model's copy holds personal data)."""
+        self.engine.dispose()
+        if self.path is not None:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(FileNotFoundError):
+                    Path(f"{self.path}{suffix}").unlink()
+        elif self._live is not None:
+            try:
+                with self._live.begin() as conn:
+                    conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {self.local} CASCADE")
+            except Exception:
+                log.exception("could not drop the rebuild's shadow schema %s; drop it by hand", self.local)
+
+
+def _pg_identifier(name: str) -> str:
+    """A schema name for a libpq `-c search_path=` option: plain, or double-quoted (spaces escaped)."""
+    if name.isidentifier() and name == name.lower():
+        return name
+    return '"' + name.replace('"', '""').replace(" ", "\\ ") + '"'
 
 
 def _secure_delete(dbapi_connection: Any, _record: Any) -> None:
