@@ -237,3 +237,16 @@ def test_the_qr_code_opens_the_verification_page(sample_pdf: bytes, tmp_path: Pa
                              timeout=60, check=True).stdout.strip()
     assert decoded == sample_document().verify_url
 
+
+
+def test_a_long_list_runs_onto_a_numbered_page_that_names_the_holder() -> None:
+    doc = sample_document()
+    many = tuple(dataclasses.replace(doc.merits[i % 4], title=f"Activity number {i}") for i in range(14))
+    reader = PdfReader(io.BytesIO(render_diploma(dataclasses.replace(doc, merits=many))))
+    assert len(reader.pages) == 2
+    second = re.sub(r"\s+", " ", reader.pages[1].extract_text())
+    assert f"{doc.holder_name} · {doc.number}" in second  # the running header
+    assert "2 / 2" in second
+    assert "Karin Provnamn" in second  # the signatures close the last page
+    first = re.sub(r"\s+", " ", reader.pages[0].extract_text())
+    assert "1 / 2" not in first
