@@ -75,27 +75,27 @@ def _ready(_: int) -> tuple[int, float]:
     return os.getpid(), _cold_ms
 
 
-def _render(indices: list[int]) -> list[tuple[float, int]]:
+def _render(indices: list[int]) -> list[tuple[float, int, float]]:
     from assessment_service.diploma_pdf import render_diploma
 
     global _done
     out = []
     for i in indices:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         pdf = render_diploma(document(i))
-        out.append(((time.perf_counter() - started) * 1000, len(pdf)))
+        out.append(((time.perf_counter() - started) * 1000, len(pdf), (time.process_time() - cpu) * 1000))
     _done += len(indices)
     return out
 
 
-def _floor(indices: list[int]) -> list[tuple[float, int]]:
+def _floor(indices: list[int]) -> list[tuple[float, int, float]]:
     from weasyprint import HTML
 
     out = []
     for _ in indices:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         pdf = HTML(string=FLOOR_HTML).write_pdf(font_config=_floor_fonts)  # warm, like the diplomas
-        out.append(((time.perf_counter() - started) * 1000, len(pdf)))
+        out.append(((time.perf_counter() - started) * 1000, len(pdf), (time.process_time() - cpu) * 1000))
     return out
 
 
@@ -115,16 +115,20 @@ def _roll_call(pool: Any, workers: int, fn: Any) -> dict[int, Any]:
     return seen
 
 
-def _summary(timings: list[tuple[float, int]], wall_s: float) -> dict[str, Any]:
-    ms = sorted(t for t, _ in timings)
+def _summary(timings: list[tuple[float, int, float]], wall_s: float) -> dict[str, Any]:
+    ms = sorted(t for t, _, _ in timings)
+    cpu = sorted(c for _, _, c in timings)
     return {
         "count": len(ms), "wall_s": round(wall_s, 3), "per_s": round(len(ms) / wall_s, 1),
         "median_ms": round(statistics.median(ms), 1), "p95_ms": round(percentile(ms, 0.95), 1),
-        "max_ms": round(ms[-1], 1), "mean_bytes": round(sum(b for _, b in timings) / len(timings)),
+        "max_ms": round(ms[-1], 1), "median_cpu_ms": round(statistics.median(cpu), 1),
+        "per_cpu_s": round(len(cpu) / (sum(cpu) / 1000), 1),
+        "mean_bytes": round(sum(b for _, b, _ in timings) / len(timings)),
     }
 
 
 def run_pool(workers: int, count: int, chunk: int) -> dict[str, Any]:
+    load_before = Path("/proc/loadavg").read_text().split()[:3]
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(workers, initializer=_warm) as pool:
         cold = _roll_call(pool, workers, _ready)
@@ -138,6 +142,7 @@ def run_pool(workers: int, count: int, chunk: int) -> dict[str, Any]:
         floor_wall = time.perf_counter() - started
     return {
         "workers": workers,
+        "loadavg_before": load_before,
         "diplomas": _summary(diplomas, diploma_wall),
         "floor": _summary(floor, floor_wall),
         "cold_ms": sorted(round(v) for v in cold.values()),
@@ -186,8 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         r = run_pool(workers, args.count, args.chunk)
         results.append(r)
         d, f = r["diplomas"], r["floor"]
-        print(f"{workers} worker(s): {d['per_s']} diplomas/s (median {d['median_ms']} ms, p95 {d['p95_ms']} ms, "
-              f"{d['mean_bytes']} B) | floor {f['per_s']}/s (median {f['median_ms']} ms, p95 {f['p95_ms']} ms) | "
+        print(f"{workers} worker(s), load {r['loadavg_before']}: {d['per_s']} diplomas/s (median {d['median_ms']} ms, "
+              f"p95 {d['p95_ms']} ms, CPU {d['median_cpu_ms']} ms, {d['per_cpu_s']}/CPU-s, {d['mean_bytes']} B) | "
+              f"floor {f['per_s']}/s (median {f['median_ms']} ms, p95 {f['p95_ms']} ms, CPU {f['median_cpu_ms']} ms) | "
               f"cold {r['cold_ms']} ms | peak RSS {r['peak_rss_mb']} MiB "
               f"(+{r['rss_growth_kib_per_diploma']} KiB per diploma)", flush=True)
     naive = run_naive(args.naive) if args.naive else None
