@@ -55,6 +55,10 @@ if ! command -v redis-server >/dev/null 2>&1; then
     $sudo_cmd service redis-server stop >/dev/null 2>&1 || true
 fi
 REDIS_CLI="$(command -v redis-cli)"
+# Pango for WeasyPrint (the workers render diplomas); installed with apt-get when missing.
+# shellcheck source=scripts/services.sh
+source "$ROOT/scripts/services.sh"
+ensure_pdf_libs --runtime
 
 port_answers() {
     "$BIN/python" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' \

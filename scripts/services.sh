@@ -8,6 +8,7 @@
 #   start_redis      # exports CIM_TEST_REDIS_URL, CIM_TEST_REDIS_PORT, CIM_TEST_REDIS_DIR
 #   start_smtp       # exports CIM_TEST_SMTP_PORT, CIM_TEST_SMTP_DIR (a Maildir: new/ holds each message)
 #   ensure_browser_tools  # chromium, node and tests/browser/node_modules (browser and axe tests)
+#   ensure_pdf_libs  # Pango for WeasyPrint (the diploma PDF); poppler-utils, zbar-tools for its tests
 #   stop_smtp; stop_redis; stop_postgres
 
 _svc_log() { echo "[services] $*" >&2; }
@@ -72,6 +73,30 @@ ensure_browser_tools() {
         _svc_log "installing the browser tests' node packages (npm ci)"
         (cd "$dir" && npm ci --no-audit --no-fund --silent) || return 1
     fi
+}
+
+# The shared libraries WeasyPrint loads at import (Pango and its FreeType backend, which bring
+# HarfBuzz and Fontconfig) and, for the tests that look at a rendered diploma, poppler-utils
+# (pdftoppm, pdftotext) and zbar-tools (zbarimg); `--runtime` leaves those out. Installed with
+# apt-get only when missing.
+ensure_pdf_libs() {
+    local missing=() libs
+    # One read of the cache (grep -q on a pipe would end ldconfig early: a failure under pipefail).
+    libs="$(ldconfig -p 2>/dev/null || true)"
+    grep -q 'libpango-1\.0\.so\.0' <<<"$libs" || missing+=(libpango-1.0-0)
+    grep -q 'libpangoft2-1\.0\.so\.0' <<<"$libs" || missing+=(libpangoft2-1.0-0)
+    grep -q 'libharfbuzz-subset\.so\.0' <<<"$libs" || missing+=(libharfbuzz-subset0)
+    if [[ "${1:-}" != --runtime ]]; then
+        # the tests: pdftoppm/pdftotext look at a diploma, zbarimg reads its QR code
+        command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
+        command -v zbarimg >/dev/null 2>&1 || missing+=(zbar-tools)
+    fi
+    (( ${#missing[@]} )) || return 0
+    _svc_log "installing ${missing[*]} with apt-get (the diploma PDF)"
+    local sudo_cmd=""
+    [[ "$(id -u)" != 0 ]] && sudo_cmd="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
 # Init a cluster in a temp dir and start it on 127.0.0.1 at a free port, fsync and

@@ -34,6 +34,7 @@ start_postgres || { echo "test.sh: could not start PostgreSQL" >&2; exit 3; }
 start_redis || { echo "test.sh: could not start redis-server" >&2; exit 3; }
 start_smtp || { echo "test.sh: could not start the SMTP sink" >&2; exit 3; }
 ensure_browser_tools || { echo "test.sh: could not install chromium and the browser test tools" >&2; exit 3; }
+ensure_pdf_libs || { echo "test.sh: could not install Pango and poppler-utils (the diploma PDF)" >&2; exit 3; }
 
 ruff_code=0
 "$BIN/ruff" check . || ruff_code=$?

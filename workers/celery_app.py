@@ -78,6 +78,9 @@ app.conf.update(
     # One message at a time per process: prefetched messages of a killed worker wait out the
     # visibility timeout, and a long catch-up must not hold wake-ups another process could run.
     worker_prefetch_multiplier=1,
+    # Measured (bench/bench_diplomas.py): a process grows ~45 KiB per diploma rendered, outside
+    # Python. Replace a pool process once it passes 400 MiB resident, after its current task.
+    worker_max_memory_per_child=400 * 1024,
     # Nobody reads catch-up results; storing thousands of them would only fill Redis, which runs
     # with maxmemory-policy noeviction (a full Redis refuses writes rather than dropping queues).
     task_ignore_result=True,

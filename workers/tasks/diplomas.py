@@ -6,12 +6,26 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from celery.signals import worker_process_init
+
 from assessment_service import diploma_queries, diploma_services
 from shared import task_names
 from workers.base import CimTask, assessment_context, redis_client
 from workers.celery_app import app
 
 log = logging.getLogger(__name__)
+
+
+@worker_process_init.connect
+def _warm_renderer(**_: Any) -> None:
+    """Load the diploma's fonts and stylesheet once per process: a cold render takes ~1 s, a
+    warm one ~130 ms (bench/RESULTS.md)."""
+    try:
+        from assessment_service.diploma_pdf import warm_up
+
+        warm_up()
+    except Exception:  # WeasyPrint's system libraries missing: the render task says so itself
+        log.warning("could not warm up the diploma renderer", exc_info=True)
 
 
 def queue_renders(ctx: Any, send: Callable[[str], None], claim: Callable[[str], bool]) -> int:
