@@ -146,6 +146,7 @@ def _helpers() -> dict[str, Any]:
         "question_text": question_text,
         "ordered_answers": ordered_answers,
         "setting_name": lambda code: str(SETTINGS.get(code, code)),
+        "country_name": country_name,
         "period": period,
         "when": when,
         "language_url": language_url,
@@ -194,6 +195,15 @@ def _staff_names(account_ids: list[str]) -> dict[str, str]:
         account = store.get_account(account_id)
         out[account_id] = account.display_name if account and account.display_name else _("Former member of staff")
     return out
+
+
+def country_name(code: str | None) -> str:
+    """A country's name in the page's language (Babel's CLDR data), its code if unknown."""
+    from babel import Locale
+
+    if not code:
+        return ""
+    return str(Locale.parse(str(get_locale() or "en")).territories.get(code, code))
 
 
 def _see_report(report_id: str) -> Redirect:
