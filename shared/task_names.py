@@ -35,4 +35,6 @@ ISSUE_DIPLOMAS = "cim.diplomas.issue_diplomas"
 RENDER_DIPLOMA = "cim.diplomas.render_diploma"
 #: Per-diploma Redis key prefix that coalesces queued renders (SET NX PX): one waits at a time.
 RENDER_PENDING_PREFIX = "cim:render:pending:"
-RENDER_PENDING_TTL_MS = 600_000
+#: Short: a worker killed between claiming and sending leaves the key behind, and no render is
+#: sent until it expires (a duplicate render is harmless: the render itself is idempotent).
+RENDER_PENDING_TTL_MS = 60_000

@@ -264,6 +264,8 @@ def pipeline(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pipelin
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "CIM_DATA_DIR": str(tmp_path / "var"),
+        # The diploma credentials' signing keys (none made here; a test that needs one makes it).
+        "CIM_CREDENTIAL_KEYS_DIR": str(tmp_path / "credential-keys"),
         "CIM_INTAKE_DB_URL": intake_db,
         "CIM_ASSESSMENT_DB_URL": assessment_db,
         "CIM_REDIS_URL": redis_url,

@@ -4,21 +4,26 @@ they present; the issuing task is sent twice (as two beats would) with the worke
 exactly one `DiplomaIssued` is recorded, with one number. The public verification page answers
 over HTTP without sign-in; My CIM links to the diploma; the coordinator revokes it through the
 API and the verification flips to revoked. With the SMTP sink of scripts/test.sh the student gets
-the diploma mail exactly once. Once `assessment_service/diploma_pdf.py` is merged, the worker also
-renders the PDF once and the student downloads it."""
+the diploma mail exactly once. The worker renders the PDF once; the student downloads it and its QR
+code reads the verification URL; the signed credential downloaded from the public page verifies
+against the keys and status list the service publishes, and fails as revoked after the revocation."""
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import shutil
 import sqlite3
+import subprocess
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from assessment_service import credentials
+from assessment_service.credential_keys import KeyStore
 from shared import task_names
 from shared.clock import SystemClock
 from shared.identity.models import Role, RoleGrant
@@ -56,6 +61,28 @@ def _accessible(pipeline: Pipeline, tmp_path: Path, pages: list[tuple[str, str, 
         problems += [f"{result['name']}: {v['id']} ({v['impact']}): {v['help']} at {v['nodes'][:3]}"
                      for v in result.get("violations", [])]
     assert not problems, "\n".join(problems)
+
+
+def _json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def _verified(credential: dict[str, Any]) -> credentials.Result:
+    """Verify as a stranger would: the issuer's published keys and status list, over HTTP."""
+    keys = credentials.public_keys_from_document(_json(credential["issuer"]["id"]))
+    return credentials.verify(credential, keys,
+                              status_list=_json(credential["credentialStatus"]["statusListCredential"]))
+
+
+def _qr_codes(pdf: bytes, tmp_path: Path) -> list[str]:
+    """The QR codes on the PDF's first page (poppler's pdftoppm, zbar's zbarimg)."""
+    (tmp_path / "diploma.pdf").write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-r", "150", "-png", "-f", "1", "-l", "1", str(tmp_path / "diploma.pdf"),
+                    str(tmp_path / "page")], check=True, timeout=60)
+    found = subprocess.run(["zbarimg", "-q", "--raw", str(tmp_path / "page-1.png")], capture_output=True,
+                           text=True, timeout=60)
+    return found.stdout.split()
 
 
 def diploma_events(pipeline: Pipeline) -> list[tuple[str, str]]:
@@ -165,12 +192,18 @@ def test_an_eligible_student_is_issued_one_diploma_verifiable_and_revocable(pipe
     wait_for(lambda: "Your diploma" in page(f"{pipeline.intake_url}/students/{sid}", student), 30,
              "the diploma link on My CIM")
 
-    if importlib.util.find_spec("assessment_service.diploma_pdf") is not None:
-        wait_for(lambda: any(kind == "DiplomaRendered" for kind, _ in diploma_events(pipeline)), 120, "the PDF")
-        request = urllib.request.Request(f"{pipeline.assessment_url}/diplomas/{diploma['diploma_id']}.pdf",
-                                         headers={"Cookie": f"{SESSION_COOKIE}={student}"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert response.read(5) == b"%PDF-"
+    # The worker rendered the PDF once; the student downloads it; its QR code opens this page.
+    wait_for(lambda: any(kind == "DiplomaRendered" for kind, _ in diploma_events(pipeline)), 120, "the PDF")
+    request = urllib.request.Request(f"{pipeline.assessment_url}/diplomas/{diploma['diploma_id']}.pdf",
+                                     headers={"Cookie": f"{SESSION_COOKIE}={student}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        pdf = response.read()
+    assert pdf.startswith(b"%PDF-")
+    assert _qr_codes(pdf, tmp_path) == [diploma["verify_url"]]
+    # The downloaded credential verifies against the keys and the status list the service publishes.
+    KeyStore(Path(pipeline.env["CIM_CREDENTIAL_KEYS_DIR"])).create("SOCSW", now=datetime.now(UTC))
+    credential = _json(f"{pipeline.assessment_url}/verify/{code}/credential.json")
+    assert _verified(credential).valid
 
     _accessible(pipeline, tmp_path, [
         ("verify-valid", f"{pipeline.assessment_url}/verify/{code}", None),
@@ -184,6 +217,7 @@ def test_an_eligible_student_is_issued_one_diploma_verifiable_and_revocable(pipe
     status, shown = http("GET", f"{pipeline.assessment_url}/verify/{code}.json")
     assert status == 200, shown
     assert shown["status"] == "revoked"
+    assert _verified(credential).status == credentials.REVOKED  # the same download, now revoked
     _accessible(pipeline, tmp_path, [("verify-revoked", f"{pipeline.assessment_url}/verify/{code}", None)])
 
     if smtp:
