@@ -193,7 +193,8 @@ def test_an_eligible_student_is_issued_one_diploma_verifiable_and_revocable(pipe
              "the diploma link on My CIM")
 
     # The worker rendered the PDF once; the student downloads it; its QR code opens this page.
-    wait_for(lambda: any(kind == "DiplomaRendered" for kind, _ in diploma_events(pipeline)), 120, "the PDF")
+    # At most a claim (60 s) and a beat period (60 s) after a kill between claim and send.
+    wait_for(lambda: any(kind == "DiplomaRendered" for kind, _ in diploma_events(pipeline)), 240, "the PDF")
     request = urllib.request.Request(f"{pipeline.assessment_url}/diplomas/{diploma['diploma_id']}.pdf",
                                      headers={"Cookie": f"{SESSION_COOKIE}={student}"})
     with urllib.request.urlopen(request, timeout=10) as response:
