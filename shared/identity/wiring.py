@@ -15,9 +15,9 @@ from shared.identity.crypto import SecretBox, derive_key
 from shared.identity.email_links import EmailLinkService
 from shared.identity.oidc import HttpClient, OidcClientConfig, OidcRelyingParty, UrllibHttpClient
 from shared.identity.passwords import PasswordService
+from shared.identity.sessions import InMemorySessionStore, RedisSessionStore, SessionPolicy, SessionStore
 from shared.identity.setup_links import DEFAULT_TTL as SETUP_LINK_TTL
 from shared.identity.setup_links import StaffSetupLinks
-from shared.identity.sessions import InMemorySessionStore, RedisSessionStore, SessionPolicy, SessionStore
 from shared.identity.sql_store import SqlIdentityStore
 from shared.identity.store import IdentityStore, InMemoryIdentityStore
 from shared.identity.throttle import SignInThrottle

@@ -29,7 +29,6 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.wrappers import Response
 from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
@@ -204,7 +203,7 @@ def finish(token: str) -> Any:
     if step is None:
         form.code.errors = [_("This code does not match the secret. Check that you added the secret shown "
                               "here, then enter the code your app shows now.")]
-    if form.password.errors or form.password_again.errors or form.code.errors:
+    if step is None or form.password.errors or form.password_again.errors:
         return _form_page(token, form, secret, account, 422)
     try:
         account = ident.setup_links.spend(token)  # single use: of two at once, one is refused here

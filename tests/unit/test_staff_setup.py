@@ -120,7 +120,8 @@ def test_the_whole_flow_from_the_administrator_to_a_later_sign_in(world: World, 
     assert answer.headers["Cache-Control"] == "no-store"
     page, secret, pending = start(client, path)
     assert 'src="data:image/svg+xml' in page  # the QR code
-    assert 'for="code"' in page and 'for="password"' in page and 'for="password_again"' in page
+    for label in ('for="code"', 'for="password"', 'for="password_again"'):
+        assert label in page
     assert not has_credentials(world, account)  # nothing stored until a code confirms the secret
 
     done = finish(client, path, pending, code_now(world, secret))
@@ -199,6 +200,7 @@ def test_a_forged_link_or_a_forged_secret_field_stores_nothing(world: World) -> 
     assert finish(client, path, other_pending, code_now(world, other_secret)).status_code == 400
     assert finish(client, path, "garbage", code_now(world, secret)).status_code == 400
     assert not has_credentials(world, account)
+    assert finish(client, path, pending, code_now(world, secret)).status_code == 303  # the control
     with pytest.raises(LinkInvalid):
         world.identity.setup_links.check(forged)
 
@@ -293,7 +295,8 @@ def test_a_lost_phone_a_new_link_replaces_the_credentials_and_ends_the_sessions(
     other = world.app.test_client()
     _p, new_secret, new_pending = start(other, second)
     clock.advance(timedelta(seconds=60))
-    assert finish(other, second, new_pending, code_now(world, new_secret), password="a new long passphrase").status_code == 303
+    answer = finish(other, second, new_pending, code_now(world, new_secret), password="a new long passphrase")
+    assert answer.status_code == 303
     assert world.identity.sessions.get(old_session.value) is None  # whoever has the phone is out
     assert world.identity.store.totp_state(account.id) is not None
     clock.advance(timedelta(seconds=60))
@@ -343,9 +346,19 @@ def test_the_cli_sends_the_same_link(world: World) -> None:
     assert "in the outbox" in result.output
     assert "v1." not in result.output  # the link goes to the person only
     rows = setup_rows(world)
-    assert len(rows) == 1 and rows[0].subject_id == account.id
+    assert len(rows) == 1
+    assert rows[0].subject_id == account.id
     make_account(world.identity, "Tova Student", "tova@example.org", grants=[(Role.STUDENT, "SOCSW")])
     refused = cli(world, "tova@example.org")
     assert refused.exit_code != 0
     assert len(setup_rows(world)) == 1
     assert cli(world, "nobody@example.org").exit_code != 0
+
+
+def test_the_set_up_pages_speak_swedish(world: World) -> None:
+    path = send(world, new_staff(world))
+    client = world.app.test_client()
+    assert "Ställ in min inloggning" in client.get(f"{path}?lang=sv").text
+    page = client.post(f"{path}?lang=sv").text
+    assert "Välj ett lösenord" in page
+    assert "QR-kod med autentiseringshemligheten för CIM" in page
