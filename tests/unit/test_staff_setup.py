@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 
 from shared.clock import FixedClock
 from shared.config import Settings
+from shared.identity.crypto import token_hash
 from shared.identity.errors import LinkAlreadyUsed, LinkExpired, LinkInvalid
 from shared.identity.models import Account, Role
 from shared.identity.setup_links import SetupLinkRefused
@@ -362,3 +363,32 @@ def test_the_set_up_pages_speak_swedish(world: World) -> None:
     page = client.post(f"{path}?lang=sv").text
     assert "Välj ett lösenord" in page
     assert "QR-kod med autentiseringshemligheten för CIM" in page
+
+
+def test_the_links_on_the_sql_store_are_single_use(tmp_path: Path, clock: FixedClock) -> None:
+    """The used-link record and the credentials' fingerprint in the SQL identity store (SQLite here;
+    the same statements run on PostgreSQL)."""
+    from shared.identity.wiring import build_identity
+    from tests.authkit import FAST_HASHER, IDENTITY_KEY
+
+    ident = build_identity(clock=clock, identity_key=IDENTITY_KEY, db_url=f"sqlite:///{tmp_path / 'id.db'}",
+                           password_hasher=FAST_HASHER)
+    ident.store.create_schema()
+    account = ident.accounts.create_account("Nova Granskare", "nova@example.org")
+    older = ident.setup_links.issue(account).token
+    token = ident.setup_links.issue(account).token
+    assert ident.setup_links.check(token).id == account.id
+    assert not ident.store.is_used(token_hash(token))
+    ident.setup_links.spend(token)
+    assert ident.store.is_used(token_hash(token))
+    with pytest.raises(LinkAlreadyUsed):
+        ident.setup_links.spend(token)
+    enrolment = ident.staff.new_enrolment("nova@example.org")
+    step = ident.staff.confirming_step(enrolment.secret, pyotp.TOTP(enrolment.secret).at(clock.now()))
+    assert step is not None
+    ident.staff.set_up(account.id, PASSWORD, enrolment.secret, step)
+    with pytest.raises(LinkInvalid):  # the credentials it would replace are gone
+        ident.setup_links.check(older)
+    clock.advance(timedelta(seconds=30))
+    signed = ident.staff.sign_in("nova@example.org", PASSWORD, pyotp.TOTP(enrolment.secret).at(clock.now()))
+    assert signed.id == account.id
