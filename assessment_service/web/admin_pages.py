@@ -361,10 +361,10 @@ def _setup_refusal(account: Account) -> str | None:
     why = _identity().setup_links.refusal(account)
     if why is None:
         return None
-    if account.student_id is not None or "student" in why:
+    if why == "student":
         return _("A student account signs in with a link by e-mail or the university's sign-in, "
                  "never with a password: it gets no set-up link.")
-    if not account.email:
+    if why == "no-email":
         return _("The account has no e-mail address to send a set-up link to.")
     return _("The account is disabled: enable it before sending a set-up link.")
 

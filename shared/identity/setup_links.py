@@ -27,6 +27,11 @@ from shared.identity.store import IdentityStore
 
 USED_KIND = "staff-setup-link"
 DEFAULT_TTL = timedelta(hours=72)
+REFUSALS = {
+    "student": "a student account signs in by e-mail link or SSO, never with a password",
+    "no-email": "the account has no e-mail address",
+    "disabled": "the account is disabled",
+}
 
 
 class SetupLinkRefused(RuleViolated):
@@ -43,13 +48,13 @@ class StaffSetupLinks:
         self.ttl = ttl
 
     def refusal(self, account: Account) -> str | None:
-        """Why `account` cannot get a set-up link, or None if it can."""
+        """Why `account` cannot get a set-up link ("student", "no-email", "disabled"), or None."""
         if account.student_id is not None or any(g.role is Role.STUDENT for g in self._store.grants_of(account.id)):
-            return "a student account signs in by e-mail link or SSO, never with a password"
+            return "student"
         if not account.email:  # erased accounts have none either
-            return "the account has no e-mail address"
+            return "no-email"
         if account.disabled:
-            return "the account is disabled"
+            return "disabled"
         return None
 
     def _binding(self, account: Account) -> str:
@@ -62,7 +67,7 @@ class StaffSetupLinks:
         """A new link (its token goes into the e-mailed URL only); SetupLinkRefused otherwise."""
         why = self.refusal(account)
         if why is not None:
-            raise SetupLinkRefused(why)
+            raise SetupLinkRefused(REFUSALS[why])
         return self._links.sign(account, self._binding(account))
 
     def check(self, token: str) -> Account:
