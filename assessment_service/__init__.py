@@ -75,6 +75,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from assessment_service.web import admin_pages  # accounts, roles and API tokens (issue 16)
 
     app.register_blueprint(admin_pages.bp)
+    from shared.web import staff_setup  # the set-up link of a new member of staff (docs/security.md)
+
+    app.register_blueprint(staff_setup.bp)
     install_readiness(app, settings, context)
     app.cli.add_command(projections_cli)
     app.cli.add_command(rules_cli)  # check a departments file before deploying it

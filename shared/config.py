@@ -75,6 +75,7 @@ class Settings:
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12
     email_link_minutes: int = 15
+    setup_link_hours: int = 72
     # The session cookie is `__Host-` and Secure. Browsers accept Secure cookies from
     # http://127.0.0.1 and http://localhost, so only a plain-HTTP deployment on another host
     # needs this off (and then the cookie loses its `__Host-` prefix).
@@ -186,6 +187,7 @@ class Settings:
             "session_idle_minutes": int(env.get("CIM_SESSION_IDLE_MINUTES", cls.session_idle_minutes)),
             "session_absolute_hours": int(env.get("CIM_SESSION_ABSOLUTE_HOURS", cls.session_absolute_hours)),
             "email_link_minutes": int(env.get("CIM_EMAIL_LINK_MINUTES", cls.email_link_minutes)),
+            "setup_link_hours": int(env.get("CIM_SETUP_LINK_HOURS", cls.setup_link_hours)),
             "cookie_secure": _bool(env.get("CIM_COOKIE_SECURE"), True),
             "oidc_issuer": env.get("CIM_OIDC_ISSUER", ""),
             "oidc_client_id": env.get("CIM_OIDC_CLIENT_ID", ""),

@@ -173,6 +173,8 @@ TEMPLATES: dict[str, Template] = {
                  {"name": "Alex Exempel", "url": "https://cim.example.org/auth/link/v1.sample", "minutes": 15}),
         Template("sign_in_locked", "Sign-ins to a staff account are paused (both languages in one mail)", "staff",
                  {"name": "Sam Granskare", "minutes": 5, "sign_in_url": "https://cim.example.org/auth/sign-in"}),
+        Template("staff_setup_link", "A one-time link to choose a password and enrol an authenticator", "staff",
+                 {"name": "Sam Granskare", "url": "https://cim.example.org:8001/auth/setup/v1.sample", "hours": 72}),
         Template("registration_confirmed", "The student registered for CIM", "student",
                  {"name": "Alex Exempel", "department": "Department of Sociology", "my_cim_url": _MY_CIM}),
         Template("activity_ruled", "The assessor group ruled on an activity kind the catalogue lacked", "student",

@@ -224,6 +224,10 @@ class StatusForm(AdminForm):
     """Disable or enable: the button is the whole form."""
 
 
+class SetupLinkForm(AdminForm):
+    """Send a set-up link: the button is the whole form."""
+
+
 class MultiCheckboxField(SelectMultipleField):
     """A group of checkboxes (the page macro wraps them in a fieldset with a legend)."""
 
@@ -326,7 +330,8 @@ def _field_errors(form: AdminForm, exc: CimError, texts: Mapping[str, str]) -> N
 
 
 def _account_page(account: Account, *, grant_form: GrantForm | None = None,
-                  revoke_form: RevokeForm | None = None, status: int = 200) -> tuple[str, int]:
+                  revoke_form: RevokeForm | None = None, setup_form: SetupLinkForm | None = None,
+                  status: int = 200) -> tuple[str, int]:
     departments = _departments()
     grant_form = (grant_form or GrantForm(formdata=None)).fill(departments)
     revoke_form = revoke_form or RevokeForm(formdata=None)
@@ -340,7 +345,28 @@ def _account_page(account: Account, *, grant_form: GrantForm | None = None,
         "admin_account.html", account=account, grants=grants, grant_form=grant_form, revoke_form=revoke_form,
         status_form=StatusForm(formdata=None), role_label=role_label, is_me=account.id == me.account_id,
         administrator=RoleGrant(Role.ADMINISTRATOR, None), sign_in_ways=sign_in_ways(account),
+        setup_form=setup_form or SetupLinkForm(formdata=None),
+        setup_refusal=_setup_refusal(account), has_credentials=_has_credentials(account),
+        setup_hours=max(1, int(_identity().setup_links.ttl.total_seconds() // 3600)),
     ), status
+
+
+def _has_credentials(account: Account) -> bool:
+    store = _identity().store
+    return store.password_hash(account.id) is not None and store.totp_state(account.id) is not None
+
+
+def _setup_refusal(account: Account) -> str | None:
+    """Why the account gets no set-up link, in the page's language; None if it can."""
+    why = _identity().setup_links.refusal(account)
+    if why is None:
+        return None
+    if why == "student":
+        return _("A student account signs in with a link by e-mail or the university's sign-in, "
+                 "never with a password: it gets no set-up link.")
+    if why == "no-email":
+        return _("The account has no e-mail address to send a set-up link to.")
+    return _("The account is disabled: enable it before sending a set-up link.")
 
 
 def sign_in_ways(account: Account) -> list[str]:
@@ -430,6 +456,30 @@ def enable(account_id: str) -> Response:
         _identity().accounts.enable_account(account.id)
         _audit("account enabled", account_id=account.id)
         flash(_("The account of %(name)s can sign in again.", name=account.display_name), "info")
+    return redirect(url_for("admin.account_page", account_id=account.id), code=303)
+
+
+@bp.post("/admin/accounts/<account_id>/setup-link")
+@access(ADMINISTRATOR)
+def send_setup_link(account_id: str) -> Response | tuple[str, int]:
+    """Mail the person a one-time link to choose a password and enrol an authenticator (a new
+    member of staff, or one who lost their phone): as `accounts send-setup-link EMAIL`."""
+    account = _account(account_id)
+    form = SetupLinkForm()
+    if not form.validate():
+        return redirect(url_for("admin.account_page", account_id=account.id), code=303)
+    refusal = _setup_refusal(account)
+    if refusal is not None:
+        form.form_errors.append(refusal)
+        return _account_page(account, setup_form=form, status=422)
+    from shared.web.staff_setup import send_setup_link as send
+
+    if not send(account):
+        form.form_errors.append(_("The set-up link could not be sent. Try again in a moment."))
+        return _account_page(account, setup_form=form, status=503)
+    _audit("setup link sent", account_id=account.id)
+    flash(_("A set-up link is on its way to %(email)s. It works once, for %(hours)d hours.",
+            email=account.email, hours=max(1, int(_identity().setup_links.ttl.total_seconds() // 3600))), "info")
     return redirect(url_for("admin.account_page", account_id=account.id), code=303)
 
 

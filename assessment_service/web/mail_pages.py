@@ -42,6 +42,7 @@ RECIPIENTS = {"student": _l("to the student"), "assessor": _l("to the assessor")
 PURPOSES = {
     "sign_in_link": _l("A one-time sign-in link"),
     "sign_in_locked": _l("Sign-ins to a staff account are paused (both languages in one mail)"),
+    "staff_setup_link": _l("A one-time link to choose a password and enrol an authenticator"),
     "registration_confirmed": _l("The student registered for CIM"),
     "activity_ruled": _l("The assessor group ruled on an activity kind the catalogue lacked"),
     "report_received": _l("The student's report (or a resubmission) arrived"),

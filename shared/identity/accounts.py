@@ -221,6 +221,43 @@ class StaffCredentials:
         self._store.set_totp_secret(account_id, self._totp.seal(enrolment.secret), self._clock.now())
         return enrolment
 
+    def new_enrolment(self, account_label: str) -> TotpEnrolment:
+        """A new TOTP secret, NOT stored: the set-up page shows it and stores it (set_up) only
+        once a code from the person's authenticator confirms it."""
+        return self._totp.new_enrolment(account_label)
+
+    def enrolment_of(self, secret: str, account_label: str) -> TotpEnrolment:
+        """The enrolment (with its `otpauth://` URI for the QR code) of a pending secret."""
+        return self._totp.enrolment(secret, account_label)
+
+    def seal_pending(self, secret: str, bound_to: str) -> str:
+        """The secret of an enrolment in progress, sealed for a hidden form field and bound to
+        `bound_to` (the set-up link's hash): it opens for that link only."""
+        return self._totp.seal(f"{bound_to}:{secret}")
+
+    def open_pending(self, sealed: str, bound_to: str) -> str | None:
+        """The secret seal_pending() sealed for `bound_to`, or None (forged, another link's)."""
+        try:
+            plain = self._totp.open(sealed)
+        except (ValueError, UnicodeError):
+            return None
+        prefix, _, secret = plain.partition(":")
+        return secret if prefix == bound_to and secret else None
+
+    def confirming_step(self, secret: str, code: str) -> int | None:
+        """The time step of `code` for a secret not stored yet, or None if it does not match."""
+        return self._totp.matching_step(secret, code)
+
+    def set_up(self, account_id: str, password: str, secret: str, step: int) -> None:
+        """A member of staff's new password and confirmed authenticator (set-up link), replacing
+        any earlier ones; the confirming code's step counts as used, so it cannot sign in again.
+        WeakPassword (nothing stored) if the policy refuses the password."""
+        check_password_policy(password)
+        now = self._clock.now()
+        self.set_password(account_id, password)
+        self._store.set_totp_secret(account_id, self._totp.seal(secret), now)
+        self._store.advance_totp_step(account_id, step)
+
     def sign_in(self, email: str, password: str, totp_code: str) -> Account:
         """The account, or SignInFailed (AccountDisabled, TotpCodeReplayed, SignInThrottled are
         subclasses). Unknown e-mail, wrong password and wrong code all raise plain SignInFailed;

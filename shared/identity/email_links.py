@@ -15,6 +15,7 @@ import hmac
 import json
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -77,6 +78,12 @@ class EmailLinkService:
         return self._store.password_hash(account.id) is not None or self._store.totp_state(account.id) is not None
 
     def issue(self, account: Account) -> IssuedLink:
+        return self.sign(account, account.email)
+
+    def sign(self, account: Account, binding: str | None) -> IssuedLink:
+        """A link for `account` whose MAC also covers `binding` (not carried in the link): the
+        link stops working once the binding changes. E-mail links bind the address; staff set-up
+        links (setup_links.py, another key) the address and the credentials they replace."""
         now = self._clock.now()
         expires_at = now + self._ttl
         body = {
@@ -86,8 +93,34 @@ class EmailLinkService:
             "i": _stamp(now),
         }
         payload = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
-        token = f"{_VERSION}.{payload}.{_b64(self._mac(payload, account.email))}"
+        token = f"{_VERSION}.{payload}.{_b64(self._mac(payload, binding))}"
         return IssuedLink(account, token, expires_at)
+
+    def open(self, token: str, binding_of: Callable[[Account], str | None]) -> tuple[Account, datetime, int]:
+        """(account, expires_at, issue stamp) of a well-formed, authentic, unexpired link, checking
+        nothing else (not whether it was used); LinkInvalid or LinkExpired otherwise."""
+        if len(token) > 1000 or not _CANONICAL.fullmatch(token):
+            raise LinkInvalid("malformed link")
+        _, payload, mac = token.split(".")
+        try:
+            body = json.loads(_unb64(payload))
+            account_id, expires = str(body["a"]), int(body["x"])
+            # Links mailed before the stamp existed: issued one lifetime before their expiry.
+            issued = int(body.get("i", (expires - int(self._ttl.total_seconds())) * 1_000_000))
+        except (ValueError, KeyError, TypeError, OverflowError, binascii.Error) as exc:
+            raise LinkInvalid("malformed link") from exc
+        account = self._store.get_account(account_id)
+        # Compare the encoded text, not decoded bytes: base64 decoding forgives stray characters
+        # and spare low bits, and each such variant would hash differently in the used-token table.
+        if account is None or not hmac.compare_digest(_b64(self._mac(payload, binding_of(account))), mac):
+            raise LinkInvalid("link not valid")
+        try:
+            expires_at = datetime.fromtimestamp(expires, UTC)
+        except (ValueError, OverflowError, OSError) as exc:
+            raise LinkInvalid("malformed link") from exc
+        if self._clock.now() >= expires_at:
+            raise LinkExpired("link expired")
+        return account, expires_at, issued
 
     def request_link(self, email: str) -> IssuedLink | None:
         """A link for the student account with this e-mail, or None (unknown, disabled, not a
@@ -104,25 +137,8 @@ class EmailLinkService:
         """The account the link signs in, marking the link used and every older link of the
         account dead; LinkInvalid (also for staff accounts), LinkExpired, LinkAlreadyUsed,
         LinkSuperseded or AccountDisabled otherwise (all SignInFailed)."""
-        if len(token) > 1000 or not _CANONICAL.fullmatch(token):
-            raise LinkInvalid("malformed link")
-        _, payload, mac = token.split(".")
-        try:
-            body = json.loads(_unb64(payload))
-            account_id, expires = str(body["a"]), int(body["x"])
-            # Links mailed before the stamp existed: issued one lifetime before their expiry.
-            issued = int(body.get("i", (expires - int(self._ttl.total_seconds())) * 1_000_000))
-        except (ValueError, KeyError, TypeError, OverflowError, binascii.Error) as exc:
-            raise LinkInvalid("malformed link") from exc
-        account = self._store.get_account(account_id)
-        # Compare the encoded text, not decoded bytes: base64 decoding forgives stray characters
-        # and spare low bits, and each such variant would hash differently in the used-token table.
-        if account is None or not hmac.compare_digest(_b64(self._mac(payload, account.email)), mac):
-            raise LinkInvalid("link not valid")
+        account, expires_at, issued = self.open(token, lambda found: found.email)
         now = self._clock.now()
-        expires_at = datetime.fromtimestamp(expires, UTC)
-        if now >= expires_at:
-            raise LinkExpired("link expired")
         if self.is_staff(account):
             raise LinkInvalid("staff accounts do not sign in by link")
         if not self._store.mark_used(token_hash(token), USED_KIND, expires_at, now):

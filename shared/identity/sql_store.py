@@ -465,6 +465,13 @@ class SqlIdentityStore:
             return False
         return True
 
+    def is_used(self, token_hash: str) -> bool:
+        with self._engine.connect() as conn:
+            found = conn.execute(
+                sa.select(used_tokens.c.token_hash).where(used_tokens.c.token_hash == token_hash)
+            ).first()
+        return found is not None
+
     def purge_used(self, expired_before: datetime) -> int:
         with self._tx() as conn:
             return conn.execute(used_tokens.delete().where(used_tokens.c.expires_at < expired_before)).rowcount

@@ -115,6 +115,10 @@ class IdentityStore(Protocol):
         """Record the token as used; False if it was already."""
         ...
 
+    def is_used(self, token_hash: str) -> bool:
+        """True if the token was recorded as used (and not purged yet)."""
+        ...
+
     def purge_used(self, expired_before: datetime) -> int: ...
 
     def advance_link_floor(self, account_id: str, issued: int) -> bool:
@@ -299,6 +303,10 @@ class InMemoryIdentityStore:
                 return False
             self._used[token_hash] = expires_at
             return True
+
+    def is_used(self, token_hash: str) -> bool:
+        with self._lock:
+            return token_hash in self._used
 
     def purge_used(self, expired_before: datetime) -> int:
         with self._lock:

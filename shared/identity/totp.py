@@ -32,7 +32,10 @@ class TotpService:
         self._window = window
 
     def new_enrolment(self, account_label: str) -> TotpEnrolment:
-        secret = pyotp.random_base32()
+        return self.enrolment(pyotp.random_base32(), account_label)
+
+    def enrolment(self, secret: str, account_label: str) -> TotpEnrolment:
+        """The enrolment (secret and `otpauth://` URI) of an existing secret."""
         uri = pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS).provisioning_uri(
             name=account_label, issuer_name=self._issuer
         )

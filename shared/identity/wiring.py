@@ -16,6 +16,8 @@ from shared.identity.email_links import EmailLinkService
 from shared.identity.oidc import HttpClient, OidcClientConfig, OidcRelyingParty, UrllibHttpClient
 from shared.identity.passwords import PasswordService
 from shared.identity.sessions import InMemorySessionStore, RedisSessionStore, SessionPolicy, SessionStore
+from shared.identity.setup_links import DEFAULT_TTL as SETUP_LINK_TTL
+from shared.identity.setup_links import StaffSetupLinks
 from shared.identity.sql_store import SqlIdentityStore
 from shared.identity.store import IdentityStore, InMemoryIdentityStore
 from shared.identity.throttle import SignInThrottle
@@ -33,6 +35,7 @@ class Identity:
     sessions: SessionStore
     api_tokens: ApiTokenService
     oidc: OidcRelyingParty | None
+    setup_links: StaffSetupLinks
 
 
 def build_identity(
@@ -43,6 +46,7 @@ def build_identity(
     redis: Any | None = None,
     session_policy: SessionPolicy | None = None,
     link_ttl: timedelta = timedelta(minutes=15),
+    setup_link_ttl: timedelta = SETUP_LINK_TTL,
     oidc: OidcClientConfig | None = None,
     oidc_http: HttpClient | None = None,
     password_hasher: PasswordHasher | None = None,
@@ -84,4 +88,5 @@ def build_identity(
         sessions=sessions,
         api_tokens=ApiTokenService(store, clock),
         oidc=OidcRelyingParty(oidc, oidc_http or UrllibHttpClient(), store, clock) if oidc else None,
+        setup_links=StaffSetupLinks(store, derive_key(identity_key, "staff-setup-link"), clock, ttl=setup_link_ttl),
     )

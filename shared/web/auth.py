@@ -45,6 +45,7 @@ def identity_from_settings(settings: Settings, clock: Any, *, redis: Any | None 
             absolute=timedelta(hours=settings.session_absolute_hours),
         ),
         link_ttl=timedelta(minutes=settings.email_link_minutes),
+        setup_link_ttl=timedelta(hours=settings.setup_link_hours),
         oidc=oidc,
     )
     identity.store.create_schema()  # at start-up (the app factory), never in a request

@@ -4,6 +4,8 @@
     tokens create --name N --scope S [...]   an API token, printed once (--quiet: only the token)
     tokens list | tokens revoke ID | tokens revoke --name N
     accounts grant EMAIL ROLE [DEPT] | accounts revoke EMAIL ROLE [DEPT] | accounts disable EMAIL
+    accounts send-setup-link EMAIL           mail a member of staff a one-time link to choose a
+                                             password and enrol an authenticator (new, or lost phone)
 
 Secrets (the TOTP secret, a token) are printed once and never logged.
 """
@@ -194,3 +196,21 @@ def register_identity_cli(app: Flask) -> None:
         account = _account(email)
         _identity().accounts.disable_account(account.id)
         click.echo(f"disabled {email}")
+
+    @accounts.command("send-setup-link")
+    @click.argument("email")
+    def accounts_send_setup_link(email: str) -> None:
+        """Mail the staff account with EMAIL a one-time link (through the outbox, in the person's
+        language) to choose a password and enrol an authenticator; what it has keeps working
+        until the link is used. Refused for a student, disabled or address-less account."""
+        from shared.web.staff_setup import send_setup_link
+
+        account = _account(email)
+        try:
+            sent = send_setup_link(account)
+        except CimError as exc:
+            raise _fail(exc) from exc
+        if not sent:
+            raise click.ClickException("the set-up link mail could not be put in the outbox (see the log)")
+        hours = max(1, int(_identity().setup_links.ttl.total_seconds() // 3600))
+        click.echo(f"set-up link for {email} is in the outbox; it works once, for {hours} hours")

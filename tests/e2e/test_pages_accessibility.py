@@ -271,6 +271,9 @@ def pages_of(pipeline: Pipeline, ids: dict[str, str], sessions: dict[str, str]) 
         Visit("admin-account", f"{assessment}/admin/accounts/{ids['coordinator_account']}",
               sessions["administrator"]),
         Visit("admin-tokens", f"{assessment}/admin/tokens", sessions["administrator"]),
+        # The page a staff set-up link opens (any token shows its button; the form is a POST's answer,
+        # checked for labels and errors tied to fields in tests/unit/test_staff_setup.py).
+        Visit("staff-setup-link", f"{assessment}/auth/setup/v1.sample-link"),
     ]
 
 

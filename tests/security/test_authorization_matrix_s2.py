@@ -611,6 +611,12 @@ ASSESSMENT_POLICIES: dict[tuple[str, str], Policy] = {
     ("admin.tokens_page", "GET"): administrators_only,
     ("admin.create_token", "POST"): administrators_only,
     ("admin.revoke_token", "POST"): administrators_only,
+    ("admin.send_setup_link", "POST"): administrators_only,
+    # The set-up link a new member of staff follows (shared/web/staff_setup.py): public pages, the
+    # signed one-time token in the path is what authorizes (tests/unit/test_staff_setup.py).
+    ("setup.confirm", "GET"): public,
+    ("setup.start", "POST"): public,
+    ("setup.finish", "POST"): public,
 }
 
 

@@ -231,9 +231,11 @@ def test_every_mail_renders_in_english_and_swedish_with_the_templates_context(en
     _runner(engine, notes.own, _own_events(SID)).catch_up()
     _runner(engine, notes.intake, _intake_events(SID, "alex.exempel@example.org")).catch_up()
     # Every template for students and assessors but those others enqueue (sign-in, lockout, diploma,
-    # the staff mails of assessment_service/staff_mail.py: tests/unit/test_staff_mail.py).
+    # the staff mails of assessment_service/staff_mail.py: tests/unit/test_staff_mail.py; the staff
+    # set-up link: tests/unit/test_staff_setup.py).
     assert {n.template for n in sink.rows.values()} == set(mail_templates.TEMPLATES) - {
-        "sign_in_link", "sign_in_locked", "diploma_issued", "reviews_overdue", "coordinator_digest"}
+        "sign_in_link", "sign_in_locked", "diploma_issued", "reviews_overdue", "coordinator_digest",
+        "staff_setup_link"}
     for notice in sink.rows.values():
         sample = mail_templates.TEMPLATES[notice.template].sample
         assert set(sample) <= set(notice.context), notice.template
