@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         queue_pages,
         ruling_api,
         ruling_pages,
+        statistics_pages,
     )
 
     configure_web(app, settings, identity, name="assessment",
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from assessment_service.web import admin_pages  # accounts, roles and API tokens (issue 16)
 
     app.register_blueprint(admin_pages.bp)
+    app.register_blueprint(statistics_pages.bp)  # CIM in numbers (docs/statistics.md)
     install_readiness(app, settings, context)
     app.cli.add_command(projections_cli)
     app.cli.add_command(rules_cli)  # check a departments file before deploying it

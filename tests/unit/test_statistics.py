@@ -247,3 +247,100 @@ def test_the_read_model_selects_the_same_figures_as_the_events() -> None:
         # every intake row knows its department from the registration
         assert conn.execute(sa.select(sa.func.count()).select_from(projection.facts)
                             .where(projection.facts.c.department.is_(None))).scalar() == 0
+
+
+# -- the page, the CSV and the JSON, with the real apps ---------------------------------------------
+
+from tests.unit.test_assessment_access import World, build_world  # noqa: E402
+
+
+@pytest.fixture
+def world(tmp_path: Any, clock: Any) -> World:
+    from shared.config import Settings
+
+    settings = Settings(data_dir=tmp_path, upload_dir=tmp_path / "uploads", ratelimit_storage="memory://")
+    world = build_world(settings, clock)  # A, B in SOCSW and M in MED: registered, an activity, a report
+    world.ctx.own_runner.catch_up()
+    return world
+
+
+def _json(world: World, who: str, query: str = "") -> Any:
+    return world.token(who, "assessment:statistics").get(f"/api/v1/statistics{query}")
+
+
+def test_coordinators_see_their_departments_and_administrators_all(world: World) -> None:
+    today = stats.business_date(world.ctx.clock.now())
+    socsw = _json(world, "coordinator")
+    assert socsw.status_code == 200, socsw.json
+    assert socsw.json["as_of"] == today.isoformat()
+    assert socsw.json["departments"] == ["SOCSW"]
+    assert [r["students"] for r in socsw.json["funnel"]] == [2, 2, 2, 0, 0, 0]
+    assert socsw.json["active"] == 2
+    assert _json(world, "other_coordinator").json["funnel"][0]["students"] == 1
+    assert _json(world, "administrator").json["funnel"][0]["students"] == 3
+    assert _json(world, "administrator", "?department=MED").json["funnel"][0]["students"] == 1
+    yesterday = (today - timedelta(days=1)).isoformat()
+    assert _json(world, "coordinator", f"?as_of={yesterday}").json["funnel"][0]["students"] == 0
+    assert _json(world, "coordinator", "?suppress=1").json["funnel"][0]["students"] == "<5"
+
+
+def test_nobody_else_sees_the_figures(world: World) -> None:
+    assert _json(world, "other_coordinator", "?department=SOCSW").status_code == 403
+    assert world.browser("other_coordinator").get("/statistics?department=SOCSW").status_code == 403
+    assert world.browser("other_coordinator").get("/statistics/funnel.csv?department=SOCSW").status_code == 403
+    for who in ("assigned", "med_assessor", "student_A"):
+        assert _json(world, who).status_code == 403, who
+        assert world.browser(who).get("/statistics").status_code == 403, who
+        assert world.browser(who).get("/statistics/per_year.csv").status_code == 403, who
+    # a token without the scope
+    assert world.token("coordinator", "assessment:read").get("/api/v1/statistics").status_code == 403
+    assert world.app.test_client().get("/statistics").status_code in (302, 303, 401)
+
+
+def test_the_page_shows_charts_and_tables_in_both_languages(world: World) -> None:
+    page = world.browser("coordinator").get("/statistics")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert html.count('<svg role="img"') == 4
+    assert "<title id=\"chart-funnel-title\">From registration to diploma</title>" in html
+    assert "Submitted a report: 2." in html  # the chart's description states its values
+    assert "MED" not in html.split("<h2>")[2]  # the per-department table holds only SOCSW
+    sv = world.browser("coordinator").get("/statistics", headers={"Accept-Language": "sv"}).get_data(as_text=True)
+    assert "CIM i siffror" in sv
+    bad = world.browser("coordinator").get("/statistics?as_of=2026-13-45")
+    assert bad.status_code == 400
+    assert 'aria-invalid="true"' in bad.get_data(as_text=True)
+    assert _json(world, "coordinator", "?as_of=yesterday").status_code in (400, 422)
+
+
+def test_each_table_downloads_as_csv(world: World) -> None:
+    import csv as csvlib
+    import io
+
+    body = world.browser("coordinator").get("/statistics/funnel.csv")
+    assert body.status_code == 200
+    assert body.mimetype == "text/csv"
+    rows = list(csvlib.reader(io.StringIO(body.get_data(as_text=True))))
+    assert rows == [["step", "students"], ["registered", "2"], ["activity", "2"], ["submitted", "2"],
+                    ["approved", "0"], ["presented", "0"], ["diploma", "0"]]
+    published = world.browser("coordinator").get("/statistics/funnel.csv?suppress=1").get_data(as_text=True)
+    assert "registered,<5" in published
+    year = world.browser("administrator").get("/statistics/per_year.csv").get_data(as_text=True)
+    assert year.splitlines()[-1].startswith("total,3,")
+    assert world.browser("coordinator").get("/statistics/nonsense.csv").status_code == 404
+    from assessment_service.web.diploma_pages import _cell
+    assert _cell("=SUM(A1)") == "'=SUM(A1)"  # the guard every label cell passes
+
+
+def test_the_rebuilt_facts_equal_the_live_ones(world: World) -> None:
+    ctx = world.ctx
+
+    def snapshot() -> list[Any]:
+        with ctx.engine.connect() as conn:
+            return [tuple(r) for t in (projection.facts, projection.own_facts)
+                    for r in conn.execute(sa.select(t).order_by(t.c.position, t.c.seq))]
+
+    live = snapshot()
+    assert len(live) == 9  # 3 registrations, 3 activities, 3 reports
+    ctx.runner.rebuild([projection.PROJECTION.name])
+    assert snapshot() == live
