@@ -271,6 +271,10 @@ def pages_of(pipeline: Pipeline, ids: dict[str, str], sessions: dict[str, str]) 
         Visit("admin-account", f"{assessment}/admin/accounts/{ids['coordinator_account']}",
               sessions["administrator"]),
         Visit("admin-tokens", f"{assessment}/admin/tokens", sessions["administrator"]),
+        # CIM in numbers (issue 15): the charts and tables, and the date re-shown with its error.
+        Visit("statistics", f"{assessment}/statistics", coordinator),
+        Visit("statistics-all", f"{assessment}/statistics?as_of=2030-01-01", sessions["administrator"]),
+        Visit("statistics-bad-date", f"{assessment}/statistics?as_of=2026-13-45", coordinator, status=400),
     ]
 
 
