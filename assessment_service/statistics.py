@@ -39,15 +39,17 @@ DIPLOMA_REVOKED = "diploma_revoked"
 WITHDRAWN = "withdrawn"
 DEREGISTERED = "deregistered"
 REINSTATED = "reinstated"
+VOIDED = "voided"
 
 KINDS = (REGISTERED, ACTIVITY, ACTIVITY_AMENDED, ACTIVITY_WITHDRAWN, SUBMITTED, APPROVED, PRESENTED,
-         DIPLOMA, DIPLOMA_REVOKED, WITHDRAWN, DEREGISTERED, REINSTATED)
+         DIPLOMA, DIPLOMA_REVOKED, WITHDRAWN, DEREGISTERED, REINSTATED, VOIDED)
 
 #: The funnel's steps, in order: how many students reached each one.
 FUNNEL = (REGISTERED, ACTIVITY, SUBMITTED, APPROVED, PRESENTED, DIPLOMA)
 
-#: The per-year table's columns.
-YEARLY = ("registrations", "diplomas", "withdrawals", "deregistrations")
+#: The per-year table's columns. "voided": registrations of the year voided as mis-registrations
+#: (RegistrationVoided), counted out of every other figure and shown beside them.
+YEARLY = ("registrations", "diplomas", "withdrawals", "deregistrations", "voided")
 
 #: Published exports show counts below this as "<5" (they could identify a person).
 SUPPRESS_BELOW = 5
@@ -102,7 +104,7 @@ def facts_of(event: RecordedEvent) -> list[Fact]:
     if t == "RegistrationWithdrawn" and student:
         return [Fact(student, None, WITHDRAWN, on, pos)]
     own = {"ReportApproved": APPROVED, "PresentationHeld": PRESENTED, "StudentDeregistered": DEREGISTERED,
-           "StudentReinstated": REINSTATED}
+           "StudentReinstated": REINSTATED, "RegistrationVoided": VOIDED}
     if t in own:
         return [Fact(d["student_id"], d["department"], own[t], on, pos)]
     if t == "DiplomaIssued":
@@ -185,6 +187,10 @@ def figures(facts: Iterable[Fact], as_of: date, departments: Iterable[str] | Non
     for items in by_student.values():
         dep = items[0].department or ""
         registered = next((f.on for f in items if f.kind == REGISTERED), None)
+        if any(f.kind == VOIDED for f in items):  # a mis-registration: counted out, shown as voided
+            if registered is not None:
+                count(dep, registered, "voided")
+            continue
         reached: set[str] = set()
         diplomas: dict[str, date] = {}
         revoked: set[str] = set()

@@ -5,7 +5,8 @@ D selects only the rows dated up to D (indexed) and never reads current state.
 `statistics_facts` is projected from the intake feed (registrations, activities, reports,
 withdrawals); its rows other than the registration take the student's department from their
 registration. `statistics_own_facts` is projected from the assessment service's own store
-(approvals, presentations held, deregistrations and reinstatements, diplomas issued and revoked).
+(approvals, presentations held, deregistrations and reinstatements, diplomas issued and revoked,
+registrations voided).
 Rows hold ids, dates, a setting and a country code: nothing that names a person. Rebuilding
 from position 0 gives the same rows (each row is keyed by the event's position).
 """
@@ -63,7 +64,7 @@ def _writer(table: sa.Table) -> Handler:
 _INTAKE_TYPES = ("StudentRegistered", "ActivityLogged", "ActivityAmended", "ActivityWithdrawn",
                  "ReportSubmitted", "ReportResubmitted", "RegistrationWithdrawn")
 _OWN_TYPES = ("ReportApproved", "PresentationHeld", "StudentDeregistered", "StudentReinstated",
-              "DiplomaIssued", "DiplomaRevoked")
+              "DiplomaIssued", "DiplomaRevoked", "RegistrationVoided")
 
 PROJECTION = Projection("statistics_facts", (facts,), {t: _writer(facts) for t in _INTAKE_TYPES})
 OWN = Projection("statistics_own_facts", (own_facts,), {t: _writer(own_facts) for t in _OWN_TYPES})

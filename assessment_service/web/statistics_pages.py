@@ -40,6 +40,7 @@ TABLES = ("per_year", "per_department", "funnel", "settings", "countries")
 LABELS = {
     "registrations": _l("Registrations"), "diplomas": _l("Diplomas"), "withdrawals": _l("Withdrawals"),
     "deregistrations": _l("Deregistrations"), "active": _l("Active"),
+    "voided": _l("Voided (not counted)"),
     "registered": _l("Registered"), "activity": _l("Logged an activity"), "submitted": _l("Submitted a report"),
     "approved": _l("Report approved"), "presented": _l("Presented"), "diploma": _l("Diploma issued"),
     "abroad": _l("Abroad"), "at_home": _l("At home"), "digital": _l("Digital"), "unknown": _l("Not stated"),
@@ -175,3 +176,24 @@ def statistics_api() -> Any:
     body = compute(as_of, departments).as_json(suppress=suppress)
     body["computed_at"] = datetime.now().astimezone().isoformat(timespec="seconds")
     return _no_store(jsonify(body))
+
+
+@api_bp.post("/students/<student_id>/registration-void")
+@access(READER)
+def void_registration_api(student_id: str) -> Any:
+    """A coordinator voids a mis-registration: `{"reason_code": ...}` (docs/statistics.md)."""
+    from marshmallow import Schema, fields
+
+    from assessment_service import statistics_services
+    from assessment_service.web.reviews_api import _created, _request
+    from shared.web.json_body import load_json
+
+    class VoidRequest(Schema):
+        reason_code = fields.String(required=True)
+
+    data = load_json(VoidRequest())
+    principal = current_caller().principal
+    assert principal is not None
+    outcome = statistics_services.void_registration(_context(), principal, student_id, data["reason_code"],
+                                                    _request())
+    return _created(outcome)

@@ -46,6 +46,9 @@ def synthetic(seed: int = 7, students: int = 120) -> History:
         h.add(h.intake, "StudentRegistered", stream, on, {"student_id": sid, "department": dept,
                                                            "programme": "P", "rules": "X@1"})
         roll = rnd.random()
+        if rnd.random() < 0.05:  # a mis-registration, voided by a coordinator
+            h.add(h.own, "RegistrationVoided", f"registration-void-{sid}", on + timedelta(days=10),
+                  {"student_id": sid, "department": dept, "reason_code": "other_faculty"})
         if roll < 0.1:
             h.add(h.intake, "RegistrationWithdrawn", stream, on + timedelta(days=40), {"reason": None})
             continue
@@ -104,7 +107,12 @@ def recount(h: History, as_of: date, department: str | None = None) -> dict[str,
         return e.stream_id.removeprefix("student-") if e.stream_id.startswith("student-") else e.data["student_id"]
 
     events = [e for e in events if who(e) in dept_of and (department is None or dept_of[who(e)] == department)]
+    voided = {who(e) for e in events if e.type == "RegistrationVoided"}
     per_year: Counter[tuple[int, str]] = Counter()
+    for e in events:
+        if e.type == "StudentRegistered" and who(e) in voided:
+            per_year[(day(e).year, "voided")] += 1
+    events = [e for e in events if who(e) not in voided]
     reg: dict[str, date] = {}
     for e in events:
         if e.type == "StudentRegistered":
@@ -344,3 +352,37 @@ def test_the_rebuilt_facts_equal_the_live_ones(world: World) -> None:
     assert len(live) == 9  # 3 registrations, 3 activities, 3 reports
     ctx.runner.rebuild([projection.PROJECTION.name])
     assert snapshot() == live
+
+
+def test_the_synthetic_history_voids_some_registrations() -> None:
+    final = stats.figures(all_facts(synthetic()), DATES[-1])
+    assert final.totals["voided"] > 0
+    h = synthetic()
+    registered = sum(1 for e in h.intake if e.type == "StudentRegistered")
+    assert final.totals["registrations"] + final.totals["voided"] == registered
+
+
+def test_a_coordinator_voids_a_mis_registration_once_and_it_is_counted_out(world: World) -> None:
+    b = world.students["B"]
+    coordinator = world.token("coordinator", "assessment:statistics")
+    assert coordinator.post(f"/api/v1/students/{b}/registration-void", json={"reason_code": "nonsense"}).status_code \
+        == 422
+    for who in ("other_coordinator", "administrator"):  # not a coordinator of SOCSW: as unknown
+        assert world.token(who, "assessment:statistics").post(
+            f"/api/v1/students/{b}/registration-void", json={"reason_code": "other_faculty"}).status_code == 404, who
+    assert coordinator.post("/api/v1/students/not-an-id/registration-void",
+                            json={"reason_code": "other_faculty"}).status_code == 404
+    assert world.ctx.store.read_stream(f"registration-void-{b}") == []  # nothing stored by the refusals
+    done = coordinator.post(f"/api/v1/students/{b}/registration-void", json={"reason_code": "other_faculty"})
+    assert done.status_code == 201, done.json
+    again = coordinator.post(f"/api/v1/students/{b}/registration-void", json={"reason_code": "duplicate"})
+    assert again.status_code == 409
+    assert [e.type for e in world.ctx.store.read_stream(f"registration-void-{b}")] == ["RegistrationVoided"]
+    world.ctx.own_runner.catch_up()
+    body = _json(world, "coordinator").json
+    assert body["totals"]["registrations"] == 1
+    assert body["totals"]["voided"] == 1
+    assert body["funnel"][0]["students"] == 1
+    assert body["active"] == 1
+    page = world.browser("coordinator").get("/statistics").get_data(as_text=True)
+    assert "1 voided, not counted" in page
