@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         queue_pages,
         ruling_api,
         ruling_pages,
+        statistics_pages,
     )
 
     configure_web(app, settings, identity, name="assessment",
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from shared.web import staff_setup  # the set-up link of a new member of staff (docs/security.md)
 
     app.register_blueprint(staff_setup.bp)
+    app.register_blueprint(statistics_pages.bp)  # CIM in numbers (docs/statistics.md)
     install_readiness(app, settings, context)
     app.cli.add_command(projections_cli)
     app.cli.add_command(rules_cli)  # check a departments file before deploying it

@@ -369,6 +369,31 @@ DeadlineEvent: TypeAlias = (
 )
 
 
+# -- voided registrations (stream registration-void-<student_id>, issue 15) -----------------------
+#: Why a coordinator voids a registration: a student of another faculty, a duplicate registration,
+#: registered by mistake, or another reason.
+VOID_REASONS = ("other_faculty", "duplicate", "in_error", "other")
+
+
+def void_stream(student_id: str) -> str:
+    return f"registration-void-{student_id}"
+
+
+@dataclass(frozen=True)
+class RegistrationVoided:
+    """A coordinator of the student's department voided a mis-registration (a reason code): the
+    registration is counted out of CIM in numbers from the day it was voided, and shown beside the
+    figure as voided. Once per student. Recorded by the coordinator."""
+
+    student_id: str = field(metadata=rules(_UUID))
+    department: str = field(metadata=rules(_DEPARTMENT))
+    reason_code: str = field(metadata=rules(validate.OneOf(VOID_REASONS)))
+    voided_by: str = field(metadata=rules(validate.Length(1, 36)))
+
+
+REGISTRY.register(RegistrationVoided)
+
+
 # -- diplomas (stream diplomas-<department>) ------------------------------------------------------
 # One stream per department: numbering (per department and year), the status-list index (per
 # department, across years) and "one live diploma per student" are decided on it with optimistic

@@ -11,6 +11,7 @@ from assessment_service.projections import (
     report_rounds,
     reports,
     review_queue,
+    statistics,
     students,
 )
 from assessment_service.projections.base import metadata
@@ -27,13 +28,15 @@ def build(catalogue: Catalogue) -> tuple[Projection, ...]:
         review_queue.build(catalogue.rule_set),
         report_rounds.PROJECTION,
         deadlines.BASIS,
+        statistics.PROJECTION,
     )
 
 
 def own(catalogue: Catalogue) -> tuple[Projection, ...]:
     """The read models of the assessment service's OWN store (staff decisions, presentations),
     eligibility for the diploma following `catalogue`'s rule sets."""
-    return (*assignments.OWN, presentations.build(catalogue.rule_set), deadlines.PROJECTION, diplomas.PROJECTION)
+    return (*assignments.OWN, presentations.build(catalogue.rule_set), deadlines.PROJECTION, diplomas.PROJECTION,
+            statistics.OWN)
 
 
 #: The read models with the shipped departments file's rule sets (read on first use).
@@ -44,6 +47,7 @@ ALL: tuple[Projection, ...] = (
     review_queue.PROJECTION,
     report_rounds.PROJECTION,
     deadlines.BASIS,
+    statistics.PROJECTION,
 )
 
 __all__ = ["ALL", "build", "metadata", "own"]

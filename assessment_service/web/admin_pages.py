@@ -84,6 +84,7 @@ SCOPE_NAMES: dict[str, Any] = {
     "assessment:read": _l("Read the review queue, reports and rule sets"),
     "assessment:review": _l("Review and decide reports"),
     "assessment:presentations": _l("Presentations"),
+    "assessment:statistics": _l("Read CIM in numbers (statistics)"),
     "ops:read": _l("Read the metrics (monitoring)"),
 }
 WHO_CHOICES = {"staff": _l("Staff accounts"), "students": _l("Student accounts"), "all": _l("All accounts")}

@@ -13,5 +13,6 @@ KNOWN_SCOPES: tuple[str, ...] = (
     "assessment:read",
     "assessment:review",
     "assessment:presentations",
+    "assessment:statistics",
     "ops:read",
 )

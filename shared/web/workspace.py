@@ -46,6 +46,7 @@ STAFF_MENU: tuple[MenuItem, ...] = (
     MenuItem(_l("Presentations"), "/presentations", _REVIEWERS),
     MenuItem(_l("Diplomas"), "/diplomas", _REVIEWERS),
     MenuItem(_l("Deadlines"), "/deadlines", _COORDINATORS),
+    MenuItem(_l("Statistics"), "/statistics", _ADMINISTRATION),
     MenuItem(_l("Outbox"), "/outbox", _ADMINISTRATION),
     MenuItem(_l("Rule sets"), "/rules", _STAFF),
     MenuItem(_l("Administration"), ADMIN_HOME, _ADMINISTRATORS),

@@ -274,6 +274,10 @@ def pages_of(pipeline: Pipeline, ids: dict[str, str], sessions: dict[str, str]) 
         # The page a staff set-up link opens (any token shows its button; the form is a POST's answer,
         # checked for labels and errors tied to fields in tests/unit/test_staff_setup.py).
         Visit("staff-setup-link", f"{assessment}/auth/setup/v1.sample-link"),
+        # CIM in numbers (issue 15): the charts and tables, and the date re-shown with its error.
+        Visit("statistics", f"{assessment}/statistics", coordinator),
+        Visit("statistics-all", f"{assessment}/statistics?as_of=2030-01-01", sessions["administrator"]),
+        Visit("statistics-bad-date", f"{assessment}/statistics?as_of=2026-13-45", coordinator, status=400),
     ]
 
 

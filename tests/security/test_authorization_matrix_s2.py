@@ -44,7 +44,8 @@ PROBE_STATUS = 299
 ALLOW, SIGNIN, FORBIDDEN, NOTFOUND = "allow", "sign-in", "403", "404"
 
 INTAKE_SCOPES = ("intake:register", "intake:write", "intake:read")
-ASSESSMENT_SCOPES = ("assessment:read", "assessment:review", "assessment:presentations", "assessment:diplomas")
+ASSESSMENT_SCOPES = ("assessment:read", "assessment:review", "assessment:presentations", "assessment:diplomas",
+                     "assessment:statistics")
 
 
 # -- the world: two students in two departments, staff around them -----------------------------
@@ -431,6 +432,20 @@ def outbox_staff(*, templates: bool) -> Policy:
     return policy
 
 
+def statistics_reader(*, api: bool) -> Policy:
+    """CIM in numbers (issue 15): coordinators (their departments) and administrators (all); anyone
+    else signed in 403; an integration's token 403 through the API (a person's figures only), sent
+    to sign in on a page. Another department's figures 403 in the view (tests/unit/test_statistics.py)."""
+
+    def policy(actor: Actor, obj: StudentObject) -> str:
+        answer = _person(actor, api=api)
+        if answer is not None:
+            return answer
+        return ALLOW if actor.administrator or actor.coordinator_of else FORBIDDEN
+
+    return policy
+
+
 def administrators_only(actor: Actor, obj: StudentObject) -> str:
     """The administrators' pages (issue 16: accounts, roles, API tokens), as the identity CLI:
     administrators only; anyone else signed in 403; pages only, so an integration signs in. An
@@ -617,6 +632,13 @@ ASSESSMENT_POLICIES: dict[tuple[str, str], Policy] = {
     ("setup.confirm", "GET"): public,
     ("setup.start", "POST"): public,
     ("setup.finish", "POST"): public,
+    # CIM in numbers (issue 15).
+    ("statistics_pages.statistics_page", "GET"): statistics_reader(api=False),
+    ("statistics_pages.statistics_csv", "GET"): statistics_reader(api=False),
+    ("api.statistics_api", "GET"): statistics_reader(api=True),
+    # Voiding a mis-registration: the rule as the figures'; the view answers 404 outside the
+    # coordinator's department (tests/unit/test_statistics.py).
+    ("api.void_registration_api", "POST"): statistics_reader(api=True),
 }
 
 
@@ -643,6 +665,8 @@ def cells_of(app_name: str, app: Flask, obj: StudentObject) -> Iterator[Cell]:
                     values[arg] = "not-a-real-link-token"
                 elif arg in ("row_id", "name", "locale"):  # an outbox row, a mail template (no object)
                     values[arg] = {"row_id": "1", "name": "sign_in_link", "locale": "en"}[arg]
+                elif arg == "table":  # a table of CIM in numbers
+                    values[arg] = "funnel"
                 elif arg in ("account_id", "token_id"):  # the administrators' pages (no student object)
                     values[arg] = str(uuid.UUID(int=0))
                 elif arg in obj.params():

@@ -96,6 +96,7 @@ class World:
             "token": "not-a-real-link-token-" + "x" * 20,
             "filename": "cim.css",
             "row_id": 1,  # an outbox row (int converter)
+            "table": "funnel",  # a table of CIM in numbers
         }
         args = {name: values.get(name, "x") for name in rule.arguments}
         return rule.build(args, append_unknown=False)[1]  # type: ignore[index]

@@ -502,7 +502,8 @@ def test_assignment_flow_on_each_backend_and_the_read_model_rebuilds_equal(
         assert runner.digest() == live
         # The intake projections kept their own checkpoints in the same table.
         assert set(world.ctx.runner.checkpoints()) == {
-            "students", "activities", "reports", "review_queue", "report_rounds", "deadline_basis"}
+            "students", "activities", "reports", "review_queue", "report_rounds", "deadline_basis",
+            "statistics_facts"}
     finally:
         world.ctx.dispose()
 

@@ -172,7 +172,7 @@ def test_projections_endpoint_shows_checkpoints_and_lag(intake: FlaskClient, app
     catch_up(app)
     after = client.get("/api/v1/projections").json["projections"]
     assert {p["name"] for p in after} == {"students", "activities", "reports", "review_queue", "report_rounds",
-                                          "deadline_basis"}
+                                          "deadline_basis", "statistics_facts"}
     assert {p["lag"] for p in after} == {0}
 
 

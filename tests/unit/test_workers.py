@@ -102,7 +102,7 @@ def test_catch_up_task_called_as_a_function_projects_and_updates_the_intake_view
     broker.set(task_names.CATCH_UP_PENDING_KEY, "corr-7")
     monkeypatch.setattr(projection_tasks, "redis_client", lambda: broker)
 
-    assert projection_tasks.catch_up_projections(correlation_id="corr-7") == 6  # one event, six read models
+    assert projection_tasks.catch_up_projections(correlation_id="corr-7") == 7  # one event, seven read models
     assert projection_tasks.catch_up_projections(correlation_id="corr-7") == 0  # a duplicate wake-up
     assert view.status_for(sid) is None  # a wake-up leaves the status view to beat's tick
     assert projection_tasks.catch_up_projections(backstop=True) == 0  # beat's tick
