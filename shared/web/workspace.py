@@ -43,7 +43,8 @@ ADMIN_HOME = "/admin/accounts"
 STAFF_MENU: tuple[MenuItem, ...] = (
     MenuItem(_l("Review queue"), "/queue", _REVIEWERS),
     MenuItem(_l("Rulings"), "/rulings", _REVIEWERS),
-    MenuItem(_l("Presentations"), "/presentations", _REVIEWERS),
+    # The occasions page is the coordinators' own (presentation_pages answers 404 to others).
+    MenuItem(_l("Presentations"), "/presentations", _COORDINATORS),
     MenuItem(_l("Diplomas"), "/diplomas", _REVIEWERS),
     MenuItem(_l("Deadlines"), "/deadlines", _COORDINATORS),
     MenuItem(_l("Statistics"), "/statistics", _ADMINISTRATION),

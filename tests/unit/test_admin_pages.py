@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -376,3 +377,13 @@ def test_the_account_page_says_how_the_account_signs_in(world: World) -> None:
     assert "a password and an authenticator code" in page
     assert "No way to sign in yet" not in page
     assert "passphrase" not in page
+
+
+def test_the_staff_menu_offers_presentations_to_coordinators_only() -> None:
+    """The occasions page answers 404 to anyone who coordinates no department (found by the role
+    walk, tests/e2e/test_role_walks.py): an assessor's menu does not link to it."""
+    def principal(*grants: RoleGrant) -> Principal:
+        return Principal(Account("a", "A", None, FixedClock(datetime(2026, 3, 1, tzinfo=UTC)).now()), frozenset(grants))
+
+    assert "/presentations" in [url for _l, url in staff_menu(principal(RoleGrant(Role.COORDINATOR, "MED")))]
+    assert "/presentations" not in [url for _l, url in staff_menu(principal(RoleGrant(Role.ASSESSOR, "MED")))]
