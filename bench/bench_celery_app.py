@@ -1,7 +1,7 @@
 """A bench-only Celery app for `bench/bench_diplomas.py --through celery` (issue 14, "Speed").
 
 Not in workers/: the product's app and schedule stay clean. The settings have the same shape as
-workers/celery_app.py (JSON only, late acknowledgement, reject on a lost child, short visibility
+workers/celery_app.py, read from it (JSON only, late acknowledgement, reject on a lost child, short visibility
 timeout, one message per process, the 400 MiB per-child memory cap, results ignored), and each pool
 process warms the renderer in `worker_process_init` as workers/tasks/diplomas.py does. The task
 renders the bench's synthetic `document(i)` (or the floor page), writes the PDF under the run's
@@ -23,32 +23,28 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_process_init
 
+from workers.celery_app import app as product_app
+
 REDIS_URL = os.environ.get("CIM_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 QUEUE = os.environ.get("CIM_BENCH_QUEUE", "cim-bench")
 RUN = os.environ.get("CIM_BENCH_RUN", "cim-bench")
 TASK = "cim_bench.render"
-TASK_TIME_LIMIT = 120
+
+#: The product's worker settings the bench reuses as they are (workers/celery_app.py), so the
+#: bench measures what the workers run and cannot drift from it.
+PRODUCT_SETTINGS = (
+    "task_serializer", "result_serializer", "accept_content", "result_accept_content", "task_acks_late",
+    "task_reject_on_worker_lost", "broker_transport_options", "result_backend_transport_options",
+    "task_time_limit", "task_soft_time_limit", "worker_prefetch_multiplier", "worker_max_memory_per_child",
+    "task_ignore_result", "broker_connection_retry_on_startup", "worker_hijack_root_logger",
+    "worker_redirect_stdouts",
+)
 
 app = Celery("cim_bench")
 app.conf.update(
+    {key: product_app.conf[key] for key in PRODUCT_SETTINGS},
     broker_url=REDIS_URL,
     result_backend=REDIS_URL,
-    task_serializer="json",
-    result_serializer="json",
-    accept_content=["json"],
-    result_accept_content=["json"],
-    task_acks_late=True,
-    task_reject_on_worker_lost=True,
-    broker_transport_options={"visibility_timeout": 180},
-    result_backend_transport_options={"visibility_timeout": 180},
-    task_time_limit=TASK_TIME_LIMIT,
-    task_soft_time_limit=TASK_TIME_LIMIT - 20,
-    worker_prefetch_multiplier=1,
-    worker_max_memory_per_child=400 * 1024,
-    task_ignore_result=True,
-    broker_connection_retry_on_startup=True,
-    worker_hijack_root_logger=False,
-    worker_redirect_stdouts=False,
     task_default_queue=QUEUE,
     timezone="UTC",
     enable_utc=True,
