@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
-from intake_service import deadline_view, precedent_view, presentation_view
+from intake_service import deadline_view, diploma_view, precedent_view, presentation_view
 from shared.adapters.feed import HttpEventFeed
 from shared.adapters.sql import autocommit, is_sqlite, make_engine
 from shared.config import Settings
@@ -184,7 +184,7 @@ def build_view(
         decisions = ProjectionRunner(
             engine, own_events,
             [decisions_projection(vault), presentation_view.PROJECTION, precedent_view.projection(vault),
-             deadline_view.PROJECTION],
+             deadline_view.PROJECTION, diploma_view.PROJECTION],
             batch_size=1000, reader=reader,
         )
     view = AssessmentView(engine, runner, reader, decisions, vault)
@@ -222,6 +222,12 @@ def deadline_for(app: Flask, student_id: str) -> dict[str, Any] | None:
     """The student's deadline as delivered ({"deadline", "extended", "deregistered"}); None if none."""
     reader = getattr(app.extensions.get(_EXTENSION), "reader", None)  # a stand-in view may have none
     return None if reader is None else deadline_view.deadline_of(reader, student_id)
+
+
+def diploma_for(app: Flask, student_id: str) -> dict[str, Any] | None:
+    """The student's latest diploma as delivered ({"number", "issued_on", "revoked_at", ...}); None if none."""
+    reader = getattr(app.extensions.get(_EXTENSION), "reader", None)  # a stand-in view may have none
+    return None if reader is None else diploma_view.diploma_of(reader, student_id)
 
 
 def precedents_for(app: Flask, department: str) -> list[dict[str, Any]]:

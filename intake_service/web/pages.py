@@ -132,11 +132,18 @@ class StudentPage:
 
     @property
     def current_activities(self) -> list[domain.Activity]:
-        return [a for a in self.state.activities.values() if not a.withdrawn]
+        """The student's activities, the latest first (as the history and the reports)."""
+        return by_date([a for a in self.state.activities.values() if not a.withdrawn])
 
     @property
     def withdrawn_activities(self) -> list[domain.Activity]:
-        return [a for a in self.state.activities.values() if a.withdrawn]
+        return by_date([a for a in self.state.activities.values() if a.withdrawn])
+
+    @property
+    def reports_newest_first(self) -> list[tuple[SubmittedReport, SubmittedReport | None]]:
+        """Each report with the later report that replaced it (None for the latest), newest first."""
+        later: list[SubmittedReport | None] = [*self.reports[1:], None]
+        return list(zip(self.reports, later, strict=False))[::-1]  # no reports: none
 
     def report(self, report_id: str) -> SubmittedReport:
         found = next((r for r in self.reports if r.report_id == report_id), None) if is_uuid(report_id) else None
@@ -149,6 +156,13 @@ class StudentPage:
         if found is None or found.withdrawn:
             raise NotFound("No such activity.")
         return found
+
+
+def by_date(activities: list[domain.Activity]) -> list[domain.Activity]:
+    """When the activity took place, the latest first: by start, then end, then title."""
+    return sorted(
+        activities, key=lambda a: (a.details.start_date, a.details.end_date, a.details.title.casefold()), reverse=True
+    )
 
 
 def own_student(student_id: str) -> StudentPage:
@@ -428,13 +442,17 @@ def my_cim(student_id: str) -> str:
     audit_staff_access(student_id, "my_cim")
     decisions = report_steps(student)
     booking = presentation(student_id)
+    issued = diploma(student_id)
     return render_template(
         "my_cim.html",
         student=student,
         own_page=current_caller().student_id == student_id,
-        assessment_status=workflow_status(student, decisions, booking) or assessment_status(student_id, student),
+        assessment_status=workflow_status(student, decisions, booking, issued)
+        or assessment_status(student_id, student),
+        diploma=issued,
         decisions=decisions,
         may_submit=new_report_refusal(student) is None,
+        to_revise=report_to_revise(student, decisions),
         presentation=booking,
         deadline=deadline(student_id),
         rulings=activity_rulings(student_id, student.department, list(student.state.activities), locale()),
@@ -490,6 +508,8 @@ def assessment_status(student_id: str, student: StudentPage) -> str | None:
 
 
 WORKFLOW_STATUS = {
+    "diploma_issued": _l("Your diploma is issued."),
+    "diploma_revoked": _l("Your diploma was revoked. Your coordinator can tell you why and what happens next."),
     "eligible": _l("Eligible for the diploma: your report is approved and your presentation held."),
     "eligible_without_presentation": _l("Eligible for the diploma: your report is approved."),
     "presentation_booked": _l("Report approved and presentation booked."),
@@ -502,11 +522,14 @@ WORKFLOW_STATUS = {
 
 
 def workflow_step(student: StudentPage, decisions: dict[str, dict[str, Any]],
-                  booking: dict[str, Any] | None) -> str | None:
+                  booking: dict[str, Any] | None, diploma: dict[str, Any] | None = None) -> str | None:
     """The student's step after submitting, from their latest report's round on the assessment
-    side and their presentation (both delivered by events); None before any of it."""
+    side, their presentation and their diploma (all delivered by events); None before any of it.
+    A diploma is the last step: issued, or revoked (a reissue shows as issued again)."""
     if not student.active or not student.reports:
         return None
+    if diploma is not None:
+        return "diploma_revoked" if diploma.get("revoked_at") else "diploma_issued"
     latest = decisions.get(student.reports[-1].report_id)
     state = latest["state"] if latest else None
     if state != "approved":
@@ -522,8 +545,8 @@ def workflow_step(student: StudentPage, decisions: dict[str, dict[str, Any]],
 
 
 def workflow_status(student: StudentPage, decisions: dict[str, dict[str, Any]],
-                    booking: dict[str, Any] | None) -> str | None:
-    step = workflow_step(student, decisions, booking)
+                    booking: dict[str, Any] | None, diploma: dict[str, Any] | None = None) -> str | None:
+    step = workflow_step(student, decisions, booking, diploma)
     return str(WORKFLOW_STATUS[step]) if step else None
 
 
@@ -560,6 +583,18 @@ def deadline(student_id: str) -> dict[str, Any] | None:
     return {**found, "deadline": date.fromisoformat(found["deadline"])}
 
 
+def diploma(student_id: str) -> dict[str, Any] | None:
+    """The student's latest diploma (number, date, revoked or not), delivered by the assessment
+    service's events; None before one is issued or when the view cannot be read now."""
+    from intake_service.assessment_view import diploma_for
+
+    try:
+        return diploma_for(current_app._get_current_object(), student_id)  # type: ignore[attr-defined]
+    except Exception:
+        current_app.logger.warning("diploma view unavailable", exc_info=True)
+        return None
+
+
 def presentation(student_id: str) -> dict[str, Any] | None:
     """The student's latest presentation booking, delivered by the assessment service's events."""
     from intake_service.assessment_view import presentation_for
@@ -581,6 +616,14 @@ def report_steps(student: StudentPage) -> dict[str, dict[str, Any]]:
             label = str(REPORT_STATES["resubmitted"])
             steps[report.report_id] = {"round": report.round, "state": "resubmitted", "summary": None, "label": label}
     return steps
+
+
+def report_to_revise(student: StudentPage, decisions: dict[str, dict[str, Any]]) -> SubmittedReport | None:
+    """The student's latest report when the assessors asked for its revision: My CIM's main
+    action is then to resubmit it (a new round), not to submit another report."""
+    latest = student.reports[-1] if student.reports and student.active else None
+    step = decisions.get(latest.report_id) if latest else None
+    return latest if step and step["state"] == "revision_requested" else None
 
 
 def new_report_refusal(student: StudentPage) -> Problem | None:

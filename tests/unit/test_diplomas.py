@@ -638,3 +638,56 @@ def test_my_cim_links_to_the_diploma_once_the_student_presented(world: World) ->
     link = f"/students/{world.students['A']}/diploma\">Your diploma"
     assert link in my_cim("A")
     assert "/diploma\"" not in my_cim("B")  # not eligible: no link
+
+
+def test_my_cims_status_line_says_the_diploma_is_issued_then_revoked(world: World) -> None:
+    from assessment_service import services as assessment_services
+    from intake_service.assessment_view import build_view
+    from shared.adapters.feed import FunctionFeed
+    from tests.authkit import sign_in
+
+    intake_app = world.intake.application
+    ctx = world.ctx
+    view = build_view(
+        ctx.settings, feed=FunctionFeed(lambda _a, _l: [], lambda: 0),
+        own_events=FunctionFeed(lambda after, limit: assessment_services.own_feed(ctx, after, limit), ctx.store.head),
+        vault=intake_app.extensions["cim.intake"].codec.vault,
+    )
+    intake_app.extensions["cim.intake.assessment_view"] = view
+    sid = world.students["A"]
+
+    def status(lang: str = "en") -> str:
+        client = intake_app.test_client()
+        sign_in(client, world.identity, world.accounts["student_A"])
+        page = client.get(f"/students/{sid}?lang={lang}").text
+        return page.split('id="status-heading"')[1].split("</section>")[0]
+
+    view.catch_up()
+    assert "Eligible for the diploma" in status()
+    diploma_services.issue_due(ctx)
+    view.catch_up()
+    found = the_diploma(world)
+    issued = status()
+    assert "Eligible for the diploma" not in issued
+    assert "Your diploma is issued." in issued
+    assert f"Diploma {found['number']}, issued on " in issued
+    assert f"/students/{sid}/diploma\">Download your diploma" in issued
+    assert "Ditt diplom är utfärdat." in status("sv")
+    revoked = api(world, "coordinator").post(f"/api/v1/diplomas/{found['diploma_id']}/revocation",
+                                              json={"reason": "wrong merits"})
+    assert revoked.status_code == 201, revoked.json
+    view.catch_up()
+    line = status()
+    assert "Your diploma was revoked." in line
+    assert f"Diploma {found['number']}, issued on " in line and "was revoked on " in line
+    assert "Download your diploma" not in line
+    assert "wrong merits" not in line  # the reason is the coordinator's to give
+    assert "Ditt diplom har återkallats." in status("sv")
+    reissued = api(world, "coordinator").post(f"/api/v1/diplomas/{found['diploma_id']}/reissue",
+                                               json={"reason": "corrected"})
+    assert reissued.status_code == 201, reissued.json
+    view.catch_up()
+    again = status()
+    assert "Your diploma is issued." in again
+    assert the_diplomas(world)[0]["number"] in again
+    assert view.catch_up() == 0

@@ -350,3 +350,40 @@ def test_a_pdf_far_over_the_limit_keeps_the_typed_answers(setup: Setup) -> None:
     assert "Working through an interpreter, I learnt to listen." in answer.text
     assert 'id="attachment-error"' in answer.text
     assert "ReportSubmitted" not in setup.types(sid)
+
+
+def test_my_cim_lists_activities_latest_first_offers_resubmit_and_marks_a_replaced_report(setup: Setup) -> None:
+    from datetime import timedelta
+
+    from tests.authkit import sign_in
+
+    sid, rid, aids = setup.register_with_report()
+    later = {**ACTIVITY, "title": "Summer school in Tartu", "start_date": "2026-07-01", "end_date": "2026-07-20"}
+    earlier = {**ACTIVITY, "title": "Study visit to Oslo", "start_date": "2025-10-01", "end_date": "2025-10-03"}
+    for body in (later, earlier):
+        assert setup.client().post(f"/api/v1/students/{sid}/activities", json=body, headers=setup.api).status_code == 201
+    student = setup.client()
+    account = sign_in_student(student, setup.app.extensions["cim.identity"], sid)
+    page = student.get(f"/students/{sid}").text
+    titles = re.findall(r"<h3>([^<]+)</h3>", page.split('id="activities-heading"')[1].split("</section>")[0])
+    # by when they took place, the latest first (the three logged on 10 Jan: by title, reversed)
+    assert titles == ["Summer school in Tartu", "Webinar on care", "Exchange in Berlin", "Study visit to Oslo"]
+    setup.view.decide(sid, rid, 1, "revision_requested", "Say more.")
+    actions = student.get(f"/students/{sid}").text.split('class="actions"')[1].split("</nav>")[0]
+    assert f'/students/{sid}/reports/{rid}/resubmit">Resubmit your CIM report' in actions
+    assert "Submit your CIM report" not in actions.replace("Resubmit your CIM report", "")
+    assert "Lämna in din CIM-rapport igen" in student.get(f"/students/{sid}?lang=sv").text
+    setup.view.decide(sid, rid, 1, "rejected", "Not international enough.")
+    setup.app.extensions["cim.intake"].clock.advance(timedelta(days=10))  # 8 December
+    second = setup.client().post(f"/api/v1/students/{sid}/reports", headers=setup.api,
+                                 json={"answers": ANSWERS, "activity_ids": [aids[1]]})
+    assert second.status_code == 201, second.json
+    student = setup.client()  # ten days on: a new session
+    sign_in(student, setup.app.extensions["cim.identity"], account)
+    page = student.get(f"/students/{sid}?lang=en").text
+    reports = page.split('id="reports-heading"')[1].split("</section>")[0]
+    assert reports.index("Submitted 8 December 2026") < reports.index("Submitted 28 November 2026")
+    assert reports.count("Replaced by your report of 8 December 2026.") == 1
+    assert "Ersatt av din rapport från 8 december 2026." in student.get(f"/students/{sid}?lang=sv").text
+    actions = page.split('class="actions"')[1].split("</nav>")[0]
+    assert "Submit your CIM report" not in actions  # the new one waits
