@@ -361,7 +361,8 @@ def test_my_cim_lists_activities_latest_first_offers_resubmit_and_marks_a_replac
     later = {**ACTIVITY, "title": "Summer school in Tartu", "start_date": "2026-07-01", "end_date": "2026-07-20"}
     earlier = {**ACTIVITY, "title": "Study visit to Oslo", "start_date": "2025-10-01", "end_date": "2025-10-03"}
     for body in (later, earlier):
-        assert setup.client().post(f"/api/v1/students/{sid}/activities", json=body, headers=setup.api).status_code == 201
+        logged = setup.client().post(f"/api/v1/students/{sid}/activities", json=body, headers=setup.api)
+        assert logged.status_code == 201
     student = setup.client()
     account = sign_in_student(student, setup.app.extensions["cim.identity"], sid)
     page = student.get(f"/students/{sid}").text
