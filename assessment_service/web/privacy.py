@@ -36,7 +36,7 @@ from shared.validation import is_uuid
 from shared.web.access import access, current_caller
 from shared.web.errors import correlation_id
 from shared.web.labels import STUDENT_FIELD_NAMES
-from shared.web.privacy import STUDENT_READ, json_download, staff_viewer
+from shared.web.privacy import STUDENT_READ, actor_name, json_download, staff_viewer
 
 bp = Blueprint("privacy", __name__)
 
@@ -190,6 +190,7 @@ def my_data(student_id: str) -> str:
         erased=data["personal_data_erased"],
         intake_url=_settings().intake_url.rstrip("/"),
         own_actor=(f"account:{current_caller().account_id}" if current_caller().student_id == student_id else None),
+        who=lambda actor: actor_name(actor, student_id),
         shown=lambda row: [(k, v) for k, v in row.items() if k not in NOT_ON_PAGE],
         field_name=lambda f: FIELD_NAMES.get(f, f),
         status_name=lambda s: STATUS_NAMES.get(s, s),

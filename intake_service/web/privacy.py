@@ -6,19 +6,28 @@ recorded in the student's audit stream (ids only).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template
+from flask_babel import format_date, get_locale
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from intake_service.services import IntakeServices, RequestContext, account_data
+from intake_service.web.forms import SETTING_LABELS, country_name
+from shared.catalogue import Catalogue
 from shared.errors import NotFound
 from shared.validation import is_uuid
 from shared.web.access import access, current_caller
 from shared.web.auth import identity
+from shared.web.auth_pages import ROLE_NAMES
 from shared.web.errors import correlation_id
 from shared.web.labels import STUDENT_FIELD_NAMES
-from shared.web.privacy import STUDENT_READ, download, json_download, staff_viewer
+from shared.web.privacy import STUDENT_READ, actor_name, download, json_download, staff_viewer
+from shared.web.times import DAY, local_time
 
 bp = Blueprint("privacy", __name__)
 
@@ -87,22 +96,115 @@ def everything_held(student_id: str) -> dict[str, Any]:
     return export
 
 
+_TERM = re.compile(r"^(HT|VT)(\d{4})$")
+
+
+def term_name(code: str) -> str:
+    """'HT2026' -> 'Autumn term 2026' / 'Höstterminen 2026'; anything else as it is."""
+    match = _TERM.match(code or "")
+    if match is None:
+        return code
+    year = match.group(2)
+    return _("Autumn term %(year)s", year=year) if match.group(1) == "HT" else _("Spring term %(year)s", year=year)
+
+
+class Readable:
+    """The values of a student's events as a person reads them, in the page's language: names
+    for codes (kind, setting, country, department, programme, term), dates in Lund's calendar,
+    activities by their titles, answers under their questions. The JSON export keeps the codes."""
+
+    def __init__(self, catalogue: Catalogue, events: list[dict[str, Any]]) -> None:
+        self.lang = str(get_locale() or "en")
+        registered: dict[str, Any] = next((e["data"] for e in events if e["type"] == "StudentRegistered"), {})
+        self.department = catalogue.department(registered.get("department") or "")
+        self.titles: dict[str, str] = {}
+        for e in events:
+            if e["type"] in ("ActivityLogged", "ActivityAmended") and e["data"].get("title"):
+                self.titles[e["data"]["activity_id"]] = e["data"]["title"]
+
+    def _text(self, text: Any, fallback: str) -> str:
+        return text.get(self.lang) if text is not None else fallback
+
+    def _day(self, value: Any) -> str:
+        try:
+            return str(format_date(date.fromisoformat(str(value)), DAY))
+        except ValueError:
+            return str(value)
+
+    def value(self, key: str, value: Any) -> Any:
+        """A display string for one field (answers stay a mapping: question -> answer)."""
+        dept = self.department
+        if value is None or isinstance(value, bool):
+            return value
+        match key:
+            case "kind":
+                if value == "other":
+                    return _("Another kind")
+                kind = dept.kind(value) if dept else None
+                return self._text(kind.name if kind else None, value)
+            case "setting":
+                return str(SETTING_LABELS.get(value, value))
+            case "country_code":
+                return country_name(value, self.lang)
+            case "department":
+                return self._text(dept.name if dept and dept.code == value else None, value)
+            case "programme":
+                programme = dept.programme(value) if dept else None
+                return self._text(programme.name if programme else None, value)
+            case "expected_end_term" | "term":
+                return term_name(str(value))
+            case "start_date" | "end_date" | "completed_on":
+                return self._day(value)
+            case "activity_id":
+                return self.titles.get(value, value)
+            case "activity_ids":
+                return ", ".join(self.titles.get(a, a) for a in value)
+            case "answers" if isinstance(value, dict):
+                return {self.question(code): answer for code, answer in self.ordered(value)}
+        return value
+
+    def question(self, code: str) -> str:
+        questions = self.department.reflection_questions if self.department else ()
+        found = next((q for q in questions if q.code == code), None)
+        return self._text(found.text if found else None, code)
+
+    def ordered(self, answers: dict[str, str]) -> list[tuple[str, str]]:
+        order = {q.code: i for i, q in enumerate(self.department.reflection_questions)} if self.department else {}
+        return sorted(answers.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
+
+
+def role_names(roles: list[dict[str, Any]], catalogue: Catalogue) -> list[str]:
+    """'Student (School of Social Work)' for each of the account's roles."""
+    lang = str(get_locale() or "en")
+    out = []
+    for grant in roles:
+        role = str(ROLE_NAMES.get(grant["role"], grant["role"]))
+        dept = catalogue.department(grant.get("department") or "")
+        out.append(f"{role} ({dept.name.get(lang)})" if dept else role)
+    return out
+
+
 @bp.get("/students/<student_id>/my-data")
 @access(STUDENT_READ)
 def my_data(student_id: str) -> str:
     data = everything_held(student_id)
     audit_staff_access(student_id, "export")
     account = data.get("account") or {}
-    own_actor = f"account:{account['account_id']}" if account.get("account_id") else None
+    catalogue = services().catalogue
+    readable = Readable(catalogue, data["events"])
+    who: Callable[[str | None], str] = lambda actor: actor_name(actor, student_id)  # noqa: E731
     return render_template(
         "my_data.html",
         data=data,
         student_id=student_id,
         account=data.get("account"),
-        own_actor=own_actor,
+        roles=role_names(account.get("roles") or [], catalogue),
         event_name=lambda t: EVENT_NAMES.get(t, t),
         field_name=lambda f: FIELD_NAMES.get(f, f),
         what_name=lambda w: WHAT_NAMES.get(w, w),
+        shown=readable.value,
+        who=who,
+        when=local_time,
         assessment_url=current_app.config["CIM_SETTINGS"].assessment_url.rstrip("/"),
     )
 
