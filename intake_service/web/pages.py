@@ -418,7 +418,7 @@ def register() -> Any:
         # The same browser sending the same form again (back button, second click after the
         # first answer arrived) gets the first answer again.
         if not signed_in and form.token and form.token == session.get("register_token"):
-            return see_other("auth.check_email")
+            return see_other("auth.check_email", registered=1)
         if form.validate():
             use_case = registration()
             if signed_in:
@@ -431,7 +431,7 @@ def register() -> Any:
                     return to_my_cim(done.student_id)
             elif run(form, lambda ctx: use_case.register_anonymous(form.command(), ctx, locale())) is not None:
                 session["register_token"] = form.token
-                return see_other("auth.check_email")
+                return see_other("auth.check_email", registered=1)
     return show("register.html", form)
 
 

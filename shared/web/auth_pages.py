@@ -335,7 +335,10 @@ def request_link() -> Any:
 @bp.get("/check-email")
 @access(PUBLIC)
 def check_email() -> str:
-    return render_template("auth/check_email.html", minutes=_settings().email_link_minutes)
+    """After asking for a link, or after registering (`?registered=1`: what happens next). The
+    same page whether or not the address had an account: it never tells who is registered."""
+    return render_template("auth/check_email.html", minutes=_settings().email_link_minutes,
+                           registered=request.args.get("registered") == "1")
 
 
 @bp.get("/link/<string(maxlength=1000):token>")

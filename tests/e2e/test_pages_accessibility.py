@@ -219,6 +219,7 @@ def pages_of(pipeline: Pipeline, ids: dict[str, str], sessions: dict[str, str]) 
         Visit("home", f"{intake}/"),
         Visit("sign-in", f"{intake}/auth/sign-in"),
         Visit("check-email", f"{intake}/auth/check-email"),
+        Visit("check-email-registered", f"{intake}/auth/check-email?registered=1"),
         Visit("register", f"{intake}/register", student),
         Visit("not-found", f"{intake}/no-such-page", status=404),
         Visit("my-cim", f"{intake}/students/{sid}", student),

@@ -199,7 +199,7 @@ def test_a_student_registers_and_signs_in_with_the_mailed_link(tmp_path: Path, r
     again = other.post(link.group(1), data={"csrf_token": hidden(second.text, "csrf_token")})
     assert again.status_code == 410
     assert other.get_cookie(SESSION_COOKIE) is None
-    assert answer.headers["Location"] == "/auth/check-email"
+    assert answer.headers["Location"] == "/auth/check-email?registered=1"
 
 
 def test_a_student_signs_in_with_the_university_account(tmp_path: Path, redis_url: str, smtp: SmtpSink,

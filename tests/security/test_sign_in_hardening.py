@@ -61,7 +61,7 @@ def timed_registration(app: Flask, email: str, university_id: str) -> float:
     answer = client.post("/register", data=data)
     elapsed = time.perf_counter() - started
     assert answer.status_code == 303
-    assert answer.headers["Location"] == "/auth/check-email"
+    assert answer.headers["Location"] == "/auth/check-email?registered=1"
     return elapsed
 
 

@@ -452,7 +452,7 @@ def test_anonymous_registration_makes_the_account_and_mails_a_link(
 ) -> None:
     answer = registered_student(client, store)
     assert answer.status_code == 303
-    assert answer.headers["Location"] == "/auth/check-email"
+    assert answer.headers["Location"] == "/auth/check-email?registered=1"
     assert events(store) == ["StudentRegistered"]
     account = identity.store.find_account_by_email("astrid@example.com")
     assert account is not None
@@ -475,6 +475,16 @@ def test_registering_a_known_address_again_only_mails_a_link(
     assert events(store) == ["StudentRegistered"]
     assert len(mailer.sent) == 2
     assert all("/auth/link/" in link_in(m) for m in mailer.sent)
+    # what happens next, in the same words whether or not the address had an account
+    pages = [client.get(answer.headers["Location"]).text for client, answer in
+             ((app.test_client(), first), (app.test_client(), second))]
+    assert pages[0] == pages[1]
+    steps = pages[0].split("<ol")[1].split("</ol>")[0]
+    assert "follow its link within" in steps
+    assert steps.index("signs you in to My CIM") < steps.index("log your international activities")
+    swedish = app.test_client().get(f"{first.headers['Location']}&lang=sv").text
+    assert "Vad händer nu" in swedish
+    assert "loggar in dig på Mitt CIM" in swedish
 
 
 def test_double_submitted_registration_stores_one_student(
@@ -484,7 +494,7 @@ def test_double_submitted_registration_stores_one_student(
     token = hidden(browser.get("/register").text, "form_token")
     answers = [browser.post("/register", data={"form_token": token, **STUDENT}) for _ in range(3)]
     other = app.test_client().post("/register", data={"form_token": token, **STUDENT})
-    assert {a.headers["Location"] for a in [*answers, other]} == {"/auth/check-email"}
+    assert {a.headers["Location"] for a in [*answers, other]} == {"/auth/check-email?registered=1"}
     assert events(store) == ["StudentRegistered"]
 
 

@@ -142,7 +142,7 @@ def test_newcomer_registers_logs_two_activities_and_submits_a_report(
     # register page: owned by the sign-in work -- these asserts replace the old flow's
     # `Location == /students/<id>` and `session["student_id"] == <id>` (the registering browser
     # was the student): now registration makes the student's account and e-mails a sign-in link.
-    assert response.headers["Location"] == "/auth/check-email"
+    assert response.headers["Location"] == "/auth/check-email?registered=1"
     identity = identity_of(client.application)
     account = identity.accounts.account_for_student(student_id)
     assert account is not None
