@@ -126,6 +126,8 @@ def _journeys(pipeline: Pipeline, ids: dict[str, Any], people: dict[str, dict[st
             {"check": f"{who} confirm"},
             {"submit": "main form button[type=submit]", "name": f"{who} landing"},
             {"check": f"{who} my-cim"},
+            {"goto": f"{intake}/students/{sid}/my-data"},
+            {"check": f"{who} my-data"},
             {"goto": f"{intake}/students/{sid}/activities/new"},
             {"check": f"{who} activity-new"},
             {"goto": f"{intake}/students/{sid}/report"},
@@ -267,6 +269,10 @@ def test_each_role_walks_to_its_work_in_its_language(upload_limit: int, smtp_sin
         assert landing["final_url"] == f"{intake}/students/{sid}", landing
         assert len(landing["chain"]) == 1, landing  # the POST's 303, then the page
         assert people[who]["name"] in checks[f"{who} my-cim"]["text"]
+        # My data reads as words: a term's name, not its code; the export one click away.
+        my_data = checks[f"{who} my-data"]["text"]
+        assert ("Spring term 2028" if locale == "en" else "Vårterminen 2028") in my_data, my_data[:2000]
+        assert "VT2028" not in my_data
         # The countries in the language's order.
         countries = checks[f"{who} activity-new"]["selects"]["country_code"]
         aland = next(i for i, name in enumerate(countries) if name.startswith("Åland"))
