@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
+from babel.dates import format_date, format_datetime
 from flask_babel import get_locale
 
 #: Where CIM is run: times are entered and shown in this zone.
@@ -15,9 +15,12 @@ DAY_AND_TIME = "EEEE d MMMM y, HH:mm"
 DAY = "d MMMM y"
 
 
-def local_time(value: str | datetime | None, pattern: str = DAY_AND_TIME) -> str:
+def local_time(value: str | date | datetime | None, pattern: str = DAY_AND_TIME) -> str:
     """An ISO time (or a datetime with its offset) as Lund's local time in the page's language;
-    a value that is no time is shown as it is."""
+    a calendar date (a `date`) as it is, in the same words; a value that is no time is shown as
+    it is."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return str(format_date(value, pattern, locale=str(get_locale() or "en")))
     try:
         moment = value if isinstance(value, datetime) else datetime.fromisoformat(value or "")
     except ValueError:

@@ -338,13 +338,13 @@ def test_a_deregistered_student_is_refused_new_activities_and_reports_until_rein
         sign_in(browser, world.identity, account)
         return browser.get(f"/students/{sid}?lang={lang}").text
 
-    assert "Your deadline to submit your report: January 17, 2027." in my_cim()
+    assert "Your deadline to submit your report: 17 January 2027." in my_cim()
     assert f"/students/{sid}/deadline" in my_cim()
     assert "Sista dag att lämna in din rapport: 17 januari 2027." in my_cim("sv")
     _at(clock, DEADLINE + timedelta(days=1))
     assert deadline_services.sweep(ctx)["deregistered"] == 1
     view.catch_up()
-    assert "You were deregistered from CIM when your deadline, January 17, 2027, passed." in my_cim()
+    assert "You were deregistered from CIM when your deadline, 17 January 2027, passed." in my_cim()
     refused = world.intake.post(f"/api/v1/students/{sid}/activities", json=ACTIVITY["SOCSW"])
     assert refused.status_code == 409, refused.json
     assert "deregistered from CIM when your deadline passed" in refused.json["detail"]
@@ -361,7 +361,7 @@ def test_a_deregistered_student_is_refused_new_activities_and_reports_until_rein
     deadline_services.reinstate(ctx, principal, sid, {"deadline": date(2027, 6, 1), "reason_code": "by_agreement"},
                                 RequestContext(actor=coordinator.id, correlation_id="c-1"))
     view.catch_up()
-    assert "Your deadline was extended to June 1, 2027." in my_cim()
+    assert "Your deadline was extended to 1 June 2027." in my_cim()
     accepted = world.intake.post(f"/api/v1/students/{sid}/activities", json=ACTIVITY["SOCSW"])
     assert accepted.status_code == 201, accepted.json
     assert _types(world, "C")[-1] == "StudentReinstated"

@@ -225,7 +225,7 @@ def test_studies_completed_and_registration_withdrawn(client: FlaskClient, store
     ended = {"completed_on": "2026-06-05", "term": "vt2026"}
     response = send(client, f"/students/{student_id}/studies-completed", ended)
     assert response.status_code == 303
-    assert "Your studies ended on June 5, 2026 (VT2026)." in client.get(f"/students/{student_id}").text
+    assert "Your studies ended on 5 June 2026 (VT2026)." in client.get(f"/students/{student_id}").text
 
     response = send(client, f"/students/{student_id}/withdraw", {"reason": ""})
     assert response.status_code == 303
