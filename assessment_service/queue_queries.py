@@ -252,6 +252,13 @@ def queue_page(
     return QueuePage(total, filt.page, per_page, items)
 
 
+def report_state(conn: sa.Connection, report_id: str) -> str | None:
+    """One report's state in the queue (one of STATES), as its row in the table says; None when
+    it waits in no queue (replaced by a newer report, or withdrawn)."""
+    found = conn.execute(sa.select(_state).select_from(_FROM).where(review_queue.c.report_id == report_id)).first()
+    return None if found is None else STATES[int(found[0])]
+
+
 def _assessors(conn: sa.Connection, report_ids: list[str]) -> dict[str, list[str]]:
     if not report_ids:
         return {}

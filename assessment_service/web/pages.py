@@ -259,8 +259,12 @@ def _report_page(
     status: int = 200,
 ) -> tuple[str, int]:
     _caller, principal = _staff()
+    from assessment_service import queue_queries
+    from assessment_service.web.queue_pages import STATE_LABELS  # it imports this module
+
     with _context().reader.connect() as conn:
         detail = queries.report_detail(conn, report_id)
+        state = queue_queries.report_state(conn, report_id)
     facts = report_facts(report_id)
     if detail is None or facts is None or not may_read_report(principal, facts):
         raise NotFound("No such report.")
@@ -281,6 +285,9 @@ def _report_page(
     return render_template(
         "report.html",
         report=detail,
+        # "Waiting for review" (the template's) until assigned; then the state the queue shows.
+        review_state=str(STATE_LABELS[state]) if state not in (None, "waiting") and detail["waiting_for_review"]
+        else None,
         staff_names=names,
         coordinator=coordinator,
         assign_form=assign_form,
