@@ -351,4 +351,3 @@ def build_rulings(rule_sets: RuleSets) -> Projection:
 
 
 PROJECTION = build(shipped_rule_sets)
-RULINGS = build_rulings(shipped_rule_sets)
