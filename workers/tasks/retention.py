@@ -10,9 +10,10 @@ from intake_service.retention import RetentionContext, dispose_due
 from shared import task_names
 from shared.adapters.sql import compact_sqlite
 from shared.clock import SystemClock
+from shared.clock_guard import RETENTION, local_date
 from shared.identity.wiring import build_identity
 from shared.retention import load_policy
-from workers.base import CimTask, assessment_context
+from workers.base import CimTask, assessment_context, guarded
 from workers.celery_app import app
 from workers.settings import settings
 
@@ -35,12 +36,18 @@ def retention_context() -> RetentionContext:
 def dispose_due_records(correlation_id: str | None = None) -> dict[str, int]:
     """Dispose of every record past its retention period and record RecordsDisposed per kind.
     Idempotency key: the records themselves (what was disposed of is no longer a candidate), so a
-    doubled or late run disposes of nothing more. The message carries no arguments but an id."""
+    doubled or late run disposes of nothing more. The message carries no arguments but an id.
+    Held by the clock guard (shared/clock_guard.py) on a date far past the last run: then it
+    disposes of nothing and answers {}."""
     ctx = retention_context()
-    counts = dispose_due(ctx, correlation_id)
-    log.info("retention: disposed of %s records", sum(counts.values()))
-    compact_all(ctx)
-    return counts
+
+    def run() -> dict[str, int]:
+        counts = dispose_due(ctx, correlation_id)
+        log.info("retention: disposed of %s records", sum(counts.values()))
+        compact_all(ctx)
+        return counts
+
+    return guarded(RETENTION, local_date(ctx.services.clock.now()), run, {}, settings())
 
 
 def compact_all(ctx: RetentionContext) -> None:
