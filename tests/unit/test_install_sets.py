@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name
 from shared.config import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
-import audit_deps  # noqa: E402
+import audit_deps
 
 TOOLS = ("pytest", "hypothesis", "ruff", "mypy", "fakeredis", "aiosmtpd", "schemathesis", "import-linter",
          "pytest-timeout", "eventsourcing")
