@@ -57,14 +57,17 @@ def clock_guard(identity_db_url: str, max_jump_days: int) -> ClockGuard:
     return ClockGuard.from_url(identity_db_url, max_jump_days=max_jump_days)
 
 
+def guard_of(conf: Settings) -> ClockGuard:
+    return clock_guard(conf.identity_db_url, conf.clock_jump_days)
+
+
 _T = TypeVar("_T")
 
 
-def guarded(job: str, today: date, run: Callable[[], _T], held: _T, conf: Settings) -> _T:
+def guarded(job: str, today: date, run: Callable[[], _T], held: _T, guard: ClockGuard) -> _T:
     """Run a date-driven job on `today` unless the clock guard holds it (a date far past the last
     run): then do nothing, count the refusal (`cim_clock_guard_refusals_total{job}`) and answer
     `held`. The guard logs the refusal and stores the hold the staff outbox page shows."""
-    guard = clock_guard(conf.identity_db_url, conf.clock_jump_days)
     if not guard.admit(job, today).admitted:
         from workers.metrics import count_clock_guard_refusal
 

@@ -132,7 +132,7 @@ def test_a_held_task_does_nothing_counts_the_refusal_and_acts_after_confirm(
 ) -> None:
     from prometheus_client import REGISTRY
 
-    from workers.base import guarded
+    from workers.base import guard_of, guarded
 
     settings = Settings(data_dir=tmp_path)
     runs: list[date] = []
@@ -141,13 +141,13 @@ def test_a_held_task_does_nothing_counts_the_refusal_and_acts_after_confirm(
         return REGISTRY.get_sample_value("cim_clock_guard_refusals_total", {"job": RETENTION}) or 0.0
 
     before = refusals()
-    assert guarded(RETENTION, D, lambda: runs.append(D) or 1, 0, settings) == 1
+    assert guarded(RETENTION, D, lambda: runs.append(D) or 1, 0, guard_of(settings)) == 1
     jumped = D + timedelta(days=60)
-    assert guarded(RETENTION, jumped, lambda: runs.append(jumped) or 1, 0, settings) == 0
+    assert guarded(RETENTION, jumped, lambda: runs.append(jumped) or 1, 0, guard_of(settings)) == 0
     assert runs == [D]
     assert refusals() == before + 1
     ClockGuard.from_url(settings.identity_db_url, clock=clock).confirm("ops")
-    assert guarded(RETENTION, jumped, lambda: runs.append(jumped) or 1, 0, settings) == 1
+    assert guarded(RETENTION, jumped, lambda: runs.append(jumped) or 1, 0, guard_of(settings)) == 1
     assert runs == [D, jumped]
 
 

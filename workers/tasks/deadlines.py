@@ -5,7 +5,7 @@ from __future__ import annotations
 from assessment_service import deadline_services
 from shared import task_names
 from shared.clock_guard import SWEEP_DEADLINES
-from workers.base import CimTask, assessment_context, guarded
+from workers.base import CimTask, assessment_context, guard_of, guarded
 from workers.celery_app import app
 
 
@@ -18,7 +18,7 @@ def sweep_deadlines(correlation_id: str | None = None) -> dict[str, int]:
     ctx = assessment_context()
     day = deadline_services.today(ctx)
     return guarded(SWEEP_DEADLINES, day,
-                   lambda: deadline_services.sweep(ctx, day, correlation_id=correlation_id), {}, ctx.settings)
+                   lambda: deadline_services.sweep(ctx, day, correlation_id=correlation_id), {}, guard_of(ctx.settings))
 
 
 @app.task(name=task_names.SET_DEADLINES, base=CimTask)

@@ -10,7 +10,7 @@ from intake_service.retention import RetentionContext, dispose_due
 from shared import task_names
 from shared.adapters.sql import compact_sqlite
 from shared.clock import SystemClock
-from shared.clock_guard import RETENTION, local_date
+from shared.clock_guard import RETENTION, ClockGuard, local_date
 from shared.identity.wiring import build_identity
 from shared.retention import load_policy
 from workers.base import CimTask, assessment_context, guarded
@@ -29,7 +29,15 @@ def retention_context() -> RetentionContext:
     services = build_services(conf, clock=clock)
     identity = build_identity(clock=clock, identity_key=conf.identity_secret, db_url=conf.identity_db_url)
     identity.store.create_schema()
-    return RetentionContext(services=services, identity=identity, policy=load_policy())
+    return RetentionContext(services=services, identity=identity, policy=load_policy(),
+                            clock_jump_days=conf.clock_jump_days)
+
+
+def _guard(ctx: RetentionContext) -> ClockGuard:
+    """The clock guard on the context's identity database (where the outbox and accounts are)."""
+    guard = ClockGuard(ctx.identity.store.engine, max_jump_days=ctx.clock_jump_days)  # type: ignore[attr-defined]
+    guard.create_schema()
+    return guard
 
 
 @app.task(name=task_names.DISPOSE_DUE_RECORDS, base=CimTask)
@@ -47,7 +55,7 @@ def dispose_due_records(correlation_id: str | None = None) -> dict[str, int]:
         compact_all(ctx)
         return counts
 
-    return guarded(RETENTION, local_date(ctx.services.clock.now()), run, {}, settings())
+    return guarded(RETENTION, local_date(ctx.services.clock.now()), run, {}, _guard(ctx))
 
 
 def compact_all(ctx: RetentionContext) -> None:

@@ -10,7 +10,7 @@ from assessment_service.notifications import Links, outbox_enqueue
 from shared import task_names
 from shared.clock_guard import DIGESTS, OVERDUE_REVIEWS
 from shared.outbox import Outbox
-from workers.base import CimTask, assessment_context, guarded
+from workers.base import CimTask, assessment_context, guard_of, guarded
 from workers.celery_app import app
 
 
@@ -43,7 +43,7 @@ def remind_overdue_reviews(correlation_id: str | None = None) -> int:
         _kick(added)
         return added
 
-    return guarded(OVERDUE_REVIEWS, day, run, 0, ctx.settings)
+    return guarded(OVERDUE_REVIEWS, day, run, 0, guard_of(ctx.settings))
 
 
 @app.task(name=task_names.SEND_COORDINATOR_DIGESTS, base=CimTask)
@@ -63,4 +63,4 @@ def send_coordinator_digests(correlation_id: str | None = None) -> int:
         _kick(added)
         return added
 
-    return guarded(DIGESTS, day, run, 0, ctx.settings)
+    return guarded(DIGESTS, day, run, 0, guard_of(ctx.settings))
