@@ -106,6 +106,9 @@ class Settings:
     # The API token the workers and the intake status view present when they read a feed
     # (scope feed:read). `make run` mints one at start.
     feed_token: str = ""
+    #: The clock guard (shared/clock_guard.py): the date-driven jobs (retention, deadline sweep,
+    #: overdue-review mails, digests) refuse a date more than this many days after the last run.
+    clock_jump_days: int = 3
 
     def __post_init__(self) -> None:
         if self.env not in ENVIRONMENTS:
@@ -123,6 +126,8 @@ class Settings:
             object.__setattr__(self, "identity_db_url", f"sqlite:///{data_dir / 'identity.db'}")
         if self.smtp_security not in ("none", "starttls", "tls"):
             raise RuntimeError(f"CIM_SMTP_SECURITY must be none, starttls or tls; got {self.smtp_security!r}")
+        if self.clock_jump_days < 1:
+            raise RuntimeError(f"CIM_CLOCK_JUMP_DAYS must be at least 1; got {self.clock_jump_days}")
         if self.smtp_ca_file and not Path(self.smtp_ca_file).is_file():
             raise RuntimeError(f"CIM_SMTP_CA_FILE names no file: {self.smtp_ca_file!r}")
 
@@ -206,6 +211,7 @@ class Settings:
             "ratelimit_signin": env.get("CIM_RATELIMIT_SIGNIN", cls.ratelimit_signin),
             "ratelimit_post": env.get("CIM_RATELIMIT_POST", cls.ratelimit_post),
             "feed_token": env.get("CIM_FEED_TOKEN", ""),
+            "clock_jump_days": int(env.get("CIM_CLOCK_JUMP_DAYS", cls.clock_jump_days)),
             "debug": _bool(env.get("CIM_DEBUG") or env.get("FLASK_DEBUG"), False),
         }
         return cls(**values)
