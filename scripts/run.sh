@@ -44,7 +44,10 @@ while IFS='=' read -r name value; do
     [[ -n "${!name:-}" ]] || export "$name=$value"
 done <"$SECRETS"
 
-LOGS="$CIM_DATA_DIR/log"
+# Every process writes to stdout/stderr; supervisord routes it to one file per process here.
+# A full disk loses lines but stops nothing (tests/integration/test_faults.py); to keep the logs
+# when the data disk fills, point CIM_RUN_LOG_DIR at another filesystem.
+LOGS="${CIM_RUN_LOG_DIR:-$CIM_DATA_DIR/log}"
 mkdir -p "$LOGS"
 
 if ! command -v redis-server >/dev/null 2>&1; then
@@ -95,9 +98,20 @@ ${4:-}
 PROGRAM
 }
 # Metrics of the gunicorn processes (shared/web/metrics.py): prometheus_client's multiprocess
-# mode, one directory per program, emptied at every start.
-PROM="$RUN/prometheus"
-rm -rf "$PROM"
+# mode, one directory per program, emptied at every start. Its files are memory-mapped: on a full
+# disk, touching a new page of one kills the process with SIGBUS (measured: the intake's gunicorn
+# worker, on a full data disk). So they live off the data disk, in memory (/dev/shm) in a
+# directory of this run's own, removed at stop; CIM_RUN_METRICS_DIR names another place.
+if [[ -n "${CIM_RUN_METRICS_DIR:-}" ]]; then
+    PROM="$CIM_RUN_METRICS_DIR"
+    rm -rf "$PROM"
+    PROM_MADE=""
+else
+    shm=/dev/shm; [[ -d "$shm" && -w "$shm" ]] || shm="${TMPDIR:-/tmp}"
+    PROM="$(mktemp -d "$shm/cim-metrics.XXXXXX")"
+    PROM_MADE="$PROM"
+    trap 'rm -rf "$PROM_MADE"' EXIT  # until stop_all (below) takes over
+fi
 metrics_env() { mkdir -p "$PROM/$1"; echo "environment=PROMETHEUS_MULTIPROC_DIR=\"$PROM/$1\""; }
 {
     sed -e "s|@RUN@|$RUN|g" -e "s|@LOGS@|$LOGS|g" config/supervisord.conf.template
@@ -150,6 +164,8 @@ stop_all() {
         wait "$SUPERVISOR_PID" 2>/dev/null || true
         echo "stopped."
     fi
+    [[ -n "${PROM_MADE:-}" ]] && rm -rf "$PROM_MADE"
+    return 0
 }
 trap stop_all EXIT
 trap 'exit 130' INT

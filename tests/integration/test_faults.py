@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import time
 import uuid
@@ -225,8 +224,125 @@ def _wait_value(get: Any, ok: Any, seconds: float, what: str) -> Any:
 
 # -- the full data disk -----------------------------------------------------------------------
 
+#: The data filesystem: room for the system's start (a few MB) and a student's writes.
+DISK_MEGABYTES = 48
+
+
+@contextlib.contextmanager
 def _small_filesystem(directory: Path, megabytes: int) -> Iterator[str]:
-    raise NotImplementedError
+    """Mount a filesystem of `megabytes` on `directory`: tmpfs, else an ext4 image on a loop
+    device; skip (with the reason) when neither can be mounted (not root, no mount rights)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a small filesystem for the data directory")
+    tried = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m,mode=0755", "tmpfs", str(directory)],
+                           capture_output=True, text=True)
+    kind = "tmpfs"
+    if tried.returncode != 0:
+        image = directory.parent / "data.img"
+        with image.open("wb") as sparse:
+            sparse.truncate(megabytes * 1024 * 1024)
+        made = subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", str(image)], capture_output=True, text=True)
+        looped = subprocess.run(["mount", "-o", "loop", str(image), str(directory)], capture_output=True, text=True) \
+            if made.returncode == 0 else made
+        if looped.returncode != 0:
+            pytest.skip(f"cannot mount a small filesystem here: tmpfs: {tried.stderr.strip()}; "
+                        f"loop ext4: {looped.stderr.strip()}")
+        kind = "ext4 on a loop device"
+    try:
+        yield kind
+    finally:
+        for _ in range(50):
+            if subprocess.run(["umount", str(directory)], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.2)
+        else:  # something still holds a file there: detach it now, freed when let go
+            subprocess.run(["umount", "-l", str(directory)], capture_output=True)
 
 
-_ = (os, signal)
+def _fill(directory: Path) -> Path:
+    """Write a file until the filesystem has no byte left; return it."""
+    filler = directory / "filler"
+    with filler.open("wb", buffering=0) as out:
+        for size in (1 << 20, 1 << 12, 1):
+            chunk = b"\0" * size
+            while True:
+                try:
+                    out.write(chunk)
+                except OSError:
+                    break
+    return filler
+
+
+@pytest.mark.timeout(240)
+def test_a_full_data_disk_answers_503_keeps_every_process_and_recovers_by_itself(tmp_path: Path) -> None:
+    data = tmp_path / "var"
+    with _small_filesystem(data, DISK_MEGABYTES) as kind:
+        run = Run(tmp_path)
+        try:
+            redis_url = f"redis://127.0.0.1:{run.redis_port}/0"
+            system = System(run, redis_url)
+            names = ("redis", "intake", "intake-feed", "assessment", "worker", "beat", "smtp")
+            for name in names:
+                _wait(lambda n=name: run.running(n), 30, f"{name} RUNNING")
+            sids = []
+            for _ in range(3):
+                status, body = system.register()
+                assert status == 201, body
+                sids.append(body["student_id"])
+            _wait(system.converged, 30, "the projections to catch up")
+            assert system.staff_page()[0] == 200
+            pids = {name: run.pid(name) for name in names}
+
+            filler = _fill(data)
+            full_at = time.monotonic()
+            assert shutil.disk_usage(data).free < 4096
+            answers = [system.register() for _ in range(5)]
+            _assert_no_500(answers)
+            assert 503 in [status for status, _ in answers], answers
+            # Redis refuses writes now (its AOF cannot grow); the worker, beat and everything
+            # else keep running, in the same processes.
+            time.sleep(max(0.0, 6 - (time.monotonic() - full_at)))
+            more = [system.register() for _ in range(3)]
+            _assert_no_500(more)
+            page = system.staff_page()
+            assert page[0] == 200, page  # the signed-in assessor still reads
+            # /ready on every web process names the full disk and the Redis that cannot persist.
+            readiness = {web: system.ready(web) for web in (run.intake, run.feed, run.assessment)}
+            for status, body in readiness.values():
+                assert status == 503, readiness
+                assert body["checks"]["disk"].startswith("full: "), readiness
+                assert body["checks"]["redis"].startswith("refusing writes"), readiness
+            for name in names:
+                assert run.running(name), (name, run.ctl("status"))
+            restarted = {name for name in names if run.pid(name) != pids[name]}
+            assert not restarted, f"restarted while the disk was full: {restarted}\n{run.ctl('status')}"
+
+            worker_log = data / "log" / "worker.log"
+            logged = worker_log.stat().st_size
+            filler.unlink()  # the operator frees space; nothing else
+            freed_at = time.monotonic()
+            status, body = _wait_value(system.register, lambda a: a[0] == 201, 30, "a write to answer 201")
+            sids.append(body["student_id"])
+            writes_back = time.monotonic() - freed_at
+            _wait(system.converged, 40, "the projections to catch up after space was freed")
+            caught_up = time.monotonic() - freed_at
+            assert system.all_visible(sids)
+            from tests.e2e.test_pipeline import assert_live_equals_rebuild
+
+            assert_live_equals_rebuild(system.pipe, f"sqlite:///{tmp_path / 'rebuilt.db'}")
+            assert system.staff_page()[0] == 200
+            _wait(lambda: all(system.ready(web)[0] == 200 for web in (run.intake, run.feed)), 15, "/ready 200")
+            # The worker's output (stdout, to the supervisor) reaches its log file again.
+            _wait(lambda: worker_log.stat().st_size > logged, 15, "the worker's log to grow")
+            for name in names:
+                assert run.running(name), (name, run.ctl("status"))
+            print(f"full disk ({kind}): {[a[0] for a in answers + more]}; writes 201 again "
+                  f"{writes_back:.1f} s and caught up {caught_up:.1f} s after space was freed; "
+                  f"restarted: {sorted(restarted)}; /ready while full: "
+                  f"{ {web: body.get('checks') for web, (_, body) in readiness.items()} }")
+        finally:
+            run.stop()
+            # The processes' logs lived on the small filesystem: keep a copy beside it.
+            with contextlib.suppress(OSError):
+                shutil.copytree(data / "log", tmp_path / "log", dirs_exist_ok=True)
