@@ -305,8 +305,8 @@ def test_a_full_data_disk_answers_503_keeps_every_process_and_recovers_by_itself
             time.sleep(max(0.0, 6 - (time.monotonic() - full_at)))
             more = [system.register() for _ in range(3)]
             _assert_no_500(more)
-            page = system.staff_page()
-            assert page[0] == 200, page  # the signed-in assessor still reads
+            # The signed-in assessor still reads, told that updates are paused (Redis refuses).
+            _wait_value(system.staff_page, lambda a: a[0] == 200 and PAUSED in a[1], 10, "the notice")
             # /ready on every web process names the full disk and the Redis that cannot persist.
             readiness = {web: system.ready(web) for web in (run.intake, run.feed, run.assessment)}
             for status, body in readiness.values():
