@@ -144,7 +144,7 @@ def _assert_no_500(answers: list[tuple[int, Any]]) -> None:
     assert all(status < 500 or status == 503 for status, _ in answers), answers
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 def test_redis_down_degrades_writes_pages_and_worker_and_recovers(tmp_path: Path) -> None:
     port = _free_ports(1)[0]
     redis_dir = tmp_path / "var" / "redis"
@@ -274,7 +274,7 @@ def _fill(directory: Path) -> Path:
     return filler
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(300)
 def test_a_full_data_disk_answers_503_keeps_every_process_and_recovers_by_itself(tmp_path: Path) -> None:
     data = tmp_path / "var"
     with _small_filesystem(data, DISK_MEGABYTES) as kind:
