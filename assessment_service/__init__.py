@@ -92,7 +92,7 @@ def install_readiness(app: Flask, settings: Settings, context: Any) -> None:
     feed, and every projection within READY_MAX_LAG events of the feed head."""
     import sqlalchemy as sa
 
-    from shared.web.health import READY_MAX_LAG, install_health, redis_check
+    from shared.web.health import READY_MAX_LAG, install_health, redis_check, storage_checks
     from shared.web.metrics import install_metrics
 
     def database() -> str | None:
@@ -114,7 +114,7 @@ def install_readiness(app: Flask, settings: Settings, context: Any) -> None:
         return "; ".join(behind) or None
 
     install_health(app, {"database": database, "redis": redis_check(settings.redis_url), "feed": feed,
-                         "projections": projections})
+                         "projections": projections, **storage_checks(settings.assessment_db_url)})
 
     def projection_metrics() -> list[Any]:
         from prometheus_client.core import GaugeMetricFamily
