@@ -62,14 +62,18 @@ button = "#6b2c91"
 """
 
 
-@pytest.fixture
-def branding_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "config"
+def write_branding(folder: Path, text: str = THEMED) -> Path:
+    """A branding file with its two logos under `folder`; its path."""
     (folder / "logos").mkdir(parents=True)
     (folder / "logos" / "university.png").write_bytes(png())
     (folder / "logos" / "socsw.png").write_bytes(png(3, 1))
-    (folder / "branding.toml").write_text(THEMED, encoding="utf-8")
-    return folder
+    (folder / "branding.toml").write_text(text, encoding="utf-8")
+    return folder / "branding.toml"
+
+
+@pytest.fixture
+def branding_dir(tmp_path: Path) -> Path:
+    return write_branding(tmp_path / "config").parent
 
 
 def parse(data: dict[str, Any], base: Path) -> Branding:
