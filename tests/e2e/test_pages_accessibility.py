@@ -347,7 +347,8 @@ def test_a_department_s_themed_pages_have_no_violations(tmp_path: Path) -> None:
         for name, html in (("my-cim", client.get(f"/students/{student_id}").text), ("activity-refused", refused.text)):
             theme = re.search(r'href="(/look/SOCSW/theme\.css\?v=\w+)"', html)
             logo = re.search(r'src="(/look/SOCSW/logo\?v=\w+)"', html)
-            assert theme and logo, name
+            assert theme, name
+            assert logo, name
             (files / "theme.css").write_bytes(client.get(theme.group(1)).data)
             (files / "logo.png").write_bytes(client.get(logo.group(1)).data)
             html = html.replace('href="/static/cim.css"', f'href="{(files / "cim.css").as_uri()}"')
