@@ -10,12 +10,15 @@ every other page shows the global identity.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import click
 from flask import Blueprint, Flask, Response, abort, current_app, g, request, url_for
+from flask.cli import AppGroup
 from flask_babel import gettext as _
 
-from shared.branding import Branding, Look
+from shared.branding import Branding, BrandingError, Look
 from shared.catalogue import Catalogue
 from shared.config import Settings
 from shared.web.access import PUBLIC, access
@@ -42,6 +45,7 @@ def install_branding(app: Flask, settings: Settings, catalogue: Catalogue | None
     template `look` (see `page_look`)."""
     app.extensions["cim.branding"] = load_branding(settings, catalogue)
     app.register_blueprint(bp)
+    app.cli.add_command(branding_cli)
 
     @app.context_processor
     def _look() -> dict[str, object]:
@@ -119,3 +123,27 @@ def logo(code: str | None) -> Response:
     if look.logo is None:
         abort(404)
     return _cached(look.logo.content, look.logo.mimetype, look.logo.version)
+
+
+branding_cli = AppGroup("branding", help="Check the visual identity (config/branding.toml).")
+
+
+@branding_cli.command("check", with_appcontext=False)
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def check_branding(file: Path | None) -> None:
+    """Check FILE (default: the file the services load, CIM_BRANDING_FILE) against the departments
+    file and list every problem with its place; exit status 1 if there is any."""
+    settings = Settings.from_env()
+    path = file or settings.branding_file
+    try:
+        catalogue = Catalogue.load(settings.departments_file)
+        found = Branding.load(path, {code: d.name for code, d in catalogue.departments.items()})
+    except (BrandingError, ValueError, OSError) as err:
+        problems = str(err).removeprefix(f"{path}: ").split("; ")
+        for problem in problems:
+            click.echo(problem, err=True)
+        click.echo(f"{len(problems)} problem(s) in {path}: the services would refuse to start.", err=True)
+        raise SystemExit(1) from None
+    themed = sorted(code for code, look in found.departments.items())
+    click.echo(f"{path}: OK, the global look and {len(themed)} department(s) of their own"
+               + (f": {', '.join(themed)}." if themed else "."))

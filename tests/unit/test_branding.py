@@ -255,3 +255,20 @@ def test_the_assessment_service_shows_the_global_look(tmp_path: Path, branding_d
     page = app.test_client().get("/auth/sign-in?lang=en").text
     assert '<span class="brand-university">Exempel University</span>' in page
     assert app.test_client().get("/look/SOCSW/theme.css").status_code == 200
+
+
+def test_branding_check_lists_every_problem_before_deploying(tmp_path: Path, branding_dir: Path) -> None:
+    from click.testing import CliRunner
+
+    from shared.web.branding import check_branding
+
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[departments.SOCSW.colours]\nlink = "#aaaaaa"\n[departments.NOPE]\n', encoding="utf-8")
+    refused = CliRunner().invoke(check_branding, [str(broken)])
+    assert refused.exit_code == 1
+    assert "departments.SOCSW.colours: link (links on the page's white background) has contrast 2.32:1" in refused.output
+    assert "departments.NOPE: not a department of the departments file" in refused.output
+    assert "2 problem(s)" in refused.output
+    accepted = CliRunner().invoke(check_branding, [str(branding_dir / "branding.toml")])
+    assert accepted.exit_code == 0, accepted.output
+    assert "1 department(s) of their own: SOCSW." in accepted.output
