@@ -266,7 +266,8 @@ def test_branding_check_lists_every_problem_before_deploying(tmp_path: Path, bra
     broken.write_text('[departments.SOCSW.colours]\nlink = "#aaaaaa"\n[departments.NOPE]\n', encoding="utf-8")
     refused = CliRunner().invoke(check_branding, [str(broken)])
     assert refused.exit_code == 1
-    assert "departments.SOCSW.colours: link (links on the page's white background) has contrast 2.32:1" in refused.output
+    assert ("departments.SOCSW.colours: link (links on the page's white background) has contrast 2.32:1"
+            in refused.output)
     assert "departments.NOPE: not a department of the departments file" in refused.output
     assert "2 problem(s)" in refused.output
     accepted = CliRunner().invoke(check_branding, [str(branding_dir / "branding.toml")])
