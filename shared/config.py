@@ -50,6 +50,8 @@ class Settings:
     departments_file: Path = ROOT / "config" / "departments.toml"
     #: The term calendar deadlines are counted in (assessment_service/terms.py).
     terms_file: Path = ROOT / "config" / "terms.toml"
+    #: The visual identity: names, logos and colours, global and per department (shared/branding.py).
+    branding_file: Path = ROOT / "config" / "branding.toml"
     #: The departments' credential signing keys (assessment_service/credential_keys.py): never
     #: under the data directory a database backup copies (docs/operations.md, "Backups").
     credential_keys_dir: Path = ROOT / "var" / "credential-keys"
@@ -175,6 +177,7 @@ class Settings:
             "redis_url": env.get("CIM_REDIS_URL", cls.redis_url),
             "departments_file": Path(env.get("CIM_DEPARTMENTS_FILE", str(cls.departments_file))),
             "terms_file": Path(env.get("CIM_TERMS_FILE", str(cls.terms_file))),
+            "branding_file": Path(env.get("CIM_BRANDING_FILE", str(cls.branding_file))),
             "credential_keys_dir": Path(env.get("CIM_CREDENTIAL_KEYS_DIR", str(cls.credential_keys_dir))),
             "clock_file": Path(env["CIM_CLOCK_FILE"]) if env.get("CIM_CLOCK_FILE") and environment == "test" else None,
             "upload_dir": Path(env["CIM_UPLOAD_DIR"]) if env.get("CIM_UPLOAD_DIR") else None,

@@ -44,6 +44,7 @@ from shared.errors import NotFound, Problem
 from shared.identity.models import Principal, Role
 from shared.web.access import SIGNED_IN, Caller, access, current_caller
 from shared.web.auth import identity
+from shared.web.branding import show_department_look
 from shared.web.errors import correlation_id
 from shared.web.forms import input_attributes
 from shared.web.privacy import download
@@ -269,6 +270,7 @@ def _report_page(
     if detail is None or facts is None or not may_read_report(principal, facts):
         raise NotFound("No such report.")
     _record_views(principal, [detail["student_id"]], "report")
+    show_department_look(detail["department"])  # the report's department's look (config/branding.toml)
     coordinator = principal.has_role(Role.COORDINATOR, detail["department"])
     assigned = principal.account_id in detail["assessor_account_ids"]
     if coordinator and detail["waiting_for_review"]:

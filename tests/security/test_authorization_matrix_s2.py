@@ -469,6 +469,9 @@ AUTH_POLICIES: dict[tuple[str, str], Policy] = {
     ("auth.sign_out_view", "POST"): signed_in,
     ("auth.sign_out_everywhere", "POST"): signed_in,
     ("auth.set_language", "POST"): signed_in,  # the person's language (issue 13)
+    # the visual identity's stylesheets and logos (issue 17): public, no personal data
+    ("branding.theme", "GET"): public,
+    ("branding.logo", "GET"): public,
 }
 
 INTAKE_POLICIES: dict[tuple[str, str], Policy] = {
