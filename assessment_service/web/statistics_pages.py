@@ -14,28 +14,37 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from wtforms import BooleanField, SelectChoice, SelectField
+from wtforms.validators import AnyOf, InputRequired
 
 from assessment_service import statistics as stats
 from assessment_service.bootstrap import AssessmentContext
+from assessment_service.events import VOID_REASONS
 from assessment_service.projections.statistics import facts_as_of
 from assessment_service.web.access_rules import with_token_scope
 from assessment_service.web.api import _no_store
 from assessment_service.web.api import bp as api_bp
 from assessment_service.web.diploma_pages import _cell
-from shared.errors import ValidationFailed
+from assessment_service.web.forms import DecisionForm, labels_for
+from shared.application import RequestContext
+from shared.catalogue import Text
+from shared.errors import RuleViolated, ValidationFailed
 from shared.identity.models import Principal, Role
 from shared.web.access import Caller, Forbidden, Rule, access, current_caller
+from shared.web.errors import correlation_id
 
 bp = Blueprint("statistics_pages", __name__)
 
 SCOPE_STATISTICS = "assessment:statistics"
 
-TABLES = ("per_year", "per_department", "funnel", "settings", "countries")
+TABLES = ("per_year", "per_department", "per_faculty", "funnel", "settings", "countries")
 
 LABELS = {
     "registrations": _l("Registrations"), "diplomas": _l("Diplomas"), "withdrawals": _l("Withdrawals"),
@@ -87,14 +96,68 @@ def _query() -> tuple[date, list[str] | None, str | None, bool]:
     return as_of, departments, chosen, request.args.get("suppress") == "1"
 
 
+def load_facts(as_of: date, departments: list[str] | None) -> list[stats.Fact]:
+    """The facts dated up to `as_of` of `departments` (all when None), from the read model."""
+    with _context().reader.connect() as conn:
+        return list(facts_as_of(conn, as_of, departments))
+
+
 def compute(as_of: date, departments: list[str] | None) -> stats.Figures:
     """The figures as of `as_of` for `departments` (all when None), from the read model."""
-    with _context().reader.connect() as conn:
-        return stats.figures(facts_as_of(conn, as_of, departments), as_of, departments)
+    return stats.figures(load_facts(as_of, departments), as_of, departments)
 
 
-def rows(figures: stats.Figures, table: str) -> tuple[list[str], list[list[Any]]]:
-    """A table of the figures: its column keys and rows (first cell the row's label)."""
+@dataclass(frozen=True)
+class Faculty:
+    """A faculty's figures: those of its departments counted, computed over their facts together
+    (its active students and median days are the faculty's own, not sums or medians of medians)."""
+
+    name: Text
+    departments: tuple[str, ...]
+    figures: stats.Figures
+
+
+def faculties(facts: list[stats.Fact], as_of: date, departments: list[str] | None) -> list[Faculty]:
+    """The figures per faculty (config/departments.toml) over the departments counted."""
+    catalogue = _context().catalogue.departments
+    groups: dict[str, list[str]] = {}
+    names: dict[str, Text] = {}
+    for code in sorted(departments if departments is not None else catalogue):
+        department = catalogue.get(code)
+        if department is None:
+            continue
+        groups.setdefault(department.faculty.en, []).append(code)
+        names[department.faculty.en] = department.faculty
+    return [Faculty(names[key], tuple(codes), stats.figures(facts, as_of, codes))
+            for key, codes in sorted(groups.items())]
+
+
+FACULTY_COLUMNS = (*stats.YEARLY, "active", "median_days_to_diploma")
+
+
+def faculty_json(faculty: Faculty, suppress: bool) -> dict[str, Any]:
+    f = faculty.figures
+    return {"faculty": {"en": faculty.name.en, "sv": faculty.name.sv}, "departments": list(faculty.departments),
+            **{c: stats.shown(f.totals.get(c, 0), suppress) for c in stats.YEARLY},
+            "active": stats.shown(f.active, suppress), "median_days_to_diploma": f.median_days_to_diploma}
+
+
+def _locale() -> str:
+    from flask_babel import get_locale
+
+    return str(get_locale() or "en")
+
+
+def rows(figures: stats.Figures, table: str, by_faculty: list[Faculty] | None = None
+         ) -> tuple[list[str], list[list[Any]]]:
+    """A table of the figures: its column keys and rows (first cell the row's label). The faculty
+    table needs `by_faculty`; its median cell is a number of days or "" (not a count)."""
+    if table == "per_faculty":
+        locale = _locale()
+        return ["faculty", *FACULTY_COLUMNS], [
+            [fac.name.get(locale), *(fac.figures.totals.get(c, 0) for c in stats.YEARLY), fac.figures.active,
+             "" if fac.figures.median_days_to_diploma is None else round(fac.figures.median_days_to_diploma)]
+            for fac in by_faculty or []]
     if table == "per_year":
         return ["year", *stats.YEARLY], [[y, *(r[c] for c in stats.YEARLY)] for y, r in figures.per_year.items()] \
             + [["total", *(figures.totals.get(c, 0) for c in stats.YEARLY)]]
@@ -132,12 +195,14 @@ def statistics_page() -> Any:
         departments, chosen = _allowed(principal), None
     else:
         error = False
-    figures = compute(as_of, departments)
+    facts = load_facts(as_of, departments)
+    figures = stats.figures(facts, as_of, departments)
+    by_faculty = faculties(facts, as_of, departments)
     principal = current_caller().principal
     assert principal is not None
     allowed = _allowed(principal)
     choices = allowed if allowed is not None else sorted(_context().catalogue.departments)
-    tables = {t: rows(figures, t) for t in TABLES}
+    tables = {t: rows(figures, t, by_faculty) for t in TABLES}
     charts = {
         "registrations": bars([(str(y), r["registrations"]) for y, r in figures.per_year.items()]),
         "diplomas": bars([(str(y), r["diplomas"]) for y, r in figures.per_year.items()]),
@@ -156,12 +221,15 @@ def statistics_csv(table: str) -> Response:
     if table not in TABLES:
         return Response("No such table.\n", 404, mimetype="text/plain")
     as_of, departments, chosen, suppress = _query()
-    columns, table_rows = rows(compute(as_of, departments), table)
+    facts = load_facts(as_of, departments)
+    by_faculty = faculties(facts, as_of, departments) if table == "per_faculty" else None
+    columns, table_rows = rows(stats.figures(facts, as_of, departments), table, by_faculty)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(columns)
     for row in table_rows:
-        writer.writerow([_cell(str(row[0])), *(stats.shown(v, suppress) for v in row[1:])])
+        writer.writerow([_cell(str(row[0])), *(stats.shown(v, suppress) if isinstance(v, int) else v
+                                               for v in row[1:])])
     response = Response(out.getvalue(), mimetype="text/csv")
     name = f"cim-statistics-{table}-{chosen or 'all'}-{as_of.isoformat()}.csv"
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
@@ -173,7 +241,9 @@ def statistics_csv(table: str) -> Response:
 @access(READER)
 def statistics_api() -> Any:
     as_of, departments, _chosen, suppress = _query()
-    body = compute(as_of, departments).as_json(suppress=suppress)
+    facts = load_facts(as_of, departments)
+    body = stats.figures(facts, as_of, departments).as_json(suppress=suppress)
+    body["per_faculty"] = [faculty_json(f, suppress) for f in faculties(facts, as_of, departments)]
     body["computed_at"] = datetime.now().astimezone().isoformat(timespec="seconds")
     return _no_store(jsonify(body))
 
@@ -197,3 +267,129 @@ def void_registration_api(student_id: str) -> Any:
     outcome = statistics_services.void_registration(_context(), principal, student_id, data["reason_code"],
                                                     _request())
     return _created(outcome)
+
+
+@api_bp.post("/students/<student_id>/registration-void/undo")
+@access(READER)
+def undo_void_registration_api(student_id: str) -> Any:
+    """A coordinator undoes a void: the registration is counted again from today (409 if not voided)."""
+    from assessment_service import statistics_services
+    from assessment_service.web.reviews_api import _created, _request
+
+    principal = current_caller().principal
+    assert principal is not None
+    return _created(statistics_services.undo_void(_context(), principal, student_id, _request()))
+
+
+# -- voiding a mis-registration, and undoing a void, on a page ---------------------------------------
+
+VOID_REASON_LABELS = labels_for(VOID_REASONS, {
+    "other_faculty": _l("A student of another faculty"),
+    "duplicate": _l("Registered twice"),
+    "in_error": _l("Registered in error"),
+    "other": _l("Another reason"),
+})
+VOID_TEXTS = {
+    "registration_voided": _l("This registration is already voided."),
+    "registration_not_voided": _l("This registration is not voided: there is nothing to undo."),
+    "Choose a reason.": _l("Choose a reason."),
+}
+
+
+class _VoidTexts(DecisionForm):
+    def translate(self, problem: Any) -> str:
+        text = VOID_TEXTS.get(problem.code) or VOID_TEXTS.get(problem.message)
+        return str(text) if text is not None else super().translate(problem)
+
+
+class VoidForm(_VoidTexts):
+    reason_code = SelectField(
+        _l("Reason"), [InputRequired(_l("Choose a reason.")), AnyOf(VOID_REASONS, message=_l("Choose a reason."))],
+        validate_choice=False,
+        choices=[SelectChoice("", _l("Choose…"))] + [SelectChoice(k, v) for k, v in VOID_REASON_LABELS.items()],
+        description=_l("Only the reason code is recorded, never free text about the student."),
+    )
+    confirm = BooleanField(
+        _l("I have checked: this registration was a mistake and must not be counted"),
+        [InputRequired(_l("Confirm that the registration is to be voided."))],
+    )
+
+
+class UndoVoidForm(_VoidTexts):
+    confirm = BooleanField(
+        _l("I have checked: this registration is to be counted again"),
+        [InputRequired(_l("Confirm that the void is to be undone."))],
+    )
+
+
+def _void_page(student_id: str, void_form: VoidForm | None = None, undo_form: UndoVoidForm | None = None,
+               status: int = 200) -> tuple[str, int]:
+    from assessment_service import statistics_services
+
+    principal = current_caller().principal
+    assert principal is not None
+    department = statistics_services.department_of(_context(), principal, student_id)
+    voided, reason = statistics_services.void_status(_context(), student_id)
+    void_form = void_form or VoidForm(formdata=None)
+    undo_form = undo_form or UndoVoidForm(formdata=None)
+    for form in (void_form, undo_form):
+        form.ensure_token()
+    return render_template("registration_void.html", student_id=student_id, department=department,
+                           voided=voided, reason=VOID_REASON_LABELS.get(reason or "", reason),
+                           void_form=void_form, undo_form=undo_form), status
+
+
+@bp.get("/students/<student_id>/registration-void")
+@access(READER)
+def registration_void_page(student_id: str) -> tuple[str, int]:
+    return _void_page(student_id)
+
+
+def _void_decision(student_id: str, form: _VoidTexts, action: Any, done: str) -> Any:
+    from assessment_service import statistics_services
+
+    principal = current_caller().principal
+    assert principal is not None
+    statistics_services.department_of(_context(), principal, student_id)  # 404 before anything else
+    conflict = False
+
+    def run() -> Any:
+        nonlocal conflict
+        try:
+            return action(principal)
+        except RuleViolated:
+            conflict = True
+            raise
+
+    if form.validate() and form.attempt(run) is not None:
+        flash(done, "info")
+        return redirect(url_for("statistics_pages.registration_void_page", student_id=student_id), 303)
+    if isinstance(form, VoidForm):
+        return _void_page(student_id, void_form=form, status=409 if conflict else 422)
+    return _void_page(student_id, undo_form=form, status=409 if conflict else 422)
+
+
+def _form_request(form: DecisionForm) -> RequestContext:
+    return RequestContext(actor=current_caller().actor, correlation_id=correlation_id(), idempotency_key=form.token)
+
+
+@bp.post("/students/<student_id>/registration-void")
+@access(READER)
+def registration_void(student_id: str) -> Any:
+    from assessment_service import statistics_services
+
+    form = VoidForm()
+    return _void_decision(student_id, form, lambda by: statistics_services.void_registration(
+        _context(), by, student_id, form.reason_code.data, _form_request(form)),
+        _("The registration is voided: it is no longer counted from today."))
+
+
+@bp.post("/students/<student_id>/registration-void/undo")
+@access(READER)
+def registration_void_undo(student_id: str) -> Any:
+    from assessment_service import statistics_services
+
+    form = UndoVoidForm()
+    return _void_decision(student_id, form, lambda by: statistics_services.undo_void(
+        _context(), by, student_id, _form_request(form)),
+        _("The void is undone: the registration is counted again from today."))
