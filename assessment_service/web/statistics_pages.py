@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from babel import Locale
 from flask import Blueprint, Response, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -186,6 +187,11 @@ def _label(key: Any) -> str:
 @bp.get("/statistics")
 @access(READER)
 def statistics_page() -> Any:
+    return _page()
+
+
+def _page(appendix_errors: dict[str, str] | None = None) -> Response:
+    """The statistics page; `appendix_errors` (field -> problem) re-show the appendix form (400)."""
     try:
         as_of, departments, chosen, _suppress = _query()
     except ValidationFailed:
@@ -209,10 +215,166 @@ def statistics_page() -> Any:
         "funnel": bars([(_label(s), figures.funnel.get(s, 0)) for s in stats.FUNNEL]),
         "settings": bars([(_label(k), v) for k, v in sorted(figures.activities_by_setting.items())]),
     }
+    last_year = stats.business_date(_context().clock.now()).year - 1
+    appendix = {"from": request.args.get("from", str(last_year)), "to": request.args.get("to", str(last_year)),
+                "scope": request.args.get("scope", ""), "lang": request.args.get("lang", _locale()[:2]),
+                "suppress": request.args.get("suppress") == "1" if appendix_errors is not None else True}
     body = render_template("statistics.html", figures=figures, as_of=as_of, chosen=chosen, choices=choices,
                            tables=tables, charts=charts, label=_label, error=error,
-                           raw_as_of=request.args.get("as_of", ""))
-    return Response(body, 400 if error else 200)
+                           raw_as_of=request.args.get("as_of", ""), appendix=appendix,
+                           appendix_errors=appendix_errors or {}, scopes=_scopes(allowed))
+    return Response(body, 400 if error or appendix_errors else 200)
+
+
+# -- the appendix "CIM in numbers" as a PDF ---------------------------------------------------------
+
+#: The appendix's per-year columns, in the order the report shows them.
+APPENDIX_COLUMNS = ("registrations", "voided", "diplomas", "withdrawals", "deregistrations", "active")
+#: The longest period an appendix covers, in years.
+MAX_YEARS = 30
+
+
+def _scopes(allowed: list[str] | None) -> list[tuple[str, str]]:
+    """The appendix's choices of what to count: every department and faculty the caller may count."""
+    catalogue = _context().catalogue.departments
+    codes = allowed if allowed is not None else sorted(catalogue)
+    locale = _locale()
+    out = [(f"department:{c}", catalogue[c].name.get(locale) if c in catalogue else c) for c in codes]
+    seen: dict[str, str] = {}
+    for c in codes:
+        if c in catalogue:
+            seen.setdefault(catalogue[c].faculty.en, catalogue[c].faculty.get(locale))
+    return out + [(f"faculty:{en}", name) for en, name in sorted(seen.items())]
+
+
+def _appendix_query() -> tuple[int, int, list[str] | None, str, bool, dict[str, str]]:
+    """from year, to year, the departments counted, the language, suppression, and the problems."""
+    problems: dict[str, str] = {}
+    years: list[int] = []
+    for name in ("from", "to"):
+        raw = (request.args.get(name) or "").strip()
+        if not (raw.isdigit() and 1990 <= int(raw) <= 2100):
+            problems[name] = str(_l("Give a year, for example 2025."))
+            years.append(0)
+        else:
+            years.append(int(raw))
+    start, end = years
+    this_year = stats.business_date(_context().clock.now()).year
+    if not problems:
+        if start > end:
+            problems["to"] = str(_l("The last year cannot come before the first."))
+        elif end - start + 1 > MAX_YEARS:
+            problems["to"] = str(_l("An appendix covers at most %(n)s years.", n=MAX_YEARS))
+        elif start > this_year:
+            problems["from"] = str(_l("The period cannot start after this year."))
+    lang = request.args.get("lang") or "en"
+    if lang not in ("en", "sv"):
+        problems["lang"] = str(_l("Choose English or Swedish."))
+    principal = current_caller().principal
+    assert principal is not None
+    allowed = _allowed(principal)
+    scope = (request.args.get("scope") or "").strip()
+    departments: list[str] | None = allowed
+    if scope:
+        known = dict(_scopes(allowed))
+        if scope not in known:
+            problems["scope"] = str(_l("Choose one of your departments or faculties."))
+        elif scope.startswith("department:"):
+            departments = [scope.split(":", 1)[1]]
+        else:
+            catalogue = _context().catalogue.departments
+            departments = [c for c in (allowed if allowed is not None else sorted(catalogue))
+                           if c in catalogue and catalogue[c].faculty.en == scope.split(":", 1)[1]]
+    return start, end, departments, lang, request.args.get("suppress") == "1", problems
+
+
+def _period_row(f: stats.Figures, years: range, active: int) -> dict[str, int]:
+    row = {c: sum(f.per_year.get(y, {}).get(c, 0) for y in years) for c in stats.YEARLY}
+    row["active"] = active
+    return row
+
+
+def appendix_data(facts: list[stats.Fact], start: int, end: int, as_of: date,
+                  departments: list[str] | None) -> dict[str, Any]:
+    """Everything the appendix shows, as of `as_of` (the period's end, or today if earlier): the
+    per-year rows of the period (active: at each year's end), their totals, the same per department
+    and per faculty, and the funnel, median, settings and countries of everyone registered by then."""
+    years = range(start, end + 1)
+    whole = stats.figures(facts, as_of, departments)
+    per_year = []
+    for y in years:
+        year_end = min(date(y, 12, 31), as_of)
+        active = stats.figures(facts, year_end, departments).active if year_end < as_of else whole.active
+        per_year.append((y, _period_row(whole, range(y, y + 1), active)))
+    catalogue = _context().catalogue.departments
+    locale = _locale()
+    codes = sorted(set(whole.per_department) | set(departments or []))
+    per_department = []
+    for code in codes:
+        f = stats.figures(facts, as_of, [code])
+        name = catalogue[code].name.get(locale) if code in catalogue else code
+        per_department.append((name, _period_row(f, years, f.active)))
+    per_faculty = [(fac.name.get(locale), _period_row(fac.figures, years, fac.figures.active), fac.figures)
+                   for fac in faculties(facts, as_of, codes)]
+    territories = Locale.parse("sv_SE" if locale.startswith("sv") else "en_GB").territories
+    return {
+        "figures": whole, "years": years, "per_year": per_year,
+        "total": _period_row(whole, years, whole.active),
+        "per_department": per_department, "per_faculty": per_faculty,
+        "funnel": [(_label(s), whole.funnel.get(s, 0)) for s in stats.FUNNEL],
+        "settings": [(_label(k), v) for k, v in sorted(whole.activities_by_setting.items())],
+        "countries": sorted(((territories.get(k.upper(), k), v) for k, v in whole.activities_by_country.items()),
+                            key=lambda item: (-item[1], item[0])),
+    }
+
+
+def _suppressed_bars(items: list[tuple[str, int]], suppress: bool) -> list[dict[str, Any]]:
+    """Bars whose small counts are hidden when suppressing: no bar, the value "<5"."""
+    out = bars(items)
+    if suppress:
+        for bar in out:
+            if 0 < bar["value"] < stats.SUPPRESS_BELOW:
+                bar["value"], bar["length"] = stats.shown(bar["value"], True), 0
+    return out
+
+
+@bp.get("/statistics/appendix.pdf")
+@access(READER)
+def statistics_appendix() -> Any:
+    """The appendix "CIM in numbers" for a period as a PDF (rendered on request: ~0.3 s warm)."""
+    from flask_babel import force_locale
+
+    from assessment_service.statistics_pdf import render_appendix
+
+    start, end, departments, lang, suppress, problems = _appendix_query()
+    if problems:
+        return _page(problems)
+    today = stats.business_date(_context().clock.now())
+    as_of = min(date(end, 12, 31), today)
+    scope = (request.args.get("scope") or "").strip()
+    facts = load_facts(as_of, departments)
+    with force_locale(lang):
+        data = appendix_data(facts, start, end, as_of, departments)
+        scope_name = dict(_scopes(_allowed(current_caller().principal))).get(scope)  # type: ignore[arg-type]
+        charts = {
+            "registrations": _suppressed_bars([(str(y), r["registrations"]) for y, r in data["per_year"]], suppress),
+            "diplomas": _suppressed_bars([(str(y), r["diplomas"]) for y, r in data["per_year"]], suppress),
+            "funnel": _suppressed_bars(data["funnel"], suppress),
+        }
+        html = render_template("statistics_appendix.html", lang=lang, start=start, end=end, as_of=as_of,
+                               scope_name=scope_name, suppress=suppress, columns=APPENDIX_COLUMNS,
+                               label=_label, n=lambda v: stats.shown(v, suppress), charts=charts, **data)
+    period = f"{start}" if start == end else f"{start}-{end}"
+    name = f"cim-in-numbers-{period}-{(scope.split(':', 1)[1] if scope else 'all').replace(' ', '-')}-{lang}.pdf"
+    pdf = render_appendix(html, identifier=f"cim-appendix:{name}:{as_of.isoformat()}:{int(suppress)}")
+    response = Response(pdf, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'attachment; filename="{_ascii(name)}"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _ascii(name: str) -> str:
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "-" for c in name)
 
 
 @bp.get("/statistics/<table>.csv")

@@ -163,3 +163,70 @@ def test_the_api_undoes_a_void(world: World) -> None:
         f"/api/v1/students/{b}/registration-void/undo").status_code == 404
     assert api.post(f"/api/v1/students/{b}/registration-void/undo").status_code == 201
     assert api.post(f"/api/v1/students/{b}/registration-void", json={"reason_code": "in_error"}).status_code == 201
+
+
+# -- the appendix as a PDF --------------------------------------------------------------------------
+
+def _pdf_text(pdf: bytes) -> str:
+    import io
+
+    from pypdf import PdfReader
+
+    return " ".join(" ".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(pdf)).pages).split())
+
+
+def test_the_appendix_pdf_shows_the_figures(world: World, tmp_path: Any) -> None:
+    import time
+
+    today = stats.business_date(world.ctx.clock.now())
+    year = today.year
+    b = world.students["B"]
+    world.token("coordinator", "assessment:statistics").post(
+        f"/api/v1/students/{b}/registration-void", json={"reason_code": "duplicate"})
+    world.ctx.own_runner.catch_up()
+    browser = world.browser("administrator")
+    started = time.perf_counter()
+    response = browser.get(f"/statistics/appendix.pdf?from={year - 1}&to={year}&lang=en")
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 200, response.get_data(as_text=True)[:2000]
+    assert response.mimetype == "application/pdf"
+    assert response.headers["Content-Disposition"].startswith('attachment; filename="cim-in-numbers-')
+    text = _pdf_text(response.data)
+    (tmp_path / "appendix.pdf").write_bytes(response.data)
+    expected = _json(world, "administrator")
+    assert f"CIM in numbers {year - 1}–{year}" in text
+    assert expected["totals"]["registrations"] == 2
+    assert "2 registrations; 1 voided, not counted." in text
+    assert f"Students active at the end of the period: {expected['active']}." in text
+    # the year's row: registrations, voided, diplomas, withdrawals, deregistrations, active
+    row = expected["per_year"][-1]
+    assert f"{year} {row['registrations']} {row['voided']} {row['diplomas']} {row['withdrawals']} " \
+        f"{row['deregistrations']} {expected['active']}" in text
+    assert f"{year - 1} 0 0 0 0 0 0" in text
+    assert "Faculty of Medicine 1 0 0 0 0 1" in text
+    assert "School of Social Work 1 1 0 0 0 1" in text
+    assert "Logged an activity 2" in text
+    # Swedish, one department, small counts hidden
+    sv = browser.get(f"/statistics/appendix.pdf?from={year}&to={year}&lang=sv&scope=department:SOCSW&suppress=1")
+    assert sv.status_code == 200
+    sv_text = _pdf_text(sv.data)
+    assert f"CIM i siffror {year}" in sv_text
+    assert "Medicinska" not in sv_text
+    assert "<5" in sv_text
+    assert f"{year} <5 <5 0 0 0 <5" in sv_text
+    started = time.perf_counter()
+    assert browser.get(f"/statistics/appendix.pdf?from={year - 1}&to={year}&lang=en").status_code == 200
+    print(f"appendix request: cold {elapsed:.3f} s, warm {time.perf_counter() - started:.3f} s")
+
+
+def test_a_bad_appendix_request_re_shows_the_form(world: World) -> None:
+    browser = world.browser("coordinator")
+    for query, field in (("from=20x&to=2025", "from"), ("from=2026&to=2024", "to"),
+                         ("from=1990&to=2025", "to"), ("from=2025&to=2025&lang=de", "lang"),
+                         ("from=2025&to=2025&scope=department:MED", "scope")):
+        page = browser.get(f"/statistics/appendix.pdf?{query}")
+        assert page.status_code == 400, query
+        html = page.get_data(as_text=True)
+        assert f'id="appendix-{field}-error"' in html, query
+        assert 'href="#appendix-' in html
+    assert world.browser("student_A").get("/statistics/appendix.pdf?from=2025&to=2025").status_code == 403
