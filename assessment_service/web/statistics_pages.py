@@ -118,7 +118,26 @@ class Faculty:
     figures: stats.Figures
 
 
-def faculties(facts: list[stats.Fact], as_of: date, departments: list[str] | None) -> list[Faculty]:
+def partition(facts: list[stats.Fact]) -> dict[str, list[stats.Fact]]:
+    """The facts of each department's students (a student's department: their first registration's),
+    so figures per department or faculty each read only their own facts."""
+    first: dict[str, tuple[date, int, str]] = {}
+    for f in facts:
+        if f.kind == stats.REGISTERED and f.department:
+            key = (f.on, f.position, f.department)
+            if f.student_id not in first or key < first[f.student_id]:
+                first[f.student_id] = key
+    out: dict[str, list[stats.Fact]] = {}
+    for f in facts:
+        found = first.get(f.student_id)
+        department = found[2] if found else f.department
+        if department is not None:
+            out.setdefault(department, []).append(f)
+    return out
+
+
+def faculties(facts: list[stats.Fact], as_of: date, departments: list[str] | None,
+              parts: dict[str, list[stats.Fact]] | None = None) -> list[Faculty]:
     """The figures per faculty (config/departments.toml) over the departments counted."""
     catalogue = _context().catalogue.departments
     groups: dict[str, list[str]] = {}
@@ -129,7 +148,8 @@ def faculties(facts: list[stats.Fact], as_of: date, departments: list[str] | Non
             continue
         groups.setdefault(department.faculty.en, []).append(code)
         names[department.faculty.en] = department.faculty
-    return [Faculty(names[key], tuple(codes), stats.figures(facts, as_of, codes))
+    parts = partition(facts) if parts is None else parts
+    return [Faculty(names[key], tuple(codes), stats.figures([f for c in codes for f in parts.get(c, [])], as_of, codes))
             for key, codes in sorted(groups.items())]
 
 
@@ -309,13 +329,14 @@ def appendix_data(facts: list[stats.Fact], start: int, end: int, as_of: date,
     catalogue = _context().catalogue.departments
     locale = _locale()
     codes = sorted(set(whole.per_department) | set(departments or []))
+    parts = partition(facts)
     per_department = []
     for code in codes:
-        f = stats.figures(facts, as_of, [code])
+        f = stats.figures(parts.get(code, []), as_of, [code])
         name = catalogue[code].name.get(locale) if code in catalogue else code
         per_department.append((name, _period_row(f, years, f.active)))
     per_faculty = [(fac.name.get(locale), _period_row(fac.figures, years, fac.figures.active), fac.figures)
-                   for fac in faculties(facts, as_of, codes)]
+                   for fac in faculties(facts, as_of, codes, parts)]
     territories = Locale.parse("sv_SE" if locale.startswith("sv") else "en_GB").territories
     return {
         "figures": whole, "years": years, "per_year": per_year,

@@ -644,6 +644,7 @@ ASSESSMENT_POLICIES: dict[tuple[str, str], Policy] = {
     ("statistics_pages.registration_void_page", "GET"): statistics_reader(api=False),
     ("statistics_pages.registration_void", "POST"): statistics_reader(api=False),
     ("statistics_pages.registration_void_undo", "POST"): statistics_reader(api=False),
+    ("statistics_pages.statistics_appendix", "GET"): statistics_reader(api=False),
 }
 
 

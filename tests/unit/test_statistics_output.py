@@ -211,6 +211,7 @@ def test_the_appendix_pdf_shows_the_figures(world: World, tmp_path: Any) -> None
     assert sv.status_code == 200
     sv_text = _pdf_text(sv.data)
     assert f"CIM i siffror {year}" in sv_text
+    assert "Aktiva studenter vid periodens slut: <5." in sv_text
     assert "Medicinska" not in sv_text
     assert "<5" in sv_text
     assert f"{year} <5 <5 0 0 0 <5" in sv_text
@@ -230,3 +231,40 @@ def test_a_bad_appendix_request_re_shows_the_form(world: World) -> None:
         assert f'id="appendix-{field}-error"' in html, query
         assert 'href="#appendix-' in html
     assert world.browser("student_A").get("/statistics/appendix.pdf?from=2025&to=2025").status_code == 403
+
+
+@pytest.mark.parametrize(("start", "end"), [(2019, 2021), (2022, 2024)])
+def test_the_appendix_of_a_synthetic_history_equals_an_independent_recount(world: World, start: int, end: int) -> None:
+    from flask import render_template
+
+    from assessment_service.statistics_pdf import render_appendix
+    from assessment_service.web import statistics_pages as pages
+    from tests.unit.test_statistics import all_facts, recount, synthetic
+
+    h = synthetic()
+    facts = all_facts(h)
+    as_of = date(end, 12, 31)
+    with world.app.test_request_context("/statistics/appendix.pdf"):
+        data = pages.appendix_data(facts, start, end, as_of, None)
+        html = render_template("statistics_appendix.html", lang="en", start=start, end=end, as_of=as_of,
+                               scope_name=None, suppress=False, columns=pages.APPENDIX_COLUMNS, label=pages._label,
+                               n=lambda v: v, charts={"registrations": [], "diplomas": [], "funnel": []}, **data)
+    text = _pdf_text(render_appendix(html, identifier="test"))
+    whole = recount(h, as_of)
+    totals = dict.fromkeys(pages.APPENDIX_COLUMNS, 0)
+    for year in range(start, end + 1):
+        row = whole["per_year"].get(year, dict.fromkeys(stats.YEARLY, 0))
+        active = recount(h, date(year, 12, 31))["active"]
+        cells = [row["registrations"], row["voided"], row["diplomas"], row["withdrawals"], row["deregistrations"],
+                 active]
+        assert f"{year} {' '.join(map(str, cells))}" in text, year
+        for c in stats.YEARLY:
+            totals[c] += row[c]
+    assert f"Total {' '.join(str(totals[c]) for c in pages.APPENDIX_COLUMNS[:-1])} {whole['active']}" in text
+    med = recount(h, as_of, "MED")
+    med_row = [sum(med["per_year"].get(y, {}).get(c, 0) for y in range(start, end + 1))
+               for c in pages.APPENDIX_COLUMNS[:-1]]
+    median = "–" if med["median"] is None else str(round(med["median"]))
+    assert f"Faculty of Medicine {' '.join(map(str, med_row))} {med['active']} {median}" in text
+    assert " ".join(f"{label} {whole['funnel'][s]}" for label, s in (
+        ("Registered", "registered"), ("Logged an activity", "activity"))) in text
