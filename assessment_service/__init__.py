@@ -83,6 +83,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     install_readiness(app, settings, context)
     app.cli.add_command(projections_cli)
     app.cli.add_command(rules_cli)  # check a departments file before deploying it
+    from assessment_service.cli import statistics_cli
+
+    app.cli.add_command(statistics_cli)  # the historical import of CIM in numbers
     return app
 
 

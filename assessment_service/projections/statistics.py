@@ -64,7 +64,8 @@ def _writer(table: sa.Table) -> Handler:
 _INTAKE_TYPES = ("StudentRegistered", "ActivityLogged", "ActivityAmended", "ActivityWithdrawn",
                  "ReportSubmitted", "ReportResubmitted", "RegistrationWithdrawn")
 _OWN_TYPES = ("ReportApproved", "PresentationHeld", "StudentDeregistered", "StudentReinstated",
-              "DiplomaIssued", "DiplomaRevoked", "RegistrationVoided")
+              "DiplomaIssued", "DiplomaRevoked", "RegistrationVoided",
+              "HistoryImported")  # the historical import (assessment_service/history_import.py)
 
 PROJECTION = Projection("statistics_facts", (facts,), {t: _writer(facts) for t in _INTAKE_TYPES})
 OWN = Projection("statistics_own_facts", (own_facts,), {t: _writer(own_facts) for t in _OWN_TYPES})
