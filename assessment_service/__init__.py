@@ -48,6 +48,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         statistics_pages,
     )
 
+    from assessment_service.web import import_pages  # the historical import (docs/statistics.md)
+
+    import_pages.limit_upload(app)  # before CSRFProtect reads the form
     configure_web(app, settings, identity, name="assessment",
                   api_blueprints=(api.bp, ruling_api.bp, queue_pages.api_bp, rule_set_pages.api_bp))
     app.register_blueprint(api.bp)
@@ -80,6 +83,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
     app.register_blueprint(staff_setup.bp)
     app.register_blueprint(statistics_pages.bp)  # CIM in numbers (docs/statistics.md)
+    app.register_blueprint(import_pages.bp)  # its historical import
     install_readiness(app, settings, context)
     app.cli.add_command(projections_cli)
     app.cli.add_command(rules_cli)  # check a departments file before deploying it
