@@ -639,6 +639,11 @@ ASSESSMENT_POLICIES: dict[tuple[str, str], Policy] = {
     # Voiding a mis-registration: the rule as the figures'; the view answers 404 outside the
     # coordinator's department (tests/unit/test_statistics.py).
     ("api.void_registration_api", "POST"): statistics_reader(api=True),
+    # Its historical import: the same readers; the view refuses a file naming a department the
+    # caller does not coordinate (tests/unit/test_history_import_pages.py).
+    ("import_pages.form", "GET"): statistics_reader(api=False),
+    ("import_pages.upload", "POST"): statistics_reader(api=False),
+    ("import_pages.confirm", "POST"): statistics_reader(api=False),
 }
 
 
