@@ -278,6 +278,7 @@ def pages_of(pipeline: Pipeline, ids: dict[str, str], sessions: dict[str, str]) 
         Visit("statistics", f"{assessment}/statistics", coordinator),
         Visit("statistics-all", f"{assessment}/statistics?as_of=2030-01-01", sessions["administrator"]),
         Visit("statistics-bad-date", f"{assessment}/statistics?as_of=2026-13-45", coordinator, status=400),
+        Visit("statistics-import", f"{assessment}/statistics/import", coordinator),
     ]
 
 
