@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from assessment_service.web import (  # noqa: F401  # noqa: F401  (diploma_api: on api.bp)
         diploma_api,
         diploma_pages,
+        import_pages,  # the historical import (docs/statistics.md)
         presentation_api,
         presentation_pages,
         queue_pages,
@@ -47,8 +48,6 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         ruling_pages,
         statistics_pages,
     )
-
-    from assessment_service.web import import_pages  # the historical import (docs/statistics.md)
 
     import_pages.limit_upload(app)  # before CSRFProtect reads the form
     configure_web(app, settings, identity, name="assessment",

@@ -82,7 +82,8 @@ def run(backend: str, data: bytes, data_dir: Path, pg_url: str | None) -> dict[s
     projected = time.perf_counter()
     again = importer.record(ctx, importer.check(ctx, data, by=None, actor="system:bench"), actor="system:bench")
     repeated = time.perf_counter()
-    assert first.recorded == len(plan.rows) and again.recorded == 0, (first, again)
+    assert first.recorded == len(plan.rows), first
+    assert again.recorded == 0, again
     total = recorded - started
     result = {
         "backend": backend, "rows": len(plan.rows), "bytes": len(data),

@@ -25,8 +25,9 @@ def synthetic_rows(people: int, seed: int = 15, start: date = date(2015, 1, 1),
         prog = PROGRAMMES[dept]
         on = start + timedelta(days=rnd.randrange(span))
 
-        def row(what: str, day: date, setting: str = "", country: str = "", reason: str = "") -> None:
-            rows.append((person, dept, prog, what, day.isoformat(), setting, country, reason))
+        def row(what: str, day: date, setting: str = "", country: str = "", reason: str = "",
+                who: tuple[str, str, str] = (person, dept, prog)) -> None:
+            rows.append((*who, what, day.isoformat(), setting, country, reason))
 
         row("registered", on)
         if rnd.random() < 0.04:

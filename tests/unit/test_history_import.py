@@ -108,7 +108,8 @@ def test_the_person_is_a_keyed_pseudonym_never_the_identifier() -> None:
     planned = _plan(HEADER + "19900101-1234,SOCSW,SSASK,registered,2020-01-10,,,\n")
     event = planned.rows[0].event
     type_, _version, data = REGISTRY.encode(event)  # a valid event of the registry
-    assert type_ == "HistoryImported" and data["imported"] is True
+    assert type_ == "HistoryImported"
+    assert data["imported"] is True
     assert "19900101-1234" not in repr(data)
     assert event.person_key == hi.person_key(KEY, "SOCSW", "19900101-1234")
     assert event.person_key != hi.person_key(hi.pseudonym_key("another-secret-another-secret-xx"), "SOCSW",
@@ -159,7 +160,7 @@ def test_each_happening_gives_the_fact_its_live_event_gives() -> None:
         ("registered", "2020-01-10"), ("activity", "2020-02-01"), ("submitted", "2020-03-02"),
         ("approved", "2020-03-03"), ("presented", "2020-03-04"), ("diploma", "2020-03-05"),
         ("registered", "2020-01-10")]  # studies completed gives no fact, as StudiesCompleted gives none
-    assert facts[1].setting == "abroad" and facts[1].country == "DE" and facts[1].department == "SOCSW"
+    assert (facts[1].setting, facts[1].country, facts[1].department) == ("abroad", "DE", "SOCSW")
     assert {f.student_id for f in facts[:6]} == {stats.imported_student(planned.rows[0].event.person_key)}
     figures = stats.figures(facts, TODAY)
     assert figures.totals == {"registrations": 3, "diplomas": 1, "withdrawals": 1, "deregistrations": 1,
@@ -190,8 +191,9 @@ def recount_rows(rows: list[tuple[str, ...]], as_of: date) -> dict[str, Any]:
         for event, column in columns.items():
             if event in what:
                 per_year[(what[event].year, column)] += 1
-        for step, event in (("registered", "registered"), ("activity", "activity"), ("submitted", "report_submitted"),
-                            ("approved", "approved"), ("presented", "presentation_held"), ("diploma", "diploma_issued")):
+        for step, event in (("registered", "registered"), ("activity", "activity"),
+                            ("submitted", "report_submitted"), ("approved", "approved"),
+                            ("presented", "presentation_held"), ("diploma", "diploma_issued")):
             if event not in what:
                 break
             funnel[step] += 1

@@ -12,13 +12,22 @@ import pytest
 
 from assessment_service import history_import_services as importer
 from assessment_service.cli import statistics_cli
-from tests.unit.test_assessment_access import World
-from tests.unit.test_statistics import world  # noqa: F401  (the fixture)
+from tests.unit.test_assessment_access import World, build_world
 
 SAMPLE = Path(__file__).resolve().parents[2] / "docs" / "samples" / "cim-history-sample.csv"
 SOCSW_ROWS = ("person;department;programme;event;date;setting;country\n"
               "S1;SOCSW;SSASK;registered;2019-09-01;;\nS1;SOCSW;SSASK;activity;2019-10-01;abroad;DE\n"
               "S2;SOCSW;SSASK;registered;2020-09-01;;\nS2;SOCSW;SSASK;withdrawn;2020-10-01;;\n")
+
+
+@pytest.fixture
+def world(tmp_path: Path, clock: Any) -> World:
+    from shared.config import Settings
+
+    settings = Settings(data_dir=tmp_path, upload_dir=tmp_path / "uploads", ratelimit_storage="memory://")
+    made = build_world(settings, clock)  # A, B in SOCSW and M in MED: registered, an activity, a report
+    made.ctx.own_runner.catch_up()
+    return made
 
 
 def _history(world: World) -> list[Any]:
@@ -36,7 +45,8 @@ def test_a_coordinator_checks_then_confirms_and_the_figures_count_the_rows(world
     dry = _upload(coordinator, SOCSW_ROWS.encode())
     html = dry.get_data(as_text=True)
     assert dry.status_code == 200, html
-    assert "What the file would record" in html and "Import these 4 rows" in html
+    assert "What the file would record" in html
+    assert "Import these 4 rows" in html
     assert _history(world) == []  # the dry run records nothing
     digest = html.split('name="digest" value="')[1].split('"')[0]
     done = coordinator.post("/statistics/import/confirm", data={"digest": digest})
@@ -69,7 +79,8 @@ def test_errors_are_shown_by_line_and_nothing_is_kept_or_recorded(world: World) 
     sv = _upload(coordinator, b"person,department\n", "x.csv")
     assert sv.status_code == 422
     swedish = coordinator.post("/statistics/import", data={}, headers={"Accept-Language": "sv"})
-    assert swedish.status_code == 400 and 'aria-invalid="true"' in swedish.get_data(as_text=True)
+    assert swedish.status_code == 400
+    assert 'aria-invalid="true"' in swedish.get_data(as_text=True)
     assert "Välj en CSV-fil" in swedish.get_data(as_text=True)
     assert coordinator.post("/statistics/import/confirm", data={"digest": "../../etc/passwd"}).status_code == 400
 
@@ -99,7 +110,7 @@ def test_the_service_records_all_or_nothing(world: World) -> None:
     bad = importer.check(ctx, (SOCSW_ROWS + "S9;SOCSW;SSASK;diploma_issued;2019-01-01;;\n").encode(), by=None,
                          actor="t")
     assert [(e.line, e.code) for e in bad.errors] == [(6, "no_registration")]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="errors records nothing"):
         importer.record(ctx, bad, actor="t")
     assert _history(world) == []
 
