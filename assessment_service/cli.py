@@ -270,9 +270,10 @@ def import_history(file: Path, dry_run: bool, actor: str) -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m assessment_service.cli rules check FILE`
+    from flask import Flask
     from flask.cli import ScriptInfo
 
-    def _app() -> object:
+    def _app() -> Flask:
         from assessment_service import create_app
 
         return create_app()
