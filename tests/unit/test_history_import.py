@@ -124,6 +124,14 @@ def test_the_same_happening_has_the_same_row_in_any_file() -> None:
     assert {r.event_id for r in one.rows} == {r.event_id for r in two.rows}
 
 
+def test_the_fast_encoding_equals_the_registrys() -> None:
+    from assessment_service.history_import_services import encode
+
+    planned = hi.plan(SAMPLE.read_bytes(), secret_key=KEY, departments=("SOCSW", "MED", "SAMF", "HT"), today=TODAY)
+    for row in planned.rows:
+        assert encode(row.event) == REGISTRY.encode(row.event)[2]
+
+
 def test_the_sample_file_is_valid_and_rich() -> None:
     planned = hi.plan(SAMPLE.read_bytes(), secret_key=KEY, departments=("SOCSW", "MED", "SAMF", "HT"), today=TODAY)
     assert planned.ok, planned.errors
