@@ -33,6 +33,9 @@ bp = Blueprint("import_pages", __name__)
 IMPORT_MAX_BYTES = 20 * 1024 * 1024
 #: Checked files wait this long for their confirmation.
 KEEP_SECONDS = 24 * 3600
+#: Up to this many recorded rows the figures are brought up to date in the request; more are left
+#: to the projections' regular catch-up (a request is not held for a minute).
+PROJECT_AT_ONCE = 5000
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 
 #: The errors' words on the page (the same codes and parameters as history_import.MESSAGES).
@@ -124,6 +127,7 @@ def _render(status: int = 200, **values: Any) -> Response:
     values.setdefault("problem", None)
     values.setdefault("result", None)
     values.setdefault("digest", None)
+    values.setdefault("later", False)
     body = render_template("statistics_import.html", error_text=error_text, events=EVENTS,
                            max_mb=IMPORT_MAX_BYTES // (1024 * 1024), **values)
     return Response(body, status)
@@ -171,7 +175,9 @@ def confirm() -> Response:
     assert principal is not None
     result = importer.record(_context(), plan, actor=principal.account_id)
     path.unlink(missing_ok=True)
-    from assessment_service.services import _project
+    if result.recorded <= PROJECT_AT_ONCE:
+        from assessment_service.services import _project
 
-    _project(_context())  # the figures count the rows once the projection has them
-    return _render(plan=plan, result=result)
+        _project(_context())  # the figures count the rows once the projection has them
+    # else the projections' regular catch-up takes them (about 2,000 rows a second)
+    return _render(plan=plan, result=result, later=result.recorded > PROJECT_AT_ONCE)

@@ -135,3 +135,17 @@ def test_the_cli_dry_runs_imports_and_imports_nothing_new_twice(world: World, tm
     assert refused.exit_code == 1
     assert "line 2: Unknown department NOPE." in refused.output
     assert len(_history(world)) == rows
+
+
+def test_a_large_import_is_left_to_the_regular_catch_up(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from assessment_service.web import import_pages
+
+    monkeypatch.setattr(import_pages, "PROJECT_AT_ONCE", 3)
+    admin = world.browser("administrator")
+    digest = _upload(admin, SOCSW_ROWS.encode()).get_data(as_text=True).split('name="digest" value="')[1].split('"')[0]
+    done = admin.post("/statistics/import/confirm", data={"digest": digest}).get_data(as_text=True)
+    assert "counts these rows within a few minutes" in done
+    token = world.token("administrator", "assessment:statistics")
+    assert token.get("/api/v1/statistics").json["totals"]["registrations"] == 3  # not projected yet
+    world.ctx.own_runner.catch_up()
+    assert token.get("/api/v1/statistics").json["totals"]["registrations"] == 5
