@@ -3,8 +3,9 @@ file (history_import.plan), and only if it has no error at all append its rows a
 `HistoryImported` events to the assessment service's own store, skipping rows already recorded.
 
 Idempotent: each row is the one event of its stream `history-<row_id>` (a hash of its content),
-so a row whose stream exists is not recorded again, and the statistics count only the first event
-of such a stream (a row two imports raced to record counts once). Rows are appended in batches of
+so a row whose stream exists is not recorded again: each batch starts only new streams, and the
+store refuses the whole batch if another import started one of them meanwhile (then the batch is
+looked at again). The statistics also count only the first event of such a stream. Rows are appended in batches of
 BATCH rows, one transaction each; an import interrupted half way is finished by importing the same
 file again.
 """
@@ -22,6 +23,7 @@ from assessment_service import history_import, statistics
 from assessment_service.bootstrap import AssessmentContext
 from assessment_service.events import REGISTRY, HistoryImported
 from assessment_service.history_import import Plan, PlannedRow
+from shared.errors import ConcurrencyConflict
 from shared.events import Metadata, NewEvent
 from shared.identity.models import Principal, Role
 
@@ -90,11 +92,18 @@ def record(ctx: AssessmentContext, plan: Plan, *, actor: str,
     recorded = already = done = 0
     for start in range(0, len(plan.rows), BATCH):
         batch = plan.rows[start:start + BATCH]
-        fresh = [r for r in batch if ctx.store.stream_version(r.stream_id) == 0]
+        for _attempt in range(3):
+            fresh = [r for r in batch if ctx.store.stream_version(r.stream_id) == 0]
+            try:
+                if fresh:  # new streams only: a row another import recorded meanwhile refuses the batch
+                    ctx.store.append_new_streams([(r.stream_id, [_new_event(r, meta)]) for r in fresh])
+                break
+            except ConcurrencyConflict:
+                continue  # look again which rows are new
+        else:
+            raise ConcurrencyConflict(batch[0].stream_id, 0, ctx.store.stream_version(batch[0].stream_id))
         already += len(batch) - len(fresh)
-        if fresh:
-            ctx.store.append_many([(r.stream_id, [_new_event(r, meta)]) for r in fresh])
-            recorded += len(fresh)
+        recorded += len(fresh)
         done += len(batch)
         if progress is not None:
             progress(done)
