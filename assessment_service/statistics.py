@@ -40,9 +40,10 @@ WITHDRAWN = "withdrawn"
 DEREGISTERED = "deregistered"
 REINSTATED = "reinstated"
 VOIDED = "voided"
+UNVOIDED = "unvoided"
 
 KINDS = (REGISTERED, ACTIVITY, ACTIVITY_AMENDED, ACTIVITY_WITHDRAWN, SUBMITTED, APPROVED, PRESENTED,
-         DIPLOMA, DIPLOMA_REVOKED, WITHDRAWN, DEREGISTERED, REINSTATED, VOIDED)
+         DIPLOMA, DIPLOMA_REVOKED, WITHDRAWN, DEREGISTERED, REINSTATED, VOIDED, UNVOIDED)
 
 #: The funnel's steps, in order: how many students reached each one.
 FUNNEL = (REGISTERED, ACTIVITY, SUBMITTED, APPROVED, PRESENTED, DIPLOMA)
@@ -104,7 +105,8 @@ def facts_of(event: RecordedEvent) -> list[Fact]:
     if t == "RegistrationWithdrawn" and student:
         return [Fact(student, None, WITHDRAWN, on, pos)]
     own = {"ReportApproved": APPROVED, "PresentationHeld": PRESENTED, "StudentDeregistered": DEREGISTERED,
-           "StudentReinstated": REINSTATED, "RegistrationVoided": VOIDED}
+           "StudentReinstated": REINSTATED, "RegistrationVoided": VOIDED,
+           "RegistrationVoidUndone": UNVOIDED}
     if t in own:
         return [Fact(d["student_id"], d["department"], own[t], on, pos)]
     if t == "DiplomaIssued":
@@ -139,6 +141,15 @@ def _imported_facts(event: RecordedEvent) -> list[Fact]:
     ref = d["row_id"] if kind in (ACTIVITY, SUBMITTED, DIPLOMA) else None
     return [Fact(imported_student(d["person_key"]), d["department"], kind, _as_date(d["on"]), event.position,
                  ref, d.get("setting"), d.get("country"))]
+
+
+def _voided(items: list[Fact]) -> bool:
+    """Whether a student's registration stands voided: the later of their voids and undone voids."""
+    voided = False
+    for f in items:
+        if f.kind in (VOIDED, UNVOIDED):
+            voided = f.kind == VOIDED
+    return voided
 
 
 @dataclass
@@ -214,7 +225,7 @@ def figures(facts: Iterable[Fact], as_of: date, departments: Iterable[str] | Non
     for items in by_student.values():
         dep = items[0].department or ""
         registered = next((f.on for f in items if f.kind == REGISTERED), None)
-        if any(f.kind == VOIDED for f in items):  # a mis-registration: counted out, shown as voided
+        if _voided(items):  # a mis-registration: counted out, shown as voided
             if registered is not None:
                 count(dep, registered, "voided")
             continue

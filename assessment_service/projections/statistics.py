@@ -65,6 +65,7 @@ _INTAKE_TYPES = ("StudentRegistered", "ActivityLogged", "ActivityAmended", "Acti
                  "ReportSubmitted", "ReportResubmitted", "RegistrationWithdrawn")
 _OWN_TYPES = ("ReportApproved", "PresentationHeld", "StudentDeregistered", "StudentReinstated",
               "DiplomaIssued", "DiplomaRevoked", "RegistrationVoided",
+              "RegistrationVoidUndone",
               "HistoryImported")  # the historical import (assessment_service/history_import.py)
 
 PROJECTION = Projection("statistics_facts", (facts,), {t: _writer(facts) for t in _INTAKE_TYPES})
