@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from assessment_service.web import (  # noqa: F401  # noqa: F401  (diploma_api: on api.bp)
         diploma_api,
         diploma_pages,
+        import_pages,  # the historical import (docs/statistics.md)
         presentation_api,
         presentation_pages,
         queue_pages,
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         statistics_pages,
     )
 
+    import_pages.limit_upload(app)  # before CSRFProtect reads the form
     configure_web(app, settings, identity, name="assessment",
                   api_blueprints=(api.bp, ruling_api.bp, queue_pages.api_bp, rule_set_pages.api_bp))
     app.register_blueprint(api.bp)
@@ -81,9 +83,13 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
     app.register_blueprint(staff_setup.bp)
     app.register_blueprint(statistics_pages.bp)  # CIM in numbers (docs/statistics.md)
+    app.register_blueprint(import_pages.bp)  # its historical import
     install_readiness(app, settings, context)
     app.cli.add_command(projections_cli)
     app.cli.add_command(rules_cli)  # check a departments file before deploying it
+    from assessment_service.cli import statistics_cli
+
+    app.cli.add_command(statistics_cli)  # the historical import of CIM in numbers
     return app
 
 

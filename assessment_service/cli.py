@@ -220,6 +220,58 @@ def list_credential_keys() -> None:
             click.echo(f"{department:<8} {info.kid:<7} made {info.created}  {state:<28} {info.public_key_multibase}")
 
 
+statistics_cli = AppGroup("statistics", help="CIM in numbers: import earlier years' happenings (docs/statistics.md).")
+
+
+@statistics_cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check the file and show what it would record; record nothing.")
+@click.option("--actor", default="system:import", show_default=True, help="Who the events name as recording them.")
+def import_history(file: Path, dry_run: bool, actor: str) -> None:
+    """Import FILE (CSV: person,department,programme,event,date[,setting,country,reason]). A file
+    with any error records nothing and lists every error with its line; importing the same file
+    again records nothing new. Exit status 1 on errors."""
+    import sys
+
+    from assessment_service import history_import_services as importer
+
+    ctx = _context()
+    data = file.read_bytes()
+    lines = max(data.count(b"\n"), 1)
+    with click.progressbar(length=lines, label="Checking", file=sys.stderr) as bar:
+        seen = 0
+
+        def checked(n: int) -> None:
+            nonlocal seen
+            bar.update(n - seen)
+            seen = n
+
+        plan = importer.check(ctx, data, by=None, actor=actor, progress=checked)
+        bar.update(max(lines - seen, 0))
+    for error in plan.errors:
+        click.echo(str(error), err=True)
+    if plan.errors:
+        click.echo(f"{len(plan.errors)} error(s) in {file}: nothing recorded.", err=True)
+        raise SystemExit(1)
+    for department, year, what, n in plan.summary():
+        click.echo(f"{department:<10} {year} {what:<18} {n}")
+    if dry_run:
+        click.echo(f"{file}: OK, {len(plan.rows)} row(s) would be recorded (dry run: nothing recorded).")
+        return
+    started = time.monotonic()
+    with click.progressbar(length=max(len(plan.rows), 1), label="Recording", file=sys.stderr) as bar:
+        done = 0
+
+        def recorded(n: int) -> None:
+            nonlocal done
+            bar.update(n - done)
+            done = n
+
+        result = importer.record(ctx, plan, actor=actor, progress=recorded)
+    click.echo(f"{file}: recorded {result.recorded} row(s), {result.already} recorded before, "
+               f"in {time.monotonic() - started:.1f} s.")
+
+
 clock_cli = AppGroup("clock", help="The clock guard of the date-driven jobs (docs/operations.md, \"The clock guard\").")
 
 
@@ -268,5 +320,13 @@ def clock_confirm(operator: str) -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m assessment_service.cli rules check FILE`
+    from flask import Flask
+    from flask.cli import ScriptInfo
+
+    def _app() -> Flask:
+        from assessment_service import create_app
+
+        return create_app()
+
     click.Group(commands={"rules": rules_cli, "terms": terms_cli, "credential-keys": credential_keys_cli,
-                          "clock": clock_cli})()
+                          "clock": clock_cli, "statistics": statistics_cli})(obj=ScriptInfo(create_app=_app))

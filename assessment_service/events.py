@@ -482,3 +482,36 @@ for _diploma_event in (DiplomaIssued, DiplomaRevoked, DiplomaRendered):
 
 #: The events of a `diplomas-<department>` stream.
 DiplomaEvent: TypeAlias = DiplomaIssued | DiplomaRevoked | DiplomaRendered
+
+
+# -- the historical import of CIM in numbers (stream history-<row_id>, issue 15) -----------------
+#: What one row of a historical import says happened (assessment_service/history_import.py).
+HAPPENINGS = ("registered", "activity", "studies_completed", "report_submitted", "approved",
+              "presentation_held", "diploma_issued", "withdrawn", "deregistered", "voided")
+#: Where an imported activity took place.
+HISTORY_SETTINGS = ("abroad", "at_home", "digital")
+_HEX32 = validate.Regexp(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True)
+class HistoryImported:
+    """One happening of a department's earlier years, imported from a spreadsheet by a coordinator
+    or an administrator (`imported` is always true): counted by CIM in numbers like the live event
+    it stands for, on its original date `on`. The person is a keyed one-way pseudonym
+    (`person_key`), never their identifier, and never an intake student (no mail, no deadline).
+    `row_id` is the hash of the row's content that names the stream `history-<row_id>`."""
+
+    person_key: str = field(metadata=rules(_HEX32))
+    department: str = field(metadata=rules(_DEPARTMENT))
+    programme: str = field(metadata=rules(validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$")))
+    happening: str = field(metadata=rules(validate.OneOf(HAPPENINGS)))
+    on: date
+    setting: str | None = field(metadata=rules(validate.OneOf(HISTORY_SETTINGS)))
+    country: str | None = field(metadata=rules(validate.Regexp(r"^[A-Z]{2}$")))
+    reason_code: str | None = field(metadata=rules(validate.OneOf(VOID_REASONS)))
+    row_id: str = field(metadata=rules(_HEX32))
+    imported: bool
+    imported_by: str = field(metadata=rules(validate.Length(1, 36)))
+
+
+REGISTRY.register(HistoryImported)

@@ -113,7 +113,34 @@ def facts_of(event: RecordedEvent) -> list[Fact]:
         return [Fact(d["student_id"], d["department"], DIPLOMA, _as_date(d["issued_on"]), pos, d["diploma_id"])]
     if t == "DiplomaRevoked":
         return [Fact(d["student_id"], d["department"], DIPLOMA_REVOKED, on, pos, d["diploma_id"])]
+    if t == "HistoryImported":
+        return _imported_facts(event)
     return []
+
+
+#: An imported row's happening -> the fact the live event gives ("studies_completed": none, as
+#: the live StudiesCompleted gives none).
+_IMPORTED = {"registered": REGISTERED, "activity": ACTIVITY, "report_submitted": SUBMITTED,
+             "approved": APPROVED, "presentation_held": PRESENTED, "diploma_issued": DIPLOMA,
+             "withdrawn": WITHDRAWN, "deregistered": DEREGISTERED, "voided": VOIDED}
+
+
+def imported_student(person_key: str) -> str:
+    """The student id facts give an imported person: never a live student's (a UUID)."""
+    return f"h-{person_key}"
+
+
+def _imported_facts(event: RecordedEvent) -> list[Fact]:
+    """A historical import's row (HistoryImported, assessment_service/history_import.py) as the
+    fact its live event gives, on its original date. Only the first event of its stream counts,
+    so a row two imports raced to record is counted once."""
+    d = event.data
+    kind = _IMPORTED.get(d["happening"])
+    if kind is None or event.version != 1:
+        return []
+    ref = d["row_id"] if kind in (ACTIVITY, SUBMITTED, DIPLOMA) else None
+    return [Fact(imported_student(d["person_key"]), d["department"], kind, _as_date(d["on"]), event.position,
+                 ref, d.get("setting"), d.get("country"))]
 
 
 def _voided(items: list[Fact]) -> bool:

@@ -65,7 +65,8 @@ _INTAKE_TYPES = ("StudentRegistered", "ActivityLogged", "ActivityAmended", "Acti
                  "ReportSubmitted", "ReportResubmitted", "RegistrationWithdrawn")
 _OWN_TYPES = ("ReportApproved", "PresentationHeld", "StudentDeregistered", "StudentReinstated",
               "DiplomaIssued", "DiplomaRevoked", "RegistrationVoided",
-              "RegistrationVoidUndone")
+              "RegistrationVoidUndone",
+              "HistoryImported")  # the historical import (assessment_service/history_import.py)
 
 PROJECTION = Projection("statistics_facts", (facts,), {t: _writer(facts) for t in _INTAKE_TYPES})
 OWN = Projection("statistics_own_facts", (own_facts,), {t: _writer(own_facts) for t in _OWN_TYPES})

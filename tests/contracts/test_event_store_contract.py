@@ -536,6 +536,8 @@ ALLOWED_API = {
     "append", "append_many", "find_idempotent", "read_stream", "stream_version", "read_all", "head", "count",
     # set-up and maintenance (the EventStore protocol), the SQL stores' shutdown and URL
     "create_schema", "compact", "dispose", "url",
+    # the SQL stores' bulk start of new streams (an append only: the historical import)
+    "append_new_streams",
 }
 
 

@@ -282,6 +282,7 @@ def pages_of(pipeline: Pipeline, ids: dict[str, str], sessions: dict[str, str]) 
         Visit("statistics-appendix-bad-period", f"{assessment}/statistics/appendix.pdf?from=2026&to=2024",
               coordinator, status=400),
         Visit("registration-void", f"{assessment}/students/{sid}/registration-void", coordinator),
+        Visit("statistics-import", f"{assessment}/statistics/import", coordinator),
     ]
 
 
