@@ -22,7 +22,7 @@ from flask_babel import lazy_gettext as _l
 
 from assessment_service import statistics as stats
 from assessment_service.bootstrap import AssessmentContext
-from assessment_service.projections.statistics import facts_as_of
+from assessment_service.projections.statistics import figures_as_of
 from assessment_service.web.access_rules import with_token_scope
 from assessment_service.web.api import _no_store
 from assessment_service.web.api import bp as api_bp
@@ -88,9 +88,10 @@ def _query() -> tuple[date, list[str] | None, str | None, bool]:
 
 
 def compute(as_of: date, departments: list[str] | None) -> stats.Figures:
-    """The figures as of `as_of` for `departments` (all when None), from the read model."""
-    with _context().reader.connect() as conn:
-        return stats.figures(facts_as_of(conn, as_of, departments), as_of, departments)
+    """The figures as of `as_of` for `departments` (all when None), from the read model, with
+    what was known on that date beside them (`figures.known`)."""
+    ctx = _context()
+    return figures_as_of(ctx.engine, ctx.reader, as_of, departments)
 
 
 def rows(figures: stats.Figures, table: str) -> tuple[list[str], list[list[Any]]]:
