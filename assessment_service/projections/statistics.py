@@ -14,6 +14,7 @@ from position 0 gives the same rows (each row is keyed by the event's position).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -125,62 +126,112 @@ student_counts = sa.Table(
     sa.Column("student_id", sa.String(36), primary_key=True),
     sa.Column("changes", sa.Text, nullable=False),
 )
+#: Days from registration to the first diploma, one row per student and span of dates in which it
+#: counts (the median as of D is over the rows with since <= D < until).
+gaps = sa.Table(
+    "statistics_gaps",
+    metadata,
+    sa.Column("student_id", sa.String(36), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("department", sa.String(64), nullable=False),
+    sa.Column("days", sa.Integer, nullable=False),
+    sa.Column("since", sa.Date, nullable=False),
+    sa.Column("until", sa.Date, nullable=True),
+    sa.Index("ix_statistics_gaps_since", "since", "until"),
+)
 counted = sa.Table(
     "statistics_counted",
     metadata,
     sa.Column("source", sa.String(40), primary_key=True),
     sa.Column("position", sa.BigInteger, nullable=False),
 )
-CACHE_TABLES = (counts, student_counts, counted)
-BASES = ("b", "k")
+CACHE_TABLES = (counts, student_counts, gaps, counted)
 
 
 def _periods(day: date) -> tuple[tuple[str, date], ...]:
     return (("y", date(day.year, 1, 1)), ("m", date(day.year, day.month, 1)), ("d", day))
 
 
-def _changes(items: list[stats.Fact]) -> list[list[Any]]:
-    """A student's changes, as stored: [basis, day, department, key, n]."""
-    return [[basis, day.isoformat(), dep, key, n]
-            for basis in BASES for day, change in stats.timeline(items, known=basis == "k")
-            for (dep, key), n in change.items()]
+def _changes(items: list[stats.Fact]) -> tuple[list[list[Any]], list[tuple[str, int, date, date | None]]]:
+    """A student's changes as stored: [basis, day, department, key, n], by business date ("b", no
+    gaps) and the corrections to them as known on each date ("k", only where a fact was recorded
+    after its business date); and their gap spans (department, days, since, until)."""
+    business = stats.timeline(items)
+    out: list[list[Any]] = []
+    spans: dict[tuple[str, str], list[tuple[date, int]]] = defaultdict(list)
+    for day, change in business:
+        for (dep, key), n in change.items():
+            if key.startswith("gap:"):
+                spans[(dep, key)].append((day, n))
+            else:
+                out.append(["b", day.isoformat(), dep, key, n])
+    if any(stats.known_date(f) != f.on for f in items):
+        correction: Counter[tuple[date, str, str]] = Counter()
+        for day, change in stats.timeline(items, known=True):
+            for (dep, key), n in change.items():
+                correction[(day, dep, key)] += n
+        for day, change in business:
+            for (dep, key), n in change.items():
+                correction[(day, dep, key)] -= n
+        out.extend(["k", day.isoformat(), dep, key, n] for (day, dep, key), n in sorted(correction.items()) if n)
+    rows: list[tuple[str, int, date, date | None]] = []
+    for (dep, key), steps in spans.items():
+        level, since = 0, None
+        for day, n in steps:  # a student counts a gap at most once at a time: 0 -> 1 -> 0 ...
+            level += n
+            if level > 0 and since is None:
+                since = day
+            elif level <= 0 and since is not None:
+                rows.append((dep, int(key[4:]), since, day))
+                since = None
+        if since is not None:
+            rows.append((dep, int(key[4:]), since, None))
+    return out, rows
+
+
+_UPSERT = ("INSERT INTO statistics_counts (basis, grain, period, department, key, n) VALUES ({p}) "
+           "ON CONFLICT (basis, grain, period, department, key) DO UPDATE SET n = statistics_counts.n + excluded.n")
 
 
 def _add(conn: sa.Connection, total: Counter[tuple[str, str, date, str, str]]) -> None:
-    rows = [{"basis": b, "grain": g, "period": p, "department": dep, "key": key, "n": n}
+    marker = "?" if conn.dialect.name == "sqlite" else "%s"
+    rows = [(b, g, p if conn.dialect.name != "sqlite" else p.isoformat(), dep, key, n)
             for (b, g, p, dep, key), n in total.items() if n]
-    if not rows:
-        return
-    insert: Any = (sqlite_insert if conn.dialect.name == "sqlite" else pg_insert)(counts)
-    statement = insert.on_conflict_do_update(index_elements=[c.name for c in counts.primary_key.columns],
-                                             set_={"n": counts.c.n + insert.excluded.n})
-    for start in range(0, len(rows), 5000):
-        conn.execute(statement, rows[start:start + 5000])
+    statement = _UPSERT.format(p=", ".join([marker] * 6))
+    for start in range(0, len(rows), 10_000):
+        conn.exec_driver_sql(statement, rows[start:start + 10_000])
 
 
 def _recount_students(conn: sa.Connection, students: list[str]) -> None:
     total: Counter[tuple[str, str, date, str, str]] = Counter()
-    for start in range(0, len(students), 500):
-        chunk = students[start:start + 500]
+    for start in range(0, len(students), 1000):
+        chunk = students[start:start + 1000]
         by_student: dict[str, list[stats.Fact]] = defaultdict(list)
         for table in (facts, own_facts):
             for r in conn.execute(sa.select(table).where(table.c.student_id.in_(chunk))):
                 by_student[r.student_id].append(_fact(r))
         old = {r.student_id: orjson.loads(r.changes) for r in conn.execute(
             sa.select(student_counts).where(student_counts.c.student_id.in_(chunk)))}
+        stored, spans = [], []
         for sid in chunk:
             for basis, day, dep, key, n in old.get(sid, ()):
-                for grain, period in _periods(date.fromisoformat(day)):
-                    total[(basis, grain, period, dep, key)] -= n
-            new = _changes(by_student.get(sid, []))
+                for grain, period in _periods(date.fromisoformat(day)) if basis == "b" else (("d", day),):
+                    total[(basis, grain, date.fromisoformat(period) if isinstance(period, str) else period,
+                           dep, key)] -= n
+            new, student_spans = _changes(by_student.get(sid, []))
             for basis, day, dep, key, n in new:
-                for grain, period in _periods(date.fromisoformat(day)):
+                on = date.fromisoformat(day)
+                for grain, period in _periods(on) if basis == "b" else (("d", on),):
                     total[(basis, grain, period, dep, key)] += n
-            if sid in old:
-                conn.execute(student_counts.update().where(student_counts.c.student_id == sid)
-                             .values(changes=orjson.dumps(new).decode()))
-            else:
-                conn.execute(student_counts.insert().values(student_id=sid, changes=orjson.dumps(new).decode()))
+            stored.append({"student_id": sid, "changes": orjson.dumps(new).decode()})
+            spans.extend({"student_id": sid, "seq": seq, "department": dep, "days": days, "since": since,
+                          "until": until} for seq, (dep, days, since, until) in enumerate(student_spans))
+        if old:
+            conn.execute(student_counts.delete().where(student_counts.c.student_id.in_(list(old))))
+        conn.execute(gaps.delete().where(gaps.c.student_id.in_(chunk)))
+        conn.execute(student_counts.insert(), stored)
+        if spans:
+            conn.execute(gaps.insert(), spans)
     _add(conn, total)
 
 
@@ -193,6 +244,8 @@ def refresh(conn: sa.Connection) -> int:
     students: set[str] = set()
     for table in (facts, own_facts):
         mark = marks.get(table.name, 0)
+        if (conn.execute(sa.select(sa.func.max(table.c.position))).scalar() or 0) <= mark:
+            continue
         found = conn.execute(sa.select(table.c.student_id, sa.func.max(table.c.position))
                              .where(table.c.position > mark).group_by(table.c.student_id)).all()
         students.update(sid for sid, _ in found)
@@ -217,21 +270,39 @@ def recount(conn: sa.Connection) -> int:
 
 def counts_as_of(conn: sa.Connection, as_of: date, departments: list[str] | None,
                  basis: str = "b") -> dict[tuple[str, str], int]:
-    """The summed contributions as of the end of `as_of`: (department, key) -> count."""
+    """The summed contributions as of the end of `as_of`: (department, key) -> count, by business
+    date ("b", with the gaps), or what was known on that date ("k")."""
     year, month = date(as_of.year, 1, 1), date(as_of.year, as_of.month, 1)
     c = counts.c
-    parts = []
-    for grain, low, high in (("y", None, year), ("m", year, month), ("d", month, None)):
-        q = sa.select(c.department, c.key, c.n).where(c.basis == basis, c.grain == grain)
+    out: Counter[tuple[str, str]] = Counter()
+    ranges = (("y", None, year), ("m", year, month), ("d", month, None))
+    for grain, low, high in ranges:
+        q = sa.select(c.department, c.key, sa.func.sum(c.n)).where(c.basis == "b", c.grain == grain)
         q = q.where(c.period >= low) if low is not None else q
         q = q.where(c.period < high) if high is not None else q.where(c.period <= as_of)
         if departments is not None:
             q = q.where(c.department.in_(departments))
-        parts.append(q)
-    union = sa.union_all(*parts).subquery()
-    q = sa.select(union.c.department, union.c.key, sa.func.sum(union.c.n)).group_by(union.c.department,
-                                                                                       union.c.key)
-    return {(dep, key): int(n) for dep, key, n in conn.execute(q) if n}
+        for dep, key, n in conn.execute(q.group_by(c.department, c.key)):
+            out[(dep, key)] += int(n)
+    g = gaps.c
+    q = sa.select(g.department, g.days, sa.func.count()).where(
+        g.since <= as_of, sa.or_(g.until.is_(None), g.until > as_of))
+    if departments is not None:
+        q = q.where(g.department.in_(departments))
+    for dep, days, n in conn.execute(q.group_by(g.department, g.days)):
+        out[(dep, f"gap:{days}")] += int(n)
+    if basis == "k":
+        out.update(corrections_as_of(conn, as_of, departments))
+    return {k: n for k, n in out.items() if n}
+
+
+def corrections_as_of(conn: sa.Connection, as_of: date, departments: list[str] | None) -> Counter[tuple[str, str]]:
+    """What to add to the counts by business date as of `as_of` to get what was known then."""
+    c = counts.c
+    q = sa.select(c.department, c.key, sa.func.sum(c.n)).where(c.basis == "k", c.grain == "d", c.period <= as_of)
+    if departments is not None:
+        q = q.where(c.department.in_(departments))
+    return Counter({(dep, key): int(n) for dep, key, n in conn.execute(q.group_by(c.department, c.key))})
 
 
 def figures_as_of(engine: sa.Engine, reader: sa.Engine, as_of: date, departments: list[str] | None) -> stats.Figures:
@@ -240,8 +311,11 @@ def figures_as_of(engine: sa.Engine, reader: sa.Engine, as_of: date, departments
     with engine.begin() as conn:
         refresh(conn)
     with reader.connect() as conn:
-        result = stats.from_counts(counts_as_of(conn, as_of, departments, "b"), as_of, departments)
-        result.known = stats.from_counts(counts_as_of(conn, as_of, departments, "k"), as_of, departments)
+        business = Counter(counts_as_of(conn, as_of, departments))
+        result = stats.from_counts(business, as_of, departments)
+        corrections = corrections_as_of(conn, as_of, departments)
+        business.update(corrections)
+        result.known = stats.from_counts(business, as_of, departments) if corrections else replace(result)
     return result
 
 
