@@ -28,26 +28,26 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, date, datetime, time as dtime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_facts, percentile  # noqa: E402
+import sqlalchemy as sa
+from common import machine_facts, percentile
 
-import sqlalchemy as sa  # noqa: E402
-
-from assessment_service import create_app  # noqa: E402
-from assessment_service import statistics as stats  # noqa: E402
-from assessment_service.projections import statistics as projection  # noqa: E402
-from shared.adapters.feed import StoreEventFeed  # noqa: E402
-from shared.adapters.sqlite_store import SqliteEventStore  # noqa: E402
-from shared.clock import FixedClock  # noqa: E402
-from shared.config import Settings  # noqa: E402
-from shared.events import NewEvent, RecordedEvent  # noqa: E402
-from shared.identity.models import Role  # noqa: E402
-from shared.projection import checkpoints  # noqa: E402
-from tests.authkit import bearer, make_account, make_identity, sign_in  # noqa: E402
+from assessment_service import create_app
+from assessment_service import statistics as stats
+from assessment_service.projections import statistics as projection
+from shared.adapters.feed import StoreEventFeed
+from shared.adapters.sqlite_store import SqliteEventStore
+from shared.clock import FixedClock
+from shared.config import Settings
+from shared.events import NewEvent, RecordedEvent
+from shared.identity.models import Role
+from shared.projection import checkpoints
+from tests.authkit import bearer, make_account, make_identity, sign_in
 
 TARGET_P95_MS = 300.0
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -219,7 +219,8 @@ def run(n_events: int, requests: int, naive_dates: int, data_dir: Path, seed: in
     load(intake_store, intake)
     load(ctx.store, own)
     appended = time.perf_counter() - started
-    assert intake_store.head() == len(intake) and ctx.store.head() == len(own), "positions are not 1..N"
+    if (intake_store.head(), ctx.store.head()) != (len(intake), len(own)):
+        raise SystemExit("the stores did not number the events 1..N")
     started = time.perf_counter()
     dept_of: dict[str, str] = {}
     with ctx.engine.begin() as conn:

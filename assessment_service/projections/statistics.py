@@ -20,8 +20,6 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from assessment_service import statistics as stats
 from assessment_service.projections.base import metadata
@@ -212,7 +210,8 @@ def _recount_students(conn: sa.Connection, students: list[str]) -> None:
                 by_student[r.student_id].append(_fact(r))
         old = {r.student_id: orjson.loads(r.changes) for r in conn.execute(
             sa.select(student_counts).where(student_counts.c.student_id.in_(chunk)))}
-        stored, spans = [], []
+        stored: list[dict[str, Any]] = []
+        spans: list[dict[str, Any]] = []
         for sid in chunk:
             for basis, day, dep, key, n in old.get(sid, ()):
                 for grain, period in _periods(date.fromisoformat(day)) if basis == "b" else (("d", day),):
