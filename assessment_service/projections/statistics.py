@@ -143,6 +143,7 @@ counted = sa.Table(
     sa.Column("source", sa.String(40), primary_key=True),
     sa.Column("position", sa.BigInteger, nullable=False),
 )
+_REFRESH_LOCK_KEY = 0x43494D15  # "CIM" + issue 15
 CACHE_TABLES = (counts, student_counts, gaps, counted)
 
 
@@ -237,8 +238,9 @@ def _recount_students(conn: sa.Connection, students: list[str]) -> None:
 def refresh(conn: sa.Connection) -> int:
     """Bring the counts up to date with the facts tables (in `conn`'s transaction): recount the
     students with facts past the positions counted. Returns how many students were recounted."""
-    marks = {r.source: r.position for r in conn.execute(
-        sa.select(counted).with_for_update() if conn.dialect.name == "postgresql" else sa.select(counted))}
+    if conn.dialect.name == "postgresql":  # one refresh at a time (SQLite: BEGIN IMMEDIATE does it)
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_REFRESH_LOCK_KEY})")
+    marks = {r.source: r.position for r in conn.execute(sa.select(counted))}
     heads: dict[str, int] = {}
     students: set[str] = set()
     for table in (facts, own_facts):
