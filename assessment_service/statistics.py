@@ -186,6 +186,9 @@ def known_date(fact: Fact) -> date:
     return fact.on if fact.recorded is None or fact.recorded <= fact.on else fact.recorded
 
 
+#: The department of counts already limited to the departments asked (the median's gaps).
+ANY_DEPARTMENT = "*"
+
 #: A student's contribution to the figures: (department, key) -> count. Keys: "<column>@<year>"
 #: (YEARLY), "active", "funnel:<step>", "setting:<s>", "country:<code>", "gap:<days>" (days from
 #: registration to the first diploma, for the median).
@@ -313,7 +316,7 @@ def from_counts(counts: Mapping[tuple[str, str], int], as_of: date,
     gaps: Counter[int] = Counter()
     active = 0
     for (dep, key), n in counts.items():
-        if not n or (wanted is not None and dep not in wanted):
+        if not n or (wanted is not None and dep not in wanted and dep != ANY_DEPARTMENT):
             continue
         if "@" in key:
             column, year = key.split("@")
