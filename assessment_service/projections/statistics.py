@@ -215,13 +215,12 @@ def _recount_students(conn: sa.Connection, students: list[str]) -> None:
         spans: list[dict[str, Any]] = []
         for sid in chunk:
             for basis, day, dep, key, n in old.get(sid, ()):
-                for grain, period in _periods(date.fromisoformat(day)) if basis == "b" else (("d", day),):
-                    total[(basis, grain, date.fromisoformat(period) if isinstance(period, str) else period,
-                           dep, key)] -= n
+                for grain, period in _periods(date.fromisoformat(day)):
+                    total[(basis, grain, period, dep, key)] -= n
             new, student_spans = _changes(by_student.get(sid, []))
             for basis, day, dep, key, n in new:
                 on = date.fromisoformat(day)
-                for grain, period in _periods(on) if basis == "b" else (("d", on),):
+                for grain, period in _periods(on):
                     total[(basis, grain, period, dep, key)] += n
             stored.append({"student_id": sid, "changes": orjson.dumps(new).decode()})
             spans.extend({"student_id": sid, "seq": seq, "department": dep, "days": days, "since": since,
@@ -269,22 +268,28 @@ def recount(conn: sa.Connection) -> int:
     return refresh(conn)
 
 
-def counts_as_of(conn: sa.Connection, as_of: date, departments: list[str] | None,
-                 basis: str = "b") -> dict[tuple[str, str], int]:
-    """The summed contributions as of the end of `as_of`: (department, key) -> count, by business
-    date ("b", with the gaps), or what was known on that date ("k")."""
+def _summed(conn: sa.Connection, basis: str, as_of: date, departments: list[str] | None,
+            out: Counter[tuple[str, str]]) -> None:
+    """Add to `out` the rows of `basis` as of the end of `as_of`: the years before its year, the
+    months of its year before its month, the days of its month up to it."""
     year, month = date(as_of.year, 1, 1), date(as_of.year, as_of.month, 1)
     c = counts.c
-    out: Counter[tuple[str, str]] = Counter()
-    ranges = (("y", None, year), ("m", year, month), ("d", month, None))
-    for grain, low, high in ranges:
-        q = sa.select(c.department, c.key, sa.func.sum(c.n)).where(c.basis == "b", c.grain == grain)
+    for grain, low, high in (("y", None, year), ("m", year, month), ("d", month, None)):
+        q = sa.select(c.department, c.key, sa.func.sum(c.n)).where(c.basis == basis, c.grain == grain)
         q = q.where(c.period >= low) if low is not None else q
         q = q.where(c.period < high) if high is not None else q.where(c.period <= as_of)
         if departments is not None:
             q = q.where(c.department.in_(departments))
         for dep, key, n in conn.execute(q.group_by(c.department, c.key)):
             out[(dep, key)] += int(n)
+
+
+def counts_as_of(conn: sa.Connection, as_of: date, departments: list[str] | None,
+                 basis: str = "b") -> dict[tuple[str, str], int]:
+    """The summed contributions as of the end of `as_of`: (department, key) -> count, by business
+    date ("b", with the gaps), or what was known on that date ("k")."""
+    out: Counter[tuple[str, str]] = Counter()
+    _summed(conn, "b", as_of, departments, out)
     g = gaps.c
     q = sa.select(g.days, sa.func.count()).where(g.since <= as_of, sa.or_(g.until.is_(None), g.until > as_of))
     if departments is not None:
@@ -298,11 +303,9 @@ def counts_as_of(conn: sa.Connection, as_of: date, departments: list[str] | None
 
 def corrections_as_of(conn: sa.Connection, as_of: date, departments: list[str] | None) -> Counter[tuple[str, str]]:
     """What to add to the counts by business date as of `as_of` to get what was known then."""
-    c = counts.c
-    q = sa.select(c.department, c.key, sa.func.sum(c.n)).where(c.basis == "k", c.grain == "d", c.period <= as_of)
-    if departments is not None:
-        q = q.where(c.department.in_(departments))
-    return Counter({(dep, key): int(n) for dep, key, n in conn.execute(q.group_by(c.department, c.key))})
+    out: Counter[tuple[str, str]] = Counter()
+    _summed(conn, "k", as_of, departments, out)
+    return Counter({k: n for k, n in out.items() if n})
 
 
 def figures_as_of(engine: sa.Engine, reader: sa.Engine, as_of: date, departments: list[str] | None) -> stats.Figures:
