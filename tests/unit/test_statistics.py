@@ -268,10 +268,21 @@ def _counted(conn: sa.Connection, d: date, deps: list[str] | None, basis: str = 
     return stats.from_counts(projection.counts_as_of(conn, d, deps, basis), d, deps)
 
 
-def test_the_counts_give_the_figures_of_an_independent_recount_by_business_and_recording_date() -> None:
-    h = synthetic()
-    engine = sa.create_engine("sqlite://")
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def counts_engine(request: pytest.FixtureRequest) -> Any:
+    if request.param == "sqlite":
+        engine = sa.create_engine("sqlite://")
+    else:
+        engine = sa.create_engine(request.getfixturevalue("pg_url").replace("postgresql://", "postgresql+psycopg://"))
     metadata.create_all(engine, tables=CACHE)
+    yield engine
+    engine.dispose()
+
+
+def test_the_counts_give_the_figures_of_an_independent_recount_by_business_and_recording_date(
+        counts_engine: sa.Engine) -> None:
+    h = synthetic()
+    engine = counts_engine
     half = History()
     half.intake, half.own = h.intake[: len(h.intake) // 2], h.own[: len(h.own) // 3]
     _project(half, engine)  # counted in three goes, as facts arrive
