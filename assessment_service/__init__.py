@@ -61,12 +61,13 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(rule_set_pages.bp)
     app.register_blueprint(rule_set_pages.api_bp)
     from assessment_service import calendar_feeds, deadline_services
-    from assessment_service.cli import credential_keys_cli, terms_cli
+    from assessment_service.cli import clock_cli, credential_keys_cli, terms_cli
     from assessment_service.web import deadline_pages
 
     app.register_blueprint(deadline_pages.bp)  # deadlines, what if, the personal calendar (issue 13)
     app.cli.add_command(terms_cli)  # check a term calendar before deploying it
     app.cli.add_command(credential_keys_cli)  # the diploma credentials' signing keys
+    app.cli.add_command(clock_cli)  # the clock guard of the date-driven jobs
     calendar_feeds.create_schema(context.engine)
     deadline_services.calendar(context)  # a broken terms file stops the start, naming the term and field
     from assessment_service.web import mail_pages  # the outbox and the mail templates (docs/mail.md)
@@ -91,7 +92,7 @@ def install_readiness(app: Flask, settings: Settings, context: Any) -> None:
     feed, and every projection within READY_MAX_LAG events of the feed head."""
     import sqlalchemy as sa
 
-    from shared.web.health import READY_MAX_LAG, install_health, redis_check
+    from shared.web.health import READY_MAX_LAG, install_health, redis_check, storage_checks
     from shared.web.metrics import install_metrics
 
     def database() -> str | None:
@@ -113,7 +114,7 @@ def install_readiness(app: Flask, settings: Settings, context: Any) -> None:
         return "; ".join(behind) or None
 
     install_health(app, {"database": database, "redis": redis_check(settings.redis_url), "feed": feed,
-                         "projections": projections})
+                         "projections": projections, **storage_checks(settings.assessment_db_url)})
 
     def projection_metrics() -> list[Any]:
         from prometheus_client.core import GaugeMetricFamily
@@ -126,7 +127,9 @@ def install_readiness(app: Flask, settings: Settings, context: Any) -> None:
             checkpoint.add_metric([entry.name], entry.checkpoint)
             if entry.lag is not None:
                 lag.add_metric([entry.name], entry.lag)
-        return [lag, checkpoint]
+        from shared.web.outbox_glue import outbox_metrics
+
+        return [lag, checkpoint, *outbox_metrics()]
 
     install_metrics(app, "assessment", projection_metrics)
 

@@ -3,6 +3,8 @@
 `flask --app assessment_service terms check [FILE]`: check a term calendar likewise (docs/deadlines.md).
 `flask --app assessment_service credential-keys create DEPT | rotate DEPT | list`: the departments'
 credential signing keys (docs/diplomas.md, "The credential").
+`python -m assessment_service.cli clock status | confirm --operator WHO`: the clock guard of the
+date-driven jobs (shared/clock_guard.py; also as `flask --app assessment_service clock …`).
 
 Two runners: the intake feed's projections, and `assignments`, fed by the assessment service's own
 event store. `rules check` needs no app, database or settings beyond the file's place, so it also
@@ -26,6 +28,7 @@ from shared.projection import ProjectionRunner
 
 if TYPE_CHECKING:
     from assessment_service.credential_keys import KeyStore
+    from shared.clock_guard import ClockGuard
 
 projections_cli = AppGroup("projections", help="Rebuild and inspect the read-model projections.")
 
@@ -217,5 +220,53 @@ def list_credential_keys() -> None:
             click.echo(f"{department:<8} {info.kid:<7} made {info.created}  {state:<28} {info.public_key_multibase}")
 
 
+clock_cli = AppGroup("clock", help="The clock guard of the date-driven jobs (docs/operations.md, \"The clock guard\").")
+
+
+def _clock_guard() -> ClockGuard:
+    from shared.clock_guard import ClockGuard
+
+    settings = Settings.from_env()
+    return ClockGuard.from_url(settings.identity_db_url, max_jump_days=settings.clock_jump_days)
+
+
+@clock_cli.command("status", with_appcontext=False)
+def clock_status() -> None:
+    """Each date-driven job's last run, and what the guard holds. Exit 1 when something is held."""
+    guard = _clock_guard()
+    click.echo(f"today {guard.today()}; a date more than {guard.max_jump_days} days after the last run is held "
+               f"(CIM_CLOCK_JUMP_DAYS)")
+    rows = guard.status()
+    if not rows:
+        click.echo("No date-driven job has run yet.")
+    held = False
+    for row in rows:
+        state = f"HELD on {row.held_date}" if row.held_date else "ok"
+        accepted = f"; accepted {row.accepted_date} by {row.accepted_by}" if row.accepted_date else ""
+        click.echo(f"{row.job:<26} last run {row.last_date or '—'}  {state}{accepted}")
+        held = held or row.held_date is not None
+    if held:
+        click.echo("If the date is right: python -m assessment_service.cli clock confirm --operator NAME")
+        raise SystemExit(1)
+
+
+@clock_cli.command("confirm", with_appcontext=False)
+@click.option("--operator", required=True, help="Who confirms the date (kept with the confirmation).")
+def clock_confirm(operator: str) -> None:
+    """Confirm the held date is right: the held jobs act on their next run (the next beat tick)."""
+    guard = _clock_guard()
+    try:
+        confirmed = guard.confirm(operator)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--operator") from err
+    if not confirmed:
+        click.echo("Nothing is held: there is nothing to confirm.")
+        return
+    for hold in confirmed:
+        click.echo(f"{hold.job}: {hold.held_date} confirmed (last run {hold.reference or '—'}); "
+                   f"it acts on its next run")
+
+
 if __name__ == "__main__":  # pragma: no cover - `python -m assessment_service.cli rules check FILE`
-    click.Group(commands={"rules": rules_cli, "terms": terms_cli, "credential-keys": credential_keys_cli})()
+    click.Group(commands={"rules": rules_cli, "terms": terms_cli, "credential-keys": credential_keys_cli,
+                          "clock": clock_cli})()

@@ -394,6 +394,21 @@ class RegistrationVoided:
 REGISTRY.register(RegistrationVoided)
 
 
+@dataclass(frozen=True)
+class RegistrationVoidUndone:
+    """A coordinator of the student's department undid a void (it was a mistake): the registration
+    is counted in again from the day it was undone (before that day the figures stay as they were).
+    Allowed only while the registration stands voided; it may be voided again later. Recorded by
+    the coordinator."""
+
+    student_id: str = field(metadata=rules(_UUID))
+    department: str = field(metadata=rules(_DEPARTMENT))
+    undone_by: str = field(metadata=rules(validate.Length(1, 36)))
+
+
+REGISTRY.register(RegistrationVoidUndone)
+
+
 # -- diplomas (stream diplomas-<department>) ------------------------------------------------------
 # One stream per department: numbering (per department and year), the status-list index (per
 # department, across years) and "one live diploma per student" are decided on it with optimistic

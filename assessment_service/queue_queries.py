@@ -3,17 +3,16 @@ read models (nothing folded from events per request), and the assessor group's a
 
 A report's state comes from read models: `review_states` (its latest decision, from the
 assessment service's own events), `reports.round` (its current round, from the intake feed) and
-`assignments`. The rule checklist is the one the `review_queue` projection stored; accepted
-rulings on "other" activities are applied to the rows of the page shown (they live in another
-projection, fed by another runner), so filtering and sorting by the checklist use the stored
-counts.
+`assignments`. The rule checklist is the one the `review_queue` projection stored, accepted
+rulings on activities of another kind included (docs/rulings.md), so the page computes nothing and
+filtering and sorting by the checklist use the same counts the rows show.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -22,14 +21,11 @@ import sqlalchemy as sa
 
 from assessment_service.projections.assignments import assignment_conflicts, assignments
 from assessment_service.projections.reports import reports
-from assessment_service.projections.review_queue import review_queue, review_queue_activities
+from assessment_service.projections.review_queue import review_queue
 from assessment_service.projections.review_states import review_marks, review_states
 from assessment_service.projections.students import students
 from assessment_service.queries import QueueScope, _visible
-from assessment_service.ruling_queries import rulings_for
-from assessment_service.rulings import checklist_with_rulings
 from shared.catalogue import Department
-from shared.completion import ActivityFact
 from shared.errors import ValidationFailed
 from shared.validation import is_uuid
 
@@ -198,7 +194,6 @@ def queue_page(
     scope: QueueScope | None,
     account_id: str | None,
     today: date,
-    rule_sets: Callable[[str], Department | None],
     departments: Callable[[str], Department | None],
     per_page: int = PER_PAGE,
 ) -> QueuePage:
@@ -231,14 +226,13 @@ def queue_page(
         .where(review_queue.c.report_id.in_(list(order)))
     ).all(), key=lambda row: order[row.report_id]) if order else []
     assessors = _assessors(conn, [row.report_id for row in rows])
-    ruled = _ruled_checklists(conn, rows, rule_sets)
     items = []
     for row in rows:
         dept = departments(row.department)
         target = dept.review_target_days if dept is not None else None
         waited = (today - datetime.fromisoformat(row.waiting_since).date()).days
         state = STATES[int(row.state)]
-        checklist = ruled.get(row.report_id) or (json.loads(row.checklist) if row.checklist else None)
+        checklist = json.loads(row.checklist) if row.checklist else None
         items.append({
             "report_id": row.report_id,
             "student_id": row.student_id,
@@ -256,6 +250,13 @@ def queue_page(
             "checklist": _summary(checklist),
         })
     return QueuePage(total, filt.page, per_page, items)
+
+
+def report_state(conn: sa.Connection, report_id: str) -> str | None:
+    """One report's state in the queue (one of STATES), as its row in the table says; None when
+    it waits in no queue (replaced by a newer report, or withdrawn)."""
+    found = conn.execute(sa.select(_state).select_from(_FROM).where(review_queue.c.report_id == report_id)).first()
+    return None if found is None else STATES[int(found[0])]
 
 
 def _assessors(conn: sa.Connection, report_ids: list[str]) -> dict[str, list[str]]:
@@ -279,30 +280,6 @@ def _summary(checklist: dict[str, Any] | None) -> dict[str, Any] | None:
         "total": len(items),
         "unmet": [item["label"] for item in items if not item["met"]],
     }
-
-
-def _ruled_checklists(
-    conn: sa.Connection, rows: Sequence[Any], rule_sets: Callable[[str], Department | None]
-) -> dict[str, dict[str, Any]]:
-    """The checklists of the page's rows that cover an activity accepted by a ruling, recomputed
-    with the ruling applied (one indexed look-up for the page; rulings are rare)."""
-    covered = {row.report_id: json.loads(row.activity_ids or "[]") for row in rows}
-    ruled = rulings_for(conn, {a for ids in covered.values() for a in ids})
-    if not ruled:
-        return {}
-    out: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        ids = covered[row.report_id]
-        rule_set = rule_sets(row.rules) if row.rules else None
-        if rule_set is None or not any(a in ruled for a in ids):
-            continue
-        facts = [
-            ActivityFact(f.activity_id, f.kind, f.setting, f.title, date.fromisoformat(f.start_date), bool(f.withdrawn))
-            for f in conn.execute(sa.select(review_queue_activities)
-                                  .where(review_queue_activities.c.activity_id.in_(ids)))
-        ]
-        out[row.report_id] = checklist_with_rulings(rule_set, facts, ruled).to_dict()
-    return out
 
 
 # -- bulk assignment -----------------------------------------------------------------------------

@@ -40,9 +40,10 @@ WITHDRAWN = "withdrawn"
 DEREGISTERED = "deregistered"
 REINSTATED = "reinstated"
 VOIDED = "voided"
+UNVOIDED = "unvoided"
 
 KINDS = (REGISTERED, ACTIVITY, ACTIVITY_AMENDED, ACTIVITY_WITHDRAWN, SUBMITTED, APPROVED, PRESENTED,
-         DIPLOMA, DIPLOMA_REVOKED, WITHDRAWN, DEREGISTERED, REINSTATED, VOIDED)
+         DIPLOMA, DIPLOMA_REVOKED, WITHDRAWN, DEREGISTERED, REINSTATED, VOIDED, UNVOIDED)
 
 #: The funnel's steps, in order: how many students reached each one.
 FUNNEL = (REGISTERED, ACTIVITY, SUBMITTED, APPROVED, PRESENTED, DIPLOMA)
@@ -112,7 +113,8 @@ def _facts_of(event: RecordedEvent) -> list[Fact]:
     if t == "RegistrationWithdrawn" and student:
         return [Fact(student, None, WITHDRAWN, on, pos)]
     own = {"ReportApproved": APPROVED, "PresentationHeld": PRESENTED, "StudentDeregistered": DEREGISTERED,
-           "StudentReinstated": REINSTATED, "RegistrationVoided": VOIDED}
+           "StudentReinstated": REINSTATED, "RegistrationVoided": VOIDED,
+           "RegistrationVoidUndone": UNVOIDED}
     if t in own:
         return [Fact(d["student_id"], d["department"], own[t], on, pos)]
     if t == "DiplomaIssued":
@@ -120,6 +122,15 @@ def _facts_of(event: RecordedEvent) -> list[Fact]:
     if t == "DiplomaRevoked":
         return [Fact(d["student_id"], d["department"], DIPLOMA_REVOKED, on, pos, d["diploma_id"])]
     return []
+
+
+def _voided(items: list[Fact]) -> bool:
+    """Whether a student's registration stands voided: the later of their voids and undone voids."""
+    voided = False
+    for f in items:
+        if f.kind in (VOIDED, UNVOIDED):
+            voided = f.kind == VOIDED
+    return voided
 
 
 @dataclass
@@ -214,7 +225,7 @@ def student_contribution(items: list[Fact]) -> Contribution:
     def count(on: date, column: str) -> None:
         out[(dep, f"{column}@{on.year}")] += 1
 
-    if any(f.kind == VOIDED for f in items):  # a mis-registration: counted out, shown as voided
+    if _voided(items):  # a mis-registration (the latest void not undone): counted out, shown as voided
         if registered is not None:
             count(registered, "voided")
         return out

@@ -82,7 +82,7 @@ def create_feed_app(settings: Settings | None = None, **overrides: Any) -> Flask
 def install_readiness(app: Flask, settings: Settings, store: Any, name: str) -> None:
     """/health and /ready (shared/web/health.py): the event store answers, Redis answers; and
     /metrics (shared/web/metrics.py)."""
-    from shared.web.health import install_health, redis_check
+    from shared.web.health import install_health, redis_check, storage_checks
     from shared.web.metrics import install_metrics
 
     install_metrics(app, name)
@@ -91,4 +91,5 @@ def install_readiness(app: Flask, settings: Settings, store: Any, name: str) -> 
         store.head()
         return None
 
-    install_health(app, {"database": database, "redis": redis_check(settings.redis_url)})
+    install_health(app, {"database": database, "redis": redis_check(settings.redis_url),
+                         **storage_checks(settings.intake_db_url)})

@@ -27,6 +27,7 @@ from intake_service.events import (  # ActivityDetails: the activity's shape, de
 from shared.catalogue import Department
 from shared.errors import NotFound, Problem, Reason, RuleViolated, ValidationFailed
 from shared.events import fields_of
+from shared.validation import TERM_PATTERN, country_codes
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -182,6 +183,14 @@ NOT_A_KIND = Reason("not_a_kind", "Not an activity kind of {department}.")
 SETTING_NOT_ALLOWED = Reason("setting_not_allowed", "{kind} can only be: {settings}.")
 COUNTRY_REQUIRED = Reason("country_required", "Give the country of an activity abroad.")
 ABROAD_IN_SWEDEN = Reason("abroad_in_sweden", "An activity abroad cannot be in Sweden.")
+NOT_A_COUNTRY = Reason("not_a_country", "Not a country: give an ISO 3166 two-letter code such as DE or FR.")
+COUNTRY_AT_HOME = Reason(
+    "country_at_home", "An activity at home is in Sweden: leave the country empty, or choose abroad."
+)
+COUNTRY_ONLINE = Reason("country_online", "An online activity has no country: leave the country empty.")
+NOT_A_TERM = Reason("not_a_term", "Must be a term such as HT2026 (autumn) or VT2027 (spring).")
+TERM_TOO_FAR = Reason("term_too_far", "Give a term at most {years} years before or after today.")
+DATE_NOT_IN_TERM = Reason("date_not_in_term", "A day of {term} lies between {first} and {last}.")
 END_BEFORE_START = Reason("end_before_start", "Must not be before the start date.")
 DATES_OUT_OF_RANGE = Reason("dates_out_of_range", "Dates must lie between 2000 and ten years ahead.")
 ALREADY_LOGGED = Reason("activity_already_logged", "This activity is already logged.")
@@ -219,6 +228,7 @@ DEREGISTERED = Reason(
 REASONS = (
     NO_SUCH_STUDENT, NO_SUCH_ACTIVITY, REGISTRATION_WITHDRAWN, ALREADY_REGISTERED, UNKNOWN_PROGRAMME,
     NOT_A_PROGRAMME, ACTIVITY_INVALID, NOT_A_KIND, SETTING_NOT_ALLOWED, COUNTRY_REQUIRED, ABROAD_IN_SWEDEN,
+    NOT_A_COUNTRY, COUNTRY_AT_HOME, COUNTRY_ONLINE, NOT_A_TERM, TERM_TOO_FAR, DATE_NOT_IN_TERM,
     END_BEFORE_START, DATES_OUT_OF_RANGE, ALREADY_LOGGED, WITHDRAWN_NOT_AMENDABLE, REPORT_INVALID,
     ANSWERS_MISSING, ANSWERS_UNKNOWN, ANSWERS_BLANK, NO_ACTIVITIES, FOREIGN_ACTIVITIES, WITHDRAWN_ACTIVITIES,
     ACTIVITY_TWICE, NO_SUCH_ATTACHMENT, COMPLETED_IN_FUTURE, AFTER_TODAY, NO_SUCH_REPORT, REPORT_WAITING,
@@ -241,11 +251,81 @@ def check_not_deregistered(deregistered: bool) -> None:
         raise RuleViolated(DEREGISTERED())
 
 
-def decide_register(state: StudentState, cmd: RegisterStudent, dept: Department, student_id: str) -> list[IntakeEvent]:
+# -- contradictions caught where they are typed (issue 17) ------------------------------------
+#: How far from today's year a stated term may lie, either way: a study programme runs at most a
+#: few years, and a student may register or report their completion some years late; a term
+#: decades away is a typing mistake (HT2062 for HT2026). The term calendar (config/terms.toml)
+#: holds the years before and after today that deadlines need, which this bound stays inside.
+TERM_YEARS_AROUND = 8
+
+
+def term_span(code: str) -> tuple[date, date] | None:
+    """PURE: the widest span of days term `code` can cover, or None for a code that is not a
+    term. HT<y> (autumn) runs from 1 August y to 31 January y+1, VT<y> (spring) from 1 January to
+    31 August y: the summer belongs to the VT before it (as in config/terms.toml), and the span
+    takes in every year's own first and last day (the calendar's HT starts late August or early
+    September and ends mid-January; its VT starts mid-January), so January lies in both HT<y-1>
+    and VT<y>, August in both VT<y> and HT<y>."""
+    match = TERM_PATTERN.match(code)
+    if match is None:
+        return None
+    year = int(match.group(2))
+    if match.group(1) == "HT":
+        return date(year, 8, 1), date(year + 1, 1, 31)
+    return date(year, 1, 1), date(year, 8, 31)
+
+
+def term_problems(code: str, today: date) -> list[Problem]:
+    """PURE: what is wrong with a stated term ([] when it is a term within TERM_YEARS_AROUND of today)."""
+    match = TERM_PATTERN.match(code)
+    if match is None:
+        return [NOT_A_TERM()]
+    if abs(int(match.group(2)) - today.year) > TERM_YEARS_AROUND:
+        return [TERM_TOO_FAR(years=TERM_YEARS_AROUND)]
+    return []
+
+
+def completion_problems(completed_on: date, term: str, today: date) -> dict[str, list[Problem]]:
+    """PURE: each field of a stated completion that contradicts today or the other field."""
+    errors: dict[str, list[Problem]] = {}
+    if completed_on > today:
+        errors["completed_on"] = [AFTER_TODAY()]
+    if found := term_problems(term, today):
+        errors["term"] = found
+    elif (span := term_span(term)) is not None and not span[0] <= completed_on <= span[1]:
+        first, last = span
+        errors.setdefault("completed_on", []).append(
+            DATE_NOT_IN_TERM(term=term, first=first.isoformat(), last=last.isoformat())
+        )
+    return errors
+
+
+def country_problems(setting: str, country_code: str | None) -> list[Problem]:
+    """PURE: what is wrong with the country stated for an activity in `setting` ([] when none).
+    Abroad needs a real country other than Sweden; at home the activity is in Sweden, so no
+    country or SE (what activities stored before `setting` existed carry); online, none."""
+    if country_code and country_code not in country_codes():
+        return [NOT_A_COUNTRY()]
+    if setting == "abroad" and not country_code:
+        return [COUNTRY_REQUIRED()]
+    if setting == "abroad" and country_code == "SE":
+        return [ABROAD_IN_SWEDEN()]
+    if setting == "at_home" and country_code not in (None, "", "SE"):
+        return [COUNTRY_AT_HOME()]
+    if setting == "digital" and country_code:
+        return [COUNTRY_ONLINE()]
+    return []
+
+
+def decide_register(
+    state: StudentState, cmd: RegisterStudent, dept: Department, student_id: str, today: date
+) -> list[IntakeEvent]:
     if state.registered:
         raise RuleViolated(ALREADY_REGISTERED())
     if dept.programme(cmd.programme) is None:
         raise ValidationFailed(UNKNOWN_PROGRAMME(), {"programme": [NOT_A_PROGRAMME(department=dept.code)]})
+    if found := term_problems(cmd.expected_end_term, today):
+        raise ValidationFailed(found[0], {"expected_end_term": found})
     return [StudentRegistered(student_id=student_id, rules=dept.rules_ref, **fields_of(RegistrationDetails, cmd))]
 
 
@@ -263,10 +343,8 @@ def check_activity(details: ActivityDetails, dept: Department, today: date) -> N
         errors["kind"] = [NOT_A_KIND(department=dept.code)]
     elif details.setting not in kind.settings:
         errors["setting"] = [SETTING_NOT_ALLOWED(kind=kind.code, settings=kind.settings)]
-    if details.setting == "abroad" and not details.country_code:
-        errors["country_code"] = [COUNTRY_REQUIRED()]
-    if details.setting == "abroad" and details.country_code == "SE":
-        errors["country_code"] = [ABROAD_IN_SWEDEN()]
+    if found := country_problems(details.setting, details.country_code):
+        errors["country_code"] = found
     if details.end_date < details.start_date:
         errors["end_date"] = [END_BEFORE_START()]
     if details.start_date.year < 2000 or details.end_date.year > today.year + 10:
@@ -438,8 +516,9 @@ def decide_resubmit_report(
 
 def decide_complete_studies(state: StudentState, cmd: CompleteStudies, today: date) -> list[IntakeEvent]:
     _require_active(state)
-    if cmd.completed_on > today:
-        raise ValidationFailed(COMPLETED_IN_FUTURE(), {"completed_on": [AFTER_TODAY()]})
+    if errors := completion_problems(cmd.completed_on, cmd.term, today):
+        future = cmd.completed_on > today
+        raise ValidationFailed(COMPLETED_IN_FUTURE() if future else next(iter(errors.values()))[0], errors)
     if state.studies_completed_on == cmd.completed_on:
         return []
     return [StudiesCompleted(completed_on=cmd.completed_on, term=cmd.term)]

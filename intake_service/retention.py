@@ -34,6 +34,8 @@ class RetentionContext:
     services: IntakeServices
     identity: Identity
     policy: RetentionPolicy
+    #: The clock guard's limit (CIM_CLOCK_JUMP_DAYS; shared/clock_guard.py): the worker's task asks it.
+    clock_jump_days: int = 3
 
 
 def _all_events(services: IntakeServices, page: int = 2000) -> Iterator[RecordedEvent]:

@@ -213,7 +213,7 @@ class IntakeServices:
 
         def decide() -> list[Any]:
             dept = self._department(cmd.department)
-            return domain.decide_register(domain.StudentState(), cmd, dept, student_id)
+            return domain.decide_register(domain.StudentState(), cmd, dept, student_id, self._today())
 
         return self.app.start(
             stream_for(student_id), ctx, scope="register", request=("register", request), decide=decide,

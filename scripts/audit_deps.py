@@ -1,8 +1,9 @@
 """`make audit`, the dependency half: a verdict on every pinned dependency, runtime apart from dev.
 
-requirements.lock pins everything the venv holds, runtime and dev/test tools together. This
-splits it: the runtime set is the closure of pyproject's `[project].dependencies` (with their
-extras) over the installed packages' own requirements; everything else in the lock is dev/test.
+requirements-dev.lock (with the locks it includes: requirements-run.lock, requirements.lock) pins
+everything the dev venv holds. This splits it: the runtime set is the closure of pyproject's
+`[project].dependencies` (with their extras) over the installed packages' own requirements, which
+is what requirements.lock holds (tests/unit/test_install_sets.py); everything else is dev/test.
 pip-audit checks each set (`--disable-pip --no-deps`: the lock is complete and exact, nothing is
 resolved or installed) and writes JSON; each pin then gets one verdict:
 
@@ -81,10 +82,15 @@ def runtime_closure(top_level: Iterable[str], requires_of: RequiresOf = installe
 
 
 def read_lock(path: Path) -> dict[str, str]:
-    """canonical name -> `name==version` line, from a lock of exact pins."""
+    """canonical name -> `name==version` line, from a lock of exact pins, following its
+    `-r other.lock` includes (requirements-dev.lock includes requirements-run.lock, which
+    includes requirements.lock)."""
     pins: dict[str, str] = {}
     for raw in path.read_text().splitlines():
         line = raw.split("#", 1)[0].strip()
+        if line.startswith(("-r ", "--requirement ")):
+            pins.update(read_lock(path.parent / line.split(None, 1)[1].strip()))
+            continue
         if not line or line.startswith("-"):
             continue
         pins[canonicalize_name(Requirement(line).name)] = line
@@ -173,7 +179,8 @@ def summary(runtime: list[Verdict], dev: list[Verdict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pip-audit", required=True, help="the pip-audit executable")
-    parser.add_argument("--lock", type=Path, default=ROOT / "requirements.lock")
+    # The dev lock includes the others: every pin the project has.
+    parser.add_argument("--lock", type=Path, default=ROOT / "requirements-dev.lock")
     parser.add_argument("--pyproject", type=Path, default=ROOT / "pyproject.toml")
     parser.add_argument("--workdir", type=Path, default=ROOT / "var" / "audit")
     args = parser.parse_args(argv)

@@ -44,7 +44,10 @@ while IFS='=' read -r name value; do
     [[ -n "${!name:-}" ]] || export "$name=$value"
 done <"$SECRETS"
 
-LOGS="$CIM_DATA_DIR/log"
+# Every process writes to stdout/stderr; supervisord routes it to one file per process here.
+# A full disk loses lines but stops nothing (tests/integration/test_faults.py); to keep the logs
+# when the data disk fills, point CIM_RUN_LOG_DIR at another filesystem.
+LOGS="${CIM_RUN_LOG_DIR:-$CIM_DATA_DIR/log}"
 mkdir -p "$LOGS"
 
 if ! command -v redis-server >/dev/null 2>&1; then
@@ -94,10 +97,28 @@ stdout_logfile_backups=3
 ${4:-}
 PROGRAM
 }
-# Metrics of the gunicorn processes (shared/web/metrics.py): prometheus_client's multiprocess
-# mode, one directory per program, emptied at every start.
-PROM="$RUN/prometheus"
-rm -rf "$PROM"
+# Files the processes write all the time live off the data disk, in memory (/dev/shm), in a
+# directory of this run's own, removed at stop (CIM_RUN_MEMORY_DIR names another place, kept;
+# its metrics emptied at start): a full data disk must not stop them (tests/integration/test_faults.py).
+# - Metrics of the gunicorn processes (shared/web/metrics.py): prometheus_client's multiprocess
+#   mode, one directory per program. Its files are memory-mapped: on a full disk, touching a new
+#   page of one kills the process with SIGBUS (measured: the intake's gunicorn worker).
+# - Beat's schedule file: beat rewrites it every few minutes and exits when it cannot; restarted
+#   on a full disk it would fail at once, 20 times, and be left FATAL. It holds only when each
+#   entry last ran: lost at stop, beat runs the frequent ticks at once and the daily ones at their
+#   next time.
+if [[ -n "${CIM_RUN_MEMORY_DIR:-}" ]]; then
+    MEM="$CIM_RUN_MEMORY_DIR"
+    mkdir -p "$MEM"
+    rm -rf "$MEM/prometheus"
+    MEM_MADE=""
+else
+    shm=/dev/shm; [[ -d "$shm" && -w "$shm" ]] || shm="${TMPDIR:-/tmp}"
+    MEM="$(mktemp -d "$shm/cim-run.XXXXXX")"
+    MEM_MADE="$MEM"
+    trap 'rm -rf "$MEM_MADE"' EXIT  # until stop_all (below) takes over
+fi
+PROM="$MEM/prometheus"
 metrics_env() { mkdir -p "$PROM/$1"; echo "environment=PROMETHEUS_MULTIPROC_DIR=\"$PROM/$1\""; }
 {
     sed -e "s|@RUN@|$RUN|g" -e "s|@LOGS@|$LOGS|g" config/supervisord.conf.template
@@ -123,7 +144,7 @@ metrics_env() { mkdir -p "$PROM/$1"; echo "environment=PROMETHEUS_MULTIPROC_DIR=
     program intake-feed 20 "$GUNICORN --bind 127.0.0.1:$FEED_PORT \"intake_service:create_feed_app()\"" "$(metrics_env intake-feed)"
     program assessment 20 "$GUNICORN --bind 127.0.0.1:$ASSESSMENT_PORT \"assessment_service:create_app()\"" "$(metrics_env assessment)"
     program worker 30 "\"$BIN/celery\" -A workers.celery_app worker --concurrency 1 --loglevel INFO" "$(metrics_env assessment)"
-    program beat 30 "\"$BIN/celery\" -A workers.celery_app beat --loglevel INFO --schedule \"$RUN/celerybeat-schedule\""
+    program beat 30 "\"$BIN/celery\" -A workers.celery_app beat --loglevel INFO --schedule \"$MEM/celerybeat-schedule\""
 } >"$CONF"
 
 # The workers' token for the feeds (shown once; a new one each start, the old ones revoked).
@@ -150,6 +171,8 @@ stop_all() {
         wait "$SUPERVISOR_PID" 2>/dev/null || true
         echo "stopped."
     fi
+    [[ -n "${MEM_MADE:-}" ]] && rm -rf "$MEM_MADE"
+    return 0
 }
 trap stop_all EXIT
 trap 'exit 130' INT

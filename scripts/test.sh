@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole suite on a bare machine (called by `make test` after `make install`): start a throwaway
+# The whole suite on a bare machine (called by `make test` after `make install-dev`): start a throwaway
 # PostgreSQL 15, redis-server and an SMTP sink (aiosmtpd) on loopback, run ruff and pytest, stop
 # everything it started.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not slow" tests/contracts`.
@@ -12,7 +12,7 @@ BIN="$ROOT/.venv/bin"
 source "$ROOT/scripts/services.sh"
 
 if [[ ! -x "$BIN/pytest" ]]; then
-    echo "test.sh: $BIN/pytest is missing; run \`make install\` first" >&2
+    echo "test.sh: $BIN/pytest is missing; run \`make install-dev\` first (the test tools: requirements-dev.lock)" >&2
     exit 2
 fi
 # free_port and the tests' helpers use this interpreter.

@@ -50,6 +50,8 @@ class Settings:
     departments_file: Path = ROOT / "config" / "departments.toml"
     #: The term calendar deadlines are counted in (assessment_service/terms.py).
     terms_file: Path = ROOT / "config" / "terms.toml"
+    #: The visual identity: names, logos and colours, global and per department (shared/branding.py).
+    branding_file: Path = ROOT / "config" / "branding.toml"
     #: The departments' credential signing keys (assessment_service/credential_keys.py): never
     #: under the data directory a database backup copies (docs/operations.md, "Backups").
     credential_keys_dir: Path = ROOT / "var" / "credential-keys"
@@ -106,6 +108,9 @@ class Settings:
     # The API token the workers and the intake status view present when they read a feed
     # (scope feed:read). `make run` mints one at start.
     feed_token: str = ""
+    #: The clock guard (shared/clock_guard.py): the date-driven jobs (retention, deadline sweep,
+    #: overdue-review mails, digests) refuse a date more than this many days after the last run.
+    clock_jump_days: int = 3
 
     def __post_init__(self) -> None:
         if self.env not in ENVIRONMENTS:
@@ -123,6 +128,8 @@ class Settings:
             object.__setattr__(self, "identity_db_url", f"sqlite:///{data_dir / 'identity.db'}")
         if self.smtp_security not in ("none", "starttls", "tls"):
             raise RuntimeError(f"CIM_SMTP_SECURITY must be none, starttls or tls; got {self.smtp_security!r}")
+        if self.clock_jump_days < 1:
+            raise RuntimeError(f"CIM_CLOCK_JUMP_DAYS must be at least 1; got {self.clock_jump_days}")
         if self.smtp_ca_file and not Path(self.smtp_ca_file).is_file():
             raise RuntimeError(f"CIM_SMTP_CA_FILE names no file: {self.smtp_ca_file!r}")
 
@@ -170,6 +177,7 @@ class Settings:
             "redis_url": env.get("CIM_REDIS_URL", cls.redis_url),
             "departments_file": Path(env.get("CIM_DEPARTMENTS_FILE", str(cls.departments_file))),
             "terms_file": Path(env.get("CIM_TERMS_FILE", str(cls.terms_file))),
+            "branding_file": Path(env.get("CIM_BRANDING_FILE", str(cls.branding_file))),
             "credential_keys_dir": Path(env.get("CIM_CREDENTIAL_KEYS_DIR", str(cls.credential_keys_dir))),
             "clock_file": Path(env["CIM_CLOCK_FILE"]) if env.get("CIM_CLOCK_FILE") and environment == "test" else None,
             "upload_dir": Path(env["CIM_UPLOAD_DIR"]) if env.get("CIM_UPLOAD_DIR") else None,
@@ -206,6 +214,7 @@ class Settings:
             "ratelimit_signin": env.get("CIM_RATELIMIT_SIGNIN", cls.ratelimit_signin),
             "ratelimit_post": env.get("CIM_RATELIMIT_POST", cls.ratelimit_post),
             "feed_token": env.get("CIM_FEED_TOKEN", ""),
+            "clock_jump_days": int(env.get("CIM_CLOCK_JUMP_DAYS", cls.clock_jump_days)),
             "debug": _bool(env.get("CIM_DEBUG") or env.get("FLASK_DEBUG"), False),
         }
         return cls(**values)

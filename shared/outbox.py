@@ -328,6 +328,19 @@ class Outbox:
         with self.engine.connect() as conn:
             return [self._row(r) for r in conn.execute(query)]
 
+    def depth(self) -> tuple[dict[str, int], float | None]:
+        """Rows per status (every status, 0 when none) and the age in seconds of the oldest row
+        not yet sent (pending or sending; None when there is none): the metrics
+        `cim_outbox_rows{status}` and `cim_outbox_oldest_pending_seconds`. Reads the status index."""
+        counts = dict.fromkeys(STATUSES, 0)
+        with self.engine.connect() as conn:
+            for status, n in conn.execute(sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)):
+                counts[status] = int(n)
+            oldest = _utc(conn.execute(sa.select(sa.func.min(outbox.c.created_at))
+                                       .where(outbox.c.status.in_([PENDING, SENDING]))).scalar())
+        age = None if oldest is None else max(0.0, (self.clock.now() - oldest).total_seconds())
+        return counts, age
+
     def get(self, row_id: int) -> Row | None:
         with self.engine.connect() as conn:
             found = conn.execute(sa.select(outbox).where(outbox.c.id == row_id)).first()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import date
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from celery import Task
@@ -16,6 +18,8 @@ from assessment_service.bootstrap import AssessmentContext, build_context
 from intake_service.assessment_view import AssessmentView, build_view
 from shared.adapters.feed import FunctionFeed
 from shared.adapters.sql_vault import SqlKeyVault
+from shared.clock_guard import ClockGuard
+from shared.config import Settings
 from shared.events import RecordedEvent
 from shared.logs import configure_logging, correlation_id_var
 from shared.runtime import settle_heap
@@ -45,6 +49,33 @@ def assessment_context() -> AssessmentContext:
     Its HttpEventFeed presents the API token from the settings (CIM_FEED_TOKEN, scope feed:read);
     tokens never travel in task messages, which carry ids only."""
     return build_context(settings())
+
+
+@cache
+def clock_guard(identity_db_url: str, max_jump_days: int) -> ClockGuard:
+    """The clock guard (shared/clock_guard.py) in the identity database, one per worker process."""
+    return ClockGuard.from_url(identity_db_url, max_jump_days=max_jump_days)
+
+
+def guard_of(conf: Settings) -> ClockGuard:
+    return clock_guard(conf.identity_db_url, conf.clock_jump_days)
+
+
+_T = TypeVar("_T")
+
+
+def guarded(job: str, today: date, run: Callable[[], _T], held: _T, guard: ClockGuard) -> _T:
+    """Run a date-driven job on `today` unless the clock guard holds it (a date far past the last
+    run): then do nothing, count the refusal (`cim_clock_guard_refusals_total{job}`) and answer
+    `held`. The guard logs the refusal and stores the hold the staff outbox page shows."""
+    if not guard.admit(job, today).admitted:
+        from workers.metrics import count_clock_guard_refusal
+
+        count_clock_guard_refusal(job)
+        return held
+    result = run()
+    guard.record(job, today)
+    return result
 
 
 @cache

@@ -88,6 +88,12 @@ app.conf.update(
     # Keep retrying the broker at start-up (Redis may come up after the worker, or restart).
     broker_connection_retry_on_startup=True,
     broker_connection_max_retries=None,
+    # A Redis that refuses writes (a full disk: "MISCONF Errors writing to the AOF file") answers
+    # ResponseError, a channel error to kombu. Measured under a full data disk: without this the
+    # worker's main process exited ("Unrecoverable error: ResponseError") and the supervisor had
+    # to start it again; with it the consumer reconnects and retries (about once a second, Celery's
+    # restart limiter), the process lives on, and it resumes by itself once Redis can write again.
+    broker_channel_error_retry=True,
     # Our JSON log lines, not Celery's root-logger takeover.
     worker_hijack_root_logger=False,
     worker_redirect_stdouts=False,

@@ -12,6 +12,13 @@ from celery import signals
 from prometheus_client import Counter
 
 TASKS = Counter("cim_celery_tasks_total", "Celery tasks run, by outcome", ["task", "state"])
+CLOCK_GUARD_REFUSALS = Counter("cim_clock_guard_refusals_total",
+                               "Date-driven jobs the clock guard held (a date far past the last run)", ["job"])
+
+
+def count_clock_guard_refusal(job: str) -> None:
+    with contextlib.suppress(Exception):
+        CLOCK_GUARD_REFUSALS.labels(job).inc()
 
 
 def _count(sender: Any, state: str) -> None:

@@ -36,7 +36,7 @@ def own(catalogue: Catalogue) -> tuple[Projection, ...]:
     """The read models of the assessment service's OWN store (staff decisions, presentations),
     eligibility for the diploma following `catalogue`'s rule sets."""
     return (*assignments.OWN, presentations.build(catalogue.rule_set), deadlines.PROJECTION, diplomas.PROJECTION,
-            statistics.OWN)
+            statistics.OWN, review_queue.build_rulings(catalogue.rule_set))
 
 
 #: The read models with the shipped departments file's rule sets (read on first use).

@@ -7,8 +7,14 @@ the queue. (Assignment and decisions will remove entries once the assessment eve
 The checklist is the completion rule of the rule set the report was submitted under (`rules`,
 e.g. 'SOCSW@1') applied to the activities the report covers (`shared.completion`). This
 projection keeps its own copy of the facts the rules look at (`review_queue_activities`), so it
-reads no other projection's tables and a rebuild of it alone equals the live rows; an amended or
-withdrawn covered activity recomputes the waiting report's checklist.
+reads no other projection's tables but one: the assessor group's accepted rulings
+(`activity_rulings`, fed by the assessment service's own runner), which count an activity of a kind
+the rule set does not list as the kind it was ruled to be (`rulings.checklist_with_rulings`). An
+amended or withdrawn covered activity recomputes the waiting report's checklist; so does a ruling
+on a covered activity (`build_rulings`, the own runner's `review_queue_rulings`). Either runner
+may come first, and a rebuild of either equals the live rows: each computes from the other's
+committed rows, and on PostgreSQL both take one transaction-scoped advisory lock before reading
+the other's rows where a ruling can matter (SQLite's BEGIN IMMEDIATE already serialises them).
 
 Reading its own rows inside a batch makes the runner run the batch's queued writes first (one
 small write per read), so the handlers remember, for the current transaction only, the facts
@@ -27,6 +33,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from assessment_service.projections.base import dumps, student_id_of, student_table, upsert
+from assessment_service.ruling_queries import rulings_for
+from assessment_service.rulings import checklist_with_rulings
 from shared.catalogue import Catalogue, Department
 from shared.completion import ActivityFact, evaluate
 from shared.config import Settings
@@ -159,13 +167,31 @@ def _fact(row: Any) -> ActivityFact:
                         bool(row.withdrawn))
 
 
+#: The transaction-scoped advisory lock both runners take before reading the other's rows where a
+#: ruling can matter (PostgreSQL; READ COMMITTED then shows the other's committed rows).
+_RULINGS_LOCK = 0x43494D52  # "CIMR"
+
+
+def _serialise_with_rulings(conn: sa.Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_RULINGS_LOCK})")
+
+
 def _checklist_values(conn: sa.Connection, memo: _Memo, rule_sets: RuleSets, rules: str | None,
                       activity_ids: list[str]) -> dict[str, Any]:
-    """The checklist columns for a report under `rules` covering `activity_ids`."""
+    """The checklist columns for a report under `rules` covering `activity_ids`, an activity of a
+    kind the rule set does not list counted as the kind an accepted ruling made it (read only
+    when the report covers such an activity: most reports cost no read here)."""
     rule_set = rule_sets(rules) if rules else None
     if rule_set is None:
         return {"checklist": None, "checklist_met": None, "checklist_total": None}
-    checklist = evaluate(rule_set, memo.facts_of(conn, activity_ids))
+    facts = memo.facts_of(conn, activity_ids)
+    unlisted = [fact.activity_id for fact in facts if rule_set.kind(fact.kind) is None]
+    if unlisted:
+        _serialise_with_rulings(conn)
+        checklist = checklist_with_rulings(rule_set, facts, rulings_for(conn, unlisted))
+    else:
+        checklist = evaluate(rule_set, facts)
     return {
         "checklist": dumps(checklist.to_dict()),
         "checklist_met": checklist.met_count,
@@ -299,6 +325,29 @@ def build(rule_sets: RuleSets) -> Projection:
         "StudentErased": on_student_erased,
     }
     return Projection("review_queue", (review_queue, review_queue_activities), handlers)
+
+
+def build_rulings(rule_sets: RuleSets) -> Projection:
+    """`review_queue_rulings`, on the assessment service's OWN store: a ruling on an activity a
+    waiting report covers recomputes that report's checklist. It owns no table (it writes the
+    checklist columns of `review_queue`); it sorts after `activity_rulings`, so the ruling's row
+    is there when it reads. Rebuilding it recomputes the checklists of ruled reports again."""
+
+    def on_activity_kind_ruled(conn: sa.Connection, event: RecordedEvent) -> None:
+        sid = event.data["student_id"]
+        _serialise_with_rulings(conn)
+        memo = _Memo(None)  # the intake runner commits meanwhile: read, remember nothing
+        waiting = memo.waiting_of(conn, sid)
+        if waiting is None or event.data["activity_id"] not in waiting[2]:
+            return
+        report_id, rules, covered = waiting
+        values = _checklist_values(conn, memo, rule_sets, rules, covered)
+        queue(conn, _RECHECK, {
+            "b_report_id": report_id, "b_checklist": values["checklist"],
+            "b_met": values["checklist_met"], "b_total": values["checklist_total"],
+        }, key=sid)
+
+    return Projection("review_queue_rulings", (), {"ActivityKindRuled": on_activity_kind_ruled})
 
 
 PROJECTION = build(shipped_rule_sets)

@@ -70,7 +70,8 @@ def _writer(table: sa.Table) -> Handler:
 _INTAKE_TYPES = ("StudentRegistered", "ActivityLogged", "ActivityAmended", "ActivityWithdrawn",
                  "ReportSubmitted", "ReportResubmitted", "RegistrationWithdrawn")
 _OWN_TYPES = ("ReportApproved", "PresentationHeld", "StudentDeregistered", "StudentReinstated",
-              "DiplomaIssued", "DiplomaRevoked", "RegistrationVoided")
+              "DiplomaIssued", "DiplomaRevoked", "RegistrationVoided",
+              "RegistrationVoidUndone")
 
 
 
@@ -285,17 +286,21 @@ def _summed(conn: sa.Connection, basis: str, as_of: date, departments: list[str]
 
 
 def counts_as_of(conn: sa.Connection, as_of: date, departments: list[str] | None,
-                 basis: str = "b") -> dict[tuple[str, str], int]:
+                 basis: str = "b", *, gaps_by_department: bool = False) -> dict[tuple[str, str], int]:
     """The summed contributions as of the end of `as_of`: (department, key) -> count, by business
-    date ("b", with the gaps), or what was known on that date ("k")."""
+    date ("b", with the gaps), or what was known on that date ("k"). The gaps (for the median)
+    come under the department "*" (those asked, together) unless `gaps_by_department` (for
+    figures of a part of them, e.g. a faculty)."""
     out: Counter[tuple[str, str]] = Counter()
     _summed(conn, "b", as_of, departments, out)
     g = gaps.c
-    q = sa.select(g.days, sa.func.count()).where(g.since <= as_of, sa.or_(g.until.is_(None), g.until > as_of))
+    q = sa.select(g.department if gaps_by_department else sa.literal(stats.ANY_DEPARTMENT), g.days, sa.func.count())
+    q = q.where(g.since <= as_of, sa.or_(g.until.is_(None), g.until > as_of))
     if departments is not None:
         q = q.where(g.department.in_(departments))
-    for days, n in conn.execute(q.group_by(g.days)):  # of the departments asked: "*"
-        out[(stats.ANY_DEPARTMENT, f"gap:{days}")] += int(n)
+    grouped = (g.department, g.days) if gaps_by_department else (g.days,)
+    for dep, days, n in conn.execute(q.group_by(*grouped)):
+        out[(dep, f"gap:{days}")] += int(n)
     if basis == "k":
         out.update(corrections_as_of(conn, as_of, departments))
     return {k: n for k, n in out.items() if n}

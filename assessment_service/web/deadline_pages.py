@@ -39,6 +39,7 @@ from shared.errors import NotFound
 from shared.identity.models import Principal, Role
 from shared.validation import is_uuid
 from shared.web.access import PUBLIC, access, current_caller
+from shared.web.branding import show_department_look
 from shared.web.errors import correlation_id
 
 bp = Blueprint("deadline_pages", __name__)
@@ -187,6 +188,7 @@ def _student(student_id: str) -> tuple[Principal, deadline_queries.DeadlineRow |
     coordinates = department is not None and presentation_services.may_manage(principal, department)
     if not (own or coordinates):
         raise NotFound(deadline_services.NO_SUCH_STUDENT)
+    show_department_look(department)  # the student's department's look (config/branding.toml)
     return principal, row, coordinates
 
 

@@ -90,6 +90,13 @@ def masked(address: str | None) -> str:
     return f"{local[:1]}…@{domain}"
 
 
+@bp.app_template_global("clock_holds")
+def clock_holds() -> list[Any]:
+    """The jobs the clock guard holds: the notice on /outbox and /admin/accounts
+    (_clock_guard_notice.html)."""
+    return outbox_glue.clock_holds()
+
+
 def _box() -> Outbox:
     return outbox_glue.outbox()
 

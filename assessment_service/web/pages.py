@@ -44,6 +44,7 @@ from shared.errors import NotFound, Problem
 from shared.identity.models import Principal, Role
 from shared.web.access import SIGNED_IN, Caller, access, current_caller
 from shared.web.auth import identity
+from shared.web.branding import show_department_look
 from shared.web.errors import correlation_id
 from shared.web.forms import input_attributes
 from shared.web.privacy import download
@@ -259,12 +260,17 @@ def _report_page(
     status: int = 200,
 ) -> tuple[str, int]:
     _caller, principal = _staff()
+    from assessment_service import queue_queries
+    from assessment_service.web.queue_pages import STATE_LABELS  # it imports this module
+
     with _context().reader.connect() as conn:
         detail = queries.report_detail(conn, report_id)
+        state = queue_queries.report_state(conn, report_id)
     facts = report_facts(report_id)
     if detail is None or facts is None or not may_read_report(principal, facts):
         raise NotFound("No such report.")
     _record_views(principal, [detail["student_id"]], "report")
+    show_department_look(detail["department"])  # the report's department's look (config/branding.toml)
     coordinator = principal.has_role(Role.COORDINATOR, detail["department"])
     assigned = principal.account_id in detail["assessor_account_ids"]
     if coordinator and detail["waiting_for_review"]:
@@ -281,6 +287,9 @@ def _report_page(
     return render_template(
         "report.html",
         report=detail,
+        # "Waiting for review" (the template's) until assigned; then the state the queue shows.
+        review_state=str(STATE_LABELS[state]) if state not in (None, "waiting") and detail["waiting_for_review"]
+        else None,
         staff_names=names,
         coordinator=coordinator,
         assign_form=assign_form,

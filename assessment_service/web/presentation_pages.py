@@ -31,6 +31,7 @@ from shared.application import RequestContext
 from shared.errors import NotFound
 from shared.identity.models import Principal, Role
 from shared.web.access import access, current_caller
+from shared.web.branding import show_department_look
 from shared.web.errors import correlation_id
 from shared.web.times import LOCAL, local_time
 
@@ -257,6 +258,7 @@ def cancel_occasion(occasion_id: str) -> Any:
 def _student_page(student_id: str, failed: RowForm | None = None, status: int = 200) -> tuple[str, int]:
     principal = _principal()
     facts = presentation_services.student_facts(_context(), principal, student_id)
+    show_department_look(facts.department)  # the student's department's look (config/branding.toml)
     now = _context().clock.now().isoformat()
     with _context().reader.connect() as conn:
         mine = presentation_queries.student_presentation(conn, student_id)

@@ -95,7 +95,7 @@ def _read(filt: qq.QueueFilter, principal: Principal | None) -> qq.QueuePage:
         return qq.queue_page(
             conn, filt, scope=queue_scope(principal) if principal is not None else None,
             account_id=principal.account_id if principal is not None else None, today=_today(),
-            rule_sets=ctx.catalogue.rule_set, departments=ctx.catalogue.department, per_page=qq.PER_PAGE,
+            departments=ctx.catalogue.department, per_page=qq.PER_PAGE,
         )
 
 

@@ -41,6 +41,7 @@ from shared.catalogue import DEFAULT_CRITERIA, Criterion, Text
 from shared.errors import NotFound
 from shared.identity.models import Principal
 from shared.web.access import access
+from shared.web.branding import show_department_look
 
 EVENT_NAMES = {
     "AssessorAssigned": _l("Assessor assigned"),
@@ -59,6 +60,7 @@ def _reviews_page(
     if facts is None or not may_read_report(principal, facts):
         raise NotFound("No such report.")
     _record_views(principal, [facts.student_id], "reviews")
+    show_department_look(facts.department)  # the report's department's look (config/branding.toml)
     record = services.review_record(_context(), principal, report_id)
     history = services.report_history(_context(), report_id)
     current = next(r for r in record["rounds"] if r["round"] == record["current_round"])

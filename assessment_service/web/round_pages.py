@@ -22,6 +22,7 @@ from assessment_service.web.access_rules import may_read_report, report_facts, r
 from assessment_service.web.pages import _catalogue, _context, _record_views, _staff, bp
 from shared.errors import NotFound
 from shared.web.access import access
+from shared.web.branding import show_department_look
 
 MARKS = {
     CHANGED: _l("Changed"),
@@ -71,6 +72,7 @@ def report_changes(report_id: str) -> str:
     if detail is None:
         raise NotFound("No such report.")
     _record_views(principal, [facts.student_id], "report")  # the report's own texts, side by side
+    show_department_look(facts.department)  # the report's department's look (config/branding.toml)
     changes = None
     if before is not None and after is not None:
         dept = _catalogue().department(detail["department"] or "")

@@ -31,7 +31,6 @@ NO_SUCH_RULE_SET = "No such rule set."
 DISAGREEMENT_LABELS = {
     "coordinator": _l("The department's coordinator decides"),
     "assessor_group": _l("The assessor group decides"),
-    "third_assessor": _l("A third assessor reviews and settles it"),
 }
 assert set(DISAGREEMENT_LABELS) == set(DISAGREEMENT_DECIDERS)  # a new decider needs its words
 

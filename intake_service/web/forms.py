@@ -122,6 +122,16 @@ def academic_term(form: FlaskForm, field: Field) -> None:
     if not match or not 2000 <= int(match.group(2)) <= 2100:
         raise ValidationError(_("Enter a term such as HT2026 (autumn) or VT2027 (spring)."))
     field.data = value
+    # how far from today: the intake's rule (domain.term_problems), with today's date the
+    # service's clock gives (the form checks it first; the use case checks it again)
+    for problem in domain.term_problems(value, _today()):
+        raise ValidationError(domain_text(problem))
+
+
+def _today() -> date:
+    from flask import current_app
+
+    return cast(date, current_app.extensions["cim.intake"].clock.now().date())
 
 
 def whole_number(low: int, high: int) -> Callable[[FlaskForm, Field], None]:
@@ -242,7 +252,9 @@ class ActivityForm(PageForm):
     )
     country_code = SelectField(
         _l("Country"),
-        description=_l("Required for an activity abroad."),
+        description=_l("Required for an activity abroad; leave it empty for one at home or online."),
+        # the domain's rule (intake_service.domain.country_problems) names a code that is no country
+        validate_choice=False,
     )
     start_date = DateInputField(
         _l("Start date"), [required(_l("Enter the start date."))], description=_l("For example 2026-01-10.")
@@ -264,7 +276,9 @@ class ActivityForm(PageForm):
     def build(cls, dept: Department, locale: str, details: domain.ActivityDetails | None = None) -> ActivityForm:
         data: dict[str, Any] | None = None
         if details is not None:
-            data = {**fields_of(domain.ActivityDetails, details), "country_code": details.country_code or ""}
+            # activities stored before `setting` existed carry SE at home: shown as none
+            country = details.country_code if details.setting == "abroad" else None
+            data = {**fields_of(domain.ActivityDetails, details), "country_code": country or ""}
         form = cls(data=data)
         form.kind.choices = [
             SelectChoice("", _("Choose…")),
@@ -279,10 +293,10 @@ class ActivityForm(PageForm):
         return form
 
     def validate_country_code(self, field: Field) -> None:
-        if self.setting.data == "abroad" and not field.data:
-            raise ValidationError(_("Choose the country of an activity abroad."))
-        if self.setting.data == "abroad" and field.data == "SE":
-            raise ValidationError(_("An activity abroad cannot be in Sweden."))
+        # the intake's rule, as the JSON API applies it: a country for an activity at home or
+        # online is refused with a word, never silently dropped
+        for problem in domain.country_problems(self.setting.data or "", field.data or None):
+            raise ValidationError(domain_text(problem))
 
     def validate_end_date(self, field: Field) -> None:
         start = self.start_date.data
@@ -296,8 +310,8 @@ class ActivityForm(PageForm):
             title=self.title.data,
             organiser=self.organiser.data,
             setting=setting,
-            # an online activity has no country; one at home is in Sweden
-            country_code=(self.country_code.data or None) if setting == "abroad" else None,
+            # as stated: the rule refuses a country that contradicts the setting
+            country_code=self.country_code.data or None,
             start_date=cast(date, self.start_date.data),
             end_date=cast(date, self.end_date.data),
             hours=self.hours.data,
@@ -426,6 +440,19 @@ PAGE_TEXTS: dict[str, PageText] = {
     "setting_not_allowed": _settings_only,
     "country_required": _l("Choose the country of an activity abroad."),
     "abroad_in_sweden": _l("An activity abroad cannot be in Sweden."),
+    "not_a_country": _l("Choose a country from the list."),
+    "country_at_home": _l(
+        "An activity at home takes place in Sweden: leave Country empty, or choose Abroad if it was in another country."
+    ),
+    "country_online": _l("An online activity has no country: leave Country empty, or choose Abroad."),
+    "not_a_term": _l("Enter a term such as HT2026 (autumn) or VT2027 (spring)."),
+    "term_too_far": lambda p: _(
+        "Enter a term at most %(years)s years before or after this year.", years=p["years"]
+    ),
+    "date_not_in_term": lambda p: _(
+        "This date is not in %(term)s: a day of %(term)s lies between %(first)s and %(last)s.",
+        term=p["term"], first=p["first"], last=p["last"],
+    ),
     "end_before_start": _l("Must not be before the start date."),
     "dates_out_of_range": _l("Dates must lie between 2000 and ten years ahead."),
     "activity_already_logged": _l("This activity is already logged."),

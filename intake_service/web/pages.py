@@ -69,6 +69,7 @@ from shared.validation import is_uuid
 from shared.web.access import PUBLIC, SIGNED_IN, access, current_caller, student_record
 from shared.web.auth import identity, rotate_session
 from shared.web.auth_pages import send_sign_in_link
+from shared.web.branding import show_department_look
 from shared.web.errors import correlation_id
 from shared.web.forms import input_attributes
 from shared.web.limits import signin_limited
@@ -196,6 +197,8 @@ def load_student(student_id: str) -> StudentPage:
         state = domain.evolve(state, event)
     if registration is None:  # a stream without its registration is nobody's page
         raise NotFound("No such student.")
+    # the student's pages wear their department's look (config/branding.toml)
+    show_department_look(registration.department)
     timeline.reverse()
     return StudentPage(student_id, registration, state, department, timeline, reports, studies)
 

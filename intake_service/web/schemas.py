@@ -32,7 +32,10 @@ class ActivityRequest(Schema):
     country_code = CountryCode(
         load_default=None,
         allow_none=True,
-        metadata={"description": "ISO 3166 alpha-2; required abroad, null for online"},
+        metadata={
+            "description": "ISO 3166 alpha-2; required abroad (not SE), null or SE at home, null online"
+            " (a contradiction is refused)"
+        },
     )
     start_date = fields.Date(required=True)
     end_date = fields.Date(required=True)

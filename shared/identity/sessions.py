@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from redis.exceptions import WatchError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, WatchError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.clock import Clock
 from shared.identity.crypto import token_hash
@@ -207,9 +210,23 @@ class InMemorySessionStore(_SessionLogic):
         return list(self._sessions)
 
 
+#: While Redis cannot be reached, a session this process saw confirmed in Redis at most this long
+#: ago is still honoured, so signed-in staff keep reading (with the "updates are paused" notice)
+#: through a Redis outage. The account is still checked in the identity database at every request.
+UNREACHABLE_GRACE = timedelta(minutes=10)
+#: At most this many confirmed sessions are remembered per process.
+_CONFIRMED_MAX = 10_000
+
+
 class RedisSessionStore(_SessionLogic):
     """SessionStore on Redis: `<prefix>s:<sha256(id)>` hashes with a TTL, and per account a set
-    `<prefix>a:<account_id>` of those hashes for sign-out everywhere. Pass a redis.Redis client."""
+    `<prefix>a:<account_id>` of those hashes for sign-out everywhere. Pass a redis.Redis client.
+
+    Faults degrade (issue 16): when Redis cannot be reached, `get` honours a session this process
+    confirmed in Redis within `unreachable_grace` (a revocation made elsewhere in that window is
+    not seen until Redis is back); when Redis refuses writes (a full disk: MISCONF, AOF errors), a
+    live session is honoured without its idle timer moved. Creating, rotating and revoking need
+    Redis: they raise its error (the apps answer 503)."""
 
     def __init__(
         self,
@@ -219,10 +236,35 @@ class RedisSessionStore(_SessionLogic):
         *,
         account_active: AccountActive | None = None,
         prefix: str = "cim:session:",
+        unreachable_grace: timedelta = UNREACHABLE_GRACE,
     ) -> None:
         super().__init__(clock, policy or SessionPolicy(), account_active)
         self._redis = redis
         self._prefix = prefix
+        self._grace = unreachable_grace.total_seconds()
+        self._confirmed: dict[str, tuple[Session, float]] = {}
+        self._confirmed_lock = threading.Lock()
+
+    def _confirm(self, key: str, session: Session) -> None:
+        now = time.monotonic()
+        with self._confirmed_lock:
+            if len(self._confirmed) >= _CONFIRMED_MAX:
+                for old in [k for k, (_, at) in self._confirmed.items() if now - at > self._grace]:
+                    del self._confirmed[old]
+                if len(self._confirmed) >= _CONFIRMED_MAX:
+                    self._confirmed.pop(next(iter(self._confirmed)))
+            self._confirmed[key] = (session, now)
+
+    def _forget(self, key: str) -> None:
+        with self._confirmed_lock:
+            self._confirmed.pop(key, None)
+
+    def _recently_confirmed(self, key: str) -> Session | None:
+        with self._confirmed_lock:
+            found = self._confirmed.get(key)
+        if found is None or time.monotonic() - found[1] > self._grace:
+            return None
+        return found[0]
 
     def _skey(self, key: str) -> str:
         return f"{self._prefix}s:{key}"
@@ -231,8 +273,17 @@ class RedisSessionStore(_SessionLogic):
         return f"{self._prefix}a:{account_id}"
 
     def _load(self, key: str) -> Session | None:
-        raw = self._redis.hgetall(self._skey(key))
-        return _decode(raw) if raw else None
+        try:
+            raw = self._redis.hgetall(self._skey(key))
+        except (RedisConnectionError, RedisTimeoutError):
+            found = self._recently_confirmed(key)
+            if found is None:
+                raise
+            return found
+        session = _decode(raw) if raw else None
+        if session is None:
+            self._forget(key)
+        return session
 
     def _save(self, key: str, session: Session, ttl: timedelta) -> None:
         seconds = max(1, int(ttl.total_seconds()) + 1)
@@ -246,20 +297,28 @@ class RedisSessionStore(_SessionLogic):
     def _touch(self, key: str, session: Session, ttl: timedelta) -> bool:
         skey = self._skey(key)
         seconds = max(1, int(ttl.total_seconds()) + 1)
-        with self._redis.pipeline(transaction=True) as pipe:
-            try:
+        try:
+            with self._redis.pipeline(transaction=True) as pipe:
                 pipe.watch(skey)
                 if not pipe.exists(skey):
+                    self._forget(key)
                     return False
                 pipe.multi()
                 pipe.hset(skey, "last_seen_at", session.last_seen_at.isoformat())
                 pipe.expire(skey, seconds)
                 pipe.execute()
-            except WatchError:
-                return False  # revoked or rotated meanwhile
+        except WatchError:
+            self._forget(key)
+            return False  # revoked or rotated meanwhile
+        except RedisError:
+            # Unreachable since the read, or refusing writes (MISCONF: a full disk): the session
+            # was just read live; honour it, its idle timer unmoved.
+            return True
+        self._confirm(key, session)
         return True
 
     def _delete(self, key: str, account_id: str | None) -> bool:
+        self._forget(key)
         pipe = self._redis.pipeline(transaction=True)
         pipe.delete(self._skey(key))
         if account_id is not None:

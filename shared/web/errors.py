@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Flask, Response, current_app, g, jsonify, redirect, render_template, request
+from redis.exceptions import RedisError
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
@@ -99,6 +100,14 @@ def register_error_handlers(app: Flask) -> None:
         log.warning("database unreachable: %s", type(exc.orig).__name__ if exc.orig else "?",
                     extra={"correlation_id": correlation_id()})
         return _cim_error(StorageUnavailable("The database cannot be reached just now; try again shortly."))
+
+    @app.errorhandler(RedisError)
+    def _redis_unavailable(exc: RedisError) -> Any:
+        """Redis (sessions, sign-in links, rate limits) cannot be reached or refuses writes (a
+        full disk: MISCONF): 503, try again -- not a 500. Reads of a signed-in staff member go on
+        meanwhile (shared.identity.sessions.RedisSessionStore); signing in waits for Redis."""
+        log.warning("redis unavailable: %s", type(exc).__name__, extra={"correlation_id": correlation_id()})
+        return _cim_error(StorageUnavailable("The session store cannot be reached just now; try again shortly."))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:

@@ -16,6 +16,11 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+#: The endpoints whose answers browsers may keep: the stylesheet, and the visual identity's
+#: stylesheets and logos (shared/web/branding.py: public, versioned URLs, no personal data).
+CACHEABLE = frozenset({"static", "branding.theme", "branding.logo"})
+
+
 def _origin(url: str) -> str | None:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else None
@@ -48,7 +53,7 @@ def install_security_headers(app: Flask, settings: Settings) -> None:
         headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
         if hsts or request.is_secure:
             headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-        if request.endpoint != "static":
+        if request.endpoint not in CACHEABLE:
             # Pages and API answers carry personal data or per-user state: never cache them.
             headers["Cache-Control"] = "no-store"
             headers.setdefault("Pragma", "no-cache")

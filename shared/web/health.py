@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import redis
 from flask import Blueprint, Flask, Response, jsonify
@@ -27,18 +29,64 @@ Check = Callable[[], str | None]
 READY_MAX_LAG = 5000
 
 
+#: Less free space than this where an embedded (SQLite) database lives: `/ready` says so (a full
+#: disk answers every write with 503; a page of projected events needs a few MB of WAL).
+DISK_MIN_FREE_BYTES = 16 * 1024 * 1024
+
+
 def redis_check(url: str) -> Check:
-    """Redis answers PING within a second."""
+    """Redis answers PING within a second. A Redis that cannot persist (its disk full: it then
+    refuses writes, and PING, with MISCONF) is "refusing writes", not "unreachable"."""
 
     def check() -> str | None:
         client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
         try:
             client.ping()
+        except redis.ResponseError as error:
+            if str(error).startswith("MISCONF"):
+                return "refusing writes (cannot persist: disk full?)"
+            raise
         finally:
             client.close()
         return None
 
     return check
+
+
+def sqlite_directory(db_url: str) -> Path | None:
+    """The directory of an SQLite database file named by `db_url`; None for any other database."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db_url)
+    if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database).resolve().parent
+
+
+def disk_check(directory: Path, min_free: int = DISK_MIN_FREE_BYTES) -> Check:
+    """At least `min_free` bytes free on the filesystem of `directory`."""
+
+    def check() -> str | None:
+        free = shutil.disk_usage(directory).free
+        if free < min_free:
+            return f"full: {free // (1024 * 1024)} MB free < {min_free // (1024 * 1024)} MB"
+        return None
+
+    return check
+
+
+def storage_checks(*db_urls: str) -> dict[str, Check]:
+    """A `disk` check for the directories of the SQLite databases among `db_urls` (none on
+    PostgreSQL: its disk is its server's to watch)."""
+    directories = sorted({d for d in map(sqlite_directory, db_urls) if d is not None})
+    if not directories:
+        return {}
+
+    def check() -> str | None:
+        reasons = [r for r in (disk_check(d)() for d in directories) if r]
+        return "; ".join(reasons) or None
+
+    return {"disk": check}
 
 
 def install_health(app: Flask, checks: Mapping[str, Check]) -> None:

@@ -9,8 +9,8 @@ tests/security holds the rule).
   lag and checkpoint per projection).
 
 Under gunicorn with several workers, set `PROMETHEUS_MULTIPROC_DIR` to an empty directory of the
-process group (`make run` gives each program its own under var/run/prometheus/, emptied at
-start): every worker writes its counts there and a scrape adds them up
+process group (`make run` gives each program its own under a directory in /dev/shm, off the
+data disk, emptied at start): every worker writes its counts there and a scrape adds them up
 (`prometheus_client.multiprocess`). Without it, each process counts on its own."""
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ process without workers) the kick delivers the due rows at once through the app'
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import current_app
 
@@ -64,3 +65,52 @@ def enqueue(message: Message) -> bool:
     if added:
         kick()
     return added
+
+
+def clock_holds() -> list[Any]:
+    """The date-driven jobs the clock guard holds (shared/clock_guard.py), for the staff notice on
+    /outbox and /admin/accounts. Never raises: a page must not fail because of the notice."""
+    from shared.clock_guard import ClockGuard
+
+    try:
+        guard = current_app.extensions.get("cim.clock_guard")
+        if guard is None:
+            guard = ClockGuard(outbox().engine, max_jump_days=_settings().clock_jump_days)
+            guard.create_schema()
+            current_app.extensions["cim.clock_guard"] = guard
+        return guard.holds()
+    except Exception:
+        log.exception("clock guard: could not read the holds")
+        return []
+
+
+def outbox_metrics() -> list[Any]:
+    """Scrape-time metrics of the outbox and the clock guard (both in the identity database),
+    served by the assessment's /api/v1/metrics (docs/operations.md, "Metrics"):
+
+    - `cim_outbox_rows{status}`: rows per status (pending, sending, sent, failed, cancelled);
+    - `cim_outbox_oldest_pending_seconds`: age of the oldest row not yet sent (0 when none);
+    - `cim_clock_guard_held{job}`: 1 for each date-driven job the clock guard holds.
+
+    A database that does not answer leaves them out of the scrape (and logs), never fails it."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    rows = GaugeMetricFamily("cim_outbox_rows", "Outbox rows by status", labels=["status"])
+    oldest = GaugeMetricFamily("cim_outbox_oldest_pending_seconds",
+                               "Age of the oldest outbox row not yet sent (0 when none)")
+    held = GaugeMetricFamily("cim_clock_guard_held", "1 for each date-driven job the clock guard holds",
+                             labels=["job"])
+    found: list[Any] = []
+    try:
+        counts, age = outbox().depth()
+        for status, n in counts.items():
+            rows.add_metric([status], n)
+        oldest.add_metric([], age or 0.0)
+        found += [rows, oldest]
+    except Exception:
+        log.exception("metrics: could not read the outbox")
+    holds = clock_holds()
+    for hold in holds:
+        held.add_metric([hold.job], 1)
+    found.append(held)
+    return found

@@ -110,6 +110,10 @@ def install_sign_in(app: Flask, settings: Settings) -> None:
     # A signed-in person who switches the pages' language chooses their e-mail's language too.
     app.after_request(remember_language_choice)
     register_identity_cli(app)
+    # The university's and departments' names, logos and colours: checked here, at start-up.
+    from shared.web.branding import install_branding
+
+    install_branding(app, settings)
 
     from shared.web.workspace import landing_path, staff_menu
 

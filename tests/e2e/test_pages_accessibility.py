@@ -278,6 +278,9 @@ def pages_of(pipeline: Pipeline, ids: dict[str, str], sessions: dict[str, str]) 
         Visit("statistics", f"{assessment}/statistics", coordinator),
         Visit("statistics-all", f"{assessment}/statistics?as_of=2030-01-01", sessions["administrator"]),
         Visit("statistics-bad-date", f"{assessment}/statistics?as_of=2026-13-45", coordinator, status=400),
+        Visit("statistics-appendix-bad-period", f"{assessment}/statistics/appendix.pdf?from=2026&to=2024",
+              coordinator, status=400),
+        Visit("registration-void", f"{assessment}/students/{sid}/registration-void", coordinator),
     ]
 
 
@@ -319,3 +322,44 @@ def test_every_page_in_both_languages_has_no_wcag_violations(pipeline: Pipeline,
     assert "Compare the two welfare systems." in results["resubmit-en"]["text"]
     assert "Comparing two welfare systems, now in detail." in results["review-changes-en"]["text"]
 
+
+
+def test_a_department_s_themed_pages_have_no_violations(tmp_path: Path) -> None:
+    """Issue 17's visual identity: a department's configured colours, names and logo (as a student's
+    My CIM and a re-shown activity form render them) keep 0 axe violations in the real browser.
+    The pages are rendered by the intake app and opened as files, their stylesheets and logo
+    beside them (no servers needed)."""
+    import re
+
+    from tests.unit.test_branding import THEMED, intake_app, write_branding
+    from tests.unit.test_pages import BERLIN, register, send
+
+    themed = THEMED + '\n[global.colours]\nlink = "#6b2c91"\nbutton = "#1f4e79"\n'
+    app = intake_app(tmp_path, write_branding(tmp_path / "config", themed))
+    client = app.test_client()
+    student_id = register(client)
+    files = tmp_path / "themed"
+    files.mkdir()
+    shutil.copy(ROOT / "shared" / "static" / "cim.css", files / "cim.css")
+    pages = []
+    for lang in LOCALES:
+        client.get(f"/?lang={lang}")
+        refused = send(client, f"/students/{student_id}/activities/new",
+                       {**BERLIN, "kind": "seminar", "setting": "at_home", "country_code": "DE"})
+        assert refused.status_code == 422
+        for name, html in (("my-cim", client.get(f"/students/{student_id}").text), ("activity-refused", refused.text)):
+            theme = re.search(r'href="(/look/SOCSW/theme\.css\?v=\w+)"', html)
+            logo = re.search(r'src="(/look/SOCSW/logo\?v=\w+)"', html)
+            assert theme, name
+            assert logo, name
+            (files / "theme.css").write_bytes(client.get(theme.group(1)).data)
+            (files / "logo.png").write_bytes(client.get(logo.group(1)).data)
+            html = html.replace('href="/static/cim.css"', f'href="{(files / "cim.css").as_uri()}"')
+            html = html.replace(theme.group(1), (files / "theme.css").as_uri())
+            html = html.replace(logo.group(1), (files / "logo.png").as_uri())
+            page = files / f"{name}-{lang}.html"
+            page.write_text(html, encoding="utf-8")
+            pages.append({"name": f"themed {name} ({lang})", "url": page.as_uri(), "cookies": []})
+    results = _run_walk(pages, Path(os.environ.get("CIM_SCREENSHOTS_DIR") or tmp_path / "screenshots"))
+    assert [(r["name"], r["violations"]) for r in results if r["violations"]] == []
+    assert len(results) == len(pages)

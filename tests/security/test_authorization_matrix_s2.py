@@ -469,6 +469,9 @@ AUTH_POLICIES: dict[tuple[str, str], Policy] = {
     ("auth.sign_out_view", "POST"): signed_in,
     ("auth.sign_out_everywhere", "POST"): signed_in,
     ("auth.set_language", "POST"): signed_in,  # the person's language (issue 13)
+    # the visual identity's stylesheets and logos (issue 17): public, no personal data
+    ("branding.theme", "GET"): public,
+    ("branding.logo", "GET"): public,
 }
 
 INTAKE_POLICIES: dict[tuple[str, str], Policy] = {
@@ -639,6 +642,12 @@ ASSESSMENT_POLICIES: dict[tuple[str, str], Policy] = {
     # Voiding a mis-registration: the rule as the figures'; the view answers 404 outside the
     # coordinator's department (tests/unit/test_statistics.py).
     ("api.void_registration_api", "POST"): statistics_reader(api=True),
+    ("api.undo_void_registration_api", "POST"): statistics_reader(api=True),
+    # The page form that voids and undoes a void; the appendix PDF (same rule, same 404s).
+    ("statistics_pages.registration_void_page", "GET"): statistics_reader(api=False),
+    ("statistics_pages.registration_void", "POST"): statistics_reader(api=False),
+    ("statistics_pages.registration_void_undo", "POST"): statistics_reader(api=False),
+    ("statistics_pages.statistics_appendix", "GET"): statistics_reader(api=False),
 }
 
 

@@ -123,7 +123,7 @@ def test_the_real_lock_splits_runtime_from_dev() -> None:
     import tomllib
 
     top = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
-    runtime, dev = audit_deps.split_lock(audit_deps.read_lock(root / "requirements.lock"),
+    runtime, dev = audit_deps.split_lock(audit_deps.read_lock(root / "requirements-dev.lock"),
                                          audit_deps.runtime_closure(top))
     runtime_names = {line.split("==")[0].lower() for line in runtime}
     dev_names = {line.split("==")[0].lower() for line in dev}

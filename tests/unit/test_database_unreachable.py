@@ -52,3 +52,26 @@ def test_other_database_errors_stay_500(app) -> None:
 
     app.add_url_rule("/test-broken", "test_broken", access(PUBLIC)(broken))
     assert app.test_client().get("/test-broken").status_code == 500  # a bug, not an outage
+
+
+def test_redis_down_or_refusing_writes_answers_503_never_500(app) -> None:
+    """Issue 16: sessions, sign-in links and the like live in Redis; its outage (or a Redis that
+    cannot persist, MISCONF) is a 503 to try again, on pages and in the API."""
+    import redis
+
+    def down() -> None:
+        raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    def misconf() -> None:
+        raise redis.ResponseError("MISCONF Errors writing to the AOF file: No space left on device")
+
+    app.add_url_rule("/test-redis-down", "test_redis_down", access(PUBLIC)(down))
+    app.add_url_rule("/api/v1/test-redis-misconf", "test_redis_misconf", access(PUBLIC)(misconf))
+    page = app.test_client().get("/test-redis-down")
+    assert page.status_code == 503
+    assert b"try again" in page.data
+    assert b"6379" not in page.data  # the driver's text is not shown
+    api = app.test_client().get("/api/v1/test-redis-misconf")
+    assert api.status_code == 503
+    assert api.json["type"] == "storage_unavailable"
+    assert "MISCONF" not in api.json["detail"]

@@ -94,14 +94,38 @@ def test_an_activity_abroad_needs_a_country_outside_sweden(app: Flask) -> None:
     assert form.country_code.errors == ["An activity abroad cannot be in Sweden."]
 
 
-def test_an_activity_at_home_or_online_has_no_country(app: Flask) -> None:
-    form = activity_form(app, kind="seminar", setting="digital", country_code="DE", hours="2")
+def test_an_activity_online_without_a_country_becomes_the_details(app: Flask) -> None:
+    form = activity_form(app, kind="seminar", setting="digital", country_code="", hours="2")
     assert form.validate(), form.errors
     details = form.details()
     assert details.country_code is None
     assert details.title == "Exchange in Berlin"
     assert details.hours == 2
     assert details.start_date == date(2026, 1, 10)
+
+
+@pytest.mark.parametrize(
+    ("setting", "country", "message"),
+    [
+        ("digital", "DE", "An online activity has no country: leave Country empty, or choose Abroad."),
+        ("at_home", "DE", "An activity at home takes place in Sweden: leave Country empty, or choose Abroad if "
+                          "it was in another country."),
+        ("abroad", "XA", "Choose a country from the list."),
+    ],
+)
+def test_a_country_that_contradicts_the_setting_is_refused_not_dropped(
+    app: Flask, setting: str, country: str, message: str
+) -> None:
+    form = activity_form(app, kind="seminar", setting=setting, country_code=country)
+    assert not form.validate()
+    assert form.country_code.errors == [message]
+
+
+def test_a_term_decades_away_is_refused_beside_the_field(app: Flask) -> None:
+    form = register_form(app, expected_end_term="HT2062")
+    assert not form.validate()
+    assert form.expected_end_term.errors == ["Enter a term at most 8 years before or after this year."]
+    assert register_form(app, expected_end_term="VT2034").validate()
 
 
 def test_activity_dates_and_hours_are_checked(app: Flask) -> None:

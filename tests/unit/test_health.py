@@ -47,7 +47,7 @@ def test_ready_names_the_failing_check_with_503(intake_apps) -> None:
         answer = app.test_client().get("/ready")
         assert answer.status_code == 503
         assert answer.json["failing"] == ["redis"]
-        assert answer.json["checks"] == {"database": "ok", "redis": "unreachable"}
+        assert answer.json["checks"] == {"database": "ok", "redis": "unreachable", "disk": "ok"}
         assert answer.headers["Cache-Control"] == "no-store"
 
 
@@ -58,7 +58,7 @@ def test_ready_is_200_when_every_check_passes(intake_apps, monkeypatch) -> None:
     for app in intake_apps:
         answer = app.test_client().get("/ready")
         assert answer.status_code == 200, answer.json
-        assert answer.json == {"status": "ok", "failing": [], "checks": {"database": "ok", "redis": "ok"}}
+        assert answer.json == {"status": "ok", "failing": [], "checks": {"database": "ok", "redis": "ok", "disk": "ok"}}
 
 
 def test_assessment_ready_checks_database_redis_feed_and_lag(tmp_path, monkeypatch) -> None:
@@ -75,7 +75,7 @@ def test_assessment_ready_checks_database_redis_feed_and_lag(tmp_path, monkeypat
     assert answer.status_code == 200
     answer = app.test_client().get("/ready")
     assert answer.status_code == 200, answer.json
-    assert set(answer.json["checks"]) == {"database", "redis", "feed", "projections"}
+    assert set(answer.json["checks"]) == {"database", "redis", "feed", "projections", "disk"}
 
     context = app.extensions["cim.assessment"]
     monkeypatch.setattr(type(context.feed), "head", lambda self: (_ for _ in ()).throw(OSError("refused")))
@@ -83,3 +83,38 @@ def test_assessment_ready_checks_database_redis_feed_and_lag(tmp_path, monkeypat
     assert answer.status_code == 503
     assert "feed" in answer.json["failing"]
     assert "refused" not in answer.get_data(as_text=True)  # fixed reasons, never an error's text
+
+
+def test_ready_says_the_data_disk_is_full(intake_apps, monkeypatch) -> None:
+    """Issue 16.3: on a full data disk every write answers 503; /ready names the disk."""
+    import redis
+
+    from shared.web import health
+
+    monkeypatch.setattr(redis.Redis, "ping", lambda self: True)
+    real = health.shutil.disk_usage
+    monkeypatch.setattr(health.shutil, "disk_usage",
+                        lambda path: real(path)._replace(free=3 * 1024 * 1024))
+    answer = intake_apps[0].test_client().get("/ready")
+    assert answer.status_code == 503
+    assert answer.json["failing"] == ["disk"]
+    assert answer.json["checks"]["disk"] == "full: 3 MB free < 16 MB"
+
+
+def test_ready_tells_a_redis_refusing_writes_from_an_unreachable_one(intake_apps, monkeypatch) -> None:
+    import redis
+
+    def misconf(self: object) -> bool:
+        raise redis.ResponseError("MISCONF Errors writing to the AOF file: No space left on device")
+
+    monkeypatch.setattr(redis.Redis, "ping", misconf)
+    answer = intake_apps[0].test_client().get("/ready")
+    assert answer.status_code == 503
+    assert answer.json["checks"]["redis"] == "refusing writes (cannot persist: disk full?)"
+
+
+def test_no_disk_check_without_an_embedded_database() -> None:
+    from shared.web.health import storage_checks
+
+    assert storage_checks("postgresql://cim@db.example/cim", "sqlite://") == {}
+    assert set(storage_checks("sqlite:////tmp/x/intake.db")) == {"disk"}

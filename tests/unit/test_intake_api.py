@@ -197,6 +197,33 @@ def test_studies_completed_cannot_lie_in_the_future(client, store):
     assert done.status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"completed_on": "2026-03-10", "term": "HT2026"}, "completed_on"),  # spring, said autumn
+        ({"completed_on": "2026-10-01", "term": "VT2026"}, "completed_on"),
+        ({"completed_on": "2026-10-01", "term": "HT2062"}, "term"),  # decades away
+        ({"completed_on": "2008-05-01", "term": "VT2008"}, "term"),
+    ],
+)
+def test_a_completion_that_contradicts_itself_names_the_field_and_stores_nothing(client, store, body, field):
+    sid = register(client)
+    before = store.count()
+    response = client.post(f"/api/v1/students/{sid}/studies-completed", json=body)
+    assert response.status_code == 422, response.json
+    assert field in response.json["errors"]
+    assert store.count() == before
+
+
+@pytest.mark.parametrize("term", ["HT2062", "VT2001"])
+def test_registration_for_a_term_decades_away_is_refused(client, store, term):
+    before = store.count()
+    response = client.post("/api/v1/students", json={**STUDENT, "expected_end_term": term})
+    assert response.status_code == 422, response.json
+    assert response.json["errors"]["expected_end_term"] == ["Give a term at most 8 years before or after today."]
+    assert store.count() == before
+
+
 def test_department_without_required_abroad_rules_come_from_the_catalogue(client):
     sid = register(client, department="MED", programme="MALAK")
     aid = log(client, sid, kind="buddy-programme", setting="at_home", country_code="SE", title="Buddy")
@@ -217,6 +244,10 @@ def test_department_without_required_abroad_rules_come_from_the_catalogue(client
         ({**ACTIVITY, "surprise": 1}, "surprise"),
         ({**ACTIVITY, "setting": "at_home", "kind": "exchange"}, "setting"),
         ({**ACTIVITY, "country_code": None}, "country_code"),
+        ({**ACTIVITY, "country_code": "XA"}, "country_code"),  # a pseudo-region, not a country
+        # a country that contradicts the setting is refused, not silently dropped (issue 17)
+        ({**ACTIVITY, "kind": "seminar", "setting": "at_home", "country_code": "DE"}, "country_code"),
+        ({**ACTIVITY, "kind": "seminar", "setting": "digital", "country_code": "DE"}, "country_code"),
         ({k: v for k, v in ACTIVITY.items() if k != "title"}, "title"),
     ],
 )

@@ -30,14 +30,14 @@ def details(**changes) -> domain.ActivityDetails:
 
 def test_registration_records_the_rule_set_version_it_was_checked_with():
     cmd = domain.RegisterStudent("Tova Exempel", "t@example.org", "tx1", "SOCSW", "SSASK", "VT2028")
-    [event] = domain.decide_register(domain.StudentState(), cmd, SOCSW, "s1")
+    [event] = domain.decide_register(domain.StudentState(), cmd, SOCSW, "s1", date(2026, 11, 28))
     assert event.rules == "SOCSW@1"
 
 
 def test_unknown_programme_is_refused_naming_the_field():
     cmd = domain.RegisterStudent("Tova", "t@example.org", "tx1", "SOCSW", "MALAK", "VT2028")
     with pytest.raises(ValidationFailed) as err:
-        domain.decide_register(domain.StudentState(), cmd, SOCSW, "s1")
+        domain.decide_register(domain.StudentState(), cmd, SOCSW, "s1", date(2026, 11, 28))
     assert "programme" in err.value.fields
 
 

@@ -143,3 +143,26 @@ def test_a_mail_the_server_refused_for_good_shows_failed_at_once_with_the_server
     assert "Recipient address rejected: User unknown" in page.text
     assert "vera.gone@example.org" not in page.text
     assert "Retry now" in page.text
+
+
+def test_a_clock_guard_hold_shows_on_the_outbox_and_the_accounts_page_until_confirmed(
+    world: World, box: Outbox, clock: FixedClock
+) -> None:
+    from datetime import date
+
+    from shared.clock_guard import SWEEP_DEADLINES, ClockGuard
+
+    assert "Scheduled work is paused" not in world.browser("administrator").get("/outbox").text
+    guard = ClockGuard(box.engine, clock=clock)
+    guard.create_schema()
+    guard.record(SWEEP_DEADLINES, date(2027, 3, 1))
+    assert not guard.admit(SWEEP_DEADLINES, date(2027, 4, 10)).admitted
+    for who, path in (("administrator", "/outbox"), ("coordinator", "/outbox"), ("administrator", "/admin/accounts")):
+        page = world.browser(who).get(path)
+        assert page.status_code == 200
+        assert "Scheduled work is paused: the date jumped ahead." in page.text, (who, path)
+        assert "Today is 2027-04-10 but the scheduled work last ran on 2027-03-01" in page.text
+        assert "<code>sweep-deadlines</code>" in page.text
+        assert "clock confirm --operator" in page.text
+    guard.confirm("ops")
+    assert "Scheduled work is paused" not in world.browser("administrator").get("/outbox").text

@@ -59,3 +59,35 @@ def test_assessment_metrics_show_projection_lag_and_checkpoint(tmp_path, monkeyp
     names = list(context.runner.projections)
     assert f'cim_projection_lag_events{{projection="{names[0]}"}} 7.0' in text
     assert f'cim_projection_checkpoint{{projection="{names[0]}"}} 0.0' in text
+
+
+def test_assessment_metrics_show_outbox_depth_oldest_pending_age_and_clock_guard_holds(tmp_path, monkeypatch) -> None:
+    from datetime import date, timedelta
+
+    from shared.clock_guard import RETENTION, ClockGuard
+    from shared.outbox import Message, Outbox
+
+    clock = FixedClock(NOW)
+    identity = make_identity(clock)
+    settings = Settings(data_dir=tmp_path, wakeup="none", ratelimit_storage="memory://")
+    app = create_assessment_app(settings, feed=StoreEventFeed(InMemoryEventStore()), clock=clock, identity=identity)
+    monkeypatch.setattr(type(app.extensions["cim.assessment"].feed), "head", lambda self: 0)
+    box = Outbox.from_url(settings.identity_db_url, settings.identity_secret, clock=clock)
+    box.create_schema()
+    for n in range(3):
+        box.enqueue(Message(key=f"test:{n}", template="sign_in_link", to_address=f"p{n}@example.org"))
+        clock.advance(timedelta(minutes=5))
+    token, claimed = box.claim(limit=1)
+    assert box.mark_sent(claimed[0].id, token, "<m@example.org>")
+    guard = ClockGuard(box.engine, clock=clock)
+    guard.create_schema()
+    guard.record(RETENTION, date(2026, 1, 1))
+    assert not guard.admit(RETENTION, date(2026, 2, 1)).admitted
+    text = authed_client(app, bearer(identity, "ops:read")).get("/api/v1/metrics").get_data(as_text=True)
+    assert 'cim_outbox_rows{status="pending"} 2.0' in text
+    assert 'cim_outbox_rows{status="sent"} 1.0' in text
+    assert 'cim_outbox_rows{status="failed"} 0.0' in text
+    # the oldest pending row is the second one, enqueued 10 minutes before the scrape
+    assert "cim_outbox_oldest_pending_seconds 600.0" in text
+    assert f'cim_clock_guard_held{{job="{RETENTION}"}} 1.0' in text
+    assert "p1@example.org" not in text

@@ -290,6 +290,22 @@ def test_a_rule_of_the_domain_is_shown_beside_its_field(client: FlaskClient, sto
     assert store.count() == before
 
 
+def test_contradictions_are_refused_where_they_are_typed(client: FlaskClient, store: InMemoryEventStore) -> None:
+    student_id = register(client)
+    before = store.count()
+    response = send(
+        client, f"/students/{student_id}/studies-completed", {"completed_on": "2026-03-10", "term": "HT2026"}
+    )
+    assert response.status_code == 422
+    assert ('<a href="#completed_on">This date is not in HT2026: a day of HT2026 lies between 2026-08-01 and '
+            '2027-01-31.</a>') in response.text
+    response = log(client, student_id, {**BERLIN, "kind": "seminar", "setting": "at_home", "country_code": "DE"})
+    assert response.status_code == 422
+    assert 'id="country_code-error"' in response.text
+    assert "An activity at home takes place in Sweden" in response.text
+    assert store.count() == before
+
+
 def test_a_report_without_answers_or_with_a_bad_file_is_refused(
     client: FlaskClient, store: InMemoryEventStore
 ) -> None:

@@ -294,3 +294,15 @@ def test_a_coordinator_assigns_through_the_api(world: World) -> None:
     outsider = {"assessor_account_id": world.accounts["med_assessor"].id}
     assert reviewer(world, "coordinator").post(url, json=outsider).status_code == 409
     assert reviewer(world, "coordinator").post(url, json={"assessor_account_id": 7}).status_code == 422
+
+
+def test_the_report_page_says_where_the_review_stands(world: World) -> None:
+    # Found by the browser walk (tests/e2e/test_workflow_walk.py): the page said "Waiting for
+    # review" after the assessors were assigned, and still after the approval.
+    page = world.browser("coordinator")
+    url = f"/reports/{world.reports['A']}"
+    assert "<dd>In review" in page.get(url).text
+    assert "<dd>Waiting for review" in page.get(f"/reports/{world.reports['B']}").text  # none assigned
+    assert review(world, "assigned").status_code == 201
+    assert review(world, "second").status_code == 201
+    assert "<dd>Approved" in page.get(url).text

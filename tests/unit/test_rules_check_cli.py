@@ -65,6 +65,10 @@ def test_the_shipped_file_has_no_problem() -> None:
                      id="every-earlier-version-checked"),
         pytest.param(VALID + "\n[[departments.TEST.earlier]]\nversion = 1\n" * 2,
                      ["departments.TEST.earlier[1].version: version 1 is kept twice"], id="earlier-version-twice"),
+        pytest.param(VALID.replace('on_disagreement = "coordinator"', 'on_disagreement = "third_assessor"'),
+                     ["departments.TEST.on_disagreement: 'third_assessor' is not supported yet (a third assessor "
+                      "is not yet assigned and asked automatically on a disagreement): use one of coordinator, "
+                      "assessor_group"], id="decider-not-built"),
     ],
 )
 def test_check_lists_every_problem_with_its_place(tmp_path: Path, text: str, expected: list[str]) -> None:

@@ -416,3 +416,58 @@ def test_the_overdue_query_reads_an_index_range_not_every_assignment(reader: sa.
         plan = " | ".join(str(row[3]) for row in original(sa.text(f"EXPLAIN QUERY PLAN {sql}")))
     assert "SEARCH assignments USING INDEX ix_assignments_department_assigned (department=? AND assigned_at<?)" in plan
     assert "SCAN assignments" not in plan
+
+
+def test_the_beat_tasks_hold_a_jumped_date_act_after_confirm_and_repeat_nothing_when_the_clock_goes_back(
+    reader: sa.Engine, catalogue: Catalogue, clock: FixedClock, identity: sa.Engine, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The clock guard (shared/clock_guard.py) on the real task adapters, with a fake clock."""
+    from types import SimpleNamespace
+
+    from shared.clock_guard import ClockGuard
+    from shared.config import Settings
+    from workers.tasks import projections as projection_tasks
+    from workers.tasks import staff_mail as tasks
+
+    settings = Settings(data_dir=tmp_path)
+    ctx = SimpleNamespace(reader=reader, catalogue=catalogue, clock=clock, settings=settings)
+
+    class Kick:
+        def after_commit(self, correlation_id: str | None = None) -> None:
+            pass
+
+    monkeypatch.setattr(tasks, "assessment_context", lambda: ctx)
+    monkeypatch.setattr(projection_tasks, "outbox_kick", lambda: Kick())
+    box = Outbox(identity, settings.identity_secret)
+    clock.advance(timedelta(days=1))  # 16 January: the first overdue day
+    assert tasks.remind_overdue_reviews() == 1
+    assert tasks.send_coordinator_digests() == 1
+    keys = sorted(r.key for r in box.rows())
+
+    # The clock jumps 40 days ahead: nothing is enqueued, the hold is stored.
+    clock.advance(timedelta(days=40))
+    assert tasks.remind_overdue_reviews() == 0
+    assert tasks.send_coordinator_digests() == 0
+    assert sorted(r.key for r in box.rows()) == keys
+    guard = ClockGuard(identity)
+    assert {h.job for h in guard.holds()} == {"remind-overdue-reviews", "send-coordinator-digests"}
+
+    # Back to the right date (the jump was the clock's mistake): the same day again sends nothing twice.
+    clock.advance(timedelta(days=-40))
+    assert tasks.remind_overdue_reviews() == 0
+    assert tasks.send_coordinator_digests() == 0
+    # ... and a day earlier than the last run neither.
+    clock.advance(timedelta(days=-1))
+    assert tasks.remind_overdue_reviews() == 0
+    assert tasks.send_coordinator_digests() == 0
+    assert sorted(r.key for r in box.rows()) == keys
+
+    # A real jump, confirmed by an operator: the tasks act.
+    clock.advance(timedelta(days=41))
+    assert tasks.remind_overdue_reviews() == 0
+    guard.confirm("ops on duty")
+    reminded = tasks.remind_overdue_reviews()
+    assert reminded == 2  # by 25 February both assessors are overdue
+    assert tasks.send_coordinator_digests() == 1  # the confirmed date counts for every guarded job
+    assert len(box.rows()) == len(keys) + 3
