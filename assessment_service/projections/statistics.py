@@ -316,15 +316,23 @@ def corrections_as_of(conn: sa.Connection, as_of: date, departments: list[str] |
 def figures_as_of(engine: sa.Engine, reader: sa.Engine, as_of: date, departments: list[str] | None) -> stats.Figures:
     """The figures as of `as_of` by business date, with what was known on that date beside them
     (`Figures.known`): the counts brought up to date (`engine`), then read (`reader`)."""
+    return figures_and_counts(engine, reader, as_of, departments)[0]
+
+
+def figures_and_counts(engine: sa.Engine, reader: sa.Engine, as_of: date, departments: list[str] | None, *,
+                       gaps_by_department: bool = False) -> tuple[stats.Figures, dict[tuple[str, str], int]]:
+    """`figures_as_of` and the counts by business date it was made from (`counts_as_of`), for
+    figures of parts of the departments (e.g. faculties) with `gaps_by_department`."""
     with engine.begin() as conn:
         refresh(conn)
     with reader.connect() as conn:
-        business = Counter(counts_as_of(conn, as_of, departments))
+        counted = counts_as_of(conn, as_of, departments, gaps_by_department=gaps_by_department)
+        business = Counter(counted)
         result = stats.from_counts(business, as_of, departments)
         corrections = corrections_as_of(conn, as_of, departments)
         business.update(corrections)
         result.known = stats.from_counts(business, as_of, departments) if corrections else replace(result)
-    return result
+    return result, counted
 
 
 PROJECTION = Projection("statistics_facts", (facts,), {t: _writer(facts) for t in _INTAKE_TYPES})

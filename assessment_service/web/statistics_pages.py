@@ -28,7 +28,7 @@ from wtforms.validators import AnyOf, InputRequired
 from assessment_service import statistics as stats
 from assessment_service.bootstrap import AssessmentContext
 from assessment_service.events import VOID_REASONS
-from assessment_service.projections.statistics import counts_as_of, facts_as_of, figures_as_of
+from assessment_service.projections.statistics import facts_as_of, figures_and_counts, figures_as_of
 from assessment_service.web.access_rules import with_token_scope
 from assessment_service.web.api import _no_store
 from assessment_service.web.api import bp as api_bp
@@ -155,10 +155,9 @@ def counted(as_of: date, departments: list[str] | None) -> tuple[stats.Figures, 
     """The figures (with what was known on the date) and the figures per faculty, from the summed
     counts (docs/statistics.md, "Summed counts"): what the page, the CSV and the JSON show."""
     ctx = _context()
-    figures = figures_as_of(ctx.engine, ctx.reader, as_of, departments)
     groups, names = _faculty_groups(departments)
-    with ctx.reader.connect() as conn:
-        by_department = counts_as_of(conn, as_of, departments, gaps_by_department=True) if groups else {}
+    figures, by_department = figures_and_counts(ctx.engine, ctx.reader, as_of, departments,
+                                                gaps_by_department=bool(groups))
     return figures, [Faculty(names[key], tuple(codes), stats.from_counts(by_department, as_of, codes))
                      for key, codes in sorted(groups.items())]
 
