@@ -512,3 +512,17 @@ def test_the_page_shows_what_was_known_on_the_date_where_it_differs(world: World
     sv = world.browser("coordinator").get(f"/statistics?as_of={yesterday.isoformat()}",
                                           headers={"Accept-Language": "sv"}).get_data(as_text=True)
     assert f"känt den {yesterday.isoformat()}" in sv
+
+
+def test_the_faculty_figures_from_the_counts_equal_those_from_the_facts(world: World) -> None:
+    from assessment_service.web import statistics_pages as pages
+
+    today = stats.business_date(world.ctx.clock.now())
+    with world.app.test_request_context():
+        for departments in (None, ["SOCSW"], ["MED", "SOCSW"]):
+            figures, by_faculty = pages.counted(today, departments)
+            facts = pages.load_facts(today, departments)
+            assert figures.as_json()["funnel"] == stats.figures(facts, today, departments).as_json()["funnel"]
+            slow = pages.faculties(facts, today, departments)
+            assert [pages.faculty_json(f, False) for f in by_faculty] == [pages.faculty_json(f, False) for f in slow]
+            assert by_faculty
