@@ -69,6 +69,8 @@ class Fact(NamedTuple):
     ref: str | None = None
     setting: str | None = None
     country: str | None = None
+    #: the Lund date the event was recorded (None: as its business date)
+    recorded: date | None = None
 
 
 def business_date(moment: datetime) -> date:
@@ -87,7 +89,13 @@ def _student_of_stream(stream_id: str) -> str | None:
 
 
 def facts_of(event: RecordedEvent) -> list[Fact]:
-    """The facts one recorded event states (none for events the figures do not count)."""
+    """The facts one recorded event states (none for events the figures do not count), each with
+    its business date and the Lund date it was recorded on."""
+    recorded = business_date(event.recorded_at)
+    return [f._replace(recorded=recorded) for f in _facts_of(event)]
+
+
+def _facts_of(event: RecordedEvent) -> list[Fact]:
     d: Mapping[str, Any] = event.data
     on = business_date(event.occurred_at)
     pos = event.position
@@ -169,6 +177,17 @@ class Figures:
     median_days_to_diploma: float | None = None
     activities_by_setting: dict[str, int] = field(default_factory=dict)
     activities_by_country: dict[str, int] = field(default_factory=dict)
+    #: the same figures as known at the end of `as_of`: counting only facts recorded by then
+    known: Figures | None = None
+
+    def recorded_later(self) -> dict[str, int]:
+        """Per total (YEARLY, "active"): how many more by business date than known on the date;
+        only those that differ."""
+        if self.known is None:
+            return {}
+        mine = {**self.totals, "active": self.active}
+        theirs = {**self.known.totals, "active": self.known.active}
+        return {k: mine[k] - theirs.get(k, 0) for k in mine if mine[k] != theirs.get(k, 0)}
 
     def as_json(self, *, suppress: bool = False) -> dict[str, Any]:
         """The figures as plain JSON (counts below SUPPRESS_BELOW as "<5" when `suppress`)."""
@@ -186,6 +205,11 @@ class Figures:
             "median_days_to_diploma": self.median_days_to_diploma,
             "activities_by_setting": {k: c(v) for k, v in sorted(self.activities_by_setting.items())},
             "activities_by_country": {k: c(v) for k, v in sorted(self.activities_by_country.items())},
+            **({} if self.known is None else {
+                "known_on_date": {"totals": {k: c(v) for k, v in self.known.totals.items()},
+                                  "active": c(self.known.active)},
+                "recorded_later": {k: c(v) for k, v in self.recorded_later().items()},
+            }),
         }
 
 
@@ -194,89 +218,161 @@ def shown(count: int, suppress: bool) -> int | str:
     return f"<{SUPPRESS_BELOW}" if suppress and 0 < count < SUPPRESS_BELOW else count
 
 
+def known_date(fact: Fact) -> date:
+    """The first date at whose end the fact was both true (business date) and recorded: what
+    was known on D counts the facts whose known date is on or before D."""
+    return fact.on if fact.recorded is None or fact.recorded <= fact.on else fact.recorded
+
+
+#: The department of counts already limited to the departments asked (the median's gaps).
+ANY_DEPARTMENT = "*"
+
+#: A student's contribution to the figures: (department, key) -> count. Keys: "<column>@<year>"
+#: (YEARLY), "active", "funnel:<step>", "setting:<s>", "country:<code>", "gap:<days>" (days from
+#: registration to the first diploma, for the median).
+Contribution = Counter[tuple[str, str]]
+
+
+def student_contribution(items: list[Fact]) -> Contribution:
+    """What one student's facts (all dated on or before the date counted) add to the figures."""
+    out: Contribution = Counter()
+    if not items:
+        return out
+    items = sorted(items, key=lambda f: (f.on, f.position))
+    registration = next((f for f in items if f.kind == REGISTERED and f.department), None)
+    if registration is not None:
+        dep = registration.department or ""
+    else:
+        found = next((f.department for f in items if f.department), None)
+        if found is None:
+            return out
+        dep = found
+    registered = next((f.on for f in items if f.kind == REGISTERED), None)
+
+    def count(on: date, column: str) -> None:
+        out[(dep, f"{column}@{on.year}")] += 1
+
+    if _voided(items):  # a mis-registration (the latest void not undone): counted out, shown as voided
+        if registered is not None:
+            count(registered, "voided")
+        return out
+    reached: set[str] = set()
+    diplomas: dict[str, date] = {}
+    revoked: set[str] = set()
+    activities: dict[str, tuple[str | None, str | None]] = {}
+    withdrawn = deregistered = False
+    for f in items:
+        if f.kind == REGISTERED and registered == f.on and REGISTERED not in reached:
+            count(f.on, "registrations")
+        elif f.kind in (ACTIVITY, ACTIVITY_AMENDED) and f.ref:
+            activities[f.ref] = (f.setting, f.country)
+        elif f.kind == ACTIVITY_WITHDRAWN and f.ref:
+            activities.pop(f.ref, None)
+        elif f.kind == DIPLOMA and f.ref:
+            diplomas[f.ref] = f.on
+        elif f.kind == DIPLOMA_REVOKED and f.ref:
+            revoked.add(f.ref)
+        elif f.kind == WITHDRAWN and not withdrawn:
+            withdrawn = True
+            count(f.on, "withdrawals")
+        elif f.kind == DEREGISTERED:
+            if not deregistered:
+                count(f.on, "deregistrations")
+            deregistered = True
+        elif f.kind == REINSTATED:
+            deregistered = False
+        reached.add(f.kind)
+    for setting, country in activities.values():
+        out[(dep, f"setting:{setting or 'unknown'}")] += 1
+        if country:
+            out[(dep, f"country:{country}")] += 1
+    # A person is counted once, at their first diploma, while any diploma of theirs stands.
+    first_diploma = min(diplomas.values()) if set(diplomas) - revoked else None
+    if first_diploma is not None:
+        count(first_diploma, "diplomas")
+        if registered is not None:
+            out[(dep, f"gap:{(first_diploma - registered).days}")] += 1
+    if registered is not None:
+        steps = {REGISTERED: True, ACTIVITY: ACTIVITY in reached, SUBMITTED: SUBMITTED in reached,
+                 APPROVED: APPROVED in reached, PRESENTED: PRESENTED in reached,
+                 DIPLOMA: first_diploma is not None}
+        for step in FUNNEL:  # each step counts those who reached it and every step before
+            if not steps[step]:
+                break
+            out[(dep, f"funnel:{step}")] += 1
+        if not (withdrawn or deregistered or first_diploma is not None):
+            out[(dep, "active")] += 1
+    return out
+
+
+def timeline(items: list[Fact], *, known: bool = False) -> list[tuple[date, Contribution]]:
+    """How one student's contribution changes over time: (date, change) for each date on which
+    it changes, so the contribution as of D is the sum of the changes dated on or before D. By
+    business date, or (`known`) by the date each fact was known (`known_date`)."""
+    when = known_date if known else (lambda f: f.on)
+    days = sorted({when(f) for f in items})
+    out: list[tuple[date, Contribution]] = []
+    before: Contribution = Counter()
+    for day in days:
+        now = student_contribution([f for f in items if when(f) <= day])
+        change: Contribution = Counter(now)
+        change.subtract(before)
+        change = Counter({k: v for k, v in change.items() if v})
+        if change:
+            out.append((day, change))
+        before = now
+    return out
+
+
 def figures(facts: Iterable[Fact], as_of: date, departments: Iterable[str] | None = None) -> Figures:
     """The figures as they stood at the end of `as_of` (Lund date), counting only facts dated on or
     before it, for the students of `departments` (every department when None)."""
-    wanted = None if departments is None else set(departments)
-    dated = sorted((f for f in facts if f.on <= as_of), key=lambda f: (f.on, f.position))
-    department_of: dict[str, str] = {}
-    for f in dated:
-        if f.kind == REGISTERED and f.student_id not in department_of and f.department:
-            department_of[f.student_id] = f.department
     by_student: dict[str, list[Fact]] = defaultdict(list)
-    for f in dated:
-        dep = department_of.get(f.student_id) or f.department
-        if dep is None or (wanted is not None and dep not in wanted):
-            continue
-        by_student[f.student_id].append(f._replace(department=dep))
+    for f in facts:
+        if f.on <= as_of:
+            by_student[f.student_id].append(f)
+    counts: Contribution = Counter()
+    for items in by_student.values():
+        counts.update(student_contribution(items))
+    return from_counts(counts, as_of, departments)
 
+
+def known_on(facts: Iterable[Fact], as_of: date, departments: Iterable[str] | None = None) -> Figures:
+    """The figures as they were known at the end of `as_of`: only facts recorded by then."""
+    return figures([f for f in facts if known_date(f) <= as_of], as_of, departments)
+
+
+def from_counts(counts: Mapping[tuple[str, str], int], as_of: date,
+                departments: Iterable[str] | None = None) -> Figures:
+    """The figures from summed contributions ((department, key) -> count, see `Contribution`)."""
+    wanted = None if departments is None else set(departments)
     per_year: dict[int, Counter[str]] = defaultdict(Counter)
     per_dep: dict[str, Counter[str]] = defaultdict(Counter)
     funnel: Counter[str] = Counter()
     settings: Counter[str] = Counter()
     countries: Counter[str] = Counter()
-    days: list[int] = []
+    gaps: Counter[int] = Counter()
     active = 0
-
-    def count(dep: str, on: date, column: str) -> None:
-        per_year[on.year][column] += 1
-        per_dep[dep][column] += 1
-
-    for items in by_student.values():
-        dep = items[0].department or ""
-        registered = next((f.on for f in items if f.kind == REGISTERED), None)
-        if _voided(items):  # a mis-registration: counted out, shown as voided
-            if registered is not None:
-                count(dep, registered, "voided")
+    for (dep, key), n in counts.items():
+        if not n or (wanted is not None and dep not in wanted and dep != ANY_DEPARTMENT):
             continue
-        reached: set[str] = set()
-        diplomas: dict[str, date] = {}
-        revoked: set[str] = set()
-        activities: dict[str, tuple[str | None, str | None]] = {}
-        withdrawn = deregistered = False
-        for f in items:
-            if f.kind == REGISTERED and registered == f.on and REGISTERED not in reached:
-                count(dep, f.on, "registrations")
-            elif f.kind in (ACTIVITY, ACTIVITY_AMENDED) and f.ref:
-                activities[f.ref] = (f.setting, f.country)
-            elif f.kind == ACTIVITY_WITHDRAWN and f.ref:
-                activities.pop(f.ref, None)
-            elif f.kind == DIPLOMA and f.ref:
-                diplomas[f.ref] = f.on
-            elif f.kind == DIPLOMA_REVOKED and f.ref:
-                revoked.add(f.ref)
-            elif f.kind == WITHDRAWN and not withdrawn:
-                withdrawn = True
-                count(dep, f.on, "withdrawals")
-            elif f.kind == DEREGISTERED:
-                if not deregistered:
-                    count(dep, f.on, "deregistrations")
-                deregistered = True
-            elif f.kind == REINSTATED:
-                deregistered = False
-            reached.add(f.kind)
-        for setting, country in activities.values():
-            settings[setting or "unknown"] += 1
-            if country:
-                countries[country] += 1
-        # A person is counted once, at their first diploma, while any diploma of theirs stands.
-        first_diploma = min(diplomas.values()) if set(diplomas) - revoked else None
-        if first_diploma is not None:
-            count(dep, first_diploma, "diplomas")
-            if registered is not None:
-                days.append((first_diploma - registered).days)
-        if registered is not None:
-            steps = {REGISTERED: True, ACTIVITY: ACTIVITY in reached, SUBMITTED: SUBMITTED in reached,
-                     APPROVED: APPROVED in reached, PRESENTED: PRESENTED in reached,
-                     DIPLOMA: first_diploma is not None}
-            for step in FUNNEL:  # each step counts those who reached it and every step before
-                if not steps[step]:
-                    break
-                funnel[step] += 1
-            if not (withdrawn or deregistered or first_diploma is not None):
-                active += 1
-                per_dep[dep]["active"] += 1
-
+        if "@" in key:
+            column, year = key.split("@")
+            per_year[int(year)][column] += n
+            per_dep[dep][column] += n
+        elif key == "active":
+            active += n
+            per_dep[dep]["active"] += n
+        else:
+            kind, _, value = key.partition(":")
+            if kind == "funnel":
+                funnel[value] += n
+            elif kind == "setting":
+                settings[value] += n
+            elif kind == "country":
+                countries[value] += n
+            elif kind == "gap":
+                gaps[int(value)] += n
     result = Figures(as_of=as_of, departments=tuple(sorted(wanted)) if wanted is not None else
                      tuple(sorted(per_dep)))
     result.per_year = {y: {c: row.get(c, 0) for c in YEARLY} for y, row in sorted(per_year.items())}
@@ -284,7 +380,8 @@ def figures(facts: Iterable[Fact], as_of: date, departments: Iterable[str] | Non
     result.per_department = {d: {c: row.get(c, 0) for c in (*YEARLY, "active")} for d, row in sorted(per_dep.items())}
     result.active = active
     result.funnel = {s: funnel.get(s, 0) for s in FUNNEL}
+    days = sorted(gaps.elements())
     result.median_days_to_diploma = float(pystats.median(days)) if days else None
-    result.activities_by_setting = dict(settings)
-    result.activities_by_country = dict(countries)
+    result.activities_by_setting = {k: v for k, v in settings.items() if v}
+    result.activities_by_country = {k: v for k, v in countries.items() if v}
     return result

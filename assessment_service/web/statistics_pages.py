@@ -28,7 +28,7 @@ from wtforms.validators import AnyOf, InputRequired
 from assessment_service import statistics as stats
 from assessment_service.bootstrap import AssessmentContext
 from assessment_service.events import VOID_REASONS
-from assessment_service.projections.statistics import facts_as_of
+from assessment_service.projections.statistics import facts_as_of, figures_and_counts, figures_as_of
 from assessment_service.web.access_rules import with_token_scope
 from assessment_service.web.api import _no_store
 from assessment_service.web.api import bp as api_bp
@@ -104,8 +104,10 @@ def load_facts(as_of: date, departments: list[str] | None) -> list[stats.Fact]:
 
 
 def compute(as_of: date, departments: list[str] | None) -> stats.Figures:
-    """The figures as of `as_of` for `departments` (all when None), from the read model."""
-    return stats.figures(load_facts(as_of, departments), as_of, departments)
+    """The figures as of `as_of` for `departments` (all when None), from the read model, with
+    what was known on that date beside them (`figures.known`)."""
+    ctx = _context()
+    return figures_as_of(ctx.engine, ctx.reader, as_of, departments)
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,30 @@ def partition(facts: list[stats.Fact]) -> dict[str, list[stats.Fact]]:
         if department is not None:
             out.setdefault(department, []).append(f)
     return out
+
+
+def _faculty_groups(departments: list[str] | None) -> tuple[dict[str, list[str]], dict[str, Text]]:
+    catalogue = _context().catalogue.departments
+    groups: dict[str, list[str]] = {}
+    names: dict[str, Text] = {}
+    for code in sorted(departments if departments is not None else catalogue):
+        department = catalogue.get(code)
+        if department is None:
+            continue
+        groups.setdefault(department.faculty.en, []).append(code)
+        names[department.faculty.en] = department.faculty
+    return groups, names
+
+
+def counted(as_of: date, departments: list[str] | None) -> tuple[stats.Figures, list[Faculty]]:
+    """The figures (with what was known on the date) and the figures per faculty, from the summed
+    counts (docs/statistics.md, "Summed counts"): what the page, the CSV and the JSON show."""
+    ctx = _context()
+    groups, names = _faculty_groups(departments)
+    figures, by_department = figures_and_counts(ctx.engine, ctx.reader, as_of, departments,
+                                                gaps_by_department=bool(groups))
+    return figures, [Faculty(names[key], tuple(codes), stats.from_counts(by_department, as_of, codes))
+                     for key, codes in sorted(groups.items())]
 
 
 def faculties(facts: list[stats.Fact], as_of: date, departments: list[str] | None,
@@ -221,9 +247,7 @@ def _page(appendix_errors: dict[str, str] | None = None) -> Response:
         departments, chosen = _allowed(principal), None
     else:
         error = False
-    facts = load_facts(as_of, departments)
-    figures = stats.figures(facts, as_of, departments)
-    by_faculty = faculties(facts, as_of, departments)
+    figures, by_faculty = counted(as_of, departments)
     principal = current_caller().principal
     assert principal is not None
     allowed = _allowed(principal)
@@ -404,9 +428,8 @@ def statistics_csv(table: str) -> Response:
     if table not in TABLES:
         return Response("No such table.\n", 404, mimetype="text/plain")
     as_of, departments, chosen, suppress = _query()
-    facts = load_facts(as_of, departments)
-    by_faculty = faculties(facts, as_of, departments) if table == "per_faculty" else None
-    columns, table_rows = rows(stats.figures(facts, as_of, departments), table, by_faculty)
+    figures, by_faculty = counted(as_of, departments)
+    columns, table_rows = rows(figures, table, by_faculty)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(columns)
@@ -424,9 +447,9 @@ def statistics_csv(table: str) -> Response:
 @access(READER)
 def statistics_api() -> Any:
     as_of, departments, _chosen, suppress = _query()
-    facts = load_facts(as_of, departments)
-    body = stats.figures(facts, as_of, departments).as_json(suppress=suppress)
-    body["per_faculty"] = [faculty_json(f, suppress) for f in faculties(facts, as_of, departments)]
+    figures, by_faculty = counted(as_of, departments)
+    body = figures.as_json(suppress=suppress)
+    body["per_faculty"] = [faculty_json(f, suppress) for f in by_faculty]
     body["computed_at"] = datetime.now().astimezone().isoformat(timespec="seconds")
     return _no_store(jsonify(body))
 

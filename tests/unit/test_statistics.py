@@ -95,12 +95,13 @@ def synthetic(seed: int = 7, students: int = 120) -> History:
     return h
 
 
-def recount(h: History, as_of: date, department: str | None = None) -> dict[str, Any]:
-    """The figures recomputed by hand from the raw events, independently of the module."""
+def recount(h: History, as_of: date, department: str | None = None, *, known: bool = False) -> dict[str, Any]:
+    """The figures recomputed by hand from the raw events, independently of the module; `known`:
+    only the events recorded by the end of `as_of` (what was known on that date)."""
     def day(e: RecordedEvent) -> date:
         return date.fromisoformat(e.data["issued_on"]) if e.type == "DiplomaIssued" else e.occurred_at.date()
 
-    events = [e for e in h.intake + h.own if day(e) <= as_of]
+    events = [e for e in h.intake + h.own if day(e) <= as_of and (not known or e.recorded_at.date() <= as_of)]
     dept_of = {e.data["student_id"]: e.data["department"] for e in events if e.type == "StudentRegistered"}
 
     def who(e: RecordedEvent) -> str:
@@ -257,6 +258,98 @@ def test_the_read_model_selects_the_same_figures_as_the_events() -> None:
                             .where(projection.facts.c.department.is_(None))).scalar() == 0
 
 
+# -- the summed counts the page reads ----------------------------------------------------------------
+
+CACHE = [projection.facts, projection.own_facts, *projection.CACHE_TABLES]
+LATE = (date(2020, 2, 29), date(2022, 1, 3), date(2024, 7, 1), DATES[-1])
+
+
+def _counted(conn: sa.Connection, d: date, deps: list[str] | None, basis: str = "b") -> stats.Figures:
+    return stats.from_counts(projection.counts_as_of(conn, d, deps, basis), d, deps)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def counts_engine(request: pytest.FixtureRequest) -> Any:
+    if request.param == "sqlite":
+        engine = sa.create_engine("sqlite://")
+    else:
+        engine = sa.create_engine(request.getfixturevalue("pg_url").replace("postgresql://", "postgresql+psycopg://"))
+    metadata.create_all(engine, tables=CACHE)
+    yield engine
+    engine.dispose()
+
+
+def test_the_counts_give_the_figures_of_an_independent_recount_by_business_and_recording_date(
+        counts_engine: sa.Engine) -> None:
+    h = synthetic()
+    engine = counts_engine
+    half = History()
+    half.intake, half.own = h.intake[: len(h.intake) // 2], h.own[: len(h.own) // 3]
+    _project(half, engine)  # counted in three goes, as facts arrive
+    with engine.begin() as conn:
+        assert projection.refresh(conn) > 0
+        assert projection.refresh(conn) == 0  # nothing new: nothing recounted
+    rest = History()
+    rest.intake, rest.own = h.intake[len(h.intake) // 2:], h.own[len(h.own) // 3:]
+    _project(rest, engine)
+    with engine.begin() as conn:
+        projection.refresh(conn)
+    with engine.connect() as conn:
+        for d in (*DATES, *LATE, date(2019, 3, 31)):
+            for deps in (None, ["MED"]):
+                dep = None if deps is None else deps[0]
+                assert as_tuple(_counted(conn, d, deps)) == recount(h, d, dep), (d, deps)
+                assert as_tuple(_counted(conn, d, deps, "k")) == recount(h, d, dep, known=True), (d, deps)
+                assert _counted(conn, d, deps).as_json() == stats.figures(all_facts(h), d, deps).as_json()
+                assert _counted(conn, d, deps, "k").as_json() == stats.known_on(all_facts(h), d, deps).as_json()
+        kept = {tuple(r) for r in conn.execute(sa.select(projection.counts).where(projection.counts.c.n != 0))}
+    # every event here is recorded three days after it happened: the two differ on some dates
+    assert sum(recount(h, d) != recount(h, d, known=True) for d in (*DATES, *LATE, date(2019, 3, 31))) >= 3
+    with engine.begin() as conn:  # made again from nothing: the same counts
+        projection.recount(conn)
+    with engine.connect() as conn:
+        again = {tuple(r) for r in conn.execute(sa.select(projection.counts).where(projection.counts.c.n != 0))}
+    assert again == kept
+
+
+def test_what_was_known_on_a_date_never_moves_and_a_past_date_moves_only_by_late_facts() -> None:
+    h = synthetic()
+    engine = sa.create_engine("sqlite://")
+    metadata.create_all(engine, tables=CACHE)
+    _project(h, engine)
+    with engine.begin() as conn:
+        projection.refresh(conn)
+    with engine.connect() as conn:
+        before = {d: (_counted(conn, d, None).as_json(), _counted(conn, d, None, "k").as_json()) for d in LATE}
+    # a diploma recorded in 2025 for a student registered earlier, issued (business date) in 2021
+    sid = str(uuid.uuid4())
+    moment = datetime(2020, 5, 4, 10, tzinfo=UTC)
+    late = History()
+    late.intake = [RecordedEvent(len(h.intake) + 1, str(uuid.uuid4()), f"student-{sid}", 1, "StudentRegistered", 1,
+                                 {"student_id": sid, "department": "MED"}, {}, moment, moment)]
+    recorded = datetime(2025, 3, 3, 10, tzinfo=UTC)
+    late.own = [RecordedEvent(len(h.own) + 1, str(uuid.uuid4()), "diplomas-MED", 1, "DiplomaIssued", 1,
+                              {"diploma_id": sid, "student_id": sid, "department": "MED", "issued_on": "2021-09-01"},
+                              {}, recorded, recorded)]
+    _project(late, engine)
+    with engine.begin() as conn:
+        projection.refresh(conn)
+    with engine.connect() as conn:
+        after = {d: (_counted(conn, d, None).as_json(), _counted(conn, d, None, "k").as_json()) for d in LATE}
+        for d in LATE:
+            assert after[d][1]["totals"]["diplomas"] == before[d][1]["totals"]["diplomas"] + (d >= date(2025, 3, 3))
+        assert after[LATE[0]] == before[LATE[0]] or after[LATE[0]][0]["totals"]["registrations"] == \
+            before[LATE[0]][0]["totals"]["registrations"] + 1
+        # as of 2022-01-03 the diploma counts by its date, though nobody knew of it yet
+        d = LATE[1]
+        assert after[d][0]["totals"]["diplomas"] == before[d][0]["totals"]["diplomas"] + 1
+        assert after[d][1]["totals"]["diplomas"] == before[d][1]["totals"]["diplomas"]
+        figures = _counted(conn, d, None)
+        figures.known = _counted(conn, d, None, "k")
+        assert figures.as_json()["recorded_later"]["diplomas"] == \
+            figures.totals["diplomas"] - figures.known.totals["diplomas"] >= 1
+
+
 # -- the page, the CSV and the JSON, with the real apps ---------------------------------------------
 
 from tests.unit.test_assessment_access import World, build_world  # noqa: E402
@@ -348,10 +441,19 @@ def test_the_rebuilt_facts_equal_the_live_ones(world: World) -> None:
             return [tuple(r) for t in (projection.facts, projection.own_facts)
                     for r in conn.execute(sa.select(t).order_by(t.c.position, t.c.seq))]
 
-    live = snapshot()
+    def counted() -> stats.Figures:
+        from assessment_service.web.statistics_pages import compute
+
+        with world.app.app_context():
+            return compute(stats.business_date(ctx.clock.now()), None)
+
+    live, figures = snapshot(), counted().as_json()
     assert len(live) == 9  # 3 registrations, 3 activities, 3 reports
     ctx.runner.rebuild([projection.PROJECTION.name])
     assert snapshot() == live
+    assert counted().as_json() == figures
+    ctx.own_runner.rebuild([projection.OWN.name])  # empties the counts: made again on the next read
+    assert counted().as_json() == figures
 
 
 def test_the_synthetic_history_voids_some_registrations() -> None:
@@ -386,3 +488,41 @@ def test_a_coordinator_voids_a_mis_registration_once_and_it_is_counted_out(world
     assert body["active"] == 1
     page = world.browser("coordinator").get("/statistics").get_data(as_text=True)
     assert "1 voided, not counted" in page
+
+
+def test_the_page_shows_what_was_known_on_the_date_where_it_differs(world: World) -> None:
+    today = stats.business_date(world.ctx.clock.now())
+    yesterday = today - timedelta(days=1)
+    assert "recorded_later" in _json(world, "coordinator").json
+    assert _json(world, "coordinator").json["recorded_later"] == {}
+    page = world.browser("coordinator").get("/statistics").get_data(as_text=True)
+    assert "as known on" not in page
+    # a registration dated yesterday, recorded today (as an import records one)
+    with world.ctx.engine.begin() as conn:
+        conn.execute(projection.facts.insert().values(
+            position=10_000, seq=0, student_id=str(uuid.uuid4()), department="SOCSW", kind=stats.REGISTERED,
+            business_date=yesterday, recorded_at=world.ctx.clock.now().isoformat()))
+    body = _json(world, "coordinator", f"?as_of={yesterday.isoformat()}").json
+    assert body["totals"]["registrations"] == 1
+    assert body["known_on_date"]["totals"]["registrations"] == 0
+    assert body["recorded_later"] == {"registrations": 1, "active": 1}
+    assert _json(world, "coordinator").json["recorded_later"] == {}  # known today: no difference
+    page = world.browser("coordinator").get(f"/statistics?as_of={yesterday.isoformat()}").get_data(as_text=True)
+    assert f"Registrations: 1 by the date it happened; as known on {yesterday.isoformat()}: 0." in page
+    sv = world.browser("coordinator").get(f"/statistics?as_of={yesterday.isoformat()}",
+                                          headers={"Accept-Language": "sv"}).get_data(as_text=True)
+    assert f"känt den {yesterday.isoformat()}" in sv
+
+
+def test_the_faculty_figures_from_the_counts_equal_those_from_the_facts(world: World) -> None:
+    from assessment_service.web import statistics_pages as pages
+
+    today = stats.business_date(world.ctx.clock.now())
+    with world.app.test_request_context():
+        for departments in (None, ["SOCSW"], ["MED", "SOCSW"]):
+            figures, by_faculty = pages.counted(today, departments)
+            facts = pages.load_facts(today, departments)
+            assert figures.as_json()["funnel"] == stats.figures(facts, today, departments).as_json()["funnel"]
+            slow = pages.faculties(facts, today, departments)
+            assert [pages.faculty_json(f, False) for f in by_faculty] == [pages.faculty_json(f, False) for f in slow]
+            assert by_faculty
