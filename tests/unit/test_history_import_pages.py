@@ -41,7 +41,8 @@ def _upload(client: Any, data: bytes, name: str = "history.csv") -> Any:
 
 def test_a_coordinator_checks_then_confirms_and_the_figures_count_the_rows(world: World) -> None:
     coordinator = world.browser("coordinator")
-    assert 'href="/statistics/import"' in coordinator.get("/statistics").get_data(as_text=True)  # found from the figures
+    figures_page = coordinator.get("/statistics").get_data(as_text=True)
+    assert 'href="/statistics/import"' in figures_page  # found from the figures
     assert coordinator.get("/statistics/import").status_code == 200
     dry = _upload(coordinator, SOCSW_ROWS.encode())
     html = dry.get_data(as_text=True)
