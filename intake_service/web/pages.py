@@ -446,12 +446,13 @@ def my_cim(student_id: str) -> str:
     decisions = report_steps(student)
     booking = presentation(student_id)
     issued = diploma(student_id)
+    own_page = current_caller().student_id == student_id
     return render_template(
         "my_cim.html",
         student=student,
-        own_page=current_caller().student_id == student_id,
-        assessment_status=workflow_status(student, decisions, booking, issued)
-        or assessment_status(student_id, student),
+        own_page=own_page,
+        assessment_status=workflow_status(student, decisions, booking, issued, own_page=own_page)
+        or assessment_status(student_id, student, own_page=own_page),
         diploma=issued,
         decisions=decisions,
         may_submit=new_report_refusal(student) is None,
@@ -495,7 +496,7 @@ def own_status(student: StudentPage) -> str:
     return "registered"
 
 
-def assessment_status(student_id: str, student: StudentPage) -> str | None:
+def assessment_status(student_id: str, student: StudentPage, *, own_page: bool = True) -> str | None:
     """The later of the student's own step and what the assessment side last said about them
     (delivered to intake by events). The page works without the assessment side's view."""
     from intake_service.assessment_view import status_for
@@ -506,7 +507,8 @@ def assessment_status(student_id: str, student: StudentPage) -> str | None:
         current_app.logger.warning("assessment status view unavailable", exc_info=True)
         status = None
     steps = [s for s in (status, own_status(student)) if s in _STATUS_ORDER]
-    label = ASSESSMENT_STATUS.get(max(steps, key=_STATUS_ORDER.index)) if steps else None
+    labels = ASSESSMENT_STATUS if own_page else STAFF_ASSESSMENT_STATUS
+    label = labels.get(max(steps, key=_STATUS_ORDER.index)) if steps else None
     return str(label) if label else None
 
 
@@ -547,10 +549,33 @@ def workflow_step(student: StudentPage, decisions: dict[str, dict[str, Any]],
     return "approved"
 
 
+#: The same steps as a member of staff reads them on a student's page: about the student, not to them.
+STAFF_WORKFLOW_STATUS = {
+    "diploma_issued": _l("The student's diploma is issued."),
+    "diploma_revoked": _l("The student's diploma was revoked."),
+    "eligible": _l("Eligible for the diploma: the report is approved and the presentation held."),
+    "eligible_without_presentation": _l("Eligible for the diploma: the report is approved."),
+    "presentation_booked": _l("Report approved and presentation booked."),
+    "approved": _l("Report approved. The student books an occasion to present it."),
+    "revision_requested": _l("Revision requested. The student revises the report and resubmits it."),
+    "rejected": _l("Report not approved. The assessors' reasons are shown with the report."),
+    "in_review": _l("Report in review by the assessors."),
+    "resubmitted": _l("Report resubmitted. It is waiting for review by the assessors."),
+}
+
+STAFF_ASSESSMENT_STATUS = {
+    "registered": _l("Registered. The student logs activities and submits a report when ready."),
+    "studies completed": _l("Studies completed. The student submits a report before the deadline."),
+    "report submitted": _l("Report submitted. It is waiting for review by the assessors."),
+    "withdrawn": _l("Withdrawn from CIM."),
+}
+
+
 def workflow_status(student: StudentPage, decisions: dict[str, dict[str, Any]],
-                    booking: dict[str, Any] | None, diploma: dict[str, Any] | None = None) -> str | None:
+                    booking: dict[str, Any] | None, diploma: dict[str, Any] | None = None,
+                    *, own_page: bool = True) -> str | None:
     step = workflow_step(student, decisions, booking, diploma)
-    return str(WORKFLOW_STATUS[step]) if step else None
+    return str((WORKFLOW_STATUS if own_page else STAFF_WORKFLOW_STATUS)[step]) if step else None
 
 
 REPORT_STATES = {

@@ -450,6 +450,13 @@ def test_staff_see_a_students_my_cim_as_staff_without_the_students_own_actions(w
     assert "page as staff" in page
     for own_action in ("Log an activity", "Withdraw from CIM", "Tell us your studies have ended", ">Amend<"):
         assert own_action not in page
+    # the page speaks about the student, not to them: no "you" but the notice addressed to the staff member
+    import re
+
+    main = page.split("<main", 1)[1].split("</main>", 1)[0]
+    main = main.replace("You are looking at this student's page as staff.", "")
+    assert re.findall(r"\b[Yy]ou(?:r)?\b[^<]{0,60}", main) == []
+    assert "Report submitted. It is waiting for review" in page or "in review" in page.lower()
     student = intake_app.test_client()
     sign_in(student, world.identity, world.accounts["student_A"])
     own = student.get(f"/students/{sid}").text
