@@ -221,7 +221,7 @@ def test_a_student_signs_in_with_the_university_account(tmp_path: Path, redis_ur
 
     first = app.test_client()
     assert through_provider(first) == "/register"  # a new account, no student record yet
-    register(first, "Ada Lovelace", f"ada.{uuid.uuid4().hex[:8]}@example.org")
+    register(first, "Alva Provnamn", f"alva.{uuid.uuid4().hex[:8]}@example.org")
     live = identity.sessions.get(session_id(first))
     assert live is not None
     assert live.auth_method == "oidc"
@@ -235,6 +235,6 @@ def test_a_student_signs_in_with_the_university_account(tmp_path: Path, redis_ur
     assert landing == f"/students/{account.student_id}"
     page = browser.get(landing)
     assert page.status_code == 200
-    assert "Ada Lovelace" in page.text
+    assert "Alva Provnamn" in page.text
     # and the first browser's session is still its own, apart from the second one
     assert session_id(browser) != session_id(first)

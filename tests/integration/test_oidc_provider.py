@@ -124,7 +124,7 @@ class LocalOidcProvider:
             "auth_time": now,
             "email": self.email,
             "email_verified": True,
-            "name": "Ada Lovelace",
+            "name": "Alva Provnamn",
             "at_hash": create_half_hash(access_token, "RS256").decode(),
         }
         if grant.nonce is not None:

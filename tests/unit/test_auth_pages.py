@@ -580,7 +580,7 @@ def test_first_sso_sign_in_makes_an_account_without_roles(
     assert principal is not None
     assert principal.grants == frozenset()
     assert principal.account.email == "ada@student.lu.se"
-    assert principal.account.display_name == "Ada Lovelace"
+    assert principal.account.display_name == "Alva Provnamn"
 
 
 def test_sso_then_registration_links_the_student(
@@ -799,7 +799,7 @@ def test_the_assessment_app_sends_sso_through_the_intake_callback(
 def test_sso_registration_form_starts_from_the_account(sso_client: FlaskClient) -> None:
     sso_client.get(through_provider(sso_client))
     page = sso_client.get("/register").text
-    assert 'value="Ada Lovelace"' in page
+    assert 'value="Alva Provnamn"' in page
     assert 'value="ada@student.lu.se"' in page
 
 

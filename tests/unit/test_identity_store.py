@@ -35,7 +35,7 @@ def identity_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[I
 
 
 def _account(clock: FixedClock, email: str | None = "Ada@Example.org", student_id: str | None = None) -> Account:
-    return Account(str(uuid.uuid4()), "Ada Lovelace", email, clock.now(), student_id=student_id)
+    return Account(str(uuid.uuid4()), "Alva Provnamn", email, clock.now(), student_id=student_id)
 
 
 def test_account_round_trips_with_normalized_email(identity_store: IdentityStore, clock: FixedClock) -> None:
@@ -44,7 +44,7 @@ def test_account_round_trips_with_normalized_email(identity_store: IdentityStore
     stored = identity_store.get_account(account.id)
     assert stored is not None
     assert stored.email == "ada@example.org"
-    assert stored.display_name == "Ada Lovelace"
+    assert stored.display_name == "Alva Provnamn"
     assert stored.created_at == clock.now()
     assert stored.created_at.tzinfo is not None
     assert identity_store.find_account_by_email("  ADA@example.ORG ") == stored
@@ -200,7 +200,7 @@ def test_api_token_records(identity_store: IdentityStore, clock: FixedClock) -> 
 
 def test_personal_data_stays_out_of_reprs(clock: FixedClock) -> None:
     account = _account(clock)
-    assert "Ada" not in repr(account)
+    assert "Alva" not in repr(account)
     assert "example" not in repr(account)
 
 
