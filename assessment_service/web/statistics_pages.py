@@ -139,6 +139,7 @@ def partition(facts: list[stats.Fact]) -> dict[str, list[stats.Fact]]:
 
 
 def _faculty_groups(departments: list[str] | None) -> tuple[dict[str, list[str]], dict[str, Text]]:
+    """The departments counted, grouped by faculty (keyed by its English name), and each faculty's name."""
     catalogue = _context().catalogue.departments
     groups: dict[str, list[str]] = {}
     names: dict[str, Text] = {}
@@ -165,15 +166,7 @@ def counted(as_of: date, departments: list[str] | None) -> tuple[stats.Figures, 
 def faculties(facts: list[stats.Fact], as_of: date, departments: list[str] | None,
               parts: dict[str, list[stats.Fact]] | None = None) -> list[Faculty]:
     """The figures per faculty (config/departments.toml) over the departments counted."""
-    catalogue = _context().catalogue.departments
-    groups: dict[str, list[str]] = {}
-    names: dict[str, Text] = {}
-    for code in sorted(departments if departments is not None else catalogue):
-        department = catalogue.get(code)
-        if department is None:
-            continue
-        groups.setdefault(department.faculty.en, []).append(code)
-        names[department.faculty.en] = department.faculty
+    groups, names = _faculty_groups(departments)
     parts = partition(facts) if parts is None else parts
     return [Faculty(names[key], tuple(codes), stats.figures([f for c in codes for f in parts.get(c, [])], as_of, codes))
             for key, codes in sorted(groups.items())]
