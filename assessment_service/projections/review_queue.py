@@ -199,6 +199,19 @@ def _checklist_values(conn: sa.Connection, memo: _Memo, rule_sets: RuleSets, rul
     }
 
 
+def _recheck_waiting(conn: sa.Connection, memo: _Memo, rule_sets: RuleSets, sid: str, activity_id: str) -> None:
+    """Recompute the checklist of the student's waiting report if it covers `activity_id`."""
+    waiting = memo.waiting_of(conn, sid)
+    if waiting is None or activity_id not in waiting[2]:
+        return
+    report_id, rules, covered = waiting
+    values = _checklist_values(conn, memo, rule_sets, rules, covered)
+    queue(conn, _RECHECK, {
+        "b_report_id": report_id, "b_checklist": values["checklist"],
+        "b_met": values["checklist_met"], "b_total": values["checklist_total"],
+    }, key=sid)
+
+
 def build(rule_sets: RuleSets) -> Projection:
     """The projection, checking reports against the rule sets `rule_sets` finds."""
 
@@ -219,16 +232,7 @@ def build(rule_sets: RuleSets) -> Projection:
             row["activity_id"], row["kind"], row["setting"], row["title"], date.fromisoformat(row["start_date"]))
 
     def recheck(conn: sa.Connection, memo: _Memo, event: RecordedEvent) -> None:
-        sid = student_id_of(event)
-        waiting = memo.waiting_of(conn, sid)
-        if waiting is None or event.data["activity_id"] not in waiting[2]:
-            return
-        report_id, rules, covered = waiting
-        values = _checklist_values(conn, memo, rule_sets, rules, covered)
-        queue(conn, _RECHECK, {
-            "b_report_id": report_id, "b_checklist": values["checklist"],
-            "b_met": values["checklist_met"], "b_total": values["checklist_total"],
-        }, key=sid)
+        _recheck_waiting(conn, memo, rule_sets, student_id_of(event), event.data["activity_id"])
 
     def on_activity_amended(conn: sa.Connection, event: RecordedEvent) -> None:
         data = event.data
@@ -337,15 +341,7 @@ def build_rulings(rule_sets: RuleSets) -> Projection:
         sid = event.data["student_id"]
         _serialise_with_rulings(conn)
         memo = _Memo(None)  # the intake runner commits meanwhile: read, remember nothing
-        waiting = memo.waiting_of(conn, sid)
-        if waiting is None or event.data["activity_id"] not in waiting[2]:
-            return
-        report_id, rules, covered = waiting
-        values = _checklist_values(conn, memo, rule_sets, rules, covered)
-        queue(conn, _RECHECK, {
-            "b_report_id": report_id, "b_checklist": values["checklist"],
-            "b_met": values["checklist_met"], "b_total": values["checklist_total"],
-        }, key=sid)
+        _recheck_waiting(conn, memo, rule_sets, sid, event.data["activity_id"])
 
     return Projection("review_queue_rulings", (), {"ActivityKindRuled": on_activity_kind_ruled})
 
