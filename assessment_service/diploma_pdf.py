@@ -98,6 +98,12 @@ class AssetFetcher(URLFetcher):
         return path
 
 
+def stylesheets(name: str, fetcher: AssetFetcher, font_config: FontConfiguration) -> list[CSS]:
+    """The shared fonts (diploma_assets/fonts.css), then the stylesheet `name` of diploma_assets."""
+    return [CSS(filename=str(ASSETS / sheet), url_fetcher=fetcher, font_config=font_config)
+            for sheet in ("fonts.css", name)]
+
+
 @dataclass(frozen=True)
 class _MeritRow:
     merit: Merit
@@ -115,8 +121,7 @@ class _Renderer:
                                undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         self.template = self.env.get_template("diploma.html")
         self.font_config = FontConfiguration()
-        self.css = CSS(filename=str(ASSETS / "diploma.css"), url_fetcher=self.fetcher,
-                       font_config=self.font_config)
+        self.css = stylesheets("diploma.css", self.fetcher, self.font_config)
         self.en = Locale.parse("en_GB")
         self.sv = Locale.parse("sv_SE")
         self.lock = threading.Lock()
@@ -145,7 +150,7 @@ class _Renderer:
 
     def pdf(self, doc: DiplomaDocument) -> bytes:
         html = HTML(string=self.html(doc), url_fetcher=self.fetcher, base_url=ASSET_SCHEME)
-        pdf = html.write_pdf(stylesheets=[self.css], font_config=self.font_config, pdf_variant=PDF_VARIANT,
+        pdf = html.write_pdf(stylesheets=self.css, font_config=self.font_config, pdf_variant=PDF_VARIANT,
                              pdf_identifier=pdf_identifier(doc.number), uncompressed_pdf=False)
         assert isinstance(pdf, bytes)
         return pdf

@@ -13,19 +13,19 @@ from __future__ import annotations
 import hashlib
 import threading
 
-from weasyprint import CSS, HTML
+from weasyprint import HTML
 from weasyprint.text.fonts import FontConfiguration
 
 from assessment_service.diploma_pdf import (
     ASSET_SCHEME,
-    ASSETS,
     DEFAULT_DEADLINE_S,
     PDF_VARIANT,
     AssetFetcher,
     _deadline,
+    stylesheets,
 )
 
-STYLESHEET = ASSETS / "statistics_appendix.css"
+STYLESHEET = "statistics_appendix.css"
 
 
 class _AppendixRenderer:
@@ -34,12 +34,12 @@ class _AppendixRenderer:
     def __init__(self) -> None:
         self.fetcher = AssetFetcher()
         self.font_config = FontConfiguration()
-        self.css = CSS(filename=str(STYLESHEET), url_fetcher=self.fetcher, font_config=self.font_config)
+        self.css = stylesheets(STYLESHEET, self.fetcher, self.font_config)
         self.lock = threading.Lock()
 
     def pdf(self, html: str, identifier: str) -> bytes:
         document = HTML(string=html, url_fetcher=self.fetcher, base_url=ASSET_SCHEME)
-        pdf = document.write_pdf(stylesheets=[self.css], font_config=self.font_config, pdf_variant=PDF_VARIANT,
+        pdf = document.write_pdf(stylesheets=self.css, font_config=self.font_config, pdf_variant=PDF_VARIANT,
                                  pdf_identifier=hashlib.sha256(identifier.encode()).hexdigest()[:32].encode(),
                                  uncompressed_pdf=False)
         assert isinstance(pdf, bytes)
